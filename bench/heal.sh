@@ -1,0 +1,11 @@
+#!/bin/sh
+# Heal-time, hang and idle-controller benchmarks, each beside a baseline
+# measured in the same run. Usage: bench/heal.sh [-cycles 50] [-groups 100] ...
+set -eu
+cd "$(dirname "$0")/.."
+mkdir -p bin
+go build -o bin/autoheal ./cmd/autoheal
+go build -o bin/pet ./examples/pet
+go build -o bin/web ./examples/web/app
+go build -o bin/bench-heal ./bench/heal
+exec bin/bench-heal "$@"

@@ -1,0 +1,12 @@
+#!/bin/sh
+# Builds autoheal and the example apps, then runs the pet demo in the
+# foreground (Ctrl-C stops the controller; the pet keeps running and the next
+# ./demo.sh re-adopts it). State lives in ./.autoheal-state.
+set -eu
+cd "$(dirname "$0")"
+mkdir -p bin
+go build -o bin/autoheal ./cmd/autoheal
+go build -o bin/pet ./examples/pet
+go build -o bin/web ./examples/web/app
+echo "autoheal built; the pet will answer at http://127.0.0.1:8080 (API on 127.0.0.1:7070)"
+exec bin/autoheal serve --config examples/pet/autoheal.yaml --state-dir "${AUTOHEAL_STATE_DIR:-.autoheal-state}" "$@"

@@ -1,0 +1,319 @@
+// Package api serves autoheal's HTTP JSON API under /v1/ and provides the Go
+// client the CLI uses. It translates requests into calls on groups and the
+// store, and error kinds into HTTP status codes in one place. It must not
+// hold state of its own beyond live streams.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/autoheal/autoheal/internal/group"
+	"github.com/autoheal/autoheal/internal/store"
+)
+
+// Deps are what the handlers serve from.
+type Deps struct {
+	Store  *store.Store
+	Groups []*group.Group
+	// LogFiles returns an instance's current stdout and stderr log paths.
+	LogFiles func(id string) (stdout, stderr string)
+	Version  string
+	Logger   *slog.Logger
+}
+
+// Handler is the API's http.Handler.
+type Handler struct {
+	deps   Deps
+	mux    *http.ServeMux
+	groups map[string]*group.Group
+	// closing ends live streams (events and logs --follow) on shutdown.
+	closing chan struct{}
+	once    sync.Once
+	started time.Time
+}
+
+// New builds the handler.
+func New(deps Deps) *Handler {
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	h := &Handler{deps: deps, mux: http.NewServeMux(), groups: map[string]*group.Group{}, closing: make(chan struct{}), started: time.Now()}
+	for _, g := range deps.Groups {
+		h.groups[g.Name()] = g
+	}
+	h.mux.HandleFunc("GET /v1/version", h.version)
+	h.mux.HandleFunc("GET /v1/status", h.status)
+	h.mux.HandleFunc("GET /v1/groups", h.listGroups)
+	h.mux.HandleFunc("GET /v1/groups/{name}", h.getGroup)
+	h.mux.HandleFunc("POST /v1/groups/{name}/scale", h.scale)
+	h.mux.HandleFunc("GET /v1/instances", h.listInstances)
+	h.mux.HandleFunc("GET /v1/instances/{id}", h.getInstance)
+	h.mux.HandleFunc("POST /v1/instances/{id}/terminate", h.terminate)
+	h.mux.HandleFunc("GET /v1/instances/{id}/metadata", h.metadata)
+	h.mux.HandleFunc("GET /v1/events", h.events)
+	h.mux.HandleFunc("GET /v1/logs", h.logs)
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, fmt.Errorf("%w: no route %s %s", errNotFound, r.Method, r.URL.Path))
+	})
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Close ends live streams so that the server can shut down.
+func (h *Handler) Close() { h.once.Do(func() { close(h.closing) }) }
+
+// Error kinds, mapped to HTTP status codes by writeError.
+var (
+	errNotFound = errors.New("not found")
+	errInvalid  = errors.New("invalid request")
+)
+
+// Error is the JSON body of every error response.
+type Error struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// writeError maps an error kind to a status code: the only place that does.
+func writeError(w http.ResponseWriter, err error) {
+	status, code := http.StatusInternalServerError, "internal"
+	switch {
+	case errors.Is(err, errNotFound), errors.Is(err, group.ErrNotFound), errors.Is(err, store.ErrNotFound):
+		status, code = http.StatusNotFound, "not_found"
+	case errors.Is(err, errInvalid), errors.Is(err, group.ErrInvalid):
+		status, code = http.StatusBadRequest, "invalid"
+	case errors.Is(err, store.ErrConflict):
+		status, code = http.StatusConflict, "conflict"
+	case errors.Is(err, context.Canceled):
+		status, code = http.StatusServiceUnavailable, "unavailable"
+	}
+	writeJSON(w, status, Error{Error: err.Error(), Code: code})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// Version is the body of GET /v1/version.
+type Version struct {
+	Version string    `json:"version"`
+	Started time.Time `json:"started"`
+}
+
+func (h *Handler) version(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, Version{Version: h.deps.Version, Started: h.started})
+}
+
+// Status is the body of GET /v1/status.
+type Status struct {
+	Groups    []group.Snapshot `json:"groups"`
+	Instances []store.Instance `json:"instances"`
+}
+
+func (h *Handler) snapshots() []group.Snapshot {
+	out := make([]group.Snapshot, 0, len(h.deps.Groups))
+	for _, g := range h.deps.Groups {
+		out = append(out, g.Snapshot())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (h *Handler) instances(all bool) []store.Instance {
+	out := []store.Instance{}
+	for _, s := range h.snapshots() {
+		for _, in := range s.Instances {
+			if all || in.State != group.Terminated {
+				out = append(out, in)
+			}
+		}
+	}
+	return out
+}
+
+func boolParam(r *http.Request, name string) bool {
+	v, _ := strconv.ParseBool(r.URL.Query().Get(name))
+	return v
+}
+
+func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
+	all := boolParam(r, "all")
+	snaps := h.snapshots()
+	if !all {
+		for i := range snaps {
+			live := []store.Instance{}
+			for _, in := range snaps[i].Instances {
+				if in.State != group.Terminated {
+					live = append(live, in)
+				}
+			}
+			snaps[i].Instances = live
+		}
+	}
+	writeJSON(w, http.StatusOK, Status{Groups: snaps, Instances: h.instances(all)})
+}
+
+func (h *Handler) listGroups(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, h.snapshots())
+}
+
+func (h *Handler) group(name string) (*group.Group, error) {
+	g, ok := h.groups[name]
+	if !ok {
+		return nil, fmt.Errorf("group %q: %w", name, errNotFound)
+	}
+	return g, nil
+}
+
+func (h *Handler) getGroup(w http.ResponseWriter, r *http.Request) {
+	g, err := h.group(r.PathValue("name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, g.Snapshot())
+}
+
+// ScaleRequest is the body of POST /v1/groups/{name}/scale. Absent fields
+// are left unchanged.
+type ScaleRequest struct {
+	Min     *int `json:"min,omitempty"`
+	Max     *int `json:"max,omitempty"`
+	Desired *int `json:"desired,omitempty"`
+}
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: body: %v", errInvalid, err)
+	}
+	return nil
+}
+
+func (h *Handler) scale(w http.ResponseWriter, r *http.Request) {
+	g, err := h.group(r.PathValue("name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var req ScaleRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Min == nil && req.Max == nil && req.Desired == nil {
+		writeError(w, fmt.Errorf("%w: give at least one of min, max, desired", errInvalid))
+		return
+	}
+	snap, err := g.Scale(r.Context(), req.Min, req.Max, req.Desired)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, snap)
+}
+
+func (h *Handler) listInstances(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, h.instances(boolParam(r, "all")))
+}
+
+func (h *Handler) findInstance(id string) (*group.Group, store.Instance, error) {
+	for _, g := range h.deps.Groups {
+		if in, ok := g.Instance(id); ok {
+			return g, in, nil
+		}
+	}
+	return nil, store.Instance{}, fmt.Errorf("instance %q: %w", id, errNotFound)
+}
+
+func (h *Handler) getInstance(w http.ResponseWriter, r *http.Request) {
+	_, in, err := h.findInstance(r.PathValue("id"))
+	if err != nil {
+		// Terminated instances pruned from memory are still in the store.
+		if rec, serr := h.deps.Store.Instance(r.Context(), r.PathValue("id")); serr == nil {
+			writeJSON(w, http.StatusOK, rec)
+			return
+		}
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, in)
+}
+
+// TerminateRequest is the body of POST /v1/instances/{id}/terminate.
+type TerminateRequest struct {
+	// Decrement lowers the group's desired capacity instead of replacing
+	// the instance.
+	Decrement bool `json:"decrement"`
+}
+
+func (h *Handler) terminate(w http.ResponseWriter, r *http.Request) {
+	g, _, err := h.findInstance(r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var req TerminateRequest
+	if r.ContentLength != 0 {
+		if err := decode(r, &req); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	if err := g.Terminate(r.Context(), r.PathValue("id"), req.Decrement); err != nil {
+		writeError(w, err)
+		return
+	}
+	in, _ := g.Instance(r.PathValue("id"))
+	writeJSON(w, http.StatusAccepted, in)
+}
+
+// Metadata is what an instance learns about itself from its metadata
+// endpoint (AUTOHEAL_METADATA_URL).
+type Metadata struct {
+	InstanceID string            `json:"instance_id"`
+	Group      string            `json:"group"`
+	State      string            `json:"state"`
+	Ports      map[string]int    `json:"ports"`
+	Addresses  map[string]string `json:"addresses"`
+	Volumes    map[string]string `json:"volumes"`
+	Parameters map[string]string `json:"parameters"`
+	Tags       map[string]string `json:"tags,omitempty"`
+}
+
+func (h *Handler) metadata(w http.ResponseWriter, r *http.Request) {
+	g, in, err := h.findInstance(r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	cfg := g.Config()
+	md := Metadata{
+		InstanceID: in.ID, Group: in.Group, State: in.State, Ports: in.Ports,
+		Addresses: map[string]string{}, Volumes: map[string]string{},
+		Parameters: g.Parameters(), Tags: cfg.Tags,
+	}
+	for _, a := range cfg.Addresses {
+		md.Addresses[a.Name] = a.Listen
+	}
+	for _, v := range cfg.Volumes {
+		md.Volumes[v.Name] = v.MountPath
+	}
+	writeJSON(w, http.StatusOK, md)
+}

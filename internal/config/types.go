@@ -1,0 +1,210 @@
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole autoheal.yaml file.
+type Config struct {
+	// Groups are the instance groups autoheal keeps alive. At least one.
+	Groups []Group `yaml:"groups"`
+
+	// Path is the file the config was read from (not a YAML field).
+	Path string `yaml:"-"`
+	// Dir is the directory of Path; relative commands, workdirs and
+	// scripts are resolved against it (not a YAML field).
+	Dir string `yaml:"-"`
+}
+
+// Group is a set of instances launched from one template (an Auto Scaling
+// group).
+type Group struct {
+	// Name identifies the group: [a-z0-9][a-z0-9-]*, at most 63 characters. Required.
+	Name string `yaml:"name"`
+	// Min is the lowest capacity scaling may set. Default 0.
+	Min int `yaml:"min"`
+	// Max is the highest capacity scaling may set. Default: max(desired, 1).
+	Max int `yaml:"max"`
+	// Desired is the number of instances to keep running. Default 1 (0 only when
+	// written as 0 explicitly together with max).
+	Desired *int `yaml:"desired"`
+	// Tags are free-form labels (targets for maintenance windows).
+	Tags map[string]string `yaml:"tags"`
+
+	Launch       Launch        `yaml:"launch"`
+	Volumes      []Volume      `yaml:"volumes"`
+	Addresses    []Address     `yaml:"addresses"`
+	HealthChecks []HealthCheck `yaml:"health_checks"`
+	Heal         Heal          `yaml:"heal"`
+	Hooks        Hooks         `yaml:"hooks"`
+	Parameters   []Parameter   `yaml:"parameters"`
+}
+
+// DesiredCount returns the desired capacity after defaults.
+func (g *Group) DesiredCount() int {
+	if g.Desired == nil {
+		return 1
+	}
+	return *g.Desired
+}
+
+// Launch is the launch template: how one instance's process is started.
+type Launch struct {
+	// Command is the program to run: an absolute path, a path relative to
+	// the config file's directory (when it contains a slash) or a name looked
+	// up in PATH. Required.
+	Command string `yaml:"command"`
+	// Args are passed to Command. Default none.
+	Args []string `yaml:"args"`
+	// Env is added to the instance's environment. Default none.
+	Env map[string]string `yaml:"env"`
+	// Workdir is the working directory, relative to the config file's
+	// directory. Default: the config file's directory.
+	Workdir string `yaml:"workdir"`
+	// User runs the instance as this user (name or uid); only when autoheal
+	// runs as root. Default: autoheal's own user.
+	User string `yaml:"user"`
+	// UserData is a shell script run with /bin/sh before the application
+	// starts, on every launch, with the instance's environment. Default none.
+	UserData string `yaml:"user_data"`
+	// StopSignal is sent to the instance's process group to stop it.
+	// Default SIGTERM.
+	StopSignal string `yaml:"stop_signal"`
+	// StopTimeout is how long to wait after StopSignal before SIGKILL.
+	// Default 10s.
+	StopTimeout Duration `yaml:"stop_timeout"`
+	// Logs caps the per-instance log files.
+	Logs Logs `yaml:"logs"`
+}
+
+// Logs caps an instance's captured stdout and stderr.
+type Logs struct {
+	// MaxSize is the size at which a log file is rotated, e.g. "10MiB".
+	// Default 10MiB.
+	MaxSize ByteSize `yaml:"max_size"`
+	// MaxFiles is how many rotated files are kept per stream. Default 3.
+	MaxFiles int `yaml:"max_files"`
+}
+
+// Volume is persistent storage owned by the group, attached to exactly one
+// instance at a time.
+type Volume struct {
+	// Name identifies the volume in the group: [a-z0-9][a-z0-9_-]*. Required.
+	Name string `yaml:"name"`
+	// MountPath is where the instance sees the volume (bind mount in a private
+	// mount namespace, root only). Optional; AUTOHEAL_VOLUME_<NAME> is always set.
+	MountPath string `yaml:"mount_path"`
+	// Init is a shell script run once, when the volume is empty, with
+	// AUTOHEAL_VOLUME_<NAME> set (like mkfs on a new EBS volume). Default none.
+	Init string `yaml:"init"`
+}
+
+// Address is a stable endpoint owned by the group (an Elastic IP).
+type Address struct {
+	// Name identifies the address in the group. Required.
+	Name string `yaml:"name"`
+	// Listen is the host:port the controller listens on. Required.
+	Listen string `yaml:"listen"`
+	// Mode is "proxy" (the controller forwards connections to the instance's
+	// port) or "socket" (the listening socket is handed to the instance with
+	// LISTEN_FDS). Default proxy.
+	Mode string `yaml:"mode"`
+	// Port is the instance port in proxy mode; 0 picks a free port per
+	// instance, given as AUTOHEAL_PORT_<NAME>. Default 0.
+	Port int `yaml:"port"`
+	// WaitTimeout bounds how long a connection that arrives while no instance
+	// holds the address waits for one before it is closed. Default 30s.
+	WaitTimeout Duration `yaml:"wait_timeout"`
+}
+
+// HealthCheck is one probe of an instance.
+type HealthCheck struct {
+	// Type is process, tcp, http or exec. Required.
+	Type string `yaml:"type"`
+	// Port is the port to probe for tcp and http: a number, or the name of
+	// one of the group's addresses (its instance port). Default: the group's
+	// only address.
+	Port string `yaml:"port"`
+	// Path is the HTTP path. Default "/".
+	Path string `yaml:"path"`
+	// Command is the exec check's shell script (exit 0 = healthy).
+	Command string `yaml:"command"`
+	// Interval between probes. Default 5s.
+	Interval Duration `yaml:"interval"`
+	// Timeout of one probe. Default: min(interval, 2s).
+	Timeout Duration `yaml:"timeout"`
+	// HealthyThreshold is how many consecutive successes make an instance
+	// healthy. Default 1.
+	HealthyThreshold int `yaml:"healthy_threshold"`
+	// UnhealthyThreshold is how many consecutive failures make it unhealthy.
+	// Default 3.
+	UnhealthyThreshold int `yaml:"unhealthy_threshold"`
+	// GracePeriod after launch during which failures are not counted.
+	// Default 0 (the instance is not InService until healthy anyway).
+	GracePeriod Duration `yaml:"grace_period"`
+}
+
+// Heal is the group's healing policy.
+type Heal struct {
+	// MaxRestarts is how many in-place restarts are allowed within
+	// RestartWindow before the instance is replaced. Default 3.
+	MaxRestarts *int `yaml:"max_restarts"`
+	// RestartWindow. Default 5m.
+	RestartWindow Duration `yaml:"restart_window"`
+	// BackoffBase is the delay before the second consecutive heal; it doubles
+	// with each further failure. The first heal is immediate. Default 1s.
+	BackoffBase Duration `yaml:"backoff_base"`
+	// BackoffCap caps the delay. Default 1m.
+	BackoffCap Duration `yaml:"backoff_cap"`
+	// ResetAfter: an instance InService for this long resets the consecutive
+	// failure count. Default 1m.
+	ResetAfter Duration `yaml:"reset_after"`
+	// MaxReplacements within ReplacementWindow; one more marks the group
+	// Impaired. Default 5.
+	MaxReplacements *int `yaml:"max_replacements"`
+	// ReplacementWindow. Default 30m.
+	ReplacementWindow Duration `yaml:"replacement_window"`
+}
+
+// Hooks are lifecycle hooks.
+type Hooks struct {
+	// Launch hooks run in Pending:Wait, after volumes and addresses are
+	// attached and before the application starts.
+	Launch []Hook `yaml:"launch"`
+	// Terminate hooks run in Terminating:Wait, after the instance is stopped
+	// and before its volumes and addresses are detached.
+	Terminate []Hook `yaml:"terminate"`
+}
+
+// Hook is one lifecycle hook script.
+type Hook struct {
+	// Name of the hook. Required, unique per group and kind.
+	Name string `yaml:"name"`
+	// Script is run with /bin/sh and the instance's environment. Required.
+	Script string `yaml:"script"`
+	// HeartbeatTimeout bounds the script. Default 60s.
+	HeartbeatTimeout Duration `yaml:"heartbeat_timeout"`
+	// DefaultResult when the script fails or times out: continue or abandon.
+	// Default abandon.
+	DefaultResult string `yaml:"default_result"`
+}
+
+// Parameter is a named value injected into every instance as an environment
+// variable.
+type Parameter struct {
+	// Name is the environment variable name: [A-Za-z_][A-Za-z0-9_]*. Required.
+	Name string `yaml:"name"`
+	// Value of the parameter.
+	Value string `yaml:"value"`
+	// Secret values are never shown by the API or CLI. Default false.
+	Secret bool `yaml:"secret"`
+}
+
+// Duration is a time.Duration written as "10s", "1m30s" in YAML.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// ByteSize is a size written as 1048576, "512KiB", "10MiB", "1GiB" or "10MB".
+type ByteSize int64

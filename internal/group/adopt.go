@@ -1,0 +1,146 @@
+package group
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/autoheal/autoheal/internal/address"
+	"github.com/autoheal/autoheal/internal/health"
+	"github.com/autoheal/autoheal/internal/provider"
+	"github.com/autoheal/autoheal/internal/store"
+)
+
+// adopt re-attaches to the instances an earlier controller run left behind,
+// opens the group's addresses and returns the ids of the live instances.
+// It runs before the loop starts, so it may touch the state directly.
+func (g *Group) adopt(ctx context.Context) ([]string, error) {
+	recs, err := g.deps.Store.Instances(ctx, g.cfg.Name, false)
+	if err != nil {
+		return nil, fmt.Errorf("load instances of %s: %w", g.cfg.Name, err)
+	}
+	var alive []string
+	for _, r := range recs {
+		if r.State == Terminated {
+			continue
+		}
+		in := &instance{rec: r, signal: make(chan struct{}, 1), health: map[int]health.Status{}}
+		g.instances[r.ID] = in
+		proc, err := g.deps.Provider.Adopt(ctx, r.ID)
+		switch {
+		case errors.Is(err, provider.ErrNotFound):
+			in.fenced = true
+			if r.State == InService || r.State == PendingProceed {
+				in.failure = "instance lost while the controller was down"
+			}
+			g.appendEvents(g.event(EvAdopt, r.ID, fmt.Sprintf("not running (was %s)", r.State)))
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("adopt %s: %w", r.ID, err)
+		}
+		in.proc = proc
+		select {
+		case <-proc.Done():
+			in.fenced = true
+			exit := proc.Exit()
+			if b, err := json.Marshal(exit); err == nil {
+				in.rec.LastExit = string(b)
+			}
+			msg := fmt.Sprintf("application %s while the controller was down (was %s)", exit, r.State)
+			if r.State == InService || r.State == PendingProceed {
+				in.failure = "application " + exit.String() + " while the controller was down"
+			}
+			g.appendEvents(g.event(EvAdopt, r.ID, msg))
+		default:
+			alive = append(alive, r.ID)
+			g.appendEvents(g.event(EvAdopt, r.ID, fmt.Sprintf("re-adopted %s pid %d", r.State, proc.Pid())))
+		}
+	}
+	if err := g.openAddresses(ctx); err != nil {
+		return nil, err
+	}
+	// Watch the live ones only now that sockets and proxies exist.
+	for _, id := range alive {
+		in := g.instances[id]
+		switch in.rec.State {
+		case InService, PendingProceed:
+			g.watchAdopted(in)
+		}
+	}
+	return alive, nil
+}
+
+// watchAdopted follows an adopted process; the loop is not running yet, so
+// checkers and watchers are started directly.
+func (g *Group) watchAdopted(in *instance) {
+	proc := in.proc
+	g.watch(in, proc)
+	if in.rec.State == InService {
+		// Already proven healthy; the checkers confirm it again.
+		for i := range g.cfg.HealthChecks {
+			in.health[i] = health.Healthy
+		}
+		in.inServiceSince = g.deps.Now()
+	}
+}
+
+// openAddresses binds the group's stable endpoints. A socket-mode listener
+// still held by a live instance is taken back from that process rather than
+// bound again (which would fail, or split the traffic).
+func (g *Group) openAddresses(ctx context.Context) error {
+	socketIdx := 0
+	for _, a := range g.cfg.Addresses {
+		att, err := g.deps.Store.Attachment(ctx, "address", g.cfg.Name, a.Name)
+		if err != nil {
+			return fmt.Errorf("address %s: %w", a.Name, err)
+		}
+		holder := g.instances[att.Holder]
+		live := holder != nil && holder.proc != nil && !holder.fenced
+		switch a.Mode {
+		case "socket":
+			fd := 3 + socketIdx
+			socketIdx++
+			var s *address.Socket
+			if live {
+				if f, err := address.RecoverListener(holder.proc.Pid(), fd); err == nil {
+					s, err = address.SocketFromFile(f)
+					f.Close()
+					if err == nil {
+						if verr := s.Verify(a.Listen); verr != nil {
+							s.Close()
+							s, err = nil, verr
+						}
+					}
+					if err != nil {
+						g.log.Warn("recovered listener unusable", "address", a.Name, "err", err)
+					}
+				} else {
+					g.log.Warn("could not recover listener from instance", "address", a.Name, "instance", att.Holder, "err", err)
+				}
+			}
+			if s == nil {
+				s, err = address.ListenSocket(a.Listen)
+				if err != nil {
+					g.closeAddresses()
+					return fmt.Errorf("address %s: listen %s: %w", a.Name, a.Listen, err)
+				}
+			}
+			g.sockets[a.Name] = s
+		default:
+			p, err := address.ListenProxy(a.Listen, a.WaitTimeout.D(), g.log.With("address", a.Name))
+			if err != nil {
+				g.closeAddresses()
+				return fmt.Errorf("address %s: listen %s: %w", a.Name, a.Listen, err)
+			}
+			g.proxies[a.Name] = p
+			if live && (holder.rec.State == InService || holder.rec.State == PendingProceed) {
+				p.Associate(holder.rec.ID, fmt.Sprintf("127.0.0.1:%d", holder.rec.Ports[a.Name]))
+			}
+		}
+	}
+	return nil
+}
+
+// Instances returns the records of the group's instances (for tests).
+func (g *Group) Instances() []store.Instance { return g.Snapshot().Instances }

@@ -1,0 +1,339 @@
+package group
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/autoheal/autoheal/internal/health"
+	"github.com/autoheal/autoheal/internal/provider"
+	"github.com/autoheal/autoheal/internal/store"
+)
+
+// allocatePorts picks the instance port of every proxy-mode address: the
+// configured one, or a free loopback port.
+func (g *Group) allocatePorts() (map[string]int, error) {
+	ports := map[string]int{}
+	for _, a := range g.cfg.Addresses {
+		switch {
+		case a.Mode == "socket":
+			_, p, _ := net.SplitHostPort(a.Listen)
+			ports[a.Name], _ = strconv.Atoi(p)
+		case a.Port != 0:
+			ports[a.Name] = a.Port
+		default:
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return nil, fmt.Errorf("address %s: %w", a.Name, err)
+			}
+			ports[a.Name] = l.Addr().(*net.TCPAddr).Port
+			l.Close()
+		}
+	}
+	return ports, nil
+}
+
+// attach gives the instance its volumes and addresses and returns its launch
+// spec. It fails loudly when a volume's previous holder cannot be proven
+// dead.
+func (g *Group) attach(ctx context.Context, in *instance) (provider.Spec, error) {
+	tokens := map[string]int64{}
+	for _, v := range g.cfg.Volumes {
+		if _, err := g.deps.Volumes.Prepare(g.cfg.Name, v.Name); err != nil {
+			return provider.Spec{}, fmt.Errorf("prepare volume %s: %w", v.Name, err)
+		}
+		att, err := g.deps.Volumes.Attach(ctx, g.cfg.Name, v.Name, in.rec.ID, g.isAlive)
+		if err != nil {
+			g.record(g.event(EvError, in.rec.ID, fmt.Sprintf("attach volume %s: %v", v.Name, err)))
+			return provider.Spec{}, fmt.Errorf("attach volume %s: %w", v.Name, err)
+		}
+		tokens[v.Name] = att.Token
+	}
+	for _, a := range g.cfg.Addresses {
+		if err := g.onLoop(func() error { return g.associate(in, a.Name) }); err != nil {
+			return provider.Spec{}, err
+		}
+	}
+	return g.spec(in, tokens), nil
+}
+
+// associate gives an address to the instance. Called on the loop.
+func (g *Group) associate(in *instance, name string) error {
+	ctx := context.Background()
+	att, err := g.deps.Store.Attachment(ctx, "address", g.cfg.Name, name)
+	if err != nil {
+		return fmt.Errorf("address %s: %w", name, err)
+	}
+	if att.Holder != "" && att.Holder != in.rec.ID && g.isAliveLocked(att.Holder) {
+		return fmt.Errorf("address %s is still held by live instance %s", name, att.Holder)
+	}
+	ev := g.event(EvAddrAssoc, in.rec.ID, fmt.Sprintf("address %s associated with %s", name, in.rec.ID))
+	if _, err := g.deps.Store.SwapAttachment(ctx, att, in.rec.ID, true, ev); err != nil {
+		g.fatal(err)
+		return err
+	}
+	if p, ok := g.proxies[name]; ok {
+		p.Associate(in.rec.ID, net.JoinHostPort("127.0.0.1", strconv.Itoa(in.rec.Ports[name])))
+	}
+	g.publish()
+	return nil
+}
+
+// detach releases every volume and address the instance holds.
+func (g *Group) detach(ctx context.Context, in *instance) {
+	for _, v := range g.cfg.Volumes {
+		if err := g.deps.Volumes.Detach(ctx, g.cfg.Name, v.Name, in.rec.ID); err != nil {
+			g.record(g.event(EvError, in.rec.ID, fmt.Sprintf("detach volume %s: %v", v.Name, err)))
+		}
+	}
+	g.call(func() {
+		for _, a := range g.cfg.Addresses {
+			att, err := g.deps.Store.Attachment(ctx, "address", g.cfg.Name, a.Name)
+			if err != nil || att.Holder != in.rec.ID {
+				continue
+			}
+			if p, ok := g.proxies[a.Name]; ok {
+				p.Disassociate(in.rec.ID)
+			}
+			ev := g.event(EvAddrDisassoc, in.rec.ID, fmt.Sprintf("address %s released by %s", a.Name, in.rec.ID))
+			if _, err := g.deps.Store.SwapAttachment(ctx, att, "", false, ev); err != nil {
+				g.fatal(err)
+			}
+		}
+		g.publish()
+	})
+}
+
+// isAlive reports whether an instance may still have running processes. It
+// is asked by the volume manager before it moves a volume, from a job.
+func (g *Group) isAlive(id string) bool {
+	var alive bool
+	if err := g.call(func() { alive = g.isAliveLocked(id) }); err != nil {
+		return true // cannot prove it dead
+	}
+	return alive
+}
+
+func (g *Group) isAliveLocked(id string) bool {
+	in, ok := g.instances[id]
+	if !ok {
+		return false // not ours any more: terminated and pruned, or unknown
+	}
+	// An instance being launched (no process yet) counts as alive: it is
+	// about to use what it holds.
+	return !in.fenced && in.rec.State != Terminated
+}
+
+// prepare runs the Pending:Wait steps: volume init, user_data, launch hooks.
+func (g *Group) prepare(ctx context.Context, in *instance, spec provider.Spec) error {
+	runSpec := spec
+	runSpec.Listeners, runSpec.Locks = nil, nil
+	for _, v := range g.cfg.Volumes {
+		needs, err := g.deps.Volumes.Prepare(g.cfg.Name, v.Name)
+		if err != nil {
+			return fmt.Errorf("prepare volume %s: %w", v.Name, err)
+		}
+		if !needs {
+			continue
+		}
+		if v.Init != "" {
+			res, err := g.deps.Provider.Run(ctx, runSpec, v.Init, volumeInitTimeout)
+			ok := err == nil && res.ExitCode == 0 && !res.TimedOut
+			ev := g.event(EvVolumeInit, in.rec.ID, fmt.Sprintf("volume %s init %s", v.Name, outcome(ok, res, err)))
+			ev.Data = map[string]any{"volume": v.Name, "output": res.Output, "exit_code": res.ExitCode}
+			g.record(ev)
+			if !ok {
+				g.abandon(in, fmt.Sprintf("volume %s init failed", v.Name))
+				return errFailed
+			}
+		}
+		if err := g.deps.Volumes.MarkInitialized(g.cfg.Name, v.Name); err != nil {
+			return fmt.Errorf("volume %s: %w", v.Name, err)
+		}
+	}
+	if g.cfg.Launch.UserData != "" {
+		res, err := g.deps.Provider.Run(ctx, runSpec, g.cfg.Launch.UserData, userDataTimeout)
+		ok := err == nil && res.ExitCode == 0 && !res.TimedOut
+		ev := g.event(EvUserData, in.rec.ID, "user_data "+outcome(ok, res, err))
+		ev.Data = map[string]any{"output": res.Output, "exit_code": res.ExitCode}
+		g.record(ev)
+		if !ok {
+			g.abandon(in, "user_data failed")
+			return errFailed
+		}
+	}
+	for _, h := range g.cfg.Hooks.Launch {
+		if !g.runHook(ctx, in, runSpec, "launch", h.Name, h.Script, h.HeartbeatTimeout.D(), h.DefaultResult) {
+			g.abandon(in, fmt.Sprintf("launch hook %s failed", h.Name))
+			return errFailed
+		}
+	}
+	return ctx.Err()
+}
+
+func outcome(ok bool, res provider.Result, err error) string {
+	switch {
+	case err != nil:
+		return "could not run: " + err.Error()
+	case res.TimedOut:
+		return "timed out"
+	case !ok:
+		return fmt.Sprintf("failed with exit %d", res.ExitCode)
+	}
+	return fmt.Sprintf("succeeded in %s", res.Duration.Round(1e6))
+}
+
+// envName turns a config name into an environment variable suffix.
+func envName(s string) string {
+	return strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(s))
+}
+
+// inheritedEnv are the controller's variables an instance inherits; the rest
+// of its environment comes from the config, as with systemd.
+var inheritedEnv = []string{"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL"}
+
+// spec builds the launch spec of an instance. tokens are the volumes'
+// fencing tokens (nil for scripts run outside a launch).
+func (g *Group) spec(in *instance, tokens map[string]int64) provider.Spec {
+	cfg := g.cfg
+	env := []string{}
+	for _, k := range inheritedEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	keys := make([]string, 0, len(cfg.Launch.Env))
+	for k := range cfg.Launch.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+cfg.Launch.Env[k])
+	}
+	for _, p := range cfg.Parameters {
+		env = append(env, p.Name+"="+p.Value)
+	}
+	id := in.rec.ID
+	env = append(env, "AUTOHEAL_INSTANCE_ID="+id, "AUTOHEAL_GROUP="+cfg.Name)
+	if g.deps.MetadataURL != nil {
+		env = append(env, "AUTOHEAL_METADATA_URL="+g.deps.MetadataURL(id))
+	}
+	spec := provider.Spec{
+		ID:          id,
+		Group:       cfg.Name,
+		Command:     cfg.Launch.Command,
+		Args:        cfg.Launch.Args,
+		Workdir:     cfg.Launch.Workdir,
+		User:        cfg.Launch.User,
+		LogMaxSize:  int64(cfg.Launch.Logs.MaxSize),
+		LogMaxFiles: cfg.Launch.Logs.MaxFiles,
+	}
+	root := os.Geteuid() == 0
+	for _, v := range cfg.Volumes {
+		p := g.deps.Volumes.Paths(cfg.Name, v.Name)
+		seen := p.Data
+		if v.MountPath != "" && root {
+			spec.Mounts = append(spec.Mounts, provider.Mount{Source: p.Data, Target: v.MountPath})
+			seen = v.MountPath
+		}
+		env = append(env, "AUTOHEAL_VOLUME_"+envName(v.Name)+"="+seen)
+		if tok, ok := tokens[v.Name]; ok {
+			env = append(env, "AUTOHEAL_VOLUME_"+envName(v.Name)+"_TOKEN="+strconv.FormatInt(tok, 10))
+			spec.Locks = append(spec.Locks, provider.Lock{Path: p.Lock, TokenFile: p.TokenFile, Token: tok})
+		}
+	}
+	proxies := 0
+	for _, a := range cfg.Addresses {
+		env = append(env, "AUTOHEAL_ADDRESS_"+envName(a.Name)+"="+a.Listen)
+		port := in.rec.Ports[a.Name]
+		env = append(env, "AUTOHEAL_PORT_"+envName(a.Name)+"="+strconv.Itoa(port))
+		if a.Mode == "socket" {
+			if s, ok := g.sockets[a.Name]; ok && tokens != nil {
+				if f, err := s.File(); err == nil {
+					spec.Listeners = append(spec.Listeners, provider.Listener{Name: a.Name, File: f})
+				}
+			}
+		} else {
+			proxies++
+		}
+	}
+	if len(cfg.Addresses) == 1 && proxies == 1 {
+		env = append(env, "PORT="+strconv.Itoa(in.rec.Ports[cfg.Addresses[0].Name]))
+	}
+	spec.Env = env
+	return spec
+}
+
+// startCheckers starts the instance's health checkers. Called on the loop;
+// checkers are closed by jobs, never by the loop, because a checker's
+// callback waits for the loop.
+func (g *Group) startCheckers(in *instance, gen int) {
+	spec := g.spec(in, nil)
+	for i, hc := range g.cfg.HealthChecks {
+		i, hc := i, hc
+		var p health.Prober
+		switch hc.Type {
+		case "process":
+			proc := in.proc
+			p = health.Process(func() bool {
+				select {
+				case <-proc.Done():
+					return false
+				default:
+					return true
+				}
+			})
+		case "tcp":
+			p = health.TCP(g.checkAddr(in, hc.Port))
+		case "http":
+			p = health.HTTP("http://" + g.checkAddr(in, hc.Port) + hc.Path)
+		case "exec":
+			cmd, timeout := hc.Command, hc.Timeout.D()
+			p = health.Exec(func(ctx context.Context) (int, string, error) {
+				res, err := g.deps.Provider.Run(ctx, spec, cmd, timeout)
+				if res.TimedOut {
+					return -1, "timed out: " + res.Output, err
+				}
+				return res.ExitCode, res.Output, err
+			})
+		default:
+			continue
+		}
+		cfg := health.Config{
+			Interval:           hc.Interval.D(),
+			Timeout:            hc.Timeout.D(),
+			HealthyThreshold:   hc.HealthyThreshold,
+			UnhealthyThreshold: hc.UnhealthyThreshold,
+			GracePeriod:        hc.GracePeriod.D(),
+		}
+		name := fmt.Sprintf("%s/%s/%s", g.cfg.Name, in.rec.ID, hc.Type)
+		c := health.NewChecker(name, cfg, p, func(tr health.Transition) {
+			g.call(func() { g.onHealth(in, gen, i, tr) })
+		}, g.log)
+		in.health[i] = health.Initial
+		in.checkers = append(in.checkers, c)
+		c.Start(g.ctx)
+	}
+}
+
+// checkAddr resolves a health check's port: a number, or an address name.
+func (g *Group) checkAddr(in *instance, port string) string {
+	for _, a := range g.cfg.Addresses {
+		if a.Name == port {
+			if a.Mode == "socket" {
+				return a.Listen
+			}
+			return net.JoinHostPort("127.0.0.1", strconv.Itoa(in.rec.Ports[a.Name]))
+		}
+	}
+	return net.JoinHostPort("127.0.0.1", port)
+}
+
+// allAttachments returns the group's attachments (for tests and adoption).
+func (g *Group) allAttachments(ctx context.Context) ([]store.Attachment, error) {
+	return g.deps.Store.Attachments(ctx, g.cfg.Name)
+}

@@ -1,0 +1,547 @@
+package group
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/autoheal/autoheal/internal/address"
+	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/heal"
+	"github.com/autoheal/autoheal/internal/health"
+	"github.com/autoheal/autoheal/internal/provider"
+	"github.com/autoheal/autoheal/internal/store"
+	"github.com/autoheal/autoheal/internal/volume"
+)
+
+// Lifecycle states, as in DESIGN.md and EC2 Auto Scaling.
+const (
+	Pending         = "Pending"
+	PendingWait     = "Pending:Wait"
+	PendingProceed  = "Pending:Proceed"
+	InService       = "InService"
+	Terminating     = "Terminating"
+	TerminatingWait = "Terminating:Wait"
+	Terminated      = "Terminated"
+)
+
+// Group status values.
+const (
+	Active   = "Active"
+	Impaired = "Impaired"
+)
+
+// Event types written to the journal.
+const (
+	EvState        = "instance.state"
+	EvExit         = "instance.exit"
+	EvHealth       = "instance.health"
+	EvHeal         = "instance.heal"
+	EvHook         = "instance.hook"
+	EvUserData     = "instance.user_data"
+	EvVolumeAttach = "volume.attach"
+	EvVolumeDetach = "volume.detach"
+	EvVolumeInit   = "volume.init"
+	EvAddrAssoc    = "address.associate"
+	EvAddrDisassoc = "address.disassociate"
+	EvScale        = "group.scale"
+	EvImpaired     = "group.impaired"
+	EvActive       = "group.active"
+	EvAdopt        = "instance.adopt"
+	EvError        = "group.error"
+)
+
+// ErrNotFound is returned for an unknown instance.
+var ErrNotFound = errors.New("not found")
+
+// ErrInvalid marks a request that cannot be satisfied as asked.
+var ErrInvalid = errors.New("invalid request")
+
+// Deps are the components a group works with.
+type Deps struct {
+	Store    *store.Store
+	Provider provider.Provider
+	Volumes  *volume.Manager
+	Logger   *slog.Logger
+	// MetadataURL returns the metadata endpoint URL for an instance id, given
+	// to the instance as AUTOHEAL_METADATA_URL. Optional.
+	MetadataURL func(id string) string
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// OnFatal is called when the journal cannot be written: the controller
+	// must stop rather than act without durability.
+	OnFatal func(error)
+}
+
+// Group runs one instance group.
+type Group struct {
+	cfg    config.Group
+	deps   Deps
+	log    *slog.Logger
+	policy heal.Policy
+	sig    syscall.Signal
+
+	proxies map[string]*address.Proxy  // by address name, proxy mode
+	sockets map[string]*address.Socket // by address name, socket mode
+
+	calls chan func()
+	kick  chan struct{}
+	done  chan struct{}
+	ctx   context.Context
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+
+	snap atomic.Pointer[Snapshot]
+
+	// Owned by the loop goroutine.
+	rec       store.Group
+	hist      heal.History
+	instances map[string]*instance
+	jobBusy   bool
+	notBefore time.Time // backoff: no launch or heal before this
+	timer     *time.Timer
+}
+
+// instance is the in-memory state of one instance, owned by the loop.
+type instance struct {
+	rec      store.Instance
+	proc     provider.Process
+	checkers []*health.Checker
+	health   map[int]health.Status // per checker index
+	// failure is a failure signal not yet handled ("" when none).
+	failure string
+	// fenced is true once every process of the instance is confirmed gone.
+	fenced bool
+	// terminate asks for a planned termination (operator or scale-in).
+	terminate string
+	// replace: when terminating on request, launch a replacement.
+	decrement bool
+	// inServiceSince is when it last entered InService.
+	inServiceSince time.Time
+	// signal is poked (non-blocking) when health or process state changes,
+	// for a job waiting on this instance.
+	signal chan struct{}
+	// gen increments on each launch of the process (restart in place), so
+	// stale exit notifications of an earlier process are ignored.
+	gen int
+}
+
+// Snapshot is a consistent, read-only view of a group for the API.
+type Snapshot struct {
+	Name        string             `json:"name"`
+	Status      string             `json:"status"`
+	Reason      string             `json:"reason,omitempty"`
+	Min         int                `json:"min"`
+	Max         int                `json:"max"`
+	Desired     int                `json:"desired"`
+	Instances   []store.Instance   `json:"instances"`
+	Attachments []store.Attachment `json:"attachments"`
+	Addresses   []AddressInfo      `json:"addresses"`
+}
+
+// AddressInfo describes one of the group's addresses.
+type AddressInfo struct {
+	Name   string `json:"name"`
+	Listen string `json:"listen"`
+	Mode   string `json:"mode"`
+	Holder string `json:"holder,omitempty"`
+}
+
+// New prepares a group; Start adopts its recorded instances and runs it.
+func New(cfg config.Group, deps Deps) (*Group, error) {
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.OnFatal == nil {
+		deps.OnFatal = func(error) {}
+	}
+	sig, err := config.Signal(cfg.Launch.StopSignal)
+	if err != nil {
+		return nil, fmt.Errorf("group %s: %w", cfg.Name, err)
+	}
+	g := &Group{
+		cfg:       cfg,
+		deps:      deps,
+		log:       deps.Logger.With("group", cfg.Name),
+		policy:    policyOf(cfg.Heal),
+		sig:       sig,
+		proxies:   map[string]*address.Proxy{},
+		sockets:   map[string]*address.Socket{},
+		calls:     make(chan func()),
+		kick:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
+		instances: map[string]*instance{},
+	}
+	return g, nil
+}
+
+func policyOf(h config.Heal) heal.Policy {
+	p := heal.Policy{
+		RestartWindow:     h.RestartWindow.D(),
+		BackoffBase:       h.BackoffBase.D(),
+		BackoffCap:        h.BackoffCap.D(),
+		ResetAfter:        h.ResetAfter.D(),
+		ReplacementWindow: h.ReplacementWindow.D(),
+	}
+	if h.MaxRestarts != nil {
+		p.MaxRestarts = *h.MaxRestarts
+	}
+	if h.MaxReplacements != nil {
+		p.MaxReplacements = *h.MaxReplacements
+	}
+	return p
+}
+
+// Name returns the group's name.
+func (g *Group) Name() string { return g.cfg.Name }
+
+// Snapshot returns the latest view of the group.
+func (g *Group) Snapshot() Snapshot {
+	if s := g.snap.Load(); s != nil {
+		return *s
+	}
+	return Snapshot{Name: g.cfg.Name}
+}
+
+// Start loads the group's durable state, opens its addresses, re-adopts the
+// instances that outlived the previous controller and starts the loop. It
+// returns the ids of the instances it adopted alive (for the orphan sweep).
+func (g *Group) Start(ctx context.Context) ([]string, error) {
+	g.ctx, g.stop = context.WithCancel(context.Background())
+	if err := g.loadState(ctx); err != nil {
+		return nil, err
+	}
+	alive, err := g.adopt(ctx)
+	if err != nil {
+		g.closeAddresses()
+		return nil, err
+	}
+	g.publish()
+	g.wg.Add(1)
+	go g.loop()
+	return alive, nil
+}
+
+// Close stops the loop and any running job, closes the addresses and health
+// checkers, and waits. Instances keep running: they outlive the controller.
+func (g *Group) Close() {
+	if g.stop == nil {
+		return
+	}
+	g.stop()
+	g.wg.Wait()
+	for _, in := range g.instances {
+		stopCheckers(in)
+	}
+	g.closeAddresses()
+}
+
+func (g *Group) closeAddresses() {
+	for _, p := range g.proxies {
+		p.Close()
+	}
+	for _, s := range g.sockets {
+		s.Close()
+	}
+}
+
+// loop is the goroutine that owns the group's state.
+func (g *Group) loop() {
+	defer g.wg.Done()
+	defer close(g.done)
+	for {
+		g.safely(g.reconcile)
+		var timerC <-chan time.Time
+		if g.timer != nil {
+			timerC = g.timer.C
+		}
+		select {
+		case f := <-g.calls:
+			g.safely(f)
+		case <-g.kick:
+		case <-timerC:
+			g.timer = nil
+		case <-g.ctx.Done():
+			if g.timer != nil {
+				g.timer.Stop()
+			}
+			return
+		}
+	}
+}
+
+// safely runs f, logging a panic instead of killing the controller.
+func (g *Group) safely(f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			g.log.Error("panic in group loop", "panic", r)
+		}
+	}()
+	f()
+}
+
+// call runs f on the loop goroutine and waits for it.
+func (g *Group) call(f func()) error {
+	done := make(chan struct{})
+	select {
+	case g.calls <- func() { defer close(done); f() }:
+	case <-g.done:
+		return context.Canceled
+	}
+	<-done
+	return nil
+}
+
+// poke wakes the loop.
+func (g *Group) poke() {
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Scale sets the group's capacity. Nil values are left unchanged. It also
+// clears Impaired: setting capacity is how an operator asks to try again.
+func (g *Group) Scale(ctx context.Context, min, max, desired *int) (Snapshot, error) {
+	var err error
+	cerr := g.call(func() {
+		r := g.rec
+		if min != nil {
+			r.Min = *min
+		}
+		if max != nil {
+			r.Max = *max
+		}
+		if desired != nil {
+			r.Desired = *desired
+		}
+		if r.Min < 0 || r.Max < 0 || r.Desired < 0 {
+			err = fmt.Errorf("%w: capacities must not be negative", ErrInvalid)
+			return
+		}
+		if r.Min > r.Max {
+			err = fmt.Errorf("%w: min %d is greater than max %d", ErrInvalid, r.Min, r.Max)
+			return
+		}
+		if r.Desired < r.Min || r.Desired > r.Max {
+			err = fmt.Errorf("%w: desired %d is outside min %d and max %d", ErrInvalid, r.Desired, r.Min, r.Max)
+			return
+		}
+		evs := []store.Event{g.event(EvScale, "", fmt.Sprintf("capacity min %d max %d desired %d (was %d/%d/%d)", r.Min, r.Max, r.Desired, g.rec.Min, g.rec.Max, g.rec.Desired))}
+		if r.Status == Impaired {
+			r.Status, r.Reason = Active, ""
+			g.hist.Reset()
+			g.notBefore = time.Time{}
+			evs = append(evs, g.event(EvActive, "", "impaired state cleared by scale"))
+		}
+		err = g.putGroup(r, evs...)
+	})
+	if cerr != nil {
+		return Snapshot{}, cerr
+	}
+	return g.Snapshot(), err
+}
+
+// Terminate terminates an instance. Unless decrement is set, the group
+// launches a replacement to keep its desired capacity.
+func (g *Group) Terminate(ctx context.Context, id string, decrement bool) error {
+	var err error
+	cerr := g.call(func() {
+		in, ok := g.instances[id]
+		if !ok || in.rec.State == Terminated {
+			err = fmt.Errorf("instance %s: %w", id, ErrNotFound)
+			return
+		}
+		if decrement {
+			if g.rec.Desired-1 < g.rec.Min {
+				err = fmt.Errorf("%w: desired %d would fall below min %d", ErrInvalid, g.rec.Desired-1, g.rec.Min)
+				return
+			}
+			r := g.rec
+			r.Desired--
+			if err = g.putGroup(r, g.event(EvScale, id, fmt.Sprintf("desired %d -> %d: instance terminated with decrement", g.rec.Desired, r.Desired))); err != nil {
+				return
+			}
+		}
+		if in.terminate == "" {
+			in.terminate = "terminated by operator"
+			in.decrement = decrement
+		}
+		g.signalInstance(in)
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// Has reports whether the group knows the instance.
+func (g *Group) Has(id string) bool {
+	for _, in := range g.Snapshot().Instances {
+		if in.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// Instance returns one instance's record.
+func (g *Group) Instance(id string) (store.Instance, bool) {
+	for _, in := range g.Snapshot().Instances {
+		if in.ID == id {
+			return in, true
+		}
+	}
+	return store.Instance{}, false
+}
+
+// Parameters returns the group's parameters for the metadata endpoint, with
+// secret values hidden.
+func (g *Group) Parameters() map[string]string {
+	out := map[string]string{}
+	for _, p := range g.cfg.Parameters {
+		if p.Secret {
+			out[p.Name] = "(secret)"
+		} else {
+			out[p.Name] = p.Value
+		}
+	}
+	return out
+}
+
+// Config returns the group's configuration.
+func (g *Group) Config() config.Group { return g.cfg }
+
+// publish stores a fresh snapshot. Called on the loop after every change.
+func (g *Group) publish() {
+	s := &Snapshot{
+		Name:    g.cfg.Name,
+		Status:  g.rec.Status,
+		Reason:  g.rec.Reason,
+		Min:     g.rec.Min,
+		Max:     g.rec.Max,
+		Desired: g.rec.Desired,
+	}
+	for _, in := range g.instances {
+		s.Instances = append(s.Instances, in.rec)
+	}
+	sort.Slice(s.Instances, func(i, j int) bool {
+		return s.Instances[i].LaunchedAt.Before(s.Instances[j].LaunchedAt)
+	})
+	if atts, err := g.deps.Store.Attachments(context.Background(), g.cfg.Name); err == nil {
+		s.Attachments = atts
+	}
+	for _, a := range g.cfg.Addresses {
+		ai := AddressInfo{Name: a.Name, Listen: a.Listen, Mode: a.Mode}
+		for _, at := range s.Attachments {
+			if at.Kind == "address" && at.Name == a.Name {
+				ai.Holder = at.Holder
+			}
+		}
+		s.Addresses = append(s.Addresses, ai)
+	}
+	g.snap.Store(s)
+}
+
+func (g *Group) event(typ, inst, msg string) store.Event {
+	return store.Event{Time: g.deps.Now(), Type: typ, Group: g.cfg.Name, Instance: inst, Message: msg}
+}
+
+// putGroup writes the group record durably, then adopts it in memory.
+func (g *Group) putGroup(r store.Group, evs ...store.Event) error {
+	h, _ := json.Marshal(g.hist)
+	r.Heal = string(h)
+	r.UpdatedAt = g.deps.Now()
+	if err := g.deps.Store.PutGroup(context.Background(), r, evs...); err != nil {
+		g.fatal(fmt.Errorf("write group %s: %w", g.cfg.Name, err))
+		return err
+	}
+	g.rec = r
+	g.publish()
+	return nil
+}
+
+// putInstance writes an instance record durably, then adopts it in memory.
+func (g *Group) putInstance(in *instance, r store.Instance, evs ...store.Event) error {
+	r.UpdatedAt = g.deps.Now()
+	if err := g.deps.Store.PutInstance(context.Background(), r, evs...); err != nil {
+		g.fatal(fmt.Errorf("write instance %s: %w", r.ID, err))
+		return err
+	}
+	in.rec = r
+	g.publish()
+	return nil
+}
+
+func (g *Group) appendEvents(evs ...store.Event) {
+	if _, err := g.deps.Store.Append(context.Background(), evs...); err != nil {
+		g.fatal(fmt.Errorf("append events: %w", err))
+	}
+}
+
+func (g *Group) fatal(err error) {
+	g.log.Error("journal write failed; stopping", "err", err)
+	g.deps.OnFatal(err)
+}
+
+// loadState reads the group record, or creates it from the config.
+func (g *Group) loadState(ctx context.Context) error {
+	r, err := g.deps.Store.Group(ctx, g.cfg.Name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		r = store.Group{Name: g.cfg.Name, Status: Active, Min: g.cfg.Min, Max: g.cfg.Max, Desired: g.cfg.DesiredCount()}
+		if err := g.putGroup(r, g.event(EvScale, "", fmt.Sprintf("group created with min %d max %d desired %d", r.Min, r.Max, r.Desired))); err != nil {
+			return err
+		}
+	case err != nil:
+		return fmt.Errorf("load group %s: %w", g.cfg.Name, err)
+	default:
+		if r.Heal != "" {
+			if err := json.Unmarshal([]byte(r.Heal), &g.hist); err != nil {
+				g.log.Warn("heal history unreadable; starting afresh", "err", err)
+			}
+		}
+		// The config file's capacity wins when the file changed it; otherwise
+		// the stored capacity (it may have been scaled) is kept, clamped to
+		// the bounds.
+		changed := r.Min != g.cfg.Min || r.Max != g.cfg.Max
+		r.Min, r.Max = g.cfg.Min, g.cfg.Max
+		key := "group/" + g.cfg.Name + "/config_desired"
+		if prev, err := g.deps.Store.Get(ctx, key); err == nil && prev != strconv.Itoa(g.cfg.DesiredCount()) {
+			r.Desired, changed = g.cfg.DesiredCount(), true
+		}
+		if r.Desired < r.Min {
+			r.Desired = r.Min
+		}
+		if r.Desired > r.Max {
+			r.Desired = r.Max
+		}
+		if changed {
+			if err := g.putGroup(r, g.event(EvScale, "", fmt.Sprintf("capacity bounds from config: min %d max %d desired %d", r.Min, r.Max, r.Desired))); err != nil {
+				return err
+			}
+		}
+		g.rec = r
+	}
+	return g.deps.Store.Set(ctx, "group/"+g.cfg.Name+"/config_desired", strconv.Itoa(g.cfg.DesiredCount()))
+}
+
+// stopCheckers closes an instance's health checkers. Only for use when the
+// loop is not running (see startCheckers).
+func stopCheckers(in *instance) {
+	for _, c := range in.checkers {
+		c.Close()
+	}
+	in.checkers = nil
+}

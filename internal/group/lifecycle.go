@@ -1,0 +1,617 @@
+package group
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/autoheal/autoheal/internal/heal"
+	"github.com/autoheal/autoheal/internal/health"
+	"github.com/autoheal/autoheal/internal/provider"
+	"github.com/autoheal/autoheal/internal/store"
+)
+
+// Timeouts of scripts that have no configured bound.
+const (
+	userDataTimeout   = 5 * time.Minute
+	volumeInitTimeout = 10 * time.Minute
+)
+
+// keepTerminated is how many terminated instances a group keeps in its
+// snapshot (the journal keeps all of them).
+const keepTerminated = 5
+
+var (
+	errFailed    = errors.New("instance failed")
+	errTerminate = errors.New("termination requested")
+)
+
+// reconcile runs on the loop: when no job is running it starts the most
+// urgent one. One job at a time per group is what makes concurrent operator
+// requests safe and what replaces instances one at a time.
+func (g *Group) reconcile() {
+	g.pruneTerminated()
+	if g.jobBusy {
+		return
+	}
+	now := g.deps.Now()
+	ins := g.sortedInstances()
+
+	// Interrupted operations from an earlier controller run come first.
+	for _, in := range ins {
+		if in.rec.State == Terminated {
+			continue
+		}
+		switch {
+		case in.terminate != "":
+			in := in
+			relaunch := !in.decrement
+			g.startJob(func(ctx context.Context) { g.jobTerminate(ctx, in, in.terminate, relaunch) })
+			return
+		case in.failure != "":
+			in := in
+			if g.rec.Status == Impaired {
+				g.startJob(func(ctx context.Context) {
+					g.fence(ctx, in)
+					g.runTerminate(ctx, in, "group impaired: "+in.failure)
+				})
+				return
+			}
+			if !in.inServiceSince.IsZero() {
+				// It served long enough before failing: a fresh series.
+				g.hist.Healthy(in.rec.ID, in.inServiceSince, now, g.policy)
+				in.inServiceSince = time.Time{}
+			}
+			d := g.policy.Decide(g.hist, in.rec.ID, now)
+			g.startJob(func(ctx context.Context) { g.jobHeal(ctx, in, d) })
+			return
+		case in.rec.State == Pending || in.rec.State == PendingWait:
+			in := in
+			g.startJob(func(ctx context.Context) { g.jobResumeLaunch(ctx, in) })
+			return
+		case in.rec.State == PendingProceed:
+			in := in
+			g.startJob(func(ctx context.Context) { g.jobWaitHealthy(ctx, in) })
+			return
+		case in.rec.State == Terminating || in.rec.State == TerminatingWait:
+			in := in
+			g.startJob(func(ctx context.Context) { g.runTerminate(ctx, in, "resuming termination") })
+			return
+		}
+	}
+	if g.rec.Status == Impaired {
+		return
+	}
+	live := 0
+	for _, in := range ins {
+		if in.rec.State != Terminated {
+			live++
+		}
+	}
+	switch {
+	case live < g.rec.Desired:
+		if now.Before(g.notBefore) {
+			g.armTimer(g.notBefore)
+			return
+		}
+		g.startJob(func(ctx context.Context) {
+			g.jobLaunchNew(ctx, fmt.Sprintf("capacity %d below desired %d", live, g.rec.Desired))
+		})
+	case live > g.rec.Desired:
+		victim := g.scaleInVictim(ins)
+		g.startJob(func(ctx context.Context) {
+			g.jobTerminate(ctx, victim, fmt.Sprintf("capacity %d above desired %d", live, g.rec.Desired), false)
+		})
+	}
+}
+
+// scaleInVictim prefers an instance that is not InService, then the newest.
+func (g *Group) scaleInVictim(ins []*instance) *instance {
+	var victim *instance
+	for _, in := range ins {
+		if in.rec.State == Terminated {
+			continue
+		}
+		if victim == nil ||
+			(victim.rec.State == InService && in.rec.State != InService) ||
+			((victim.rec.State == InService) == (in.rec.State == InService) && in.rec.LaunchedAt.After(victim.rec.LaunchedAt)) {
+			victim = in
+		}
+	}
+	return victim
+}
+
+func (g *Group) sortedInstances() []*instance {
+	ins := make([]*instance, 0, len(g.instances))
+	for _, in := range g.instances {
+		ins = append(ins, in)
+	}
+	sort.Slice(ins, func(i, j int) bool { return ins[i].rec.LaunchedAt.Before(ins[j].rec.LaunchedAt) })
+	return ins
+}
+
+func (g *Group) pruneTerminated() {
+	var term []*instance
+	for _, in := range g.instances {
+		if in.rec.State == Terminated {
+			term = append(term, in)
+		}
+	}
+	if len(term) <= keepTerminated {
+		return
+	}
+	sort.Slice(term, func(i, j int) bool { return term[i].rec.UpdatedAt.Before(term[j].rec.UpdatedAt) })
+	for _, in := range term[:len(term)-keepTerminated] {
+		delete(g.instances, in.rec.ID)
+	}
+	g.publish()
+}
+
+func (g *Group) armTimer(at time.Time) {
+	d := at.Sub(g.deps.Now())
+	if d < 0 {
+		d = 0
+	}
+	if g.timer != nil {
+		g.timer.Stop()
+	}
+	g.timer = time.NewTimer(d)
+}
+
+// startJob runs f as the group's one job. Called on the loop.
+func (g *Group) startJob(f func(ctx context.Context)) {
+	g.jobBusy = true
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				g.log.Error("panic in group job", "panic", r)
+			}
+			g.call(func() { g.jobBusy = false })
+		}()
+		f(g.ctx)
+	}()
+}
+
+// transition moves an instance to a state, durably, with its cause.
+func (g *Group) transition(in *instance, state, cause string, extra ...store.Event) error {
+	return g.onLoop(func() error {
+		r := in.rec
+		from := r.State
+		r.State, r.Cause = state, cause
+		msg := fmt.Sprintf("%s -> %s: %s", from, state, cause)
+		if from == "" {
+			msg = fmt.Sprintf("%s: %s", state, cause)
+		}
+		now := g.deps.Now()
+		if state == Terminated {
+			r.TerminatedAt = &now
+		}
+		switch state {
+		case InService:
+			in.inServiceSince = now
+		case Pending, Terminating:
+			in.inServiceSince = time.Time{}
+		}
+		ev := g.event(EvState, r.ID, msg)
+		ev.Data = map[string]any{"from": from, "to": state, "cause": cause}
+		return g.putInstance(in, r, append([]store.Event{ev}, extra...)...)
+	})
+}
+
+// onLoop runs f on the loop and returns its error.
+func (g *Group) onLoop(f func() error) error {
+	var err error
+	if cerr := g.call(func() { err = f() }); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// record appends events from a job.
+func (g *Group) record(evs ...store.Event) {
+	g.call(func() { g.appendEvents(evs...) })
+}
+
+func (g *Group) jobLaunchNew(ctx context.Context, cause string) {
+	in := &instance{signal: make(chan struct{}, 1), health: map[int]health.Status{}}
+	ports, err := g.allocatePorts()
+	if err != nil {
+		g.record(g.event(EvError, "", "allocate ports: "+err.Error()))
+		g.call(func() { g.notBefore = g.deps.Now().Add(g.policy.BackoffBase) })
+		return
+	}
+	now := g.deps.Now()
+	in.rec = store.Instance{
+		ID:         provider.NewInstanceID(),
+		Group:      g.cfg.Name,
+		Health:     health.Initial.String(),
+		Ports:      ports,
+		LaunchedAt: now,
+	}
+	if err := g.onLoop(func() error {
+		g.instances[in.rec.ID] = in
+		return nil
+	}); err != nil {
+		return
+	}
+	g.runLaunch(ctx, in, cause)
+}
+
+// jobResumeLaunch restarts a launch that a controller restart interrupted.
+func (g *Group) jobResumeLaunch(ctx context.Context, in *instance) {
+	g.fence(ctx, in)
+	g.runLaunch(ctx, in, "resuming launch interrupted by a controller restart")
+}
+
+// runLaunch takes an instance (new, or an existing one restarted in place)
+// from Pending to InService. On failure it records the failure on the
+// instance; the loop then applies the heal policy.
+func (g *Group) runLaunch(ctx context.Context, in *instance, cause string) {
+	err := g.launch(ctx, in, cause)
+	if err == nil || errors.Is(err, errFailed) || errors.Is(err, errTerminate) || ctx.Err() != nil {
+		return
+	}
+	g.onLoop(func() error {
+		if in.failure == "" {
+			in.failure = err.Error()
+		}
+		return nil
+	})
+}
+
+func (g *Group) launch(ctx context.Context, in *instance, cause string) error {
+	if err := g.transition(in, Pending, cause); err != nil {
+		return err
+	}
+	spec, err := g.attach(ctx, in)
+	if err != nil {
+		g.abandon(in, err.Error())
+		return errFailed
+	}
+	if err := g.transition(in, PendingWait, "volumes and addresses attached"); err != nil {
+		return err
+	}
+	if err := g.prepare(ctx, in, spec); err != nil {
+		return err
+	}
+	if err := g.transition(in, PendingProceed, "launch steps done; starting application"); err != nil {
+		return err
+	}
+	proc, err := g.deps.Provider.Launch(ctx, spec)
+	for _, l := range spec.Listeners {
+		l.File.Close() // the instance has its own copy now
+	}
+	if err != nil {
+		return fmt.Errorf("start application: %w", err)
+	}
+	if err := g.onLoop(func() error {
+		g.watch(in, proc)
+		r := in.rec
+		r.Pid = proc.Pid()
+		return g.putInstance(in, r)
+	}); err != nil {
+		return err
+	}
+	return g.waitHealthy(ctx, in)
+}
+
+// abandon marks a launch failure that must replace the instance rather than
+// restart it.
+func (g *Group) abandon(in *instance, why string) {
+	g.onLoop(func() error {
+		in.failure = "abandon: " + why
+		return nil
+	})
+}
+
+// jobWaitHealthy resumes waiting for an adopted Pending:Proceed instance.
+func (g *Group) jobWaitHealthy(ctx context.Context, in *instance) {
+	g.waitHealthy(ctx, in)
+}
+
+// waitHealthy waits until every health check of the instance passed its
+// healthy threshold (or, with no checks, the process is running), then moves
+// it to InService.
+func (g *Group) waitHealthy(ctx context.Context, in *instance) error {
+	for {
+		var failure, terminate string
+		var ready bool
+		if err := g.call(func() {
+			failure, terminate = in.failure, in.terminate
+			ready = allHealthy(in, len(g.cfg.HealthChecks))
+		}); err != nil {
+			return err
+		}
+		switch {
+		case failure != "":
+			return errFailed
+		case terminate != "":
+			return errTerminate
+		case ready:
+			return g.transition(in, InService, "health checks passed")
+		}
+		select {
+		case <-in.signal:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func allHealthy(in *instance, checks int) bool {
+	if in.proc == nil {
+		return false
+	}
+	select {
+	case <-in.proc.Done():
+		return false
+	default:
+	}
+	for i := 0; i < checks; i++ {
+		if in.health[i] != health.Healthy {
+			return false
+		}
+	}
+	return true
+}
+
+// jobHeal applies a heal decision to a failed instance.
+func (g *Group) jobHeal(ctx context.Context, in *instance, d heal.Decision) {
+	var failure string
+	var abandon bool
+	g.call(func() {
+		failure = in.failure
+		abandon = len(failure) > 8 && failure[:8] == "abandon:"
+		if abandon && d.Action == heal.Restart {
+			d.Action = heal.Replace
+			d.Reason = "launch abandoned: replacing"
+		}
+		g.hist.Record(in.rec.ID, d, g.deps.Now())
+		ev := g.event(EvHeal, in.rec.ID, fmt.Sprintf("%s: %s (%s)", d.Action, d.Reason, failure))
+		ev.Data = map[string]any{"action": d.Action.String(), "delay_ms": d.Delay.Milliseconds(), "failure": failure}
+		g.putGroup(g.rec, ev)
+	})
+	g.fence(ctx, in)
+	if d.Delay > 0 {
+		t := time.NewTimer(d.Delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+	switch d.Action {
+	case heal.Restart:
+		g.onLoop(func() error {
+			in.failure = ""
+			r := in.rec
+			r.Restarts++
+			in.rec = r
+			return nil
+		})
+		g.runLaunch(ctx, in, "restart in place: "+d.Reason)
+	case heal.Replace:
+		g.runTerminate(ctx, in, "replaced: "+failure)
+		if ctx.Err() == nil {
+			g.jobLaunchNew(ctx, "replacement for "+in.rec.ID)
+		}
+	default: // Impair
+		g.runTerminate(ctx, in, "group impaired: "+failure)
+		g.call(func() {
+			r := g.rec
+			r.Status, r.Reason = Impaired, d.Reason
+			g.putGroup(r, g.event(EvImpaired, in.rec.ID, d.Reason))
+		})
+	}
+}
+
+// jobTerminate is a planned termination (operator or scale-in).
+func (g *Group) jobTerminate(ctx context.Context, in *instance, cause string, relaunch bool) {
+	g.runTerminate(ctx, in, cause)
+	if relaunch && ctx.Err() == nil {
+		var launch bool
+		g.call(func() {
+			live := 0
+			for _, x := range g.instances {
+				if x.rec.State != Terminated {
+					live++
+				}
+			}
+			launch = live < g.rec.Desired && g.rec.Status != Impaired
+		})
+		if launch {
+			g.jobLaunchNew(ctx, "replacement for "+in.rec.ID)
+		}
+	}
+}
+
+// runTerminate drains, fences, runs the terminate hooks and detaches.
+func (g *Group) runTerminate(ctx context.Context, in *instance, cause string) {
+	if in.rec.State != Terminating && in.rec.State != TerminatingWait {
+		if err := g.transition(in, Terminating, cause); err != nil {
+			return
+		}
+	}
+	g.drain(in)
+	if err := g.fence(ctx, in); err != nil {
+		return
+	}
+	if err := g.transition(in, TerminatingWait, "application stopped; running terminate hooks"); err != nil {
+		return
+	}
+	spec := g.spec(in, nil)
+	for _, h := range g.cfg.Hooks.Terminate {
+		g.runHook(ctx, in, spec, "terminate", h.Name, h.Script, h.HeartbeatTimeout.D(), h.DefaultResult)
+	}
+	g.detach(ctx, in)
+	g.onLoop(func() error {
+		in.failure, in.terminate = "", ""
+		g.hist.Forget(in.rec.ID)
+		return nil
+	})
+	g.transition(in, Terminated, cause)
+}
+
+// fence stops every process of the instance and confirms they are gone.
+// Until it returns nil the instance's volume may not move.
+func (g *Group) fence(ctx context.Context, in *instance) error {
+	var proc provider.Process
+	var checkers []*health.Checker
+	var fenced bool
+	g.call(func() {
+		proc, fenced = in.proc, in.fenced
+		checkers, in.checkers = in.checkers, nil
+	})
+	for _, c := range checkers {
+		c.Close()
+	}
+	if fenced {
+		return nil
+	}
+	if proc == nil {
+		// Never started (or lost before this controller ran, and swept).
+		return g.onLoop(func() error { in.fenced = true; return nil })
+	}
+	start := g.deps.Now()
+	if err := g.deps.Provider.Stop(ctx, proc, g.sig, g.cfg.Launch.StopTimeout.D()); err != nil {
+		g.record(g.event(EvError, in.rec.ID, "fence: "+err.Error()))
+		return err
+	}
+	exit := proc.Exit()
+	return g.onLoop(func() error {
+		in.fenced = true
+		r := in.rec
+		r.Pid = 0
+		if b, err := json.Marshal(exit); err == nil {
+			r.LastExit = string(b)
+		}
+		ev := g.event(EvExit, in.rec.ID, fmt.Sprintf("fenced in %s: %s", g.deps.Now().Sub(start).Round(time.Millisecond), exit))
+		return g.putInstance(in, r, ev)
+	})
+}
+
+// drain stops routing new connections to the instance.
+func (g *Group) drain(in *instance) {
+	g.call(func() {
+		for name, p := range g.proxies {
+			if h, _ := p.Holder(); h == in.rec.ID {
+				p.Disassociate(in.rec.ID)
+				g.appendEvents(g.event(EvAddrDisassoc, in.rec.ID, fmt.Sprintf("address %s drained from %s", name, in.rec.ID)))
+			}
+		}
+	})
+}
+
+// runHook runs one lifecycle hook and reports whether the launch may go on.
+func (g *Group) runHook(ctx context.Context, in *instance, spec provider.Spec, kind, name, script string, timeout time.Duration, def string) bool {
+	res, err := g.deps.Provider.Run(ctx, spec, script, timeout)
+	ok := err == nil && res.ExitCode == 0 && !res.TimedOut
+	var why string
+	switch {
+	case err != nil:
+		why = err.Error()
+	case res.TimedOut:
+		why = fmt.Sprintf("heartbeat timeout %s exceeded", timeout)
+	case res.ExitCode != 0:
+		why = fmt.Sprintf("exit %d", res.ExitCode)
+	}
+	msg := fmt.Sprintf("%s hook %s succeeded in %s", kind, name, res.Duration.Round(time.Millisecond))
+	if !ok {
+		msg = fmt.Sprintf("%s hook %s failed (%s): default_result %s", kind, name, why, def)
+	}
+	ev := g.event(EvHook, in.rec.ID, msg)
+	ev.Data = map[string]any{"hook": name, "kind": kind, "exit_code": res.ExitCode, "output": res.Output, "ok": ok}
+	g.record(ev)
+	return ok || def == "continue"
+}
+
+// watch starts following a process's exit. Called on the loop.
+func (g *Group) watch(in *instance, proc provider.Process) {
+	in.gen++
+	gen := in.gen
+	in.proc, in.fenced = proc, false
+	in.health = map[int]health.Status{}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		select {
+		case <-proc.Done():
+		case <-g.ctx.Done():
+			return
+		}
+		g.call(func() { g.onExit(in, gen) })
+	}()
+	g.startCheckers(in, gen)
+}
+
+// onExit handles an application exit. Called on the loop.
+func (g *Group) onExit(in *instance, gen int) {
+	if gen != in.gen {
+		return
+	}
+	exit := in.proc.Exit()
+	r := in.rec
+	if b, err := json.Marshal(exit); err == nil {
+		r.LastExit = string(b)
+	}
+	ev := g.event(EvExit, r.ID, "application "+exit.String())
+	ev.Data = map[string]any{"code": exit.Code, "signal": exit.Signal, "error": exit.Error}
+	planned := r.State == Terminating || r.State == TerminatingWait || r.State == Terminated
+	if !planned && in.failure == "" && in.terminate == "" {
+		in.failure = "application " + exit.String()
+	}
+	g.putInstance(in, r, ev)
+	g.signalInstance(in)
+	g.poke()
+}
+
+func (g *Group) signalInstance(in *instance) {
+	select {
+	case in.signal <- struct{}{}:
+	default:
+	}
+	g.poke()
+}
+
+// onHealth handles a health check transition. Called on the loop.
+func (g *Group) onHealth(in *instance, gen, idx int, tr health.Transition) {
+	if gen != in.gen || in.fenced {
+		return
+	}
+	in.health[idx] = tr.Status
+	agg := health.Healthy
+	for i := range g.cfg.HealthChecks {
+		switch in.health[i] {
+		case health.Unhealthy:
+			agg = health.Unhealthy
+		case health.Initial:
+			if agg == health.Healthy {
+				agg = health.Initial
+			}
+		}
+	}
+	r := in.rec
+	r.Health = agg.String()
+	hc := g.cfg.HealthChecks[idx]
+	ev := g.event(EvHealth, r.ID, fmt.Sprintf("%s check %s after %d in a row: %s", hc.Type, tr.Status, tr.Consecutive, truncate(tr.Output, 200)))
+	ev.Data = map[string]any{"check": idx, "type": hc.Type, "status": tr.Status.String(), "output": tr.Output}
+	if tr.Status == health.Unhealthy && in.failure == "" && in.terminate == "" &&
+		(r.State == InService || r.State == PendingProceed) {
+		in.failure = fmt.Sprintf("%s health check unhealthy: %s", hc.Type, truncate(tr.Output, 200))
+	}
+	g.putInstance(in, r, ev)
+	g.signalInstance(in)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

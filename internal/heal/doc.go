@@ -1,0 +1,11 @@
+// Package heal is the healing policy of a group as pure functions: given the
+// group's History of restarts and replacements and the current time, Decide
+// says whether a failed instance is restarted in place, replaced, or whether
+// the group must stop healing and be marked Impaired, and how long to back
+// off first.
+//
+// It owns the counting rules (windows, backoff, reset after a healthy
+// period) and the History record the group persists as JSON. It must not
+// know about processes, clocks, goroutines or storage: time is always a
+// parameter, so every rule is tested with exact timestamps and no jitter.
+package heal

@@ -1,0 +1,338 @@
+package heal
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// step is one event in a sequence replayed against a History.
+type step struct {
+	at   time.Duration // since t0
+	op   string        // fail (Decide then Record), healthy, forget, reset
+	inst string
+	// healthy only: InService since t0+since.
+	since time.Duration
+	// fail only: the expected decision.
+	action Action
+	delay  time.Duration
+	reason string
+}
+
+func fail(at time.Duration, inst string, a Action, delay time.Duration, reason string) step {
+	return step{at: at, op: "fail", inst: inst, action: a, delay: delay, reason: reason}
+}
+
+func TestDecideSequences(t *testing.T) {
+	const s, m = time.Second, time.Minute
+	tests := []struct {
+		name   string
+		policy Policy
+		steps  []step
+	}{
+		{
+			name:   "restarts in place then replaces",
+			policy: Policy{MaxRestarts: 3, RestartWindow: 5 * m, BackoffBase: s, BackoffCap: m, MaxReplacements: 5, ReplacementWindow: 30 * m},
+			steps: []step{
+				fail(0, "i-a", Restart, 0, "restart 1/3 within 5m0s"),
+				fail(10*s, "i-a", Restart, s, "restart 2/3 within 5m0s (backoff 1s)"),
+				fail(20*s, "i-a", Restart, 2*s, "restart 3/3 within 5m0s (backoff 2s)"),
+				fail(30*s, "i-a", Replace, 4*s, "3 restarts within 5m0s: replacing (backoff 4s)"),
+				// The replacement is a new instance: it gets its own restarts,
+				// but the series (and so the backoff) goes on.
+				fail(40*s, "i-b", Restart, 8*s, "restart 1/3 within 5m0s (backoff 8s)"),
+			},
+		},
+		{
+			name:   "max restarts 0 always replaces",
+			policy: Policy{MaxRestarts: 0, RestartWindow: 5 * m, MaxReplacements: 5, ReplacementWindow: 30 * m},
+			steps: []step{
+				fail(0, "i-a", Replace, 0, "max_restarts 0: replacing"),
+				fail(s, "i-b", Replace, 0, "max_restarts 0: replacing"),
+			},
+		},
+		{
+			name:   "replacements exhausted impair the group",
+			policy: Policy{MaxRestarts: 0, MaxReplacements: 2, ReplacementWindow: 30 * m, BackoffBase: s, BackoffCap: m},
+			steps: []step{
+				fail(0, "i-a", Replace, 0, "max_restarts 0: replacing"),
+				fail(m, "i-b", Replace, s, "max_restarts 0: replacing (backoff 1s)"),
+				fail(2*m, "i-c", Impair, 0, "3 replacements within 30m0s exceed max_replacements 2: group impaired"),
+			},
+		},
+		{
+			name:   "max replacements 0 impairs at the first replacement",
+			policy: Policy{MaxRestarts: 1, RestartWindow: 5 * m, MaxReplacements: 0, ReplacementWindow: 30 * m},
+			steps: []step{
+				fail(0, "i-a", Restart, 0, "restart 1/1 within 5m0s"),
+				fail(s, "i-a", Impair, 0, "1 replacement within 30m0s exceeds max_replacements 0: group impaired"),
+			},
+		},
+		{
+			name:   "restart still allowed when replacements are exhausted",
+			policy: Policy{MaxRestarts: 2, RestartWindow: 5 * m, MaxReplacements: 1, ReplacementWindow: 30 * m},
+			steps: []step{
+				fail(0, "i-a", Restart, 0, "restart 1/2 within 5m0s"),
+				fail(s, "i-a", Restart, 0, "restart 2/2 within 5m0s"),
+				fail(2*s, "i-a", Replace, 0, "2 restarts within 5m0s: replacing"),
+				fail(3*s, "i-b", Restart, 0, "restart 1/2 within 5m0s"),
+				fail(4*s, "i-b", Restart, 0, "restart 2/2 within 5m0s"),
+				fail(5*s, "i-b", Impair, 0, "2 replacements within 30m0s exceed max_replacements 1: group impaired"),
+			},
+		},
+		{
+			name:   "crash loop backoff grows then caps",
+			policy: Policy{MaxRestarts: 100, RestartWindow: time.Hour, BackoffBase: s, BackoffCap: 10 * s, MaxReplacements: 5, ReplacementWindow: time.Hour},
+			steps: []step{
+				fail(0, "i-a", Restart, 0, "restart 1/100 within 1h0m0s"),
+				fail(1*s, "i-a", Restart, 1*s, "restart 2/100 within 1h0m0s (backoff 1s)"),
+				fail(3*s, "i-a", Restart, 2*s, "restart 3/100 within 1h0m0s (backoff 2s)"),
+				fail(6*s, "i-a", Restart, 4*s, "restart 4/100 within 1h0m0s (backoff 4s)"),
+				fail(11*s, "i-a", Restart, 8*s, "restart 5/100 within 1h0m0s (backoff 8s)"),
+				fail(20*s, "i-a", Restart, 10*s, "restart 6/100 within 1h0m0s (backoff 10s)"),
+				fail(31*s, "i-a", Restart, 10*s, "restart 7/100 within 1h0m0s (backoff 10s)"),
+				fail(42*s, "i-a", Restart, 10*s, "restart 8/100 within 1h0m0s (backoff 10s)"),
+			},
+		},
+		{
+			name:   "restart window slides",
+			policy: Policy{MaxRestarts: 2, RestartWindow: m, MaxReplacements: 5, ReplacementWindow: 30 * m},
+			steps: []step{
+				fail(0, "i-a", Restart, 0, "restart 1/2 within 1m0s"),
+				fail(30*s, "i-a", Restart, 0, "restart 2/2 within 1m0s"),
+				// The restart at 0 is exactly one window old at 60s: it has
+				// left the window.
+				fail(60*s, "i-a", Restart, 0, "restart 2/2 within 1m0s"),
+				// 30s and 60s are both inside (31s..91s].
+				fail(61*s, "i-a", Replace, 0, "2 restarts within 1m0s: replacing"),
+			},
+		},
+		{
+			name:   "replacement window slides",
+			policy: Policy{MaxRestarts: 0, MaxReplacements: 1, ReplacementWindow: 10 * m},
+			steps: []step{
+				fail(0, "i-a", Replace, 0, "max_restarts 0: replacing"),
+				fail(10*m, "i-b", Replace, 0, "max_restarts 0: replacing"),
+				fail(10*m+s, "i-c", Impair, 0, "2 replacements within 10m0s exceed max_replacements 1: group impaired"),
+			},
+		},
+		{
+			name:   "no windows count everything",
+			policy: Policy{MaxRestarts: 1, MaxReplacements: 1},
+			steps: []step{
+				fail(0, "i-a", Restart, 0, "restart 1/1 in total"),
+				fail(24*time.Hour, "i-a", Replace, 0, "1 restart in total: replacing"),
+				fail(48*time.Hour, "i-b", Restart, 0, "restart 1/1 in total"),
+				fail(72*time.Hour, "i-b", Impair, 0, "2 replacements in total exceed max_replacements 1: group impaired"),
+			},
+		},
+		{
+			name:   "serving for reset_after ends the series",
+			policy: Policy{MaxRestarts: 10, RestartWindow: time.Hour, BackoffBase: s, BackoffCap: m, ResetAfter: m, MaxReplacements: 5, ReplacementWindow: time.Hour},
+			steps: []step{
+				fail(0, "i-a", Restart, 0, "restart 1/10 within 1h0m0s"),
+				fail(10*s, "i-a", Restart, s, "restart 2/10 within 1h0m0s (backoff 1s)"),
+				// InService from 20s to 79s: one second short.
+				{at: 79 * s, op: "healthy", inst: "i-a", since: 20 * s},
+				fail(79*s, "i-a", Restart, 2*s, "restart 3/10 within 1h0m0s (backoff 2s)"),
+				// InService from 90s to 150s: exactly ResetAfter.
+				{at: 150 * s, op: "healthy", inst: "i-a", since: 90 * s},
+				fail(150*s, "i-a", Restart, 0, "restart 4/10 within 1h0m0s"),
+				fail(151*s, "i-a", Restart, s, "restart 5/10 within 1h0m0s (backoff 1s)"),
+			},
+		},
+		{
+			name:   "forget drops a terminated instance's restarts",
+			policy: Policy{MaxRestarts: 1, RestartWindow: time.Hour, MaxReplacements: 5, ReplacementWindow: time.Hour},
+			steps: []step{
+				fail(0, "i-a", Restart, 0, "restart 1/1 within 1h0m0s"),
+				{at: s, op: "forget", inst: "i-a"},
+				fail(2*s, "i-a", Restart, 0, "restart 1/1 within 1h0m0s"),
+			},
+		},
+		{
+			name:   "reset after impaired starts afresh",
+			policy: Policy{MaxRestarts: 0, BackoffBase: s, BackoffCap: m, MaxReplacements: 1, ReplacementWindow: time.Hour},
+			steps: []step{
+				fail(0, "i-a", Replace, 0, "max_restarts 0: replacing"),
+				fail(s, "i-b", Impair, 0, "2 replacements within 1h0m0s exceed max_replacements 1: group impaired"),
+				{at: 2 * s, op: "reset"},
+				fail(3*s, "i-b", Replace, 0, "max_restarts 0: replacing"),
+			},
+		},
+		{
+			name:   "uncapped backoff saturates instead of overflowing",
+			policy: Policy{MaxRestarts: 1000, BackoffBase: time.Hour},
+			steps: func() []step {
+				var st []step
+				for i := 0; i < 80; i++ {
+					st = append(st, step{at: time.Duration(i) * s, op: "fail", inst: "i-a", action: Restart, delay: -1})
+				}
+				return st
+			}(),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h History
+			var last time.Duration
+			for i, st := range tt.steps {
+				now := t0.Add(st.at)
+				switch st.op {
+				case "fail":
+					d := tt.policy.Decide(h, st.inst, now)
+					if d.Action != st.action {
+						t.Fatalf("step %d (%s at %s): action %s, want %s (%q)", i, st.inst, st.at, d.Action, st.action, d.Reason)
+					}
+					if st.delay >= 0 && d.Delay != st.delay {
+						t.Fatalf("step %d: delay %s, want %s", i, d.Delay, st.delay)
+					}
+					if st.delay < 0 && d.Delay < last {
+						t.Fatalf("step %d: delay %s shrank from %s", i, d.Delay, last)
+					}
+					last = d.Delay
+					if st.reason != "" && d.Reason != st.reason {
+						t.Fatalf("step %d: reason %q, want %q", i, d.Reason, st.reason)
+					}
+					h.Record(st.inst, d, now)
+				case "healthy":
+					h.Healthy(st.inst, t0.Add(st.since), now, tt.policy)
+				case "forget":
+					h.Forget(st.inst)
+				case "reset":
+					h.Reset()
+				default:
+					t.Fatalf("bad op %q", st.op)
+				}
+			}
+		})
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	const s = time.Second
+	tests := []struct {
+		name      string
+		base, cap time.Duration
+		n         int
+		want      time.Duration
+	}{
+		{"first failure is immediate", s, time.Minute, 1, 0},
+		{"second waits base", s, time.Minute, 2, s},
+		{"third doubles", s, time.Minute, 3, 2 * s},
+		{"tenth", s, time.Hour, 10, 256 * s},
+		{"capped", s, time.Minute, 10, time.Minute},
+		{"cap below base", 10 * s, s, 2, s},
+		{"no base no backoff", 0, time.Minute, 5, 0},
+		{"no cap saturates", time.Hour, 0, 200, time.Duration(1<<63 - 1)},
+		{"huge n with cap", s, time.Minute, 1 << 30, time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Policy{BackoffBase: tt.base, BackoffCap: tt.cap}
+			if got := p.backoff(tt.n); got != tt.want {
+				t.Fatalf("backoff(%d) = %s, want %s", tt.n, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecideDoesNotChangeHistory(t *testing.T) {
+	p := DefaultPolicy
+	h := History{Restarts: map[string][]time.Time{"i-a": {t0, t0.Add(time.Second)}}, Replacements: []time.Time{t0}, Consecutive: 2}
+	before, _ := json.Marshal(h)
+	p.Decide(h, "i-a", t0.Add(time.Hour))
+	after, _ := json.Marshal(h)
+	if string(before) != string(after) {
+		t.Fatalf("Decide changed the history:\n%s\n%s", before, after)
+	}
+}
+
+func TestHistoryStaysSmall(t *testing.T) {
+	p := Policy{MaxRestarts: 3, RestartWindow: time.Minute, BackoffBase: time.Second, BackoffCap: time.Second,
+		MaxReplacements: 1 << 20, ReplacementWindow: 10 * time.Minute}
+	var h History
+	now := t0
+	for i := 0; i < 10000; i++ {
+		inst := fmt.Sprintf("i-%d", i/4) // each instance fails 4 times: 3 restarts then replace
+		d := p.Decide(h, inst, now)
+		h.Record(inst, d, now)
+		if d.Action == Replace {
+			h.Forget(inst)
+		}
+		now = now.Add(5 * time.Second)
+	}
+	// 10 minutes of replacements at one per 20s, nothing older.
+	if n := len(h.Replacements); n > 30 {
+		t.Fatalf("%d replacements kept, want at most 30", n)
+	}
+	if n := len(h.Restarts); n > 1 {
+		t.Fatalf("restarts of %d instances kept, want at most 1", n)
+	}
+}
+
+func TestHistoryKeepMaxWithoutWindows(t *testing.T) {
+	p := Policy{MaxRestarts: 0, MaxReplacements: 1 << 30}
+	var h History
+	for i := 0; i < 3*keepMax; i++ {
+		now := t0.Add(time.Duration(i) * time.Second)
+		h.Record("i-a", p.Decide(h, "i-a", now), now)
+	}
+	if n := len(h.Replacements); n != keepMax {
+		t.Fatalf("%d replacements kept, want %d", n, keepMax)
+	}
+	if last := h.Replacements[len(h.Replacements)-1]; !last.Equal(t0.Add(time.Duration(3*keepMax-1) * time.Second)) {
+		t.Fatalf("newest replacement dropped: last is %s", last)
+	}
+}
+
+func TestHistoryJSONRoundTrip(t *testing.T) {
+	p := DefaultPolicy
+	var h History
+	now := t0
+	for _, inst := range []string{"i-a", "i-a", "i-a", "i-a", "i-b"} {
+		h.Record(inst, p.Decide(h, inst, now), now)
+		now = now.Add(time.Second)
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back History
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	// The restored record decides exactly as the original.
+	for _, inst := range []string{"i-a", "i-b", "i-c"} {
+		if a, b := p.Decide(h, inst, now), p.Decide(back, inst, now); a != b {
+			t.Fatalf("%s: decision %+v after round trip, want %+v", inst, b, a)
+		}
+	}
+	if back.Consecutive != 5 || len(back.Replacements) != 1 || len(back.Restarts["i-b"]) != 1 {
+		t.Fatalf("round trip lost data: %s", b)
+	}
+}
+
+func TestRecordAmendedDecision(t *testing.T) {
+	// The group replaces an abandoned launch even when the policy said
+	// restart: the replacement, not the restart, is what counts.
+	p := DefaultPolicy
+	var h History
+	d := p.Decide(h, "i-a", t0)
+	d.Action = Replace
+	h.Record("i-a", d, t0)
+	if len(h.Replacements) != 1 || len(h.Restarts) != 0 || h.Consecutive != 1 {
+		t.Fatalf("history %+v, want one replacement and no restart", h)
+	}
+}
+
+func TestActionString(t *testing.T) {
+	for a, want := range map[Action]string{Restart: "restart", Replace: "replace", Impair: "impair", Action(9): "Action(9)"} {
+		if got := a.String(); got != want {
+			t.Errorf("%d.String() = %q, want %q", int(a), got, want)
+		}
+	}
+}

@@ -1,0 +1,118 @@
+//go:build linux
+
+package local_test
+
+import (
+	"context"
+	"net"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/autoheal/autoheal/internal/provider"
+)
+
+// The benchmarks measure the shim path against a baseline of plain
+// exec.Command in the same iterations, so that machine noise hits both, and
+// report each as a metric: baseline-ms/op, shim-ms/op, overhead-ms/op.
+// (ns/op is their sum and means little.) Run without -race:
+//
+//	go test -run '^$' -bench . -benchtime 100x ./internal/provider/local/
+
+func report(b *testing.B, base, shim time.Duration) {
+	n := float64(b.N)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / n }
+	b.ReportMetric(ms(base), "baseline-ms/op")
+	b.ReportMetric(ms(shim), "shim-ms/op")
+	b.ReportMetric(ms(shim-base), "overhead-ms/op")
+}
+
+// BenchmarkLaunchToExit: from the start of /bin/true to its exit being
+// known, including the fence (Stop) a heal does next. "direct" is the
+// common path; "trampoline" is the one taken with listeners (socket-mode
+// addresses), which adds one start of the autoheal binary.
+func BenchmarkLaunchToExit(b *testing.B) {
+	for _, mode := range []string{"direct", "trampoline"} {
+		b.Run(mode, func(b *testing.B) {
+			l, _ := newLocal(b)
+			spec := provider.Spec{Command: "/bin/true"}
+			if mode == "trampoline" {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer ln.Close()
+				f, _ := ln.(*net.TCPListener).File()
+				defer f.Close()
+				spec.Listeners = []provider.Listener{{Name: "http", File: f}}
+			}
+			ctx := context.Background()
+			var base, shim, fence time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				if err := exec.Command("/bin/true").Run(); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				spec.ID = provider.NewInstanceID()
+				p, err := l.Launch(ctx, spec)
+				if err != nil {
+					b.Fatal(err)
+				}
+				<-p.Done()
+				t2 := time.Now()
+				if err := l.Stop(ctx, p, syscall.SIGTERM, time.Second); err != nil {
+					b.Fatal(err)
+				}
+				t3 := time.Now()
+				if e := p.Exit(); e.Code != 0 {
+					b.Fatalf("exit %+v", e)
+				}
+				base += t1.Sub(t0)
+				shim += t2.Sub(t1)
+				fence += t3.Sub(t2)
+			}
+			report(b, base, shim)
+			b.ReportMetric(float64(fence)/float64(time.Millisecond)/float64(b.N), "fence-ms/op")
+		})
+	}
+}
+
+// BenchmarkExitDetection: from SIGKILL of a running program to its exit
+// being known: Wait's return for the baseline, Done for the shim path
+// (the shim reaps, records status.json durably and exits; the controller's
+// pidfd fires and it reads the status).
+func BenchmarkExitDetection(b *testing.B) {
+	l, _ := newLocal(b)
+	ctx := context.Background()
+	var base, shim time.Duration
+	for b.Loop() {
+		cmd := exec.Command("/bin/sleep", "1000")
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		p, err := l.Launch(ctx, provider.Spec{ID: provider.NewInstanceID(), Command: "/bin/sleep", Args: []string{"1000"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+
+		t0 := time.Now()
+		cmd.Process.Kill()
+		cmd.Wait()
+		t1 := time.Now()
+		syscall.Kill(p.Pid(), syscall.SIGKILL)
+		<-p.Done()
+		t2 := time.Now()
+
+		if e := p.Exit(); e.Signal != "SIGKILL" {
+			b.Fatalf("exit %+v", e)
+		}
+		if err := l.Stop(ctx, p, syscall.SIGTERM, time.Second); err != nil {
+			b.Fatal(err)
+		}
+		base += t1.Sub(t0)
+		shim += t2.Sub(t1)
+	}
+	report(b, base, shim)
+}

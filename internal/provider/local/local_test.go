@@ -1,0 +1,901 @@
+//go:build linux
+
+package local_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/autoheal/autoheal/internal/provider"
+	"github.com/autoheal/autoheal/internal/provider/local"
+	"golang.org/x/sys/unix"
+)
+
+// helperArg makes the test binary a tiny application for tests that need
+// more than /bin/sh (see helperMain).
+const helperArg = "__local_test_helper"
+
+func TestMain(m *testing.M) {
+	// The test binary is also the shim and the trampoline.
+	if local.Init() {
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == helperArg {
+		os.Exit(helperMain(os.Args[2:]))
+	}
+	// Under -race every exiting Go process sleeps a second for late
+	// reports; the shims inherit this and report exits at once.
+	if _, ok := os.LookupEnv("GORACE"); !ok {
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
+	os.Exit(m.Run())
+}
+
+// helperMain: "listen" checks the systemd socket-passing variables, accepts
+// one connection on fd 3 and reports what it saw to the client.
+func helperMain(args []string) int {
+	if len(args) == 0 || args[0] != "listen" {
+		fmt.Fprintln(os.Stderr, "unknown helper", args)
+		return 2
+	}
+	var problems []string
+	if got, want := os.Getenv("LISTEN_PID"), strconv.Itoa(os.Getpid()); got != want {
+		problems = append(problems, fmt.Sprintf("LISTEN_PID=%q, want %q", got, want))
+	}
+	if got := os.Getenv("LISTEN_FDS"); got != "1" {
+		problems = append(problems, fmt.Sprintf("LISTEN_FDS=%q", got))
+	}
+	ln, err := net.FileListener(os.NewFile(3, "listener"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fd 3:", err)
+		return 3
+	}
+	c, err := ln.Accept()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "accept:", err)
+		return 4
+	}
+	defer c.Close()
+	if len(problems) > 0 {
+		fmt.Fprintf(c, "bad %s\n", strings.Join(problems, "; "))
+		return 1
+	}
+	fmt.Fprintf(c, "ok pid=%d names=%s\n", os.Getpid(), os.Getenv("LISTEN_FDNAMES"))
+	return 0
+}
+
+// newLocal returns a provider on a fresh state dir. Its cleanup kills
+// every process of that state dir, so no test leaves one behind.
+func newLocal(t testing.TB) (*local.Local, string) {
+	t.Helper()
+	dir := t.TempDir()
+	l, err := local.New(local.Options{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if pids, err := l.Sweep(ctx, nil); err != nil {
+			t.Errorf("cleanup sweep: %v", err)
+		} else if len(pids) > 0 {
+			t.Logf("cleanup killed %v", pids)
+		}
+		l.Close()
+	})
+	return l, dir
+}
+
+func shSpec(script string) provider.Spec {
+	return provider.Spec{
+		ID:      provider.NewInstanceID(),
+		Command: "/bin/sh",
+		Args:    []string{"-c", script},
+		Env:     []string{"PATH=/usr/local/bin:/usr/bin:/bin"},
+	}
+}
+
+func launch(t testing.TB, l *local.Local, spec provider.Spec) provider.Process {
+	t.Helper()
+	p, err := l.Launch(context.Background(), spec)
+	if err != nil {
+		t.Fatalf("launch: %v", err)
+	}
+	return p
+}
+
+func stop(t testing.TB, l *local.Local, p provider.Process, sig syscall.Signal, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := l.Stop(ctx, p, sig, timeout); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+}
+
+func waitDone(t testing.TB, p provider.Process) provider.ExitStatus {
+	t.Helper()
+	select {
+	case <-p.Done():
+		return p.Exit()
+	case <-time.After(30 * time.Second):
+		t.Fatalf("instance %s pid %d did not exit", p.ID(), p.Pid())
+		return provider.ExitStatus{}
+	}
+}
+
+// waitContent waits until the file contains want and returns its content.
+func waitContent(t testing.TB, path, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if strings.Contains(string(b), want) {
+			return string(b)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %q does not contain %q", path, b, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// alive reports whether pid is a live process (a zombie is not).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return f[0] != "Z" && f[0] != "X"
+}
+
+// groupAlive reports whether a live process remains in process group pgid.
+func groupAlive(pgid int) bool {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if f[2] == strconv.Itoa(pgid) && f[0] != "Z" && alive(pid) {
+			return true
+		}
+	}
+	return false
+}
+
+func readPid(t testing.TB, path string) int {
+	t.Helper()
+	s := strings.TrimSpace(waitContent(t, path, "\n"))
+	pid, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return pid
+}
+
+func TestLaunchLogsAndStop(t *testing.T) {
+	t.Parallel()
+	l, _ := newLocal(t)
+	spec := shSpec(`echo hi; echo oops >&2; echo "id=$AUTOHEAL_INSTANCE_ID dir=$(pwd)"; exec sleep 30`)
+	spec.Workdir = "/tmp"
+	p := launch(t, l, spec)
+	if p.Pid() <= 0 || !alive(p.Pid()) {
+		t.Fatalf("pid %d not running", p.Pid())
+	}
+	if p.ID() != spec.ID || p.StartedAt().IsZero() {
+		t.Fatalf("id %q started %v", p.ID(), p.StartedAt())
+	}
+	stdout, stderr := l.LogFiles(spec.ID)
+	waitContent(t, stdout, "hi\n")
+	waitContent(t, stdout, "id="+spec.ID+" dir=/tmp")
+	waitContent(t, stderr, "oops\n")
+	if filepath.Dir(stdout) != l.InstanceDir(spec.ID) {
+		t.Fatalf("log %s not in %s", stdout, l.InstanceDir(spec.ID))
+	}
+
+	stop(t, l, p, syscall.SIGTERM, 10*time.Second)
+	select {
+	case <-p.Done():
+	default:
+		t.Fatal("Stop returned before Done")
+	}
+	if e := p.Exit(); e.Signal != "SIGTERM" || e.Code != -1 || e.Time.IsZero() {
+		t.Fatalf("exit %+v, want SIGTERM", e)
+	}
+	if groupAlive(p.Pid()) {
+		t.Fatal("process group still alive after Stop")
+	}
+	// Idempotent, and logs are kept.
+	stop(t, l, p, syscall.SIGTERM, time.Second)
+	if _, err := os.Stat(stdout); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStopKillsWhatIgnoresTheSignal(t *testing.T) {
+	t.Parallel()
+	l, dir := newLocal(t)
+	// The ignored disposition is inherited by sleep too.
+	mark := filepath.Join(dir, "ready")
+	p := launch(t, l, shSpec(`trap "" TERM; echo ready > `+mark+`; sleep 30; sleep 30`))
+	waitContent(t, mark, "ready")
+	began := time.Now()
+	stop(t, l, p, syscall.SIGTERM, 300*time.Millisecond)
+	if d := time.Since(began); d < 300*time.Millisecond {
+		t.Fatalf("stopped after %s, before the timeout", d)
+	}
+	if e := p.Exit(); e.Signal != "SIGKILL" {
+		t.Fatalf("exit %+v, want SIGKILL", e)
+	}
+	if groupAlive(p.Pid()) {
+		t.Fatal("process group still alive after Stop")
+	}
+}
+
+func TestStopKillsEscapedDescendant(t *testing.T) {
+	t.Parallel()
+	l, dir := newLocal(t)
+	pidFile := filepath.Join(dir, "escaped.pid")
+	// setsid puts the child in a new session and process group: a group
+	// kill cannot reach it, only its environment gives it away.
+	p := launch(t, l, shSpec(`setsid sh -c 'echo $$ > `+pidFile+`; trap "" TERM; exec sleep 60' & sleep 60`))
+	escaped := readPid(t, pidFile)
+	if !alive(escaped) {
+		t.Fatal("escaped child not running")
+	}
+	stop(t, l, p, syscall.SIGTERM, 5*time.Second)
+	if alive(escaped) {
+		t.Fatalf("escaped child %d survived Stop", escaped)
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, script string
+		want         provider.ExitStatus
+	}{
+		{"code 0", "exit 0", provider.ExitStatus{Code: 0}},
+		{"code 3", "exit 3", provider.ExitStatus{Code: 3}},
+		{"signal", "kill -KILL $$", provider.ExitStatus{Code: -1, Signal: "SIGKILL"}},
+		{"other signal", "kill -USR1 $$", provider.ExitStatus{Code: -1, Signal: "SIGUSR1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l, _ := newLocal(t)
+			p := launch(t, l, shSpec(tc.script))
+			e := waitDone(t, p)
+			if e.Code != tc.want.Code || e.Signal != tc.want.Signal || e.Error != "" || e.Time.IsZero() {
+				t.Fatalf("exit %+v, want %+v", e, tc.want)
+			}
+			stop(t, l, p, syscall.SIGTERM, time.Second)
+		})
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		spec      func(provider.Spec) provider.Spec
+		listeners bool // through the trampoline
+		want      string
+	}{
+		{"missing binary", func(s provider.Spec) provider.Spec { s.Command = "/x/y"; return s }, false, "exec /x/y: no such file or directory"},
+		{"missing binary via trampoline", func(s provider.Spec) provider.Spec { s.Command = "/x/y"; return s }, true, "exec /x/y: no such file or directory"},
+		{"not executable", func(s provider.Spec) provider.Spec { s.Command = "/etc/passwd"; return s }, false, "exec /etc/passwd: permission denied"},
+		{"bad workdir", func(s provider.Spec) provider.Spec { s.Workdir = "/nope"; return s }, false, "chdir /nope: no such file or directory"},
+		{"bad workdir via trampoline", func(s provider.Spec) provider.Spec { s.Workdir = "/nope"; return s }, true, "chdir /nope: no such file or directory"},
+		{"unknown user", func(s provider.Spec) provider.Spec { s.User = "no-such-user-here"; return s }, false, "user no-such-user-here: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l, dir := newLocal(t)
+			spec := tc.spec(shSpec("exit 0"))
+			if tc.listeners {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ln.Close()
+				f, _ := ln.(*net.TCPListener).File()
+				defer f.Close()
+				spec.Listeners = []provider.Listener{{Name: "http", File: f}}
+			}
+			p := launch(t, l, spec)
+			select {
+			case <-p.Done():
+			default:
+				t.Fatal("Launch of a program that cannot start returned a running process")
+			}
+			e := p.Exit()
+			if !strings.HasPrefix(e.Error, tc.want) || e.Code != -1 || p.Pid() != 0 {
+				t.Fatalf("exit %+v pid %d, want error %q", e, p.Pid(), tc.want)
+			}
+			if !strings.Contains(e.String(), tc.want) {
+				t.Fatalf("String() = %q", e.String())
+			}
+			stop(t, l, p, syscall.SIGTERM, time.Second)
+			// The adopted view says the same.
+			l2, err := local.New(local.Options{StateDir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := l2.Adopt(context.Background(), spec.ID)
+			if err != nil || a.Exit().Error != e.Error {
+				t.Fatalf("adopt: %v, %+v", err, a)
+			}
+		})
+	}
+}
+
+func TestLogRotation(t *testing.T) {
+	t.Parallel()
+	l, _ := newLocal(t)
+	spec := shSpec(`i=0; while [ $i -lt 3000 ]; do echo line-$i; i=$((i+1)); done`)
+	spec.LogMaxSize = 1000
+	spec.LogMaxFiles = 2
+	p := launch(t, l, spec)
+	if e := waitDone(t, p); e.Code != 0 {
+		t.Fatalf("exit %+v", e)
+	}
+	stdout, _ := l.LogFiles(spec.ID)
+	for _, name := range []string{stdout, stdout + ".1", stdout + ".2"} {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > 1000 {
+			t.Fatalf("%s is %d bytes, cap 1000", name, fi.Size())
+		}
+	}
+	if _, err := os.Stat(stdout + ".3"); !os.IsNotExist(err) {
+		t.Fatalf("%s.3 kept: %v", stdout, err)
+	}
+	cur, _ := os.ReadFile(stdout)
+	if !strings.HasSuffix(string(cur), "line-2999\n") {
+		t.Fatalf("current log ends %q", cur[max(0, len(cur)-30):])
+	}
+	// Without loss across the cut: .1 ends where the current file begins.
+	prev, _ := os.ReadFile(stdout + ".1")
+	all := string(prev) + string(cur)
+	if !strings.Contains(all, "\nline-2900\nline-2901\n") {
+		t.Fatal("rotated files do not join up")
+	}
+}
+
+func TestAdoptRunningFromAnotherController(t *testing.T) {
+	t.Parallel()
+	l, dir := newLocal(t)
+	spec := shSpec(`sleep 60`)
+	p := launch(t, l, spec)
+
+	// A second provider on the same state dir is a restarted controller.
+	l2, err := local.New(local.Options{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	a, err := l2.Adopt(context.Background(), spec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Pid() != p.Pid() || !a.StartedAt().Equal(p.StartedAt()) {
+		t.Fatalf("adopted pid %d started %v, launched %d %v", a.Pid(), a.StartedAt(), p.Pid(), p.StartedAt())
+	}
+	select {
+	case <-a.Done():
+		t.Fatalf("adopted instance done: %+v", a.Exit())
+	default:
+	}
+	// Not our child: exit detection goes through the pidfd.
+	syscall.Kill(p.Pid(), syscall.SIGTERM)
+	if e := waitDone(t, a); e.Signal != "SIGTERM" {
+		t.Fatalf("adopted exit %+v", e)
+	}
+	if e := waitDone(t, p); e.Signal != "SIGTERM" {
+		t.Fatalf("launched exit %+v", e)
+	}
+	stop(t, l2, a, syscall.SIGTERM, time.Second)
+
+	if _, err := l2.Adopt(context.Background(), provider.NewInstanceID()); !errors.Is(err, provider.ErrNotFound) {
+		t.Fatalf("unknown id: %v", err)
+	}
+	if _, err := l2.Adopt(context.Background(), "../../etc"); !errors.Is(err, provider.ErrNotFound) {
+		t.Fatalf("bad id: %v", err)
+	}
+}
+
+func TestAdoptAfterExitWhileDown(t *testing.T) {
+	t.Parallel()
+	l, dir := newLocal(t)
+	spec := shSpec(`sleep 0.2; exit 7`)
+	launch(t, l, spec)
+	// The controller goes away without seeing the exit.
+	l.Close()
+	status := filepath.Join(l.InstanceDir(spec.ID), "status.json")
+	waitContent(t, status, `"exited":true`)
+
+	l2, err := local.New(local.Options{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	a, err := l2.Adopt(context.Background(), spec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.Done():
+	default:
+		t.Fatal("an instance that exited while down is not done")
+	}
+	if e := a.Exit(); e.Code != 7 || e.Time.IsZero() {
+		t.Fatalf("exit %+v, want 7", e)
+	}
+	stop(t, l2, a, syscall.SIGTERM, time.Second)
+}
+
+// tamper rewrites fields of an instance's status.json.
+func tamper(t *testing.T, path string, set map[string]any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range set {
+		m[k] = v
+	}
+	b, _ = json.Marshal(m)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAdoptRejectsReusedPid(t *testing.T) {
+	t.Parallel()
+	ownStart := func() uint64 {
+		b, _ := os.ReadFile("/proc/self/stat")
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		n, _ := strconv.ParseUint(f[19], 10, 64)
+		return n
+	}
+	for _, tc := range []struct {
+		name string
+		set  func(st map[string]any) map[string]any
+	}{
+		{"start times differ", func(st map[string]any) map[string]any {
+			return map[string]any{"shim_start": st["shim_start"].(float64) + 1, "pid_start": st["pid_start"].(float64) + 1}
+		}},
+		// The recorded pids now belong to a live process with the right
+		// start time but not the instance's environment (this test).
+		{"pid is another live process", func(map[string]any) map[string]any {
+			return map[string]any{"shim_pid": os.Getpid(), "shim_start": ownStart(), "pid": os.Getpid(), "pid_start": ownStart()}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l, dir := newLocal(t)
+			spec := shSpec(`sleep 60`)
+			p := launch(t, l, spec)
+			l.Close() // only the tampered record speaks now
+
+			path := filepath.Join(l.InstanceDir(spec.ID), "status.json")
+			b, _ := os.ReadFile(path)
+			var st map[string]any
+			json.Unmarshal(b, &st)
+			tamper(t, path, tc.set(st))
+
+			l2, err := local.New(local.Options{StateDir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l2.Close()
+			a, err := l2.Adopt(context.Background(), spec.ID)
+			if err == nil {
+				select {
+				case <-a.Done():
+					if a.Exit().Error == "" {
+						t.Fatalf("adopted as exited normally: %+v", a.Exit())
+					}
+				default:
+					t.Fatalf("adopted pid %d through a reused pid", a.Pid())
+				}
+			}
+			// Neither the real instance nor this process was killed.
+			if !alive(p.Pid()) {
+				t.Fatal("the real application was killed on a mismatched record")
+			}
+			// Sweep recovers: the instance is not kept.
+			pids, err := l2.Sweep(context.Background(), nil)
+			if err != nil || len(pids) < 2 {
+				t.Fatalf("sweep %v %v", pids, err)
+			}
+			if alive(p.Pid()) {
+				t.Fatal("sweep left the application")
+			}
+		})
+	}
+}
+
+func TestListenerPassing(t *testing.T) {
+	t.Parallel()
+	l, _ := newLocal(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := provider.Spec{
+		ID:        provider.NewInstanceID(),
+		Command:   self,
+		Args:      []string{helperArg, "listen"},
+		Listeners: []provider.Listener{{Name: "http", File: f}},
+		// The controller's own socket activation must not leak through.
+		Env: []string{"LISTEN_FDS=7", "LISTEN_PID=1"},
+	}
+	p := launch(t, l, spec)
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("read: %v (stderr: %s)", err, readLog(l, spec.ID))
+	}
+	if want := fmt.Sprintf("ok pid=%d names=http\n", p.Pid()); line != want {
+		t.Fatalf("app said %q, want %q", line, want)
+	}
+	if e := waitDone(t, p); e.Code != 0 {
+		t.Fatalf("exit %+v", e)
+	}
+	stop(t, l, p, syscall.SIGTERM, time.Second)
+}
+
+func readLog(l *local.Local, id string) string {
+	_, stderr := l.LogFiles(id)
+	b, _ := os.ReadFile(stderr)
+	return string(b)
+}
+
+// tryLock attempts the flock the instance should hold.
+func tryLock(t *testing.T, path string) error {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+}
+
+func TestVolumeLock(t *testing.T) {
+	t.Parallel()
+	l, dir := newLocal(t)
+	lock := provider.Lock{Path: filepath.Join(dir, "vol.lock"), TokenFile: filepath.Join(dir, "vol.token"), Token: 5}
+	spec := shSpec(`exec sleep 60`)
+	spec.Locks = []provider.Lock{lock}
+	p := launch(t, l, spec)
+	if err := tryLock(t, lock.Path); !errors.Is(err, unix.EWOULDBLOCK) {
+		t.Fatalf("second flock while the instance runs: %v", err)
+	}
+	if b, _ := os.ReadFile(lock.TokenFile); strings.TrimSpace(string(b)) != "5" {
+		t.Fatalf("token file %q", b)
+	}
+	// A second instance on the same volume is refused.
+	other := shSpec(`exec sleep 60`)
+	other.Locks = []provider.Lock{{Path: lock.Path, TokenFile: lock.TokenFile, Token: 6}}
+	q := launch(t, l, other)
+	if e := q.Exit(); !strings.Contains(e.Error, "volume lock "+lock.Path+" held by another process") {
+		t.Fatalf("second instance: %+v", e)
+	}
+	stop(t, l, p, syscall.SIGTERM, 5*time.Second)
+	if err := tryLock(t, lock.Path); err != nil {
+		t.Fatalf("flock after Stop: %v", err)
+	}
+}
+
+func TestStaleTokenRefused(t *testing.T) {
+	t.Parallel()
+	l, dir := newLocal(t)
+	lock := provider.Lock{Path: filepath.Join(dir, "vol.lock"), TokenFile: filepath.Join(dir, "vol.token"), Token: 5}
+	if err := os.WriteFile(lock.TokenFile, []byte("9\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ran := filepath.Join(dir, "ran")
+	spec := shSpec(`touch ` + ran)
+	spec.Locks = []provider.Lock{lock}
+	p := launch(t, l, spec)
+	if e := waitDone(t, p); !strings.Contains(e.Error, "stale fencing token") {
+		t.Fatalf("exit %+v", e)
+	}
+	if _, err := os.Stat(ran); !os.IsNotExist(err) {
+		t.Fatal("the application ran with a stale token")
+	}
+	if b, _ := os.ReadFile(lock.TokenFile); string(b) != "9\n" {
+		t.Fatalf("token file rewritten: %q", b)
+	}
+	if err := tryLock(t, lock.Path); err != nil {
+		t.Fatalf("lock kept after refusal: %v", err)
+	}
+}
+
+// canUnshare reports whether this process may create mount namespaces.
+func canUnshare(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("bind mounts need root")
+	}
+	cmd := exec.Command("/bin/true")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	if err := cmd.Run(); err != nil {
+		t.Skipf("cannot create a mount namespace here: %v", err)
+	}
+}
+
+func TestBindMountPrivate(t *testing.T) {
+	t.Parallel()
+	canUnshare(t)
+	l, dir := newLocal(t)
+	src := filepath.Join(dir, "volume")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "marker"), []byte("from the volume\n"), 0o644)
+	target := filepath.Join(dir, "mnt", "data") // created by the shim
+	spec := shSpec(`cat marker; grep -c " ` + target + ` " /proc/self/mountinfo; exec sleep 60`)
+	spec.Mounts = []provider.Mount{{Source: src, Target: target}}
+	spec.Workdir = target // entered after the mounts
+	p := launch(t, l, spec)
+	stdout, _ := l.LogFiles(spec.ID)
+	waitContent(t, stdout, "from the volume\n1\n")
+	host, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(host), " "+target+" ") {
+		t.Fatal("instance mount visible in the host mount table")
+	}
+	// Run sees the same mounts, through the trampoline.
+	res, err := l.Run(context.Background(), spec, `cat `+target+`/marker; pwd`, 10*time.Second)
+	if err != nil || res.ExitCode != 0 || res.Output != "from the volume\n"+target+"\n" {
+		t.Fatalf("run: %v %+v", err, res)
+	}
+	host, _ = os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(host), " "+target+" ") {
+		t.Fatal("run's mount visible in the host mount table")
+	}
+	stop(t, l, p, syscall.SIGTERM, 5*time.Second)
+}
+
+func TestUser(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("switching user needs root")
+	}
+	l, _ := newLocal(t)
+	spec := shSpec(`id -u; id -g`)
+	spec.User = "65534:65534"
+	p := launch(t, l, spec)
+	if e := waitDone(t, p); e.Code != 0 {
+		t.Fatalf("exit %+v: %s", e, readLog(l, spec.ID))
+	}
+	stdout, _ := l.LogFiles(spec.ID)
+	waitContent(t, stdout, "65534\n65534\n")
+	res, err := l.Run(context.Background(), spec, `id -u`, 10*time.Second)
+	if err != nil || res.Output != "65534\n" {
+		t.Fatalf("run: %v %+v", err, res)
+	}
+}
+
+func TestRun(t *testing.T) {
+	t.Parallel()
+	l, dir := newLocal(t)
+	spec := shSpec("")
+	spec.Env = append(spec.Env, "GREETING=hello there")
+	spec.Workdir = dir
+	res, err := l.Run(context.Background(), spec, `echo "$GREETING"; echo err >&2; echo "$AUTOHEAL_INSTANCE_ID"; pwd; exit 4`, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "hello there\nerr\n" + spec.ID + "\n" + dir + "\n"
+	if res.ExitCode != 4 || res.TimedOut || res.Output != want || res.Duration <= 0 {
+		t.Fatalf("result %+v, want exit 4 and %q", res, want)
+	}
+
+	t.Run("output keeps the tail", func(t *testing.T) {
+		res, err := l.Run(context.Background(), spec, `head -c 200000 /dev/zero | tr '\0' a; echo END`, 10*time.Second)
+		if err != nil || len(res.Output) != local.RunOutputMax || !strings.HasSuffix(res.Output, "aaaEND\n") {
+			t.Fatalf("%v: %d bytes ending %q", err, len(res.Output), res.Output[max(0, len(res.Output)-10):])
+		}
+	})
+	t.Run("bad workdir is an error", func(t *testing.T) {
+		s := spec
+		s.Workdir = "/nope"
+		if _, err := l.Run(context.Background(), s, `true`, time.Second); err == nil || !strings.Contains(err.Error(), "chdir /nope: no such file or directory") {
+			t.Fatalf("err %v", err)
+		}
+	})
+	t.Run("timeout kills the group", func(t *testing.T) {
+		pidFile := filepath.Join(dir, "bg.pid")
+		began := time.Now()
+		res, err := l.Run(context.Background(), spec, `sleep 60 & echo $! > `+pidFile+`; echo started; wait`, 300*time.Millisecond)
+		if err != nil || !res.TimedOut || res.ExitCode != -1 || res.Output != "started\n" {
+			t.Fatalf("%v %+v", err, res)
+		}
+		if time.Since(began) > 10*time.Second {
+			t.Fatal("timeout not enforced")
+		}
+		if bg := readPid(t, pidFile); alive(bg) {
+			t.Fatalf("background child %d survived the timeout", bg)
+		}
+	})
+	t.Run("leftovers are killed", func(t *testing.T) {
+		pidFile := filepath.Join(dir, "left.pid")
+		res, err := l.Run(context.Background(), spec, `sleep 60 >/dev/null 2>&1 & echo $! > `+pidFile, 10*time.Second)
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("%v %+v", err, res)
+		}
+		if bg := readPid(t, pidFile); alive(bg) {
+			t.Fatalf("background child %d outlived the script", bg)
+		}
+	})
+	t.Run("context", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		if _, err := l.Run(ctx, spec, `sleep 60`, 0); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err %v", err)
+		}
+	})
+}
+
+func TestSweep(t *testing.T) {
+	t.Parallel()
+	l, dir := newLocal(t)
+	start := func(stateDir, id string) *exec.Cmd {
+		cmd := exec.Command("/bin/sleep", "60")
+		cmd.Env = []string{local.EnvStateDir + "=" + stateDir, local.EnvInstanceID + "=" + id}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill() })
+		go cmd.Wait() // reap
+		return cmd
+	}
+	orphan := start(dir, provider.NewInstanceID())
+	keptID := provider.NewInstanceID()
+	kept := start(dir, keptID)
+	foreign := start(dir+"-other", provider.NewInstanceID()) // a prefix is not a match
+	// A launched instance not in keep goes too, shim and all.
+	p := launch(t, l, shSpec(`exec sleep 60`))
+
+	pids, err := l.Sweep(context.Background(), []string{keptID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range []int{orphan.Process.Pid, p.Pid()} {
+		found := false
+		for _, k := range pids {
+			found = found || k == pid
+		}
+		if !found {
+			t.Fatalf("sweep killed %v, not %d", pids, pid)
+		}
+	}
+	if alive(orphan.Process.Pid) || alive(p.Pid()) {
+		t.Fatal("swept processes alive")
+	}
+	if !alive(kept.Process.Pid) || !alive(foreign.Process.Pid) || !alive(os.Getpid()) {
+		t.Fatal("sweep killed what it must keep")
+	}
+	waitDone(t, p)
+}
+
+func TestLaunchRefusesSecondShim(t *testing.T) {
+	t.Parallel()
+	l, _ := newLocal(t)
+	spec := shSpec(`exec sleep 60`)
+	p := launch(t, l, spec)
+	if _, err := l.Launch(context.Background(), spec); err == nil || !strings.Contains(err.Error(), "still running") {
+		t.Fatalf("second launch of a running instance: %v", err)
+	}
+	stop(t, l, p, syscall.SIGKILL, 0)
+	// Restart in place: same id, same logs.
+	spec.Args = []string{"-c", "echo second; exit 0"}
+	q := launch(t, l, spec)
+	if e := waitDone(t, q); e.Code != 0 {
+		t.Fatalf("restart: %+v", e)
+	}
+}
+
+func TestShimLost(t *testing.T) {
+	t.Parallel()
+	l, dir := newLocal(t)
+	spec := shSpec(`exec sleep 60`)
+	p := launch(t, l, spec)
+	b, _ := os.ReadFile(filepath.Join(l.InstanceDir(spec.ID), "status.json"))
+	var st struct {
+		ShimPid int `json:"shim_pid"`
+	}
+	json.Unmarshal(b, &st)
+	l.Close()
+	syscall.Kill(st.ShimPid, syscall.SIGKILL)
+
+	l2, err := local.New(local.Options{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	// The shim stays our unreaped child (l was closed): a zombie.
+	deadline := time.Now().Add(10 * time.Second)
+	for alive(st.ShimPid) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	a, err := l2.Adopt(context.Background(), spec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := waitDone(t, a); e.Error != "shim lost" {
+		t.Fatalf("exit %+v", e)
+	}
+	if alive(p.Pid()) {
+		t.Fatal("application of a lost shim still alive")
+	}
+}
+
+func TestLaunchContextCancelled(t *testing.T) {
+	t.Parallel()
+	l, _ := newLocal(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := l.Launch(ctx, shSpec(`exec sleep 60`)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestLaunchBadSpec(t *testing.T) {
+	t.Parallel()
+	l, _ := newLocal(t)
+	for _, s := range []provider.Spec{
+		{ID: "x", Command: "/bin/true"},
+		{ID: provider.NewInstanceID()},
+		{ID: provider.NewInstanceID(), Command: "/bin/true", Workdir: "relative"},
+	} {
+		if _, err := l.Launch(context.Background(), s); err == nil {
+			t.Errorf("launch %+v: no error", s)
+		}
+	}
+}

@@ -1,0 +1,48 @@
+package local
+
+import "log/slog"
+
+// Options configures New.
+type Options struct {
+	// StateDir is the controller's state directory; instances live in
+	// <StateDir>/instances/<id>. Required.
+	StateDir string
+	// Exe is the autoheal binary, which contains the shim and the exec
+	// trampoline (see Init). Default: os.Executable().
+	Exe string
+	// Logger receives what the provider notices on its own (a lost shim, a
+	// mount namespace that could not be made). Default: discard.
+	Logger *slog.Logger
+}
+
+// Defaults for a Spec's zero values.
+const (
+	// DefaultLogMaxSize is the rotation size of stdout.log and stderr.log
+	// when Spec.LogMaxSize is 0.
+	DefaultLogMaxSize = 10 << 20
+	// DefaultLogMaxFiles is how many rotated files of each stream are kept
+	// when Spec.LogMaxFiles is 0; a negative LogMaxFiles keeps none.
+	DefaultLogMaxFiles = 3
+	// DefaultWorkdir is the working directory when Spec.Workdir is empty,
+	// as for a systemd service.
+	DefaultWorkdir = "/"
+	// RunOutputMax caps Run's output; the tail is kept.
+	RunOutputMax = 64 << 10
+)
+
+// Environment variables that mark every process of an instance: the shim,
+// the trampoline, the application and its descendants, and scripts started
+// by Run. The kernel keeps a process's initial environment in
+// /proc/<pid>/environ whatever the process does with its process group or
+// session, which is how Stop finds processes that left the group and how
+// Sweep finds orphans.
+const (
+	EnvStateDir   = "AUTOHEAL_STATE_DIR"
+	EnvInstanceID = "AUTOHEAL_INSTANCE_ID"
+)
+
+// Arguments that make the autoheal binary one of its helper roles (Init).
+const (
+	shimArg = "__autoheal_shim"
+	execArg = "__autoheal_exec"
+)

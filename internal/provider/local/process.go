@@ -1,0 +1,79 @@
+//go:build linux
+
+package local
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/autoheal/autoheal/internal/provider"
+)
+
+// process is a launched or adopted instance's application.
+type process struct {
+	id        string
+	pid       int    // application, leader of its process group; 0 if it never started
+	pidStart  uint64 // its start time, against pid reuse
+	startedAt time.Time
+	shimPid   int
+	shimStart uint64
+
+	done   chan struct{}
+	// shimGone is closed once the shim has exited and been reaped: it
+	// reports the exit (Done) just before it finishes its bookkeeping.
+	shimGone chan struct{}
+	once   sync.Once // finish may race: the watcher and a Stop that outlived it
+	mu     sync.Mutex
+	exit   provider.ExitStatus
+	fenced atomic.Bool // a Stop confirmed every process gone
+}
+
+var _ provider.Process = (*process)(nil)
+
+func (p *process) ID() string            { return p.id }
+func (p *process) Pid() int              { return p.pid }
+func (p *process) StartedAt() time.Time  { return p.startedAt }
+func (p *process) Done() <-chan struct{} { return p.done }
+
+func (p *process) Exit() provider.ExitStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exit
+}
+
+// finish records the exit and closes Done; only the first call counts.
+func (p *process) finish(e provider.ExitStatus) {
+	p.once.Do(func() {
+		p.mu.Lock()
+		p.exit = e
+		p.mu.Unlock()
+		close(p.done)
+	})
+}
+
+func (p *process) isDone() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// exited returns a process that is already over.
+func exited(id string, st status) *process {
+	p := &process{
+		id: id, pid: st.Pid, pidStart: st.PidStart, startedAt: st.StartedAt,
+		shimPid: st.ShimPid, shimStart: st.ShimStart,
+		done: make(chan struct{}), shimGone: closedChan,
+	}
+	p.finish(st.Exit)
+	return p
+}
+
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()

@@ -1,0 +1,240 @@
+//go:build linux
+
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/autoheal/autoheal/internal/provider"
+	"golang.org/x/sys/unix"
+)
+
+// drainTimeout bounds how long the shim copies output after the application
+// exited: a descendant that keeps stdout open must not keep the exit from
+// being reported.
+const drainTimeout = 100 * time.Millisecond
+
+// shim is the `__autoheal_shim <instance dir>` role: the application's
+// parent for its whole life. It takes the volume locks, starts the
+// application, copies its output into rotated logs and records its exit in
+// status.json, so that the exit code and the logs are kept while no
+// controller is running.
+type shim struct {
+	dir string
+	st  status
+}
+
+func runShim(args []string) int {
+	if len(args) != 1 || !filepath.IsAbs(args[0]) {
+		fmt.Fprintln(os.Stderr, "usage: autoheal "+shimArg+" <absolute instance dir>")
+		return 2
+	}
+	// Go's fork/exec passes on every descriptor without close-on-exec. The
+	// ones we inherited (hello pipe, listeners) are handed on explicitly,
+	// so mark them all: nothing reaches the application by accident.
+	unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
+	// The shim lives exactly as long as its application. It is in its own
+	// session, but a stray `kill` or a hangup must not orphan the
+	// application's pipes either. A handler, not SIG_IGN: an ignored
+	// disposition would be inherited by the application across exec.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+
+	s := &shim{dir: args[0]}
+	s.st.ShimPid = os.Getpid()
+	s.st.ShimStart, _ = startTime(os.Getpid())
+	helloW := os.NewFile(shimHelloFD, "hello")
+
+	b, err := os.ReadFile(filepath.Join(s.dir, specFile))
+	var spec shimSpec
+	if err == nil {
+		err = json.Unmarshal(b, &spec)
+	}
+	if err != nil {
+		return s.refuse(helloW, fmt.Errorf("read instance spec: %w", err))
+	}
+	s.st.ID = spec.ID
+	s.save(false)
+
+	listeners := make([]*os.File, len(spec.Listeners))
+	for i, name := range spec.Listeners {
+		listeners[i] = os.NewFile(uintptr(shimListenersFD+i), "listener:"+name)
+	}
+	defer func() {
+		for _, f := range listeners {
+			f.Close()
+		}
+	}()
+	locks, err := takeLocks(spec.Locks)
+	if err != nil {
+		return s.refuse(helloW, err)
+	}
+	defer func() {
+		for _, f := range locks {
+			f.Close()
+		}
+	}()
+	// Mounts before the working directory, which may lie inside one.
+	if err := makeMounts(spec.Mounts, spec.HostMountNS); err != nil {
+		return s.refuse(helloW, err)
+	}
+	// The shim enters the working directory itself (as the launching user)
+	// and the application inherits it: a missing directory is then
+	// reported as such, never as a failed exec.
+	if err := os.Chdir(spec.Workdir); err != nil {
+		return s.refuse(helloW, fmt.Errorf("chdir %s: %w", spec.Workdir, unwrapPath(err)))
+	}
+	cr, err := resolveUser(spec.User)
+	if err != nil {
+		return s.refuse(helloW, err)
+	}
+	stdout, err := openRotator(filepath.Join(s.dir, stdoutLog), spec.LogMaxSize, spec.LogMaxFiles)
+	if err != nil {
+		return s.refuse(helloW, fmt.Errorf("open log: %w", err))
+	}
+	stderr, err := openRotator(filepath.Join(s.dir, stderrLog), spec.LogMaxSize, spec.LogMaxFiles)
+	if err != nil {
+		return s.refuse(helloW, fmt.Errorf("open log: %w", err))
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return s.refuse(helloW, err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return s.refuse(helloW, err)
+	}
+
+	cfg := execConfig{
+		Command:   spec.Command,
+		Argv:      append([]string{spec.Command}, spec.Args...),
+		Env:       spec.Env,
+		Cred:      cr,
+		Listeners: spec.Listeners,
+	}
+	opts := startOptions{
+		files:  append(append([]*os.File(nil), listeners...), locks...),
+		stdout: outW,
+		stderr: errW,
+		// Exec'ing /proc/self/exe runs this very binary even if the file
+		// was replaced by an upgrade since the shim started.
+		trampoline: len(listeners) > 0,
+		exe:        "/proc/self/exe",
+		label:      s.dir,
+	}
+	startedAt := time.Now()
+	cmd, err := startProgram(context.Background(), cfg, opts)
+	outW.Close()
+	errW.Close()
+	for _, f := range listeners {
+		f.Close() // the application has its own; the controller keeps its
+	}
+	listeners = nil
+	if err != nil {
+		fmt.Fprintf(stderr, "autoheal: %v\n", err)
+		return s.refuse(helloW, err)
+	}
+	pid := cmd.Process.Pid
+	s.st.Pid = pid
+	s.st.PidStart, _ = startTime(pid)
+	s.st.StartedAt = startedAt
+	s.save(false)
+	s.sayHello(helloW, hello{Pid: pid, PidStart: s.st.PidStart, StartedAt: startedAt})
+	defer helloW.Close()
+
+	var copying sync.WaitGroup
+	for _, c := range []struct {
+		w io.Writer
+		r *os.File
+	}{{stdout, outR}, {stderr, errR}} {
+		copying.Add(1)
+		go func() {
+			defer copying.Done()
+			io.CopyBuffer(c.w, c.r, make([]byte, 32<<10))
+		}()
+	}
+
+	cmd.Wait()
+	exit := exitStatus(cmd.ProcessState, time.Now())
+	// The volume was the application's: release it before anyone hears of
+	// the exit. (Descendants that inherited the lock descriptors hold the
+	// lock until Stop kills them.)
+	for _, f := range locks {
+		f.Close()
+	}
+	locks = nil
+	// What the application wrote before it exited is in the pipes: copy it
+	// before reporting, so that the logs are complete for whoever reads
+	// them after Done. A descendant holding a pipe open must not delay the
+	// report for long.
+	drained := make(chan struct{})
+	go func() {
+		copying.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(drainTimeout):
+	}
+	s.st.Exited, s.st.Exit = true, exit
+	// Tell the launching controller first: it holds the other end of the
+	// hello pipe for as long as it follows the instance, closes Done on
+	// this line without waiting for our own exit, and records the exit
+	// durably in its own store. Then the fsync here is not needed. If the
+	// pipe is broken (the controller is gone, or adopted us later), this
+	// record may be the only copy of the exit until a controller reads it:
+	// it must survive a crash.
+	line, _ := json.Marshal(hello{Exit: &exit})
+	_, perr := helloW.Write(append(line, '\n'))
+	s.save(perr != nil)
+	select {
+	case <-drained:
+		stdout.Close()
+		stderr.Close()
+	default:
+		// A descendant still holds a pipe; exiting closes everything.
+	}
+	return 0
+}
+
+// exitStatus converts a wait status.
+func exitStatus(ps *os.ProcessState, t time.Time) provider.ExitStatus {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return provider.ExitStatus{Code: -1, Signal: unix.SignalName(ws.Signal()), Time: t}
+	}
+	return provider.ExitStatus{Code: ps.ExitCode(), Time: t}
+}
+
+// refuse records that the application could not be started and tells the
+// launcher.
+func (s *shim) refuse(helloW *os.File, err error) int {
+	s.st.Exited = true
+	s.st.Exit = provider.ExitStatus{Code: -1, Time: time.Now(), Error: err.Error()}
+	s.save(true)
+	s.sayHello(helloW, hello{Error: err.Error()})
+	helloW.Close()
+	return 0
+}
+
+// sayHello answers Launch with one line. Its launcher may be gone (killed
+// mid-launch): then the write fails with EPIPE, which changes nothing. (Go
+// raises SIGPIPE only for writes to stdout and stderr.)
+func (s *shim) sayHello(w *os.File, h hello) {
+	b, _ := json.Marshal(h)
+	w.Write(append(b, '\n'))
+}
+
+func (s *shim) save(durable bool) {
+	if err := writeJSON(filepath.Join(s.dir, statusFile), s.st, 0o644, durable); err != nil {
+		fmt.Fprintf(os.Stderr, "autoheal shim: write status: %v\n", err)
+	}
+}

@@ -1,0 +1,367 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/autoheal/autoheal/internal/api"
+	"github.com/autoheal/autoheal/internal/provider/local"
+	"github.com/autoheal/autoheal/internal/server"
+	"github.com/autoheal/autoheal/internal/store"
+)
+
+// bins holds the binaries the tests build once: the pet app and autoheal
+// itself (for tests that must kill the controller process).
+var bins struct {
+	dir, pet, autoheal string
+}
+
+func TestMain(m *testing.M) {
+	// The test binary is also the shim: in-process servers launch instances
+	// through it, as the real binary does.
+	if local.Init() {
+		return
+	}
+	dir, err := os.MkdirTemp("", "autoheal-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bins.dir = dir
+	bins.pet = filepath.Join(dir, "pet")
+	bins.autoheal = filepath.Join(dir, "autoheal")
+	root := moduleRoot()
+	for out, pkg := range map[string]string{bins.pet: "./examples/pet", bins.autoheal: "./cmd/autoheal"} {
+		cmd := exec.Command("go", "build", "-o", out, pkg)
+		cmd.Dir = root
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", pkg, err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func moduleRoot() string {
+	wd, _ := os.Getwd()
+	for d := wd; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+	}
+	return wd
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// env is one running controller under test.
+type env struct {
+	t        *testing.T
+	stateDir string
+	cfgPath  string
+	client   *api.Client
+	apiAddr  string
+	stop     func()
+	// proc is set when the controller runs as a separate process.
+	proc *exec.Cmd
+	logs *bytes.Buffer
+}
+
+// writeConfig writes cfg (with {{PET}} and {{PORT}} placeholders filled) into
+// a temp dir and returns its path.
+func writeConfig(t *testing.T, cfg string) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg = strings.ReplaceAll(cfg, "{{PET}}", bins.pet)
+	p := filepath.Join(dir, "autoheal.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startInProcess runs server.Run in this process.
+func startInProcess(t *testing.T, cfgPath, stateDir string) *env {
+	t.Helper()
+	if stateDir == "" {
+		stateDir = t.TempDir()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	var logs syncBuffer
+	go func() {
+		done <- server.Run(ctx, server.Options{
+			ConfigPath: cfgPath,
+			StateDir:   stateDir,
+			Listen:     "127.0.0.1:0",
+			Version:    "test",
+			Logger:     newLogger(&logs),
+			Ready:      func(a net.Addr) { ready <- a },
+		})
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("server did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("server did not start in 30s")
+	}
+	e := &env{t: t, stateDir: stateDir, cfgPath: cfgPath, apiAddr: addr.String(), client: api.NewClient(addr.String())}
+	var once sync.Once
+	e.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Error("server did not stop in 20s")
+			}
+		})
+	}
+	t.Cleanup(func() {
+		e.stop()
+		killInstances(t, stateDir)
+	})
+	return e
+}
+
+var apiLine = regexp.MustCompile(`api=(127\.0\.0\.1:\d+)`)
+
+// startProcess runs the real autoheal binary as a child process.
+func startProcess(t *testing.T, cfgPath, stateDir string) *env {
+	t.Helper()
+	cmd := exec.Command(bins.autoheal, "serve", "--config", cfgPath, "--state-dir", stateDir, "--listen", "127.0.0.1:0", "--log-level", "debug")
+	pr, pw := io.Pipe()
+	logs := &bytes.Buffer{}
+	var mu sync.Mutex
+	cmd.Stderr = pw
+	cmd.Stdout = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			mu.Lock()
+			logs.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+			if m := apiLine.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case addrc <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("autoheal serve did not start:\n%s", logs.String())
+	}
+	e := &env{t: t, stateDir: stateDir, cfgPath: cfgPath, apiAddr: addr, client: api.NewClient(addr), proc: cmd, logs: logs}
+	e.stop = func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		pw.Close()
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		pw.Close()
+		killInstances(t, stateDir)
+	})
+	return e
+}
+
+// kill9 SIGKILLs the controller process (instances must survive).
+func (e *env) kill9() {
+	e.t.Helper()
+	e.proc.Process.Kill()
+	e.proc.Wait()
+}
+
+// killInstances kills every process launched for this state dir, so no test
+// leaves a process behind.
+func killInstances(t *testing.T, stateDir string) {
+	for _, pid := range processesOf(stateDir) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// processesOf lists the pids whose environment carries this state dir.
+func processesOf(stateDir string) []int {
+	abs, _ := filepath.Abs(stateDir)
+	want := []byte("AUTOHEAL_STATE_DIR=" + abs + "\x00")
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(append(b, 0), want) {
+			if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && isZombie(st) {
+				continue
+			}
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func isZombie(stat []byte) bool {
+	i := bytes.LastIndexByte(stat, ')')
+	return i > 0 && i+2 < len(stat) && stat[i+2] == 'Z'
+}
+
+// waitFor polls cond until it is true or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s", timeout, what)
+}
+
+// live returns the non-terminated instances.
+func (e *env) live() []store.Instance {
+	st, err := e.client.Status(context.Background(), false)
+	if err != nil {
+		return nil
+	}
+	return st.Instances
+}
+
+// waitInService waits until the group has n InService instances and returns them.
+func (e *env) waitInService(n int, timeout time.Duration) []store.Instance {
+	e.t.Helper()
+	var got []store.Instance
+	waitFor(e.t, timeout, fmt.Sprintf("%d InService instance(s)", n), func() bool {
+		got = got[:0]
+		for _, in := range e.live() {
+			if in.State == "InService" {
+				got = append(got, in)
+			}
+		}
+		return len(got) == n && len(e.live()) == n
+	})
+	return got
+}
+
+func (e *env) events() []store.Event {
+	evs, _ := e.client.Events(context.Background(), api.EventsQuery{Limit: 10000})
+	return evs
+}
+
+func (e *env) dumpEvents() string {
+	var b strings.Builder
+	for _, ev := range e.events() {
+		fmt.Fprintf(&b, "%s %-20s %s %s\n", ev.Time.Format("15:04:05.000"), ev.Type, ev.Instance, ev.Message)
+	}
+	return b.String()
+}
+
+// httpGet fetches a URL with a short timeout.
+func httpGet(url string) (int, []byte, error) {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+func httpPost(url, body string) (int, []byte, error) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Post(url, "text/plain", strings.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// petInfo is the pet's GET / answer.
+type petInfo struct {
+	Instance string `json:"instance"`
+	Counter  int    `json:"counter"`
+	Writes   int    `json:"writes"`
+	Pid      int    `json:"pid"`
+}
+
+func getPet(t *testing.T, base string) petInfo {
+	t.Helper()
+	code, b, err := httpGet(base + "/")
+	if err != nil || code != 200 {
+		t.Fatalf("GET %s/: %d %v %s", base, code, err, b)
+	}
+	var p petInfo
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatalf("pet answer %s: %v", b, err)
+	}
+	return p
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

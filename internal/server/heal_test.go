@@ -1,0 +1,276 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/autoheal/autoheal/internal/store"
+)
+
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// petConfig is the pet example with a test port and tunable policy.
+func petConfig(port int, extra string) string {
+	return fmt.Sprintf(`
+groups:
+  - name: pet
+    launch:
+      command: {{PET}}
+      stop_timeout: 2s
+    volumes:
+      - name: data
+        init: echo initialised > "$AUTOHEAL_VOLUME_DATA/CREATED"
+    addresses:
+      - name: http
+        listen: 127.0.0.1:%d
+        wait_timeout: 20s
+    health_checks:
+      - type: http
+        path: /healthz
+        interval: 100ms
+        timeout: 100ms
+        unhealthy_threshold: 2
+%s`, port, extra)
+}
+
+const fastHeal = `    heal:
+      max_restarts: 2
+      backoff_base: 10ms
+      backoff_cap: 50ms
+      max_replacements: 10
+`
+
+func TestCrashIsHealedWithDataIntactAtSameAddress(t *testing.T) {
+	t.Parallel()
+	port := freePort(t)
+	e := startInProcess(t, writeConfig(t, petConfig(port, fastHeal)), "")
+	first := e.waitInService(1, 20*time.Second)[0]
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+
+	for i := 0; i < 50; i++ {
+		if code, b, err := httpPost(base+"/write", fmt.Sprintf("entry-%d", i)); err != nil || code != 200 {
+			t.Fatalf("write %d: %d %v %s", i, code, err, b)
+		}
+		if code, _, err := httpPost(base+"/incr", ""); err != nil || code != 200 {
+			t.Fatalf("incr: %d %v", code, err)
+		}
+	}
+	before := getPet(t, base)
+	if before.Counter != 50 || before.Writes != 50 {
+		t.Fatalf("before crash: %+v", before)
+	}
+
+	// Three crashes: two restarts in place (max_restarts 2), then a replacement.
+	ids := map[string]bool{first.ID: true}
+	for round := 0; round < 3; round++ {
+		pid := e.live()[0].Pid
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill %d: %v", pid, err)
+		}
+		var after petInfo
+		waitFor(t, 20*time.Second, "pet to answer with a new pid", func() bool {
+			code, b, err := httpGet(base + "/")
+			if err != nil || code != 200 {
+				return false
+			}
+			json.Unmarshal(b, &after)
+			return after.Pid != pid
+		})
+		if after.Counter != 50 || after.Writes != 50 {
+			t.Fatalf("round %d: data lost: %+v\n%s", round, after, e.dumpEvents())
+		}
+		if code, b, _ := httpGet(base + "/verify"); code != 200 {
+			t.Fatalf("round %d: verify: %s", round, b)
+		}
+		in := e.waitInService(1, 20*time.Second)[0]
+		ids[in.ID] = true
+		if round < 2 && in.ID != first.ID {
+			t.Fatalf("round %d: restart in place must keep the id %s, got %s", round, first.ID, in.ID)
+		}
+	}
+	if len(ids) != 2 {
+		t.Fatalf("expected the third crash to replace the instance, ids: %v\n%s", ids, e.dumpEvents())
+	}
+	// The volume moved with a higher fencing token each time.
+	st, _ := e.client.Status(context.Background(), false)
+	var vol store.Attachment
+	for _, a := range st.Groups[0].Attachments {
+		if a.Kind == "volume" {
+			vol = a
+		}
+	}
+	if vol.Holder != e.live()[0].ID || vol.Token < 4 {
+		t.Fatalf("volume attachment %+v, want held by %s with token >= 4", vol, e.live()[0].ID)
+	}
+	// Every transition is in the journal with its cause.
+	var sawExit, sawRestart, sawReplace bool
+	for _, ev := range e.events() {
+		sawExit = sawExit || (ev.Type == "instance.exit" && strings.Contains(ev.Message, "SIGKILL"))
+		sawRestart = sawRestart || (ev.Type == "instance.heal" && strings.HasPrefix(ev.Message, "restart"))
+		sawReplace = sawReplace || (ev.Type == "instance.heal" && strings.HasPrefix(ev.Message, "replace"))
+	}
+	if !sawExit || !sawRestart || !sawReplace {
+		t.Fatalf("journal misses exit/restart/replace events:\n%s", e.dumpEvents())
+	}
+}
+
+func TestHungInstanceIsReplacedByHealthCheck(t *testing.T) {
+	t.Parallel()
+	port := freePort(t)
+	e := startInProcess(t, writeConfig(t, petConfig(port, `    heal:
+      max_restarts: 0
+      backoff_base: 10ms
+`)), "")
+	first := e.waitInService(1, 20*time.Second)[0]
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	httpPost(base+"/incr", "")
+	if code, _, _ := httpPost(base+"/hang", ""); code != 202 {
+		t.Fatalf("hang: %d", code)
+	}
+	var after petInfo
+	waitFor(t, 20*time.Second, "a replacement to answer", func() bool {
+		code, b, err := httpGet(base + "/")
+		if err != nil || code != 200 {
+			return false
+		}
+		json.Unmarshal(b, &after)
+		return after.Instance != first.ID
+	})
+	if after.Counter != 1 {
+		t.Fatalf("counter after hang replacement = %d, want 1", after.Counter)
+	}
+	found := false
+	for _, ev := range e.events() {
+		if ev.Type == "instance.heal" && strings.Contains(ev.Message, "health check unhealthy") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no heal event caused by the health check:\n%s", e.dumpEvents())
+	}
+}
+
+func TestStubbornInstanceIsKilledBeforeTheVolumeMoves(t *testing.T) {
+	t.Parallel()
+	// The app ignores SIGTERM and writes heartbeats into its volume. If two
+	// instances ever held the volume at once, their lines would interleave.
+	cfg := writeConfig(t, `
+groups:
+  - name: stubborn
+    launch:
+      command: /bin/sh
+      args: ["-c", "trap '' TERM; while :; do echo \"$AUTOHEAL_INSTANCE_ID\" >> \"$AUTOHEAL_VOLUME_DATA/beats\"; sleep 0.01; done"]
+      stop_timeout: 500ms
+    volumes:
+      - name: data
+`)
+	e := startInProcess(t, cfg, "")
+	first := e.waitInService(1, 20*time.Second)[0]
+	time.Sleep(200 * time.Millisecond)
+	if _, err := e.client.Terminate(context.Background(), first.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	var second string
+	waitFor(t, 20*time.Second, "a replacement", func() bool {
+		for _, in := range e.live() {
+			if in.ID != first.ID && in.State == "InService" {
+				second = in.ID
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(200 * time.Millisecond)
+	b, err := os.ReadFile(filepath.Join(e.stateDir, "volumes", "stubborn", "data", "data", "beats"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Fields(string(b))
+	switchedAt := -1
+	for i, l := range lines {
+		if l == second && switchedAt < 0 {
+			switchedAt = i
+		}
+		if switchedAt >= 0 && l != second {
+			t.Fatalf("line %d: %s wrote after %s took the volume: two holders", i, l, second)
+		}
+	}
+	if switchedAt <= 0 {
+		t.Fatalf("beats do not show the old then the new instance: %d lines", len(lines))
+	}
+	var killed bool
+	for _, ev := range e.events() {
+		if ev.Type == "instance.exit" && ev.Instance == first.ID && strings.Contains(ev.Message, "SIGKILL") {
+			killed = true
+		}
+	}
+	if !killed {
+		t.Fatalf("old instance was not SIGKILLed after ignoring SIGTERM:\n%s", e.dumpEvents())
+	}
+}
+
+func TestCrashLoopBacksOffAndImpairsTheGroup(t *testing.T) {
+	t.Parallel()
+	cfg := writeConfig(t, `
+groups:
+  - name: loop
+    launch:
+      command: /bin/sh
+      args: ["-c", "echo starting; exit 1"]
+    heal:
+      max_restarts: 2
+      backoff_base: 20ms
+      backoff_cap: 160ms
+      max_replacements: 2
+`)
+	e := startInProcess(t, cfg, "")
+	waitFor(t, 30*time.Second, "group Impaired", func() bool {
+		st, err := e.client.Status(context.Background(), false)
+		return err == nil && len(st.Groups) == 1 && st.Groups[0].Status == "Impaired"
+	})
+	var delays []int64
+	launches := 0
+	for _, ev := range e.events() {
+		if ev.Type == "instance.heal" && ev.Data["action"] != "impair" {
+			if d, ok := ev.Data["delay_ms"].(float64); ok {
+				delays = append(delays, int64(d))
+			}
+		}
+		if ev.Type == "instance.state" && strings.Contains(ev.Message, "-> Pending:Proceed") {
+			launches++
+		}
+	}
+	// 3 instances x (1 launch + 2 restarts) = 9 launches, then Impaired.
+	if launches != 9 {
+		t.Fatalf("launches = %d, want 9 (bounded, no fork storm):\n%s", launches, e.dumpEvents())
+	}
+	for i := 1; i < len(delays); i++ {
+		if delays[i] < delays[i-1] {
+			t.Fatalf("backoff shrank: %v", delays)
+		}
+	}
+	if delays[0] != 0 || delays[len(delays)-1] != 160 {
+		t.Fatalf("backoff %v: want first 0 and capped at 160", delays)
+	}
+	// Impaired stays put: no more launches.
+	time.Sleep(500 * time.Millisecond)
+	if n := len(e.live()); n != 0 {
+		t.Fatalf("impaired group still has %d live instances", n)
+	}
+	// Scale clears Impaired and tries again.
+	one := 1
+	if g, err := e.client.Scale(context.Background(), "loop", scaleReq(&one)); err != nil || g.Status != "Active" {
+		t.Fatalf("scale: %+v %v", g, err)
+	}
+}

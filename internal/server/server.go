@@ -1,0 +1,208 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/autoheal/autoheal/internal/api"
+	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/group"
+	"github.com/autoheal/autoheal/internal/provider/local"
+	"github.com/autoheal/autoheal/internal/store"
+	"github.com/autoheal/autoheal/internal/volume"
+)
+
+// DefaultListen is where the API listens unless told otherwise.
+const DefaultListen = "127.0.0.1:7070"
+
+// Options configure one controller run.
+type Options struct {
+	// ConfigPath is the YAML file. Required.
+	ConfigPath string
+	// StateDir holds the store, volumes and instance logs. Default
+	// DefaultStateDir().
+	StateDir string
+	// Listen is the API address. Default DefaultListen.
+	Listen string
+	// Exe is the binary that contains the shim. Default os.Executable().
+	Exe string
+	// Version is reported by the API.
+	Version string
+	Logger  *slog.Logger
+	// Ready is called once the API listens, with its address.
+	Ready func(addr net.Addr)
+}
+
+// DefaultStateDir is /var/lib/autoheal for root, else
+// $XDG_STATE_HOME/autoheal (~/.local/state/autoheal).
+func DefaultStateDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/autoheal"
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "autoheal")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "state", "autoheal")
+}
+
+// Run runs the controller until ctx is done or a fatal error. Instances keep
+// running after it returns. Config errors are returned as *config.Errors
+// before anything is started or written.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Listen == "" {
+		opts.Listen = DefaultListen
+	}
+	if opts.StateDir == "" {
+		opts.StateDir = DefaultStateDir()
+	}
+	log := opts.Logger
+	cfg, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		return err
+	}
+	stateDir, err := filepath.Abs(opts.StateDir)
+	if err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	if err := store.CheckWritable(stateDir); err != nil {
+		return err
+	}
+	st, err := store.Open(stateDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	prov, err := local.New(local.Options{StateDir: stateDir, Exe: opts.Exe, Logger: log})
+	if err != nil {
+		return fmt.Errorf("local provider: %w", err)
+	}
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return fmt.Errorf("api: listen %s: %w", opts.Listen, err)
+	}
+	defer ln.Close()
+	apiURL := "http://" + ln.Addr().String()
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var fatalOnce sync.Once
+	onFatal := func(err error) {
+		fatalOnce.Do(func() { cancel(fmt.Errorf("state dir %s: %w", stateDir, err)) })
+	}
+
+	vols := volume.NewManager(stateDir, st)
+	var groups []*group.Group
+	defer func() {
+		for _, g := range groups {
+			g.Close()
+		}
+	}()
+	st.Append(ctx, store.Event{Type: "controller.start", Message: fmt.Sprintf("autoheal %s starting with %s (pid %d)", opts.Version, cfg.Path, os.Getpid())})
+	var alive []string
+	for _, gc := range cfg.Groups {
+		g, err := group.New(gc, group.Deps{
+			Store:    st,
+			Provider: prov,
+			Volumes:  vols,
+			Logger:   log,
+			MetadataURL: func(id string) string {
+				return apiURL + "/v1/instances/" + id + "/metadata"
+			},
+			OnFatal: onFatal,
+		})
+		if err != nil {
+			return err
+		}
+		ids, err := g.Start(ctx)
+		if err != nil {
+			return fmt.Errorf("start group %s: %w", gc.Name, err)
+		}
+		groups = append(groups, g)
+		alive = append(alive, ids...)
+	}
+	if err := retireRemovedGroups(ctx, st, cfg, &alive); err != nil {
+		log.Warn("instances of groups removed from the config", "err", err)
+	}
+	if killed, err := prov.Sweep(ctx, alive); err != nil {
+		log.Warn("orphan sweep failed", "err", err)
+	} else if len(killed) > 0 {
+		st.Append(ctx, store.Event{Type: "controller.sweep", Message: fmt.Sprintf("killed %d orphan process(es) of interrupted launches: %v", len(killed), killed)})
+	}
+
+	h := api.New(api.Deps{
+		Store:    st,
+		Groups:   groups,
+		LogFiles: prov.LogFiles,
+		Version:  opts.Version,
+		Logger:   log,
+	})
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("autoheal serving", "api", ln.Addr().String(), "state_dir", stateDir, "groups", len(groups))
+	if opts.Ready != nil {
+		opts.Ready(ln.Addr())
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		cancel(fmt.Errorf("api: %w", err))
+	}
+	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	h.Close()
+	srv.Shutdown(shutdownCtx)
+	for _, g := range groups {
+		g.Close()
+	}
+	groups = nil
+	cause := context.Cause(ctx)
+	st.Append(context.Background(), store.Event{Type: "controller.stop", Message: "controller stopping; instances keep running"})
+	if errors.Is(cause, context.Canceled) {
+		return nil
+	}
+	return cause
+}
+
+// retireRemovedGroups reports instances of groups that are no longer in the
+// config. They are left running and recorded: stopping an operator's pet
+// because a group was renamed would be worse than an extra process.
+func retireRemovedGroups(ctx context.Context, st *store.Store, cfg *config.Config, alive *[]string) error {
+	known := map[string]bool{}
+	for _, g := range cfg.Groups {
+		known[g.Name] = true
+	}
+	ins, err := st.Instances(ctx, "", false)
+	if err != nil {
+		return err
+	}
+	for _, in := range ins {
+		if known[in.Group] || in.State == group.Terminated {
+			continue
+		}
+		// Keep them out of the sweep; say so loudly.
+		*alive = append(*alive, in.ID)
+		st.Append(ctx, store.Event{Type: "controller.orphan_group", Group: in.Group, Instance: in.ID,
+			Message: fmt.Sprintf("group %s is not in the config any more; instance %s left as it was (%s)", in.Group, in.ID, in.State)})
+	}
+	return nil
+}

@@ -1,0 +1,112 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are applied in order; PRAGMA user_version records how many ran.
+// Append new steps, never edit a released one: a state dir written by an
+// older autoheal is upgraded step by step.
+//
+// No foreign keys are declared although foreign_keys is on: instances of a
+// group that left the config, and attachments of an instance that was pruned,
+// are legitimate records, and the journal must accept any event.
+var migrations = []string{
+	// 1: the initial schema.
+	`
+CREATE TABLE events (
+	seq      INTEGER PRIMARY KEY AUTOINCREMENT, -- AUTOINCREMENT: a Seq is never reused, even after pruning everything
+	time     INTEGER NOT NULL,                  -- unix nanoseconds, UTC
+	type     TEXT    NOT NULL,
+	grp      TEXT    NOT NULL DEFAULT '',
+	instance TEXT    NOT NULL DEFAULT '',
+	message  TEXT    NOT NULL DEFAULT '',
+	data     TEXT                               -- JSON object or NULL
+);
+CREATE INDEX events_grp ON events (grp, seq);
+CREATE INDEX events_instance ON events (instance, seq);
+
+CREATE TABLE groups (
+	name       TEXT    PRIMARY KEY,
+	status     TEXT    NOT NULL DEFAULT '',
+	reason     TEXT    NOT NULL DEFAULT '',
+	min        INTEGER NOT NULL DEFAULT 0,
+	max        INTEGER NOT NULL DEFAULT 0,
+	desired    INTEGER NOT NULL DEFAULT 0,
+	heal       TEXT    NOT NULL DEFAULT '',
+	updated_at INTEGER
+);
+
+CREATE TABLE instances (
+	id            TEXT    PRIMARY KEY,
+	grp           TEXT    NOT NULL,
+	state         TEXT    NOT NULL DEFAULT '',
+	health        TEXT    NOT NULL DEFAULT '',
+	pid           INTEGER NOT NULL DEFAULT 0,
+	restarts      INTEGER NOT NULL DEFAULT 0,
+	ports         TEXT,                          -- JSON object or NULL
+	launched_at   INTEGER,
+	updated_at    INTEGER,
+	terminated_at INTEGER,
+	last_exit     TEXT    NOT NULL DEFAULT '',
+	cause         TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX instances_grp ON instances (grp, launched_at);
+
+CREATE TABLE attachments (
+	kind       TEXT    NOT NULL,
+	grp        TEXT    NOT NULL,
+	name       TEXT    NOT NULL,
+	holder     TEXT    NOT NULL DEFAULT '',
+	token      INTEGER NOT NULL DEFAULT 0,
+	updated_at INTEGER,
+	PRIMARY KEY (kind, grp, name)
+);
+
+CREATE TABLE kv (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
+`,
+}
+
+// migrate brings the schema to len(migrations) in one transaction, so a
+// crash mid-migration leaves the previous version intact.
+func migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback()
+	var v int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("migrate: read user_version: %w", err)
+	}
+	if v > len(migrations) {
+		// Running an old binary on a newer schema could drop what it does
+		// not understand; refuse instead.
+		return fmt.Errorf("migrate: schema version %d is newer than this autoheal supports (%d)", v, len(migrations))
+	}
+	if v == len(migrations) {
+		return nil
+	}
+	for i := v; i < len(migrations); i++ {
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("migrate: step %d: %w", i+1, err)
+		}
+	}
+	// user_version lives in the database header and changes within the
+	// transaction, so it commits or rolls back with the schema.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+		return fmt.Errorf("migrate: set user_version: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// SchemaVersion is the schema version this build writes.
+func SchemaVersion() int { return len(migrations) }

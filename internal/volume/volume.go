@@ -1,0 +1,359 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/autoheal/autoheal/internal/store"
+)
+
+// Kind is the attachment kind of volumes in the store.
+const Kind = "volume"
+
+// Journal event types.
+const (
+	EventAttach = "volume.attach"
+	EventDetach = "volume.detach"
+)
+
+// ErrHeld means a volume could not be attached because its previous holder
+// could not be proven dead. The wrapping error names the holder.
+var ErrHeld = errors.New("volume is held")
+
+// ErrFenced means a holder's fencing token is older than one already used
+// on the volume: it was superseded and must not run.
+var ErrFenced = errors.New("fenced by a newer token")
+
+// attachRetries bounds how often Attach and Detach re-read the record after
+// losing a compare-and-swap to a concurrent change.
+const attachRetries = 3
+
+// Paths are the files of one volume.
+type Paths struct {
+	// Data is the directory the instance sees.
+	Data string
+	// Lock is flocked by the instance's processes while any of them lives.
+	Lock string
+	// TokenFile records the newest fencing token that ran on the volume.
+	TokenFile string
+	// Marker exists once the volume's init script succeeded.
+	Marker string
+}
+
+// Manager attaches and detaches the volumes under one state dir.
+type Manager struct {
+	root string
+	st   *store.Store
+
+	mu sync.Mutex
+	// busy serialises Attach and Detach per volume within this process.
+	// The store's compare-and-swap is what makes attaching safe; this only
+	// keeps two probes from flocking at once and reporting each other as
+	// a live holder.
+	busy map[string]chan struct{}
+}
+
+// NewManager returns a Manager for the volumes under stateDir/volumes,
+// recording attachments in st.
+func NewManager(stateDir string, st *store.Store) *Manager {
+	return &Manager{
+		root: filepath.Join(stateDir, "volumes"),
+		st:   st,
+		busy: map[string]chan struct{}{},
+	}
+}
+
+// Paths returns where the files of a volume live.
+func (m *Manager) Paths(group, name string) Paths {
+	dir := filepath.Join(m.root, group, name)
+	return Paths{
+		Data:      filepath.Join(dir, "data"),
+		Lock:      filepath.Join(dir, "lock"),
+		TokenFile: filepath.Join(dir, "token"),
+		Marker:    filepath.Join(dir, "initialized"),
+	}
+}
+
+// Prepare creates the volume's directories (0700 for its own, 0755 for
+// data) and its lock file, and reports whether the volume still needs its
+// init script: it does until MarkInitialized, like an EBS volume without a
+// filesystem.
+func (m *Manager) Prepare(group, name string) (needsInit bool, err error) {
+	if err := validate(group, name); err != nil {
+		return false, fmt.Errorf("prepare volume: %w", err)
+	}
+	p := m.Paths(group, name)
+	if err := os.MkdirAll(filepath.Dir(p.Data), 0o700); err != nil {
+		return false, fmt.Errorf("prepare volume %s/%s: %w", group, name, err)
+	}
+	if err := os.Mkdir(p.Data, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return false, fmt.Errorf("prepare volume %s/%s: %w", group, name, err)
+	}
+	f, err := os.OpenFile(p.Lock, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return false, fmt.Errorf("prepare volume %s/%s: %w", group, name, err)
+	}
+	f.Close()
+	_, err = os.Stat(p.Marker)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("prepare volume %s/%s: %w", group, name, err)
+	}
+	return false, nil
+}
+
+// MarkInitialized records that the volume's init script succeeded. What the
+// script wrote is flushed to disk first, so a crash can never leave a marker
+// on a volume whose initial contents were lost.
+func (m *Manager) MarkInitialized(group, name string) error {
+	if err := validate(group, name); err != nil {
+		return fmt.Errorf("mark volume initialized: %w", err)
+	}
+	p := m.Paths(group, name)
+	if err := syncFS(p.Data); err != nil {
+		return fmt.Errorf("mark volume %s/%s initialized: flush data: %w", group, name, err)
+	}
+	stamp := time.Now().UTC().Format(time.RFC3339Nano) + "\n"
+	if err := writeFileDurable(p.Marker, []byte(stamp)); err != nil {
+		return fmt.Errorf("mark volume %s/%s initialized: %w", group, name, err)
+	}
+	return nil
+}
+
+// Attach gives the volume to instance and returns the attachment with its
+// new fencing token. It fails with an error wrapping ErrHeld, naming the
+// holder, unless the previous holder is proven dead: a holder other than
+// instance must be reported not alive by isAlive (a nil isAlive proves
+// nothing), and nobody may hold the flock on the lock file. Re-attaching to
+// the same instance (a restart in place) also bumps the token, so the
+// instance's previous run is fenced too.
+func (m *Manager) Attach(ctx context.Context, group, name, instance string, isAlive func(id string) bool) (store.Attachment, error) {
+	if err := validate(group, name); err != nil {
+		return store.Attachment{}, fmt.Errorf("attach volume: %w", err)
+	}
+	if instance == "" {
+		return store.Attachment{}, fmt.Errorf("attach volume %s/%s: empty instance id", group, name)
+	}
+	release, err := m.acquire(ctx, group, name)
+	if err != nil {
+		return store.Attachment{}, fmt.Errorf("attach volume %s/%s to %s: %w", group, name, instance, err)
+	}
+	defer release()
+	p := m.Paths(group, name)
+	if err := os.MkdirAll(filepath.Dir(p.Lock), 0o700); err != nil {
+		return store.Attachment{}, fmt.Errorf("attach volume %s/%s to %s: %w", group, name, instance, err)
+	}
+	for attempt := 1; ; attempt++ {
+		cur, err := m.st.Attachment(ctx, Kind, group, name)
+		if err != nil {
+			return store.Attachment{}, fmt.Errorf("attach volume %s/%s to %s: %w", group, name, instance, err)
+		}
+		if cur.Holder != "" && cur.Holder != instance && (isAlive == nil || isAlive(cur.Holder)) {
+			return store.Attachment{}, fmt.Errorf("attach volume %s/%s to %s: held by live instance %s (token %d): %w",
+				group, name, instance, cur.Holder, cur.Token, ErrHeld)
+		}
+		// The record says nobody alive holds it; the lock says whether a
+		// process of any earlier holder survives (an orphaned child, a
+		// holder the controller lost track of). Only both together are
+		// proof.
+		if err := probeLock(p.Lock); err != nil {
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				who := cur.Holder
+				if who == "" {
+					who = "none"
+				}
+				return store.Attachment{}, fmt.Errorf("attach volume %s/%s to %s: lock %s is held by a running process (recorded holder %s): %w",
+					group, name, instance, p.Lock, who, ErrHeld)
+			}
+			return store.Attachment{}, fmt.Errorf("attach volume %s/%s to %s: probe lock: %w", group, name, instance, err)
+		}
+		token := cur.Token + 1
+		msg := fmt.Sprintf("%s attached to %s (token %d)", name, instance, token)
+		if cur.Holder != "" && cur.Holder != instance {
+			msg += fmt.Sprintf(", taken over from %s which is gone", cur.Holder)
+		}
+		ev := store.Event{Type: EventAttach, Group: group, Instance: instance, Message: msg,
+			Data: map[string]any{"volume": name, "token": token, "previous_holder": cur.Holder}}
+		att, err := m.st.SwapAttachment(ctx, cur, instance, true, ev)
+		if errors.Is(err, store.ErrConflict) && attempt < attachRetries {
+			continue // changed under us (another process?): decide again on the new record
+		}
+		if err != nil {
+			return store.Attachment{}, fmt.Errorf("attach volume %s/%s to %s: %w", group, name, instance, err)
+		}
+		return att, nil
+	}
+}
+
+// Detach releases the volume iff instance holds it. Detaching a volume
+// nobody holds is a no-op; one held by someone else fails with an error
+// wrapping store.ErrConflict. The token is kept: only attaching bumps it.
+func (m *Manager) Detach(ctx context.Context, group, name, instance string) error {
+	if err := validate(group, name); err != nil {
+		return fmt.Errorf("detach volume: %w", err)
+	}
+	release, err := m.acquire(ctx, group, name)
+	if err != nil {
+		return fmt.Errorf("detach volume %s/%s from %s: %w", group, name, instance, err)
+	}
+	defer release()
+	for attempt := 1; ; attempt++ {
+		cur, err := m.st.Attachment(ctx, Kind, group, name)
+		if err != nil {
+			return fmt.Errorf("detach volume %s/%s from %s: %w", group, name, instance, err)
+		}
+		if cur.Holder == "" {
+			return nil
+		}
+		if cur.Holder != instance {
+			return fmt.Errorf("detach volume %s/%s from %s: held by %s (token %d): %w",
+				group, name, instance, cur.Holder, cur.Token, store.ErrConflict)
+		}
+		ev := store.Event{Type: EventDetach, Group: group, Instance: instance,
+			Message: fmt.Sprintf("%s detached from %s (token %d)", name, instance, cur.Token),
+			Data:    map[string]any{"volume": name, "token": cur.Token}}
+		_, err = m.st.SwapAttachment(ctx, cur, "", false, ev)
+		if errors.Is(err, store.ErrConflict) && attempt < attachRetries {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("detach volume %s/%s from %s: %w", group, name, instance, err)
+		}
+		return nil
+	}
+}
+
+// acquire waits for this process's other Attach or Detach of the same
+// volume, or for ctx.
+func (m *Manager) acquire(ctx context.Context, group, name string) (release func(), err error) {
+	key := group + "/" + name
+	m.mu.Lock()
+	ch, ok := m.busy[key]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		m.busy[key] = ch
+	}
+	m.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// probeLock proves nobody holds the lock file by taking the flock and
+// releasing it at once. It returns an error wrapping EWOULDBLOCK when a
+// process holds it.
+func probeLock(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return fmt.Errorf("flock %s: %w", path, err)
+	}
+	// Unlock explicitly rather than rely on Close: a fork elsewhere in
+	// this process may hold a copy of the descriptor until its exec, and
+	// the lock belongs to the open file description, not the descriptor.
+	if err := flock(f, syscall.LOCK_UN); err != nil {
+		return fmt.Errorf("unlock %s: %w", path, err)
+	}
+	return nil
+}
+
+// flock retries on EINTR, which Go's runtime signals can cause.
+func flock(f *os.File, how int) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), how)
+		if err != syscall.EINTR {
+			return err
+		}
+	}
+}
+
+// CheckToken is the fencing check the instance side runs while it holds
+// the volume's flock, right before the application starts. If tokenFile
+// records a token newer than token, this holder was superseded and gets an
+// error wrapping ErrFenced; otherwise token is recorded, atomically and
+// durably. A missing or empty file counts as 0. Because the caller holds the
+// flock, the read and the write cannot interleave with another holder's.
+func CheckToken(tokenFile string, token int64) error {
+	if token <= 0 {
+		return fmt.Errorf("check volume token %s: token %d is not a fencing token", tokenFile, token)
+	}
+	b, err := os.ReadFile(tokenFile)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("check volume token %s: %w", tokenFile, err)
+	}
+	if s := strings.TrimSpace(string(b)); s != "" {
+		cur, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			// A corrupt token cannot prove this holder is current.
+			return fmt.Errorf("check volume token %s: unreadable token %q: %w", tokenFile, s, err)
+		}
+		if cur > token {
+			return fmt.Errorf("check volume token %s: token %d is stale, %d already ran: %w", tokenFile, token, cur, ErrFenced)
+		}
+		if cur == token {
+			return nil // this attach already recorded it (a retried start)
+		}
+	}
+	if err := writeFileDurable(tokenFile, []byte(strconv.FormatInt(token, 10)+"\n")); err != nil {
+		return fmt.Errorf("check volume token %s: %w", tokenFile, err)
+	}
+	return nil
+}
+
+// writeFileDurable replaces path atomically (temp file and rename in the
+// same dir) and durably (file and dir fsynced): after a crash the file holds
+// the old or the new content, never a torn or empty one.
+func writeFileDurable(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// validate keeps names from escaping the volumes dir.
+func validate(group, name string) error {
+	for _, s := range [...]struct{ what, v string }{{"group", group}, {"volume name", name}} {
+		if s.v == "" || s.v == "." || s.v == ".." || strings.ContainsAny(s.v, "/\x00") {
+			return fmt.Errorf("invalid %s %q", s.what, s.v)
+		}
+	}
+	return nil
+}

@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -60,6 +61,9 @@ func run(listen, dataDir string) error {
 	go func() {
 		s := <-stop
 		fmt.Printf("pet: %s: shutting down\n", s)
+		if p.hung.Load() {
+			os.Exit(0) // hung requests will never finish: do not wait for them
+		}
 		// Data is fsync'd per request, so there is nothing to flush; give
 		// in-flight requests a second, but never wait for hung ones.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -110,6 +114,7 @@ type pet struct {
 	started time.Time
 
 	gate sync.RWMutex
+	hung atomic.Bool
 
 	mu      sync.Mutex
 	counter int64
@@ -326,6 +331,7 @@ func (p *pet) verify(w http.ResponseWriter, r *http.Request) {
 func (p *pet) hang(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 202, map[string]any{"hanging": true})
 	w.(http.Flusher).Flush()
+	p.hung.Store(true)
 	go p.gate.Lock() // waits for in-flight requests, then holds the gate forever
 }
 

@@ -21,8 +21,8 @@ const DefaultWaitTimeout = 30 * time.Second
 // within milliseconds, and capped low, because every millisecond of sleep
 // past that moment is latency added to a client's first request.
 const (
-	dialBackoffMin = 2 * time.Millisecond
-	dialBackoffMax = 50 * time.Millisecond
+	dialBackoffMin = 1 * time.Millisecond
+	dialBackoffMax = 5 * time.Millisecond
 )
 
 // Proxy holds a listening socket in the controller and forwards each

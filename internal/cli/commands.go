@@ -45,6 +45,7 @@ re-adopts them.`,
 	cmd.Flags().StringVar(&opts.StateDir, "state-dir", "", "state directory (default /var/lib/autoheal as root, else ~/.local/state/autoheal)")
 	cmd.Flags().StringVar(&opts.Listen, "listen", server.DefaultListen, "API listen address")
 	cmd.Flags().StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	cmd.Flags().BoolVar(&opts.Pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the API address")
 	return cmd
 }
 

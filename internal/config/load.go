@@ -16,6 +16,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
 )
 
 // Error is one problem in a config file, with its position.
@@ -57,6 +58,13 @@ func Parse(path string, data []byte) (*Config, error) {
 	if err != nil {
 		return nil, &Errors{yamlError(path, err)}
 	}
+	var scalarErrs Errors
+	for _, doc := range file.Docs {
+		checkScalars(path, doc, &scalarErrs)
+	}
+	if len(scalarErrs) > 0 {
+		return nil, &scalarErrs
+	}
 	var cfg Config
 	dec := yaml.NewDecoder(bytes.NewReader(data), yaml.DisallowUnknownField())
 	if err := dec.Decode(&cfg); err != nil {
@@ -83,6 +91,23 @@ func Parse(path string, data []byte) (*Config, error) {
 	return &cfg, nil
 }
 
+// typeName makes Go type names readable in messages.
+func typeName(t string) string {
+	switch {
+	case t == "int" || t == "*int" || strings.HasPrefix(t, "int"):
+		return "an integer"
+	case t == "bool":
+		return "true or false"
+	case t == "string":
+		return "a string"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["), strings.HasPrefix(t, "config."):
+		return "a mapping"
+	}
+	return t
+}
+
 var errEmpty = errors.New("empty document")
 
 // yamlError turns a go-yaml error into a positioned Error.
@@ -92,8 +117,8 @@ func yamlError(path string, err error) Error {
 		tk := ye.GetToken()
 		msg := ye.GetMessage()
 		var te *yaml.TypeError
-		if errors.As(err, &te) && te.StructFieldName != nil {
-			msg = fmt.Sprintf("%s: cannot use %s value %q as %s", *te.StructFieldName, te.Token.Type, te.Token.Value, te.DstType)
+		if errors.As(err, &te) && te.Token != nil {
+			msg = fmt.Sprintf("invalid value %q: expected %s", te.Token.Value, typeName(te.DstType.String()))
 		}
 		return Error{File: path, Line: tk.Position.Line, Col: tk.Position.Column, Msg: msg}
 	}
@@ -175,39 +200,131 @@ func Signal(name string) (syscall.Signal, error) {
 	return 0, fmt.Errorf("unknown signal %q (one of %s)", name, strings.Join(names, ", "))
 }
 
-// node finds the AST node at a YAML path, or nil.
-func (v *validator) node(path string) ast.Node {
-	p, err := yaml.PathString(path)
-	if err != nil {
-		return nil
-	}
-	n, err := p.FilterFile(v.file)
-	if err != nil {
-		return nil
-	}
-	return n
-}
-
-// pos returns the position of the node at path, or of its nearest existing
-// ancestor (for a missing field: the mapping that lacks it).
+// pos returns the position for a problem at path ("$.groups[0].launch.command"):
+// the value when it exists and is a scalar, else the key that holds it, else
+// the nearest ancestor's key (for a missing field: the mapping that lacks it).
 func (v *validator) pos(path string) (int, int) {
-	for p := path; p != "" && p != "$"; p = parent(p) {
-		if n := v.node(p); n != nil && n.GetToken() != nil {
-			tk := n.GetToken()
-			// For a mapping value, point at its key when the value is a
-			// collection: that is where a reader looks.
-			return tk.Position.Line, tk.Position.Column
+	if v.file == nil || len(v.file.Docs) == 0 {
+		return 1, 1
+	}
+	node := v.file.Docs[0].Body
+	line, col := 1, 1
+	for _, seg := range splitPath(path) {
+		found := false
+		switch n := node.(type) {
+		case *ast.MappingNode:
+			for _, mv := range n.Values {
+				if mv.Key.String() == seg {
+					tk := mv.Key.GetToken()
+					line, col = tk.Position.Line, tk.Position.Column
+					node, found = mv.Value, true
+					break
+				}
+			}
+		case *ast.MappingValueNode:
+			if n.Key.String() == seg {
+				tk := n.Key.GetToken()
+				line, col = tk.Position.Line, tk.Position.Column
+				node, found = n.Value, true
+			}
+		case *ast.SequenceNode:
+			if i, err := strconv.Atoi(seg); err == nil && i >= 0 && i < len(n.Values) {
+				node, found = n.Values[i], true
+				if tk := firstToken(node); tk != nil {
+					line, col = tk.Position.Line, tk.Position.Column
+				}
+			}
+		}
+		if !found {
+			return line, col
 		}
 	}
-	return 1, 1
+	switch node.(type) {
+	case *ast.MappingNode, *ast.MappingValueNode, *ast.SequenceNode, nil:
+		return line, col
+	}
+	if tk := node.GetToken(); tk != nil {
+		return tk.Position.Line, tk.Position.Column
+	}
+	return line, col
 }
 
-func parent(p string) string {
-	if strings.HasSuffix(p, "]") {
-		return p[:strings.LastIndexByte(p, '[')]
+// firstToken is the first key of a mapping, or the node's own token.
+func firstToken(n ast.Node) *token.Token {
+	switch m := n.(type) {
+	case *ast.MappingNode:
+		if len(m.Values) > 0 {
+			return m.Values[0].Key.GetToken()
+		}
+	case *ast.MappingValueNode:
+		return m.Key.GetToken()
 	}
-	if i := strings.LastIndexByte(p, '.'); i > 0 {
-		return p[:i]
+	if n == nil {
+		return nil
 	}
-	return ""
+	return n.GetToken()
+}
+
+// splitPath turns "$.groups[0].launch" into ["groups", "0", "launch"].
+func splitPath(p string) []string {
+	p = strings.TrimPrefix(strings.TrimPrefix(p, "$"), ".")
+	p = strings.ReplaceAll(p, "[", ".")
+	p = strings.ReplaceAll(p, "]", "")
+	if p == "" {
+		return nil
+	}
+	return strings.Split(p, ".")
+}
+
+// durationKeys and sizeKeys are the fields whose scalars are checked on the
+// syntax tree before decoding, so that a bad value is reported at its own
+// position (a decoder error from a custom type carries none).
+var durationKeys = map[string]bool{
+	"stop_timeout": true, "wait_timeout": true, "interval": true, "timeout": true, "grace_period": true,
+	"restart_window": true, "backoff_base": true, "backoff_cap": true, "reset_after": true,
+	"replacement_window": true, "heartbeat_timeout": true,
+}
+
+var sizeKeys = map[string]bool{"max_size": true}
+
+// checkScalars walks the tree and reports every bad duration or size.
+func checkScalars(path string, n ast.Node, errs *Errors) {
+	switch m := n.(type) {
+	case *ast.DocumentNode:
+		checkScalars(path, m.Body, errs)
+	case *ast.MappingNode:
+		for _, mv := range m.Values {
+			checkScalars(path, mv, errs)
+		}
+	case *ast.MappingValueNode:
+		key := m.Key.String()
+		if durationKeys[key] || sizeKeys[key] {
+			if tk := m.Value.GetToken(); tk != nil && isScalar(m.Value) {
+				var err error
+				if durationKeys[key] {
+					var d Duration
+					err = d.UnmarshalYAML([]byte(tk.Value))
+				} else {
+					var s ByteSize
+					err = s.UnmarshalYAML([]byte(tk.Value))
+				}
+				if err != nil {
+					*errs = append(*errs, Error{File: path, Line: tk.Position.Line, Col: tk.Position.Column, Msg: key + ": " + err.Error()})
+				}
+			}
+		}
+		checkScalars(path, m.Value, errs)
+	case *ast.SequenceNode:
+		for _, x := range m.Values {
+			checkScalars(path, x, errs)
+		}
+	}
+}
+
+func isScalar(n ast.Node) bool {
+	switch n.(type) {
+	case *ast.MappingNode, *ast.MappingValueNode, *ast.SequenceNode:
+		return false
+	}
+	return true
 }

@@ -382,15 +382,17 @@ func resolveCommand(dir, cmd string) (string, error) {
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(dir, p)
 	}
+	// Messages name the command as written: a relative one is relative to
+	// the config file's directory, which the reader knows.
 	fi, err := os.Stat(p)
 	if err != nil {
-		return "", fmt.Errorf("command %s: %v", p, unwrapPathErr(err))
+		return "", fmt.Errorf("command %q: %v", cmd, unwrapPathErr(err))
 	}
 	if fi.IsDir() {
-		return "", fmt.Errorf("command %s is a directory", p)
+		return "", fmt.Errorf("command %q is a directory", cmd)
 	}
 	if fi.Mode()&0o111 == 0 {
-		return "", fmt.Errorf("command %s is not executable", p)
+		return "", fmt.Errorf("command %q is not executable", cmd)
 	}
 	return p, nil
 }

@@ -29,7 +29,7 @@ func TestHTTPProbe(t *testing.T) {
 	mux.HandleFunc("/notfound", http.NotFound)
 	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, big) })
 	mux.HandleFunc("/agent", func(w http.ResponseWriter, r *http.Request) {
-		if r.UserAgent() != userAgent || !r.Close {
+		if r.UserAgent() != userAgent || r.Close {
 			http.Error(w, "unexpected request: "+r.UserAgent(), http.StatusBadRequest)
 		}
 	})
@@ -50,7 +50,7 @@ func TestHTTPProbe(t *testing.T) {
 		{"redirect is success and not followed", srv.URL + "/redirect", Success, "HTTP 302", false},
 		{"503 is failure with body", srv.URL + "/fail", Failure, "HTTP 503 Service Unavailable: database down", false},
 		{"404 is failure", srv.URL + "/notfound", Failure, "HTTP 404", false},
-		{"probe identifies itself and does not keep the connection", srv.URL + "/agent", Success, "HTTP 200", false},
+		{"probe identifies itself and keeps its connection", srv.URL + "/agent", Success, "HTTP 200", false},
 		{"refused is a failure, not an error", "http://" + refused + "/", Failure, "connection refused", false},
 		{"malformed url is an error", "http://[::1/", Failure, "", true},
 	}

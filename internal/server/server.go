@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -39,6 +40,8 @@ type Options struct {
 	Logger  *slog.Logger
 	// Ready is called once the API listens, with its address.
 	Ready func(addr net.Addr)
+	// Pprof serves Go's profiler under /debug/pprof/ on the API address.
+	Pprof bool
 }
 
 // DefaultStateDir is /var/lib/autoheal for root, else
@@ -149,8 +152,17 @@ func Run(ctx context.Context, opts Options) error {
 		Version:  opts.Version,
 		Logger:   log,
 	})
+	var handler http.Handler = h
+	if opts.Pprof {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.Handle("/", h)
+		handler = mux
+	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -5,7 +5,9 @@ package local_test
 import (
 	"context"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -115,4 +117,40 @@ func BenchmarkExitDetection(b *testing.B) {
 		shim += t2.Sub(t1)
 	}
 	report(b, base, shim)
+}
+
+// BenchmarkRun: a hook or exec health check (`/bin/sh -c true`) through Run
+// against exec.Command of the same. "mounts" adds a bind mount in a private
+// mount namespace (root only), made on a thread of the caller without any
+// helper process.
+func BenchmarkRun(b *testing.B) {
+	for _, mode := range []string{"plain", "mounts"} {
+		b.Run(mode, func(b *testing.B) {
+			l, dir := newLocal(b)
+			spec := provider.Spec{ID: provider.NewInstanceID()}
+			if mode == "mounts" {
+				if os.Geteuid() != 0 {
+					b.Skip("bind mounts need root")
+				}
+				spec.Mounts = []provider.Mount{{Source: dir, Target: filepath.Join(dir, "mnt")}}
+			}
+			ctx := context.Background()
+			var base, shim time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				if err := exec.Command("/bin/sh", "-c", "true").Run(); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				res, err := l.Run(ctx, spec, "true", 10*time.Second)
+				if err != nil || res.ExitCode != 0 {
+					b.Fatalf("%v %+v", err, res)
+				}
+				t2 := time.Now()
+				base += t1.Sub(t0)
+				shim += t2.Sub(t1)
+			}
+			report(b, base, shim)
+		})
+	}
 }

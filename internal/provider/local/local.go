@@ -29,10 +29,6 @@ const (
 	// launchTimeout bounds the shim's answer to Launch (lock, token,
 	// mounts, exec: normally a few milliseconds).
 	launchTimeout = time.Minute
-	// adoptStartWait is how long Adopt waits for a live shim that has not
-	// yet recorded its application's pid (a launch interrupted by the
-	// controller's crash).
-	adoptStartWait = 2 * time.Second
 	// killTimeout bounds waiting for processes that were sent SIGKILL;
 	// only a process stuck in the kernel (D state) takes longer.
 	killTimeout = 30 * time.Second
@@ -88,7 +84,7 @@ func New(opts Options) (*Local, error) {
 		stateDir: dir,
 		exe:      exe,
 		log:      log,
-		hostNS:   mountNS(),
+		hostNS:   threadMountNS(),
 		watches:  map[*pidFD]*os.File{},
 	}, nil
 }
@@ -121,6 +117,14 @@ func (l *Local) Close() error {
 	l.mu.Unlock()
 	l.wg.Wait()
 	return nil
+}
+
+var errClosed = errors.New("local provider is closed")
+
+func (l *Local) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
 }
 
 // environ is the application's environment: the spec's, with the identity
@@ -187,6 +191,9 @@ func checkSpec(spec provider.Spec) error {
 func (l *Local) Launch(ctx context.Context, spec provider.Spec) (provider.Process, error) {
 	if err := checkSpec(spec); err != nil {
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
+	}
+	if l.isClosed() {
+		return nil, fmt.Errorf("launch %s: %w", spec.ID, errClosed)
 	}
 	dir := l.InstanceDir(spec.ID)
 	if err := l.checkNotRunning(spec.ID, dir); err != nil {
@@ -589,51 +596,41 @@ func (l *Local) Adopt(ctx context.Context, id string) (provider.Process, error) 
 	if !provider.ValidInstanceID(id) {
 		return nil, fmt.Errorf("adopt %s: %w", id, provider.ErrNotFound)
 	}
+	if l.isClosed() {
+		return nil, fmt.Errorf("adopt %s: %w", id, errClosed)
+	}
 	dir := l.InstanceDir(id)
-	deadline := time.Now().Add(adoptStartWait)
-	for {
-		st, err := readStatus(dir)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("adopt %s: %w", id, provider.ErrNotFound)
-		}
-		if err != nil {
-			return exited(id, status{Exit: provider.ExitStatus{Code: -1, Time: time.Now(), Error: "status lost: " + err.Error()}}), nil
-		}
-		if st.Exited {
-			return exited(id, st), nil
-		}
-		if fd, ok := l.openVerified(st.ShimPid, st.ShimStart, id, true); ok {
-			if st.Pid == 0 && time.Now().Before(deadline) {
-				// The shim is still starting the application.
-				fd.Close()
-				select {
-				case <-ctx.Done():
-					return nil, fmt.Errorf("adopt %s: %w", id, ctx.Err())
-				case <-time.After(10 * time.Millisecond):
-				}
-				continue
-			}
-			p := &process{
-				id: id, pid: st.Pid, pidStart: st.PidStart, startedAt: st.StartedAt,
-				shimPid: st.ShimPid, shimStart: st.ShimStart,
-				done: make(chan struct{}), shimGone: make(chan struct{}),
-			}
-			l.watch(p, fd, nil, nil, nil)
-			return p, nil
-		}
-		// The shim is gone, or its pid is now someone else's. It may have
-		// recorded the exit just before going.
-		if st2, err := readStatus(dir); err == nil && st2.Exited {
-			return exited(id, st2), nil
-		}
+	st, err := readStatus(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("adopt %s: %w", id, provider.ErrNotFound)
+	}
+	if err != nil {
+		return exited(id, status{Exit: provider.ExitStatus{Code: -1, Time: time.Now(), Error: "status lost: " + err.Error()}}), nil
+	}
+	if st.Exited {
+		return exited(id, st), nil
+	}
+	if fd, ok := l.openVerified(st.ShimPid, st.ShimStart, id, true); ok {
 		p := &process{
 			id: id, pid: st.Pid, pidStart: st.PidStart, startedAt: st.StartedAt,
 			shimPid: st.ShimPid, shimStart: st.ShimStart,
-			done: make(chan struct{}), shimGone: closedChan,
+			done: make(chan struct{}), shimGone: make(chan struct{}),
 		}
-		l.log.Warn("instance shim lost while the controller was down", "instance", id, "shim_pid", st.ShimPid, "pid", st.Pid)
-		l.killApp(p)
-		p.finish(provider.ExitStatus{Code: -1, Time: time.Now(), Error: "shim lost"})
+		l.watch(p, fd, nil, nil, nil)
 		return p, nil
 	}
+	// The shim is gone, or its pid is now someone else's. It may have
+	// recorded the exit just before going.
+	if st2, err := readStatus(dir); err == nil && st2.Exited {
+		return exited(id, st2), nil
+	}
+	p := &process{
+		id: id, pid: st.Pid, pidStart: st.PidStart, startedAt: st.StartedAt,
+		shimPid: st.ShimPid, shimStart: st.ShimStart,
+		done: make(chan struct{}), shimGone: closedChan,
+	}
+	l.log.Warn("instance shim lost while the controller was down", "instance", id, "shim_pid", st.ShimPid, "pid", st.Pid)
+	l.killApp(p)
+	p.finish(provider.ExitStatus{Code: -1, Time: time.Now(), Error: "shim lost"})
+	return p, nil
 }

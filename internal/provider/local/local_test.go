@@ -718,6 +718,24 @@ func TestUser(t *testing.T) {
 	if err != nil || res.Output != "65534\n" {
 		t.Fatalf("run: %v %+v", err, res)
 	}
+
+	// Through the trampoline, which switches user itself.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, _ := ln.(*net.TCPListener).File()
+	defer f.Close()
+	spec2 := shSpec(`echo "fds=$LISTEN_FDS pid=$LISTEN_PID self=$$ uid=$(id -u)"`)
+	spec2.User = "nobody"
+	spec2.Listeners = []provider.Listener{{Name: "web", File: f}}
+	q := launch(t, l, spec2)
+	if e := waitDone(t, q); e.Code != 0 {
+		t.Fatalf("exit %+v: %s", e, readLog(l, spec2.ID))
+	}
+	stdout2, _ := l.LogFiles(spec2.ID)
+	waitContent(t, stdout2, fmt.Sprintf("fds=1 pid=%d self=%d uid=65534\n", q.Pid(), q.Pid()))
 }
 
 func TestRun(t *testing.T) {

@@ -19,14 +19,14 @@ type process struct {
 	shimPid   int
 	shimStart uint64
 
-	done   chan struct{}
+	done chan struct{}
 	// shimGone is closed once the shim has exited and been reaped: it
 	// reports the exit (Done) just before it finishes its bookkeeping.
 	shimGone chan struct{}
-	once   sync.Once // finish may race: the watcher and a Stop that outlived it
-	mu     sync.Mutex
-	exit   provider.ExitStatus
-	fenced atomic.Bool // a Stop confirmed every process gone
+	once     sync.Once // finish may race: the watcher and a Stop that outlived it
+	mu       sync.Mutex
+	exit     provider.ExitStatus
+	fenced   atomic.Bool // a Stop confirmed every process gone
 }
 
 var _ provider.Process = (*process)(nil)

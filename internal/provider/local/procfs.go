@@ -180,8 +180,10 @@ func (r *procReader) read(name string) ([]byte, error) {
 	}
 }
 
-// mountNS names this process's mount namespace ("mnt:[4026531841]").
-func mountNS() string {
-	s, _ := os.Readlink("/proc/self/ns/mnt")
+// threadMountNS names the calling thread's mount namespace
+// ("mnt:[4026531841]"). A thread's may differ from its process's (see
+// startInMountNS), so /proc/self would not do.
+func threadMountNS() string {
+	s, _ := os.Readlink("/proc/thread-self/ns/mnt")
 	return s
 }

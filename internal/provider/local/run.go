@@ -4,6 +4,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -49,14 +50,11 @@ func (l *Local) Run(ctx context.Context, spec provider.Spec, script string, time
 		return res, fmt.Errorf("run: %w", err)
 	}
 	defer pr.Close()
-	opts := startOptions{stdout: pw, stderr: pw, exe: l.exe, label: "run:" + spec.ID}
+	opts := startOptions{stdout: pw, stderr: pw}
 	if l.useMounts(spec.Mounts) {
-		withMounts := cfg
-		withMounts.Mounts, withMounts.HostMountNS = spec.Mounts, l.hostNS
-		o := opts
-		o.trampoline, o.unshare = true, true
-		cmd, err := startProgram(ctx, withMounts, o)
-		if err == nil || !l.unshareRefused(err) {
+		cmd, err := startInMountNS(ctx, cfg, opts, spec.Mounts, l.hostNS)
+		var ue *unshareError
+		if !errors.As(err, &ue) || !l.unshareRefused(err) {
 			return l.finishRun(ctx, cmd, err, pr, pw, timeout)
 		}
 	}

@@ -62,8 +62,11 @@ func runShim(args []string) int {
 	if err != nil {
 		return s.refuse(helloW, fmt.Errorf("read instance spec: %w", err))
 	}
+	// status.json is first written once the application runs (or could
+	// not): a record before that would only tell a restarted controller
+	// of a launch it resumes by fencing anyway, and each write costs a
+	// millisecond on the launch path.
 	s.st.ID = spec.ID
-	s.save(false)
 
 	listeners := make([]*os.File, len(spec.Listeners))
 	for i, name := range spec.Listeners {
@@ -184,6 +187,14 @@ func runShim(args []string) int {
 	select {
 	case <-drained:
 	case <-time.After(drainTimeout):
+		// No EOF yet: a descendant holds a pipe open, or the copy is
+		// slow. Stop waiting for EOF, but copy everything already in
+		// the pipes: that much the application wrote before it exited.
+		outR.SetReadDeadline(time.Now())
+		errR.SetReadDeadline(time.Now())
+		<-drained // the copiers finish their current chunk
+		copyAvailable(stdout, outR)
+		copyAvailable(stderr, errR)
 	}
 	s.st.Exited, s.st.Exit = true, exit
 	// Tell the launching controller first: it holds the other end of the
@@ -196,14 +207,35 @@ func runShim(args []string) int {
 	line, _ := json.Marshal(hello{Exit: &exit})
 	_, perr := helloW.Write(append(line, '\n'))
 	s.save(perr != nil)
-	select {
-	case <-drained:
-		stdout.Close()
-		stderr.Close()
-	default:
-		// A descendant still holds a pipe; exiting closes everything.
-	}
+	stdout.Close()
+	stderr.Close()
 	return 0
+}
+
+// copyAvailable copies what the pipe holds now, without waiting for more.
+// The read end is non-blocking (os.Pipe gives it to the poller), so a raw
+// read returns EAGAIN once the pipe is empty; raw, because the deadline set
+// on the file would fail its Read.
+func copyAvailable(w io.Writer, r *os.File) {
+	rc, err := r.SyscallConn()
+	if err != nil {
+		return
+	}
+	buf := make([]byte, 32<<10)
+	rc.Control(func(fd uintptr) {
+		for {
+			n, err := unix.Read(int(fd), buf)
+			if n > 0 {
+				w.Write(buf[:n])
+			}
+			if err == unix.EINTR {
+				continue
+			}
+			if n <= 0 || err != nil {
+				return
+			}
+		}
+	})
 }
 
 // exitStatus converts a wait status.

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,16 +27,12 @@ type execConfig struct {
 	Command string   `json:"command"`
 	Argv    []string `json:"argv"`
 	Env     []string `json:"env"`
-	// Workdir is entered after the mounts and the user switch; "" keeps
-	// the inherited working directory.
+	// Workdir is entered after the user switch; "" keeps the inherited
+	// working directory.
 	Workdir string `json:"workdir,omitempty"`
-	// Mounts are made by the trampoline, which must then be in a private
-	// mount namespace other than HostMountNS.
-	Mounts      []provider.Mount `json:"mounts,omitempty"`
-	HostMountNS string           `json:"host_mount_ns,omitempty"`
-	Cred        *cred            `json:"cred,omitempty"`
-	// Listeners names the sockets at fds 3, 4, ...; when set, the
-	// trampoline adds LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES.
+	Cred    *cred  `json:"cred,omitempty"`
+	// Listeners names the sockets at fds 3, 4, ...; the trampoline adds
+	// LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES for them.
 	Listeners []string `json:"listeners,omitempty"`
 }
 
@@ -44,18 +41,14 @@ type startOptions struct {
 	// files become fds 3, 4, ... of the program: listeners, then locks.
 	files          []*os.File
 	stdout, stderr *os.File
-	// trampoline runs the program through `exe __autoheal_exec`, which
-	// can do what Go's fork/exec cannot between fork and exec: bind
-	// mounts, and LISTEN_PID, which must be the program's own pid and so
-	// can only be written after the fork. It costs one more start of a Go
-	// binary (a few milliseconds), so it is used only when needed.
+	// trampoline runs the program through `exe __autoheal_exec`, for the
+	// one step Go's fork/exec cannot do between fork and exec: LISTEN_PID,
+	// which must be the program's own pid and so can only be written
+	// after the fork. It costs one more start of a Go binary (milliseconds
+	// on a small VM), so it is used only for instances with listeners.
 	trampoline bool
 	exe        string // binary with the trampoline
-	label      string // shown in ps: the instance dir, or "run:<id>"
-	// unshare gives the trampoline a private mount namespace. Go's
-	// fork/exec also makes / MS_REC|MS_PRIVATE in it, so that mounts made
-	// there never propagate to the host (systemd mounts / shared).
-	unshare bool
+	label      string // shown in ps: the instance dir
 }
 
 // startProgram starts cfg in its own session and process group and returns
@@ -118,10 +111,9 @@ func startTrampoline(ctx context.Context, cfg execConfig, o startOptions) (*exec
 	}
 	parent := os.NewFile(uintptr(pair[0]), "exec-ctl")
 	child := os.NewFile(uintptr(pair[1]), "exec-ctl")
+	// No Credential here: the user may not be allowed to execute the
+	// autoheal binary (say, under /root); the trampoline switches itself.
 	sys := &syscall.SysProcAttr{Setsid: true}
-	if o.unshare {
-		sys.Unshareflags = syscall.CLONE_NEWNS
-	}
 	cmd := &exec.Cmd{
 		Path:        o.exe,
 		Args:        []string{o.exe, execArg, o.label, strconv.Itoa(3 + len(o.files))},
@@ -179,9 +171,9 @@ func killWait(cmd *exec.Cmd) {
 }
 
 // runTrampoline is the `__autoheal_exec <label> <ctl fd>` role. It runs in
-// the new session (and mount namespace) of the program, with the program's
-// files already at fds 3, 4, ...: it reads the config, makes the mounts,
-// switches user, enters the working directory, sets LISTEN_* and execs.
+// the program's new session with the program's files already at fds 3, 4,
+// ...: it reads the config, switches user, enters the working directory,
+// sets LISTEN_* with its own pid and execs, which keeps the pid.
 func runTrampoline(args []string) int {
 	if len(args) != 2 {
 		fmt.Fprintln(os.Stderr, "usage: autoheal "+execArg+" <label> <fd>")
@@ -203,9 +195,6 @@ func runTrampoline(args []string) int {
 	var cfg execConfig
 	if err := json.NewDecoder(ctl).Decode(&cfg); err != nil {
 		return fail(fmt.Errorf("exec trampoline: read config: %w", err))
-	}
-	if err := makeMounts(cfg.Mounts, cfg.HostMountNS); err != nil {
-		return fail(err)
 	}
 	if c := cfg.Cred; c != nil {
 		// Supplementary groups, then group, then user: once the uid is
@@ -232,7 +221,6 @@ func runTrampoline(args []string) int {
 	}
 	env := cfg.Env
 	if n := len(cfg.Listeners); n > 0 {
-		// The exec keeps the pid, so ours is the program's.
 		env = append(env[:len(env):len(env)],
 			"LISTEN_PID="+strconv.Itoa(os.Getpid()),
 			"LISTEN_FDS="+strconv.Itoa(n),
@@ -242,18 +230,65 @@ func runTrampoline(args []string) int {
 	return fail(fmt.Errorf("exec %s: %w", cfg.Command, err))
 }
 
+// startInMountNS starts cfg in a new private mount namespace holding the
+// bind mounts, without a helper process: on a goroutine locked to its
+// thread, it unshares that thread's mount namespace, mounts, and forks
+// from there, since Go's fork/exec forks from the calling thread and the
+// child inherits that thread's namespace. The goroutine then exits still
+// locked, which makes the runtime destroy the thread rather than let
+// other goroutines run in the wrong namespace.
+func startInMountNS(ctx context.Context, cfg execConfig, o startOptions, mounts []provider.Mount, hostNS string) (*exec.Cmd, error) {
+	type result struct {
+		cmd *exec.Cmd
+		err error
+	}
+	ch := make(chan result, 1)
+	var run func()
+	run = func() {
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// The main thread is never destroyed (the runtime would keep
+			// it, namespace and all, and /proc/self shows its view).
+			// Hold it, so that the same work lands on another thread.
+			again := make(chan struct{})
+			go func() {
+				defer close(again)
+				run()
+			}()
+			<-again
+			runtime.UnlockOSThread()
+			return
+		}
+		// unshare(CLONE_NEWNS) implies CLONE_FS, which a thread may unshare
+		// from the rest of its process (setns could not do this).
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			ch <- result{nil, &unshareError{err}}
+			return
+		}
+		if err := makeMounts(mounts, hostNS); err != nil {
+			ch <- result{nil, err}
+			return
+		}
+		cmd, err := startProgram(ctx, cfg, o)
+		ch <- result{cmd, err}
+	}
+	go run()
+	r := <-ch
+	return r.cmd, r.err
+}
+
 // makeMounts bind-mounts each Mount, creating its target. It refuses to run
 // in hostNS: a mount made there would be the host's.
 func makeMounts(mounts []provider.Mount, hostNS string) error {
 	if len(mounts) == 0 {
 		return nil
 	}
-	if ns := mountNS(); ns == "" || ns == hostNS {
+	if ns := threadMountNS(); ns == "" || ns == hostNS {
 		return errors.New("bind mounts: not in a private mount namespace")
 	}
-	// Go's fork/exec made / private right after the unshare; doing it
-	// again costs nothing and keeps this correct whoever made the
-	// namespace.
+	// Mounts made under a shared / would propagate back to the host
+	// (systemd mounts / shared). Go's fork/exec already did this after
+	// its unshare; a thread that unshared itself must do it.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / private: %w", err)
 	}
@@ -267,3 +302,9 @@ func makeMounts(mounts []provider.Mount, hostNS string) error {
 	}
 	return nil
 }
+
+// unshareError is a refused mount namespace, as opposed to a failed mount.
+type unshareError struct{ err error }
+
+func (e *unshareError) Error() string { return "unshare mount namespace: " + e.err.Error() }
+func (e *unshareError) Unwrap() error { return e.err }

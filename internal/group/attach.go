@@ -71,10 +71,14 @@ func (g *Group) associate(in *instance, name string) error {
 	if att.Holder != "" && att.Holder != in.rec.ID && g.isAliveLocked(att.Holder) {
 		return fmt.Errorf("address %s is still held by live instance %s", name, att.Holder)
 	}
-	ev := g.event(EvAddrAssoc, in.rec.ID, fmt.Sprintf("address %s associated with %s", name, in.rec.ID))
-	if _, err := g.deps.Store.SwapAttachment(ctx, att, in.rec.ID, true, ev); err != nil {
-		g.fatal(err)
-		return err
+	// A restart in place keeps its address: nothing to record, and one
+	// durable write less on the way back to service.
+	if att.Holder != in.rec.ID {
+		ev := g.event(EvAddrAssoc, in.rec.ID, fmt.Sprintf("address %s associated with %s", name, in.rec.ID))
+		if _, err := g.deps.Store.SwapAttachment(ctx, att, in.rec.ID, true, ev); err != nil {
+			g.fatal(err)
+			return err
+		}
 	}
 	if p, ok := g.proxies[name]; ok {
 		p.Associate(in.rec.ID, net.JoinHostPort("127.0.0.1", strconv.Itoa(in.rec.Ports[name])))

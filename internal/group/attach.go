@@ -46,6 +46,13 @@ func (g *Group) attach(ctx context.Context, in *instance) (provider.Spec, error)
 		if _, err := g.deps.Volumes.Prepare(g.cfg.Name, v.Name); err != nil {
 			return provider.Spec{}, fmt.Errorf("prepare volume %s: %w", v.Name, err)
 		}
+		// A restart in place keeps its volume and token: the fence just
+		// confirmed every process of the instance gone, and the shim's own
+		// flock fails loudly if anything still holds the volume.
+		if cur, err := g.deps.Store.Attachment(ctx, "volume", g.cfg.Name, v.Name); err == nil && cur.Holder == in.rec.ID && cur.Token > 0 {
+			tokens[v.Name] = cur.Token
+			continue
+		}
 		att, err := g.deps.Volumes.Attach(ctx, g.cfg.Name, v.Name, in.rec.ID, g.isAlive)
 		if err != nil {
 			g.record(g.event(EvError, in.rec.ID, fmt.Sprintf("attach volume %s: %v", v.Name, err)))

@@ -106,6 +106,7 @@ type Group struct {
 	hist      heal.History
 	instances map[string]*instance
 	jobBusy   bool
+	histDirty bool // heal history changed and is not written yet
 	notBefore time.Time // backoff: no launch or heal before this
 	timer     *time.Timer
 }
@@ -129,6 +130,8 @@ type instance struct {
 	// signal is poked (non-blocking) when health or process state changes,
 	// for a job waiting on this instance.
 	signal chan struct{}
+	// pending are events to journal with the instance's next transition.
+	pending []store.Event
 	// gen increments on each launch of the process (restart in place), so
 	// stale exit notifications of an earlier process are ignored.
 	gen int

@@ -66,6 +66,10 @@ func (g *Group) reconcile() {
 				in.inServiceSince = time.Time{}
 			}
 			d := g.policy.Decide(g.hist, in.rec.ID, now)
+			if (d.Delay > 0 || d.Action == heal.Impair) && len(in.pending) > 0 {
+				g.appendEvents(in.pending...)
+				in.pending = nil
+			}
 			g.startJob(func(ctx context.Context) { g.jobHeal(ctx, in, d) })
 			return
 		case in.rec.State == Pending || in.rec.State == PendingWait:
@@ -199,7 +203,14 @@ func (g *Group) transition(in *instance, state, cause string, extra ...store.Eve
 		}
 		ev := g.event(EvState, r.ID, msg)
 		ev.Data = map[string]any{"from": from, "to": state, "cause": cause}
-		return g.putInstance(in, r, append([]store.Event{ev}, extra...)...)
+		// Journal order: what happened before (pending), then the extra
+		// events that lead to this state, then the transition itself.
+		evs := append(append(in.pending, extra...), ev)
+		if err := g.putInstance(in, r, evs...); err != nil {
+			return err
+		}
+		in.pending = nil
+		return nil
 	})
 }
 
@@ -265,7 +276,15 @@ func (g *Group) runLaunch(ctx context.Context, in *instance, cause string) {
 }
 
 func (g *Group) launch(ctx context.Context, in *instance, cause string) error {
-	if err := g.transition(in, Pending, cause); err != nil {
+	// A restart in place with nothing to run in Pending:Wait changes no
+	// attachment: its Pending and Pending:Wait transitions are journaled in
+	// the same durable write as Pending:Proceed, right before the start.
+	quick := in.rec.State != "" && !g.hasLaunchSteps() && g.holdsAll(in)
+	if quick {
+		ev := g.event(EvState, in.rec.ID, fmt.Sprintf("%s -> %s: %s", in.rec.State, Pending, cause))
+		ev.Data = map[string]any{"from": in.rec.State, "to": Pending, "cause": cause}
+		g.call(func() { in.pending = append(in.pending, ev) })
+	} else if err := g.transition(in, Pending, cause); err != nil {
 		return err
 	}
 	spec, err := g.attach(ctx, in)
@@ -273,14 +292,24 @@ func (g *Group) launch(ctx context.Context, in *instance, cause string) error {
 		g.abandon(in, err.Error())
 		return errFailed
 	}
-	if err := g.transition(in, PendingWait, "volumes and addresses attached"); err != nil {
-		return err
-	}
-	if err := g.prepare(ctx, in, spec); err != nil {
-		return err
-	}
-	if err := g.transition(in, PendingProceed, "launch steps done; starting application"); err != nil {
-		return err
+	if g.hasLaunchSteps() {
+		if err := g.transition(in, PendingWait, "volumes and addresses attached"); err != nil {
+			return err
+		}
+		if err := g.prepare(ctx, in, spec); err != nil {
+			return err
+		}
+		if err := g.transition(in, PendingProceed, "launch steps done; starting application"); err != nil {
+			return err
+		}
+	} else {
+		// Nothing to run in Pending:Wait: both transitions in one durable
+		// write, one fsync less on the way back to service.
+		wait := g.event(EvState, in.rec.ID, fmt.Sprintf("%s -> %s: volumes and addresses attached; no launch steps", Pending, PendingWait))
+		wait.Data = map[string]any{"from": Pending, "to": PendingWait, "cause": "volumes and addresses attached"}
+		if err := g.transition(in, PendingProceed, "no launch steps; starting application", wait); err != nil {
+			return err
+		}
 	}
 	proc, err := g.deps.Provider.Launch(ctx, spec)
 	for _, l := range spec.Listeners {
@@ -293,7 +322,10 @@ func (g *Group) launch(ctx context.Context, in *instance, cause string) error {
 		g.watch(in, proc)
 		r := in.rec
 		r.Pid = proc.Pid()
-		return g.putInstance(in, r)
+		if err := g.putInstance(in, r); err != nil {
+			return err
+		}
+		return g.flushHistory()
 	}); err != nil {
 		return err
 	}
@@ -374,7 +406,16 @@ func (g *Group) jobHeal(ctx context.Context, in *instance, d heal.Decision) {
 		g.hist.Record(in.rec.ID, d, g.deps.Now())
 		ev := g.event(EvHeal, in.rec.ID, fmt.Sprintf("%s: %s (%s)", d.Action, d.Reason, failure))
 		ev.Data = map[string]any{"action": d.Action.String(), "delay_ms": d.Delay.Milliseconds(), "failure": failure}
-		g.putGroup(g.rec, ev)
+		// The decision is journaled with the instance's next durable write
+		// and the history once the application is started again: neither
+		// is needed to act safely, and a restart is faster without two
+		// fsyncs in front of it. A controller crash in between only forgets
+		// that one decision.
+		in.pending = append(in.pending, ev)
+		g.histDirty = true
+		if d.Action != heal.Restart {
+			g.flushHistory()
+		}
 	})
 	g.fence(ctx, in)
 	if d.Delay > 0 {
@@ -479,6 +520,7 @@ func (g *Group) fence(ctx context.Context, in *instance) error {
 		return g.onLoop(func() error { in.fenced = true; return nil })
 	}
 	start := g.deps.Now()
+	exited := isDone(proc)
 	if err := g.deps.Provider.Stop(ctx, proc, g.sig, g.cfg.Launch.StopTimeout.D()); err != nil {
 		g.record(g.event(EvError, in.rec.ID, "fence: "+err.Error()))
 		return err
@@ -492,6 +534,14 @@ func (g *Group) fence(ctx context.Context, in *instance) error {
 			r.LastExit = string(b)
 		}
 		ev := g.event(EvExit, in.rec.ID, fmt.Sprintf("fenced in %s: %s", g.deps.Now().Sub(start).Round(time.Millisecond), exit))
+		if exited {
+			// Its exit is already in the journal; the confirmation rides
+			// along with the next transition.
+			in.rec = r
+			in.pending = append(in.pending, ev)
+			g.publish()
+			return nil
+		}
 		return g.putInstance(in, r, ev)
 	})
 }
@@ -565,6 +615,13 @@ func (g *Group) onExit(in *instance, gen int) {
 	planned := r.State == Terminating || r.State == TerminatingWait || r.State == Terminated
 	if !planned && in.failure == "" && in.terminate == "" {
 		in.failure = "application " + exit.String()
+		// The heal that follows journals this with its first transition,
+		// at once (or right away when it has to wait: see reconcile).
+		in.rec = r
+		in.pending = append(in.pending, ev)
+		g.publish()
+		g.signalInstance(in)
+		return
 	}
 	g.putInstance(in, r, ev)
 	g.signalInstance(in)
@@ -614,4 +671,51 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+func isDone(p interface{ Done() <-chan struct{} }) bool {
+	select {
+	case <-p.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// hasLaunchSteps reports whether Pending:Wait has anything to run.
+func (g *Group) hasLaunchSteps() bool {
+	if g.cfg.Launch.UserData != "" || len(g.cfg.Hooks.Launch) > 0 {
+		return true
+	}
+	for _, v := range g.cfg.Volumes {
+		if needs, err := g.deps.Volumes.Prepare(g.cfg.Name, v.Name); err != nil || needs {
+			return true
+		}
+	}
+	return false
+}
+
+// flushHistory writes the heal history if it changed. Called on the loop.
+func (g *Group) flushHistory() error {
+	if !g.histDirty {
+		return nil
+	}
+	g.histDirty = false
+	return g.putGroup(g.rec)
+}
+
+// holdsAll reports whether the instance already holds every volume and
+// address of the group (a restart in place).
+func (g *Group) holdsAll(in *instance) bool {
+	atts, err := g.deps.Store.Attachments(context.Background(), g.cfg.Name)
+	if err != nil {
+		return false
+	}
+	held := 0
+	for _, a := range atts {
+		if a.Holder == in.rec.ID {
+			held++
+		}
+	}
+	return held == len(g.cfg.Volumes)+len(g.cfg.Addresses)
 }

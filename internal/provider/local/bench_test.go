@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/autoheal/autoheal/internal/provider"
+	"github.com/autoheal/autoheal/internal/provider/local"
 )
 
 // The benchmarks measure the shim path against a baseline of plain
@@ -31,15 +32,17 @@ func report(b *testing.B, base, shim time.Duration) {
 }
 
 // BenchmarkLaunchToExit: from the start of /bin/true to its exit being
-// known, including the fence (Stop) a heal does next. "direct" is the
-// common path; "trampoline" is the one taken with listeners (socket-mode
-// addresses), which adds one start of the autoheal binary.
+// known, and the fence (Stop) a heal does next. "fresh" starts the shim in
+// Launch; "spare" hands the instance to a spare shim started beforehand
+// (the default; the benchmark lets it get ready between iterations, as it
+// does between heals); "trampoline" adds a listener (socket-mode address),
+// which costs one more start of the binary.
 func BenchmarkLaunchToExit(b *testing.B) {
-	for _, mode := range []string{"direct", "trampoline"} {
+	for _, mode := range []string{"fresh", "spare", "spare+trampoline"} {
 		b.Run(mode, func(b *testing.B) {
-			l, _ := newLocal(b)
+			l, _ := newLocalMode(b, mode != "fresh")
 			spec := provider.Spec{Command: "/bin/true"}
-			if mode == "trampoline" {
+			if mode == "spare+trampoline" {
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
 				if err != nil {
 					b.Fatal(err)
@@ -52,6 +55,12 @@ func BenchmarkLaunchToExit(b *testing.B) {
 			ctx := context.Background()
 			var base, shim, fence time.Duration
 			for b.Loop() {
+				if mode != "fresh" {
+					b.StopTimer()
+					local.WarmSpare(l)
+					time.Sleep(30 * time.Millisecond) // its start-up done
+					b.StartTimer()
+				}
 				t0 := time.Now()
 				if err := exec.Command("/bin/true").Run(); err != nil {
 					b.Fatal(err)

@@ -44,10 +44,16 @@ type Local struct {
 	hostNS   string      // our mount namespace, which the shim must not mount in
 	noUns    atomic.Bool // unshare(CLONE_NEWNS) was refused: mounts are ignored
 
-	mu      sync.Mutex
-	closed  bool
-	watches map[*pidFD]*os.File // pidfd -> hello pipe (or nil) being followed
-	wg      sync.WaitGroup
+	noSpare bool
+
+	mu        sync.Mutex
+	closed    bool
+	watches   map[*pidFD]*os.File // pidfd -> hello pipe (or nil) being followed
+	spare     *spare              // started, waiting for an instance
+	refilling bool                // the next spare is on its way
+	// refillTimer starts it; Close stops it.
+	refillTimer *time.Timer
+	wg          sync.WaitGroup
 }
 
 var _ provider.Provider = (*Local)(nil)
@@ -80,13 +86,19 @@ func New(opts Options) (*Local, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Local{
+	l := &Local{
 		stateDir: dir,
 		exe:      exe,
 		log:      log,
 		hostNS:   threadMountNS(),
 		watches:  map[*pidFD]*os.File{},
-	}, nil
+		noSpare:  opts.NoSpareShim,
+	}
+	if os.Geteuid() == 0 && !canUnshareMountNS() {
+		l.noUns.Store(true)
+		log.Warn("cannot create mount namespaces; volume mounts are ignored, volumes are reachable through AUTOHEAL_VOLUME_* only")
+	}
+	return l, nil
 }
 
 // InstanceDir is <StateDir>/instances/<id>: spec.json, status.json, shim.log
@@ -114,7 +126,15 @@ func (l *Local) Close() error {
 		}
 	}
 	l.watches = nil
+	sp := l.spare
+	l.spare = nil
+	if l.refillTimer != nil && l.refillTimer.Stop() {
+		l.wg.Done() // its function will not run
+	}
 	l.mu.Unlock()
+	if sp != nil {
+		sp.kill()
+	}
 	l.wg.Wait()
 	return nil
 }
@@ -148,18 +168,6 @@ func (l *Local) environ(spec provider.Spec) []string {
 // already refused us a mount namespace.
 func (l *Local) useMounts(mounts []provider.Mount) bool {
 	return len(mounts) > 0 && os.Geteuid() == 0 && !l.noUns.Load()
-}
-
-// unshareRefused reports whether a start failed because the kernel would not
-// give us a mount namespace (an unprivileged container), and remembers it.
-func (l *Local) unshareRefused(err error) bool {
-	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSYS) {
-		if !l.noUns.Swap(true) {
-			l.log.Warn("cannot create mount namespaces; volume mounts are ignored, volumes are reachable through AUTOHEAL_VOLUME_* only", "err", err)
-		}
-		return true
-	}
-	return false
 }
 
 func checkSpec(spec provider.Spec) error {
@@ -239,37 +247,38 @@ func (l *Local) Launch(ctx context.Context, spec provider.Spec) (provider.Proces
 		}
 		ss.Listeners = append(ss.Listeners, name)
 	}
-	unshare := l.useMounts(spec.Mounts)
-	if unshare {
+	if l.useMounts(spec.Mounts) {
 		ss.Mounts = spec.Mounts
 	}
-	specPath := filepath.Join(dir, specFile)
 	// 0600: the environment may hold secret parameters.
-	if err := writeJSON(specPath, ss, 0o600, false); err != nil {
+	if err := writeJSON(filepath.Join(dir, specFile), ss, 0o600, false); err != nil {
 		return nil, fmt.Errorf("launch %s: write spec: %w", spec.ID, err)
 	}
-	cmd, helloR, err := l.startShim(spec, dir, unshare)
-	if err != nil && unshare && l.unshareRefused(err) {
-		ss.Mounts = nil
-		if err = writeJSON(specPath, ss, 0o600, false); err == nil {
-			cmd, helloR, err = l.startShim(spec, dir, false)
+	began := time.Now()
+	how := "spare"
+	cmd, helloR, err := l.assignSpare(dir, spec.Listeners)
+	if err != nil {
+		l.log.Warn("spare shim unusable; starting one", "instance", spec.ID, "err", err)
+	}
+	if cmd == nil {
+		how = "fresh"
+		if cmd, helloR, err = l.startShim(spec, dir); err != nil {
+			return nil, fmt.Errorf("launch %s: start shim: %w", spec.ID, err)
 		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("launch %s: start shim: %w", spec.ID, err)
-	}
+	defer l.refillSpare()
 	p, err := l.handshake(ctx, spec.ID, dir, cmd, helloR)
 	if err != nil {
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
 	}
+	l.log.Debug("launched", "instance", spec.ID, "pid", p.pid, "shim", how, "shim_pid", p.shimPid, "took", time.Since(began))
 	return p, nil
 }
 
-// startShim starts `<exe> __autoheal_shim <dir>` in its own session (so that
+// startShim starts `<exe> __autoheal_shim <dir>` in its own session, so that
 // neither a signal to the controller's process group nor its terminal's
-// hangup reaches it) and, when unshare, in a private mount namespace that
-// the application will inherit. It returns the read end of the hello pipe.
-func (l *Local) startShim(spec provider.Spec, dir string, unshare bool) (*exec.Cmd, *os.File, error) {
+// hangup reaches it. It returns the read end of the hello pipe.
+func (l *Local) startShim(spec provider.Spec, dir string) (*exec.Cmd, *os.File, error) {
 	logf, err := os.OpenFile(filepath.Join(dir, shimLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
 		return nil, nil, err
@@ -284,10 +293,6 @@ func (l *Local) startShim(spec provider.Spec, dir string, unshare bool) (*exec.C
 	for _, ln := range spec.Listeners {
 		files = append(files, ln.File) // fds 4...
 	}
-	sys := &syscall.SysProcAttr{Setsid: true}
-	if unshare {
-		sys.Unshareflags = syscall.CLONE_NEWNS
-	}
 	cmd := &exec.Cmd{
 		Path: l.exe,
 		Args: []string{l.exe, shimArg, dir},
@@ -299,7 +304,7 @@ func (l *Local) startShim(spec provider.Spec, dir string, unshare bool) (*exec.C
 		Stdout:      logf,
 		Stderr:      logf,
 		ExtraFiles:  files,
-		SysProcAttr: sys,
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	if err := cmd.Start(); err != nil {
 		helloR.Close()
@@ -312,7 +317,10 @@ func (l *Local) startShim(spec provider.Spec, dir string, unshare bool) (*exec.C
 // runtime's debugging knobs if the controller has them (GORACE matters to
 // race-enabled test binaries, whose exit otherwise sleeps a second).
 func shimEnv(stateDir, id string) []string {
-	env := []string{EnvStateDir + "=" + stateDir, EnvInstanceID + "=" + id}
+	env := []string{EnvStateDir + "=" + stateDir}
+	if id != "" {
+		env = append(env, EnvInstanceID+"="+id)
+	}
 	for _, k := range []string{"GOTRACEBACK", "GORACE"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
@@ -356,11 +364,7 @@ func (l *Local) handshake(ctx context.Context, id, dir string, cmd *exec.Cmd, he
 		}
 		return nil, fmt.Errorf("shim: %w", err)
 	}
-	p := &process{
-		id: id, pid: h.Pid, pidStart: h.PidStart, startedAt: h.StartedAt,
-		shimPid: shimPid, shimStart: shimStart,
-		done: make(chan struct{}), shimGone: make(chan struct{}),
-	}
+	p := newProcess(id, status{Pid: h.Pid, PidStart: h.PidStart, StartedAt: h.StartedAt, ShimPid: shimPid, ShimStart: shimStart})
 	if h.Error != "" {
 		helloR.Close()
 		// The shim exits right after saying so, its status recorded.
@@ -375,7 +379,7 @@ func (l *Local) handshake(ctx context.Context, id, dir string, cmd *exec.Cmd, he
 		if err != nil || !st.Exited {
 			st.Exit = provider.ExitStatus{Code: -1, Time: time.Now(), Error: h.Error}
 		}
-		p.shimGone = closedChan
+		p.shimGone, p.unwatched = closedChan, closedChan
 		p.finish(st.Exit)
 		return p, nil
 	}
@@ -395,11 +399,12 @@ func readHello(ctx context.Context, r *os.File) (hello, *bufio.Reader, error) {
 	// past at once if ctx is already done.
 	r.SetReadDeadline(time.Now().Add(launchTimeout))
 	stop := context.AfterFunc(ctx, func() { r.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
 	br := bufio.NewReader(r)
 	b, err := br.ReadBytes('\n')
-	if ctx.Err() != nil {
-		return hello{}, nil, ctx.Err()
+	if !stop() || ctx.Err() != nil {
+		// The AfterFunc ran, or may still run: the deadline is not ours
+		// to clear, and the launch is abandoned anyway.
+		return hello{}, nil, context.Cause(ctx)
 	}
 	if err != nil && err != io.EOF {
 		return hello{}, nil, err
@@ -449,8 +454,8 @@ func (l *Local) checkNotRunning(id, dir string) error {
 }
 
 // openVerified opens a pidfd on pid if it is still the process that started
-// at start (and, with withEnv, carries this instance's identity in its
-// environment). The pidfd is opened first: if the checks then pass, it
+// at start (and, with withEnv, is a shim of this state dir serving the
+// instance: see heldInstance). The pidfd is opened first: if the checks then pass, it
 // refers to that process, since a process that reused the pid would have
 // started later.
 func (l *Local) openVerified(pid int, start uint64, id string, withEnv bool) (*pidFD, bool) {
@@ -464,10 +469,14 @@ func (l *Local) openVerified(pid int, start uint64, id string, withEnv bool) (*p
 	st, err := readStat(pid)
 	ok := err == nil && !st.zombie() && st.Start == start
 	if ok && withEnv {
+		// A shim started for its instance carries the instance's id; a
+		// spare shim got its instance later and proves it by holding the
+		// instance directory open.
 		env, err := readEnviron(pid)
 		dir, ok1 := envLookup(env, EnvStateDir)
 		iid, ok2 := envLookup(env, EnvInstanceID)
-		ok = err == nil && ok1 && ok2 && dir == l.stateDir && iid == id
+		ok = err == nil && ok1 && dir == l.stateDir &&
+			(ok2 && iid == id || !ok2 && l.heldInstance(pid) == id)
 	}
 	if !ok {
 		fd.Close()
@@ -490,6 +499,7 @@ func (l *Local) watch(p *process, pfd *pidFD, cmd *exec.Cmd, helloR *os.File, br
 		if helloR != nil {
 			helloR.Close()
 		}
+		close(p.unwatched)
 		return
 	}
 	l.watches[pfd] = helloR
@@ -522,7 +532,8 @@ func (l *Local) watch(p *process, pfd *pidFD, cmd *exec.Cmd, helloR *os.File, br
 		}
 		pfd.Close()
 		if err != nil || closed {
-			return // Close
+			close(p.unwatched) // Close
+			return
 		}
 		if cmd != nil {
 			cmd.Wait()
@@ -611,12 +622,11 @@ func (l *Local) Adopt(ctx context.Context, id string) (provider.Process, error) 
 		return exited(id, st), nil
 	}
 	if fd, ok := l.openVerified(st.ShimPid, st.ShimStart, id, true); ok {
-		p := &process{
-			id: id, pid: st.Pid, pidStart: st.PidStart, startedAt: st.StartedAt,
-			shimPid: st.ShimPid, shimStart: st.ShimStart,
-			done: make(chan struct{}), shimGone: make(chan struct{}),
-		}
+		p := newProcess(id, st)
 		l.watch(p, fd, nil, nil, nil)
+		// A controller that restarts adopts before anything fails: have a
+		// spare ready for the first heal.
+		l.refillSpare()
 		return p, nil
 	}
 	// The shim is gone, or its pid is now someone else's. It may have
@@ -624,11 +634,8 @@ func (l *Local) Adopt(ctx context.Context, id string) (provider.Process, error) 
 	if st2, err := readStatus(dir); err == nil && st2.Exited {
 		return exited(id, st2), nil
 	}
-	p := &process{
-		id: id, pid: st.Pid, pidStart: st.PidStart, startedAt: st.StartedAt,
-		shimPid: st.ShimPid, shimStart: st.ShimStart,
-		done: make(chan struct{}), shimGone: closedChan,
-	}
+	p := newProcess(id, st)
+	p.shimGone, p.unwatched = closedChan, closedChan
 	l.log.Warn("instance shim lost while the controller was down", "instance", id, "shim_pid", st.ShimPid, "pid", st.Pid)
 	l.killApp(p)
 	p.finish(provider.ExitStatus{Code: -1, Time: time.Now(), Error: "shim lost"})

@@ -76,12 +76,24 @@ func helperMain(args []string) int {
 	return 0
 }
 
-// newLocal returns a provider on a fresh state dir. Its cleanup kills
-// every process of that state dir, so no test leaves one behind.
+// newLocal returns a provider on a fresh state dir, its spare shim started.
+// Its cleanup kills every process of that state dir, so no test leaves one
+// behind.
 func newLocal(t testing.TB) (*local.Local, string) {
+	return newLocalMode(t, true)
+}
+
+// shimModes are the two ways a Launch gets its shim: started for it, or a
+// spare started beforehand.
+var shimModes = []struct {
+	name  string
+	spare bool
+}{{"fresh", false}, {"spare", true}}
+
+func newLocalMode(t testing.TB, spare bool) (*local.Local, string) {
 	t.Helper()
 	dir := t.TempDir()
-	l, err := local.New(local.Options{StateDir: dir})
+	l, err := local.New(local.Options{StateDir: dir, NoSpareShim: !spare})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +107,20 @@ func newLocal(t testing.TB) (*local.Local, string) {
 		}
 		l.Close()
 	})
+	if spare {
+		local.WarmSpare(l)
+	}
 	return l, dir
+}
+
+// bothModes runs f once with each kind of shim.
+func bothModes(t *testing.T, f func(t *testing.T, spare bool)) {
+	for _, m := range shimModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, m.spare)
+		})
+	}
 }
 
 func shSpec(script string) provider.Spec {
@@ -196,41 +221,43 @@ func readPid(t testing.TB, path string) int {
 
 func TestLaunchLogsAndStop(t *testing.T) {
 	t.Parallel()
-	l, _ := newLocal(t)
-	spec := shSpec(`echo hi; echo oops >&2; echo "id=$AUTOHEAL_INSTANCE_ID dir=$(pwd)"; exec sleep 30`)
-	spec.Workdir = "/tmp"
-	p := launch(t, l, spec)
-	if p.Pid() <= 0 || !alive(p.Pid()) {
-		t.Fatalf("pid %d not running", p.Pid())
-	}
-	if p.ID() != spec.ID || p.StartedAt().IsZero() {
-		t.Fatalf("id %q started %v", p.ID(), p.StartedAt())
-	}
-	stdout, stderr := l.LogFiles(spec.ID)
-	waitContent(t, stdout, "hi\n")
-	waitContent(t, stdout, "id="+spec.ID+" dir=/tmp")
-	waitContent(t, stderr, "oops\n")
-	if filepath.Dir(stdout) != l.InstanceDir(spec.ID) {
-		t.Fatalf("log %s not in %s", stdout, l.InstanceDir(spec.ID))
-	}
+	bothModes(t, func(t *testing.T, spare bool) {
+		l, _ := newLocalMode(t, spare)
+		spec := shSpec(`echo hi; echo oops >&2; echo "id=$AUTOHEAL_INSTANCE_ID dir=$(pwd)"; exec sleep 30`)
+		spec.Workdir = "/tmp"
+		p := launch(t, l, spec)
+		if p.Pid() <= 0 || !alive(p.Pid()) {
+			t.Fatalf("pid %d not running", p.Pid())
+		}
+		if p.ID() != spec.ID || p.StartedAt().IsZero() {
+			t.Fatalf("id %q started %v", p.ID(), p.StartedAt())
+		}
+		stdout, stderr := l.LogFiles(spec.ID)
+		waitContent(t, stdout, "hi\n")
+		waitContent(t, stdout, "id="+spec.ID+" dir=/tmp")
+		waitContent(t, stderr, "oops\n")
+		if filepath.Dir(stdout) != l.InstanceDir(spec.ID) {
+			t.Fatalf("log %s not in %s", stdout, l.InstanceDir(spec.ID))
+		}
 
-	stop(t, l, p, syscall.SIGTERM, 10*time.Second)
-	select {
-	case <-p.Done():
-	default:
-		t.Fatal("Stop returned before Done")
-	}
-	if e := p.Exit(); e.Signal != "SIGTERM" || e.Code != -1 || e.Time.IsZero() {
-		t.Fatalf("exit %+v, want SIGTERM", e)
-	}
-	if groupAlive(p.Pid()) {
-		t.Fatal("process group still alive after Stop")
-	}
-	// Idempotent, and logs are kept.
-	stop(t, l, p, syscall.SIGTERM, time.Second)
-	if _, err := os.Stat(stdout); err != nil {
-		t.Fatal(err)
-	}
+		stop(t, l, p, syscall.SIGTERM, 10*time.Second)
+		select {
+		case <-p.Done():
+		default:
+			t.Fatal("Stop returned before Done")
+		}
+		if e := p.Exit(); e.Signal != "SIGTERM" || e.Code != -1 || e.Time.IsZero() {
+			t.Fatalf("exit %+v, want SIGTERM", e)
+		}
+		if groupAlive(p.Pid()) {
+			t.Fatal("process group still alive after Stop")
+		}
+		// Idempotent, and logs are kept.
+		stop(t, l, p, syscall.SIGTERM, time.Second)
+		if _, err := os.Stat(stdout); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 func TestStopKillsWhatIgnoresTheSignal(t *testing.T) {
@@ -310,42 +337,43 @@ func TestStartErrors(t *testing.T) {
 		{"unknown user", func(s provider.Spec) provider.Spec { s.User = "no-such-user-here"; return s }, false, "user no-such-user-here: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			l, dir := newLocal(t)
-			spec := tc.spec(shSpec("exit 0"))
-			if tc.listeners {
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
+			bothModes(t, func(t *testing.T, spare bool) {
+				l, dir := newLocalMode(t, spare)
+				spec := tc.spec(shSpec("exit 0"))
+				if tc.listeners {
+					ln, err := net.Listen("tcp", "127.0.0.1:0")
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer ln.Close()
+					f, _ := ln.(*net.TCPListener).File()
+					defer f.Close()
+					spec.Listeners = []provider.Listener{{Name: "http", File: f}}
+				}
+				p := launch(t, l, spec)
+				select {
+				case <-p.Done():
+				default:
+					t.Fatal("Launch of a program that cannot start returned a running process")
+				}
+				e := p.Exit()
+				if !strings.HasPrefix(e.Error, tc.want) || e.Code != -1 || p.Pid() != 0 {
+					t.Fatalf("exit %+v pid %d, want error %q", e, p.Pid(), tc.want)
+				}
+				if !strings.Contains(e.String(), tc.want) {
+					t.Fatalf("String() = %q", e.String())
+				}
+				stop(t, l, p, syscall.SIGTERM, time.Second)
+				// The adopted view says the same.
+				l2, err := local.New(local.Options{StateDir: dir})
 				if err != nil {
 					t.Fatal(err)
 				}
-				defer ln.Close()
-				f, _ := ln.(*net.TCPListener).File()
-				defer f.Close()
-				spec.Listeners = []provider.Listener{{Name: "http", File: f}}
-			}
-			p := launch(t, l, spec)
-			select {
-			case <-p.Done():
-			default:
-				t.Fatal("Launch of a program that cannot start returned a running process")
-			}
-			e := p.Exit()
-			if !strings.HasPrefix(e.Error, tc.want) || e.Code != -1 || p.Pid() != 0 {
-				t.Fatalf("exit %+v pid %d, want error %q", e, p.Pid(), tc.want)
-			}
-			if !strings.Contains(e.String(), tc.want) {
-				t.Fatalf("String() = %q", e.String())
-			}
-			stop(t, l, p, syscall.SIGTERM, time.Second)
-			// The adopted view says the same.
-			l2, err := local.New(local.Options{StateDir: dir})
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := l2.Adopt(context.Background(), spec.ID)
-			if err != nil || a.Exit().Error != e.Error {
-				t.Fatalf("adopt: %v, %+v", err, a)
-			}
+				a, err := l2.Adopt(context.Background(), spec.ID)
+				if err != nil || a.Exit().Error != e.Error {
+					t.Fatalf("adopt: %v, %+v", err, a)
+				}
+			})
 		})
 	}
 }
@@ -387,44 +415,46 @@ func TestLogRotation(t *testing.T) {
 
 func TestAdoptRunningFromAnotherController(t *testing.T) {
 	t.Parallel()
-	l, dir := newLocal(t)
-	spec := shSpec(`sleep 60`)
-	p := launch(t, l, spec)
+	bothModes(t, func(t *testing.T, spare bool) {
+		l, dir := newLocalMode(t, spare)
+		spec := shSpec(`sleep 60`)
+		p := launch(t, l, spec)
 
-	// A second provider on the same state dir is a restarted controller.
-	l2, err := local.New(local.Options{StateDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l2.Close()
-	a, err := l2.Adopt(context.Background(), spec.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.Pid() != p.Pid() || !a.StartedAt().Equal(p.StartedAt()) {
-		t.Fatalf("adopted pid %d started %v, launched %d %v", a.Pid(), a.StartedAt(), p.Pid(), p.StartedAt())
-	}
-	select {
-	case <-a.Done():
-		t.Fatalf("adopted instance done: %+v", a.Exit())
-	default:
-	}
-	// Not our child: exit detection goes through the pidfd.
-	syscall.Kill(p.Pid(), syscall.SIGTERM)
-	if e := waitDone(t, a); e.Signal != "SIGTERM" {
-		t.Fatalf("adopted exit %+v", e)
-	}
-	if e := waitDone(t, p); e.Signal != "SIGTERM" {
-		t.Fatalf("launched exit %+v", e)
-	}
-	stop(t, l2, a, syscall.SIGTERM, time.Second)
+		// A second provider on the same state dir is a restarted controller.
+		l2, err := local.New(local.Options{StateDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l2.Close()
+		a, err := l2.Adopt(context.Background(), spec.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Pid() != p.Pid() || !a.StartedAt().Equal(p.StartedAt()) {
+			t.Fatalf("adopted pid %d started %v, launched %d %v", a.Pid(), a.StartedAt(), p.Pid(), p.StartedAt())
+		}
+		select {
+		case <-a.Done():
+			t.Fatalf("adopted instance done: %+v", a.Exit())
+		default:
+		}
+		// Not our child: exit detection goes through the pidfd.
+		syscall.Kill(p.Pid(), syscall.SIGTERM)
+		if e := waitDone(t, a); e.Signal != "SIGTERM" {
+			t.Fatalf("adopted exit %+v", e)
+		}
+		if e := waitDone(t, p); e.Signal != "SIGTERM" {
+			t.Fatalf("launched exit %+v", e)
+		}
+		stop(t, l2, a, syscall.SIGTERM, time.Second)
 
-	if _, err := l2.Adopt(context.Background(), provider.NewInstanceID()); !errors.Is(err, provider.ErrNotFound) {
-		t.Fatalf("unknown id: %v", err)
-	}
-	if _, err := l2.Adopt(context.Background(), "../../etc"); !errors.Is(err, provider.ErrNotFound) {
-		t.Fatalf("bad id: %v", err)
-	}
+		if _, err := l2.Adopt(context.Background(), provider.NewInstanceID()); !errors.Is(err, provider.ErrNotFound) {
+			t.Fatalf("unknown id: %v", err)
+		}
+		if _, err := l2.Adopt(context.Background(), "../../etc"); !errors.Is(err, provider.ErrNotFound) {
+			t.Fatalf("bad id: %v", err)
+		}
+	})
 }
 
 func TestAdoptAfterExitWhileDown(t *testing.T) {
@@ -500,93 +530,96 @@ func TestAdoptRejectsReusedPid(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			l, dir := newLocal(t)
-			spec := shSpec(`sleep 60`)
-			p := launch(t, l, spec)
-			l.Close() // only the tampered record speaks now
+			bothModes(t, func(t *testing.T, spare bool) {
+				l, dir := newLocalMode(t, spare)
+				spec := shSpec(`sleep 60`)
+				p := launch(t, l, spec)
+				l.Close() // only the tampered record speaks now
 
-			path := filepath.Join(l.InstanceDir(spec.ID), "status.json")
-			b, _ := os.ReadFile(path)
-			var st map[string]any
-			json.Unmarshal(b, &st)
-			tamper(t, path, tc.set(st))
+				path := filepath.Join(l.InstanceDir(spec.ID), "status.json")
+				b, _ := os.ReadFile(path)
+				var st map[string]any
+				json.Unmarshal(b, &st)
+				tamper(t, path, tc.set(st))
 
-			l2, err := local.New(local.Options{StateDir: dir})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l2.Close()
-			a, err := l2.Adopt(context.Background(), spec.ID)
-			if err == nil {
-				select {
-				case <-a.Done():
-					if a.Exit().Error == "" {
-						t.Fatalf("adopted as exited normally: %+v", a.Exit())
-					}
-				default:
-					t.Fatalf("adopted pid %d through a reused pid", a.Pid())
+				l2, err := local.New(local.Options{StateDir: dir})
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			// Neither the real instance nor this process was killed.
-			if !alive(p.Pid()) {
-				t.Fatal("the real application was killed on a mismatched record")
-			}
-			// Sweep recovers: the instance is not kept.
-			pids, err := l2.Sweep(context.Background(), nil)
-			if err != nil || len(pids) < 2 {
-				t.Fatalf("sweep %v %v", pids, err)
-			}
-			if alive(p.Pid()) {
-				t.Fatal("sweep left the application")
-			}
+				defer l2.Close()
+				a, err := l2.Adopt(context.Background(), spec.ID)
+				if err == nil {
+					select {
+					case <-a.Done():
+						if a.Exit().Error == "" {
+							t.Fatalf("adopted as exited normally: %+v", a.Exit())
+						}
+					default:
+						t.Fatalf("adopted pid %d through a reused pid", a.Pid())
+					}
+				}
+				// Neither the real instance nor this process was killed.
+				if !alive(p.Pid()) {
+					t.Fatal("the real application was killed on a mismatched record")
+				}
+				// Sweep recovers: the instance is not kept.
+				pids, err := l2.Sweep(context.Background(), nil)
+				if err != nil || len(pids) < 2 {
+					t.Fatalf("sweep %v %v", pids, err)
+				}
+				if alive(p.Pid()) {
+					t.Fatal("sweep left the application")
+				}
+			})
 		})
 	}
 }
 
 func TestListenerPassing(t *testing.T) {
 	t.Parallel()
-	l, _ := newLocal(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	f, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := provider.Spec{
-		ID:        provider.NewInstanceID(),
-		Command:   self,
-		Args:      []string{helperArg, "listen"},
-		Listeners: []provider.Listener{{Name: "http", File: f}},
-		// The controller's own socket activation must not leak through.
-		Env: []string{"LISTEN_FDS=7", "LISTEN_PID=1"},
-	}
-	p := launch(t, l, spec)
-	c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		t.Fatalf("read: %v (stderr: %s)", err, readLog(l, spec.ID))
-	}
-	if want := fmt.Sprintf("ok pid=%d names=http\n", p.Pid()); line != want {
-		t.Fatalf("app said %q, want %q", line, want)
-	}
-	if e := waitDone(t, p); e.Code != 0 {
-		t.Fatalf("exit %+v", e)
-	}
-	stop(t, l, p, syscall.SIGTERM, time.Second)
+	bothModes(t, func(t *testing.T, spare bool) {
+		l, _ := newLocalMode(t, spare)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		f, err := ln.(*net.TCPListener).File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		self, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := provider.Spec{
+			ID:        provider.NewInstanceID(),
+			Command:   self,
+			Args:      []string{helperArg, "listen"},
+			Listeners: []provider.Listener{{Name: "http", File: f}},
+			// The controller's own socket activation must not leak through.
+			Env: []string{"LISTEN_FDS=7", "LISTEN_PID=1", "GORACE=atexit_sleep_ms=0"},
+		}
+		p := launch(t, l, spec)
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v (stderr: %s)", err, readLog(l, spec.ID))
+		}
+		if want := fmt.Sprintf("ok pid=%d names=http\n", p.Pid()); line != want {
+			t.Fatalf("app said %q, want %q", line, want)
+		}
+		if e := waitDone(t, p); e.Code != 0 {
+			t.Fatalf("exit %+v", e)
+		}
+		stop(t, l, p, syscall.SIGTERM, time.Second)
+	})
 }
 
 func readLog(l *local.Local, id string) string {
@@ -672,32 +705,34 @@ func canUnshare(t *testing.T) {
 
 func TestBindMountPrivate(t *testing.T) {
 	t.Parallel()
-	canUnshare(t)
-	l, dir := newLocal(t)
-	src := filepath.Join(dir, "volume")
-	os.MkdirAll(src, 0o755)
-	os.WriteFile(filepath.Join(src, "marker"), []byte("from the volume\n"), 0o644)
-	target := filepath.Join(dir, "mnt", "data") // created by the shim
-	spec := shSpec(`cat marker; grep -c " ` + target + ` " /proc/self/mountinfo; exec sleep 60`)
-	spec.Mounts = []provider.Mount{{Source: src, Target: target}}
-	spec.Workdir = target // entered after the mounts
-	p := launch(t, l, spec)
-	stdout, _ := l.LogFiles(spec.ID)
-	waitContent(t, stdout, "from the volume\n1\n")
-	host, _ := os.ReadFile("/proc/self/mountinfo")
-	if strings.Contains(string(host), " "+target+" ") {
-		t.Fatal("instance mount visible in the host mount table")
-	}
-	// Run sees the same mounts, through the trampoline.
-	res, err := l.Run(context.Background(), spec, `cat `+target+`/marker; pwd`, 10*time.Second)
-	if err != nil || res.ExitCode != 0 || res.Output != "from the volume\n"+target+"\n" {
-		t.Fatalf("run: %v %+v", err, res)
-	}
-	host, _ = os.ReadFile("/proc/self/mountinfo")
-	if strings.Contains(string(host), " "+target+" ") {
-		t.Fatal("run's mount visible in the host mount table")
-	}
-	stop(t, l, p, syscall.SIGTERM, 5*time.Second)
+	bothModes(t, func(t *testing.T, spare bool) {
+		canUnshare(t)
+		l, dir := newLocalMode(t, spare)
+		src := filepath.Join(dir, "volume")
+		os.MkdirAll(src, 0o755)
+		os.WriteFile(filepath.Join(src, "marker"), []byte("from the volume\n"), 0o644)
+		target := filepath.Join(dir, "mnt", "data") // created by the shim
+		spec := shSpec(`cat marker; grep -c " ` + target + ` " /proc/self/mountinfo; exec sleep 60`)
+		spec.Mounts = []provider.Mount{{Source: src, Target: target}}
+		spec.Workdir = target // entered after the mounts
+		p := launch(t, l, spec)
+		stdout, _ := l.LogFiles(spec.ID)
+		waitContent(t, stdout, "from the volume\n1\n")
+		host, _ := os.ReadFile("/proc/self/mountinfo")
+		if strings.Contains(string(host), " "+target+" ") {
+			t.Fatal("instance mount visible in the host mount table")
+		}
+		// Run sees the same mounts, through the trampoline.
+		res, err := l.Run(context.Background(), spec, `cat `+target+`/marker; pwd`, 10*time.Second)
+		if err != nil || res.ExitCode != 0 || res.Output != "from the volume\n"+target+"\n" {
+			t.Fatalf("run: %v %+v", err, res)
+		}
+		host, _ = os.ReadFile("/proc/self/mountinfo")
+		if strings.Contains(string(host), " "+target+" ") {
+			t.Fatal("run's mount visible in the host mount table")
+		}
+		stop(t, l, p, syscall.SIGTERM, 5*time.Second)
+	})
 }
 
 func TestUser(t *testing.T) {
@@ -817,10 +852,17 @@ func TestSweep(t *testing.T) {
 	keptID := provider.NewInstanceID()
 	kept := start(dir, keptID)
 	foreign := start(dir+"-other", provider.NewInstanceID()) // a prefix is not a match
-	// A launched instance not in keep goes too, shim and all.
+	// A launched instance not in keep goes too, shim and all; one in keep
+	// stays, though its shim, started as a spare, does not name it in its
+	// environment.
 	p := launch(t, l, shSpec(`exec sleep 60`))
+	local.WarmSpare(l)
+	keptSpec := shSpec(`exec sleep 60`)
+	k := launch(t, l, keptSpec)
+	local.WarmSpare(l)
+	idle := local.SparePid(l)
 
-	pids, err := l.Sweep(context.Background(), []string{keptID})
+	pids, err := l.Sweep(context.Background(), []string{keptID, keptSpec.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -836,8 +878,13 @@ func TestSweep(t *testing.T) {
 	if alive(orphan.Process.Pid) || alive(p.Pid()) {
 		t.Fatal("swept processes alive")
 	}
-	if !alive(kept.Process.Pid) || !alive(foreign.Process.Pid) || !alive(os.Getpid()) {
+	if !alive(kept.Process.Pid) || !alive(foreign.Process.Pid) || !alive(os.Getpid()) || !alive(k.Pid()) || !alive(idle) {
 		t.Fatal("sweep killed what it must keep")
+	}
+	select {
+	case <-k.Done():
+		t.Fatalf("kept instance's shim killed: %+v", k.Exit())
+	case <-time.After(50 * time.Millisecond):
 	}
 	waitDone(t, p)
 }
@@ -861,37 +908,39 @@ func TestLaunchRefusesSecondShim(t *testing.T) {
 
 func TestShimLost(t *testing.T) {
 	t.Parallel()
-	l, dir := newLocal(t)
-	spec := shSpec(`exec sleep 60`)
-	p := launch(t, l, spec)
-	b, _ := os.ReadFile(filepath.Join(l.InstanceDir(spec.ID), "status.json"))
-	var st struct {
-		ShimPid int `json:"shim_pid"`
-	}
-	json.Unmarshal(b, &st)
-	l.Close()
-	syscall.Kill(st.ShimPid, syscall.SIGKILL)
+	bothModes(t, func(t *testing.T, spare bool) {
+		l, dir := newLocalMode(t, spare)
+		spec := shSpec(`exec sleep 60`)
+		p := launch(t, l, spec)
+		b, _ := os.ReadFile(filepath.Join(l.InstanceDir(spec.ID), "status.json"))
+		var st struct {
+			ShimPid int `json:"shim_pid"`
+		}
+		json.Unmarshal(b, &st)
+		l.Close()
+		syscall.Kill(st.ShimPid, syscall.SIGKILL)
 
-	l2, err := local.New(local.Options{StateDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l2.Close()
-	// The shim stays our unreaped child (l was closed): a zombie.
-	deadline := time.Now().Add(10 * time.Second)
-	for alive(st.ShimPid) && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	a, err := l2.Adopt(context.Background(), spec.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e := waitDone(t, a); e.Error != "shim lost" {
-		t.Fatalf("exit %+v", e)
-	}
-	if alive(p.Pid()) {
-		t.Fatal("application of a lost shim still alive")
-	}
+		l2, err := local.New(local.Options{StateDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l2.Close()
+		// The shim stays our unreaped child (l was closed): a zombie.
+		deadline := time.Now().Add(10 * time.Second)
+		for alive(st.ShimPid) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		a, err := l2.Adopt(context.Background(), spec.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := waitDone(t, a); e.Error != "shim lost" {
+			t.Fatalf("exit %+v", e)
+		}
+		if alive(p.Pid()) {
+			t.Fatal("application of a lost shim still alive")
+		}
+	})
 }
 
 func TestLaunchContextCancelled(t *testing.T) {
@@ -915,5 +964,51 @@ func TestLaunchBadSpec(t *testing.T) {
 		if _, err := l.Launch(context.Background(), s); err == nil {
 			t.Errorf("launch %+v: no error", s)
 		}
+	}
+}
+
+// A descendant that keeps stdout open must not hold back the exit report,
+// and what the application wrote is in the log by then.
+func TestExitWhileDescendantHoldsPipe(t *testing.T) {
+	t.Parallel()
+	l, dir := newLocal(t)
+	pidFile := filepath.Join(dir, "bg.pid")
+	spec := shSpec(`sleep 60 & echo $! > ` + pidFile + `; echo bye; exit 5`)
+	p := launch(t, l, spec)
+	if e := waitDone(t, p); e.Code != 5 {
+		t.Fatalf("exit %+v", e)
+	}
+	stdout, _ := l.LogFiles(spec.ID)
+	if b, _ := os.ReadFile(stdout); string(b) != "bye\n" {
+		t.Fatalf("log %q at Done", b)
+	}
+	bg := readPid(t, pidFile)
+	if !alive(bg) {
+		t.Fatal("descendant gone before Stop")
+	}
+	stop(t, l, p, syscall.SIGTERM, time.Second)
+	if alive(bg) {
+		t.Fatalf("descendant %d survived Stop", bg)
+	}
+}
+
+// Stop works without a watcher (the provider was closed): it finds and
+// kills the processes itself and reads the exit from status.json.
+func TestStopAfterClose(t *testing.T) {
+	t.Parallel()
+	l, _ := newLocal(t)
+	p := launch(t, l, shSpec(`exec sleep 60`))
+	l.Close()
+	stop(t, l, p, syscall.SIGTERM, 5*time.Second)
+	if alive(p.Pid()) {
+		t.Fatal("application alive after Stop")
+	}
+	select {
+	case <-p.Done():
+	default:
+		t.Fatal("Stop returned nil but Done is open")
+	}
+	if _, err := l.Launch(context.Background(), shSpec("true")); err == nil {
+		t.Fatal("launch on a closed provider")
 	}
 }

@@ -13,6 +13,11 @@ type Options struct {
 	// Logger receives what the provider notices on its own (a lost shim, a
 	// mount namespace that could not be made). Default: discard.
 	Logger *slog.Logger
+	// NoSpareShim starts every shim when its instance is launched, paying
+	// the start-up of the autoheal binary inside Launch. By default one
+	// spare shim is kept started, so that the next Launch only hands it
+	// the instance.
+	NoSpareShim bool
 }
 
 // Defaults for a Spec's zero values.
@@ -43,6 +48,7 @@ const (
 
 // Arguments that make the autoheal binary one of its helper roles (Init).
 const (
-	shimArg = "__autoheal_shim"
-	execArg = "__autoheal_exec"
+	shimArg  = "__autoheal_shim"
+	spareArg = "--spare"
+	execArg  = "__autoheal_exec"
 )

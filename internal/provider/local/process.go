@@ -23,10 +23,13 @@ type process struct {
 	// shimGone is closed once the shim has exited and been reaped: it
 	// reports the exit (Done) just before it finishes its bookkeeping.
 	shimGone chan struct{}
-	once     sync.Once // finish may race: the watcher and a Stop that outlived it
-	mu       sync.Mutex
-	exit     provider.ExitStatus
-	fenced   atomic.Bool // a Stop confirmed every process gone
+	// unwatched is closed when no watcher will close Done and shimGone
+	// (the provider was closed); Stop then watches for itself.
+	unwatched chan struct{}
+	once      sync.Once // finish may race: the watcher and a Stop that outlived it
+	mu        sync.Mutex
+	exit      provider.ExitStatus
+	fenced    atomic.Bool // a Stop confirmed every process gone
 }
 
 var _ provider.Process = (*process)(nil)
@@ -61,13 +64,19 @@ func (p *process) isDone() bool {
 	}
 }
 
-// exited returns a process that is already over.
-func exited(id string, st status) *process {
-	p := &process{
+// newProcess returns a running process, to be watched.
+func newProcess(id string, st status) *process {
+	return &process{
 		id: id, pid: st.Pid, pidStart: st.PidStart, startedAt: st.StartedAt,
 		shimPid: st.ShimPid, shimStart: st.ShimStart,
-		done: make(chan struct{}), shimGone: closedChan,
+		done: make(chan struct{}), shimGone: make(chan struct{}), unwatched: make(chan struct{}),
 	}
+}
+
+// exited returns a process that is already over, shim included.
+func exited(id string, st status) *process {
+	p := newProcess(id, st)
+	p.shimGone, p.unwatched = closedChan, closedChan
 	p.finish(st.Exit)
 	return p
 }

@@ -4,7 +4,6 @@ package local
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -51,14 +50,12 @@ func (l *Local) Run(ctx context.Context, spec provider.Spec, script string, time
 	}
 	defer pr.Close()
 	opts := startOptions{stdout: pw, stderr: pw}
+	var cmd *exec.Cmd
 	if l.useMounts(spec.Mounts) {
-		cmd, err := startInMountNS(ctx, cfg, opts, spec.Mounts, l.hostNS)
-		var ue *unshareError
-		if !errors.As(err, &ue) || !l.unshareRefused(err) {
-			return l.finishRun(ctx, cmd, err, pr, pw, timeout)
-		}
+		cmd, err = startInMountNS(ctx, cfg, opts, spec.Mounts, l.hostNS)
+	} else {
+		cmd, err = startProgram(ctx, cfg, opts)
 	}
-	cmd, err := startProgram(ctx, cfg, opts)
 	return l.finishRun(ctx, cmd, err, pr, pw, timeout)
 }
 

@@ -3,12 +3,15 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"sync"
@@ -35,24 +38,53 @@ type shim struct {
 }
 
 func runShim(args []string) int {
-	if len(args) != 1 || !filepath.IsAbs(args[0]) {
-		fmt.Fprintln(os.Stderr, "usage: autoheal "+shimArg+" <absolute instance dir>")
+	spare := len(args) == 1 && args[0] == spareArg
+	if len(args) != 1 || !spare && !filepath.IsAbs(args[0]) {
+		fmt.Fprintln(os.Stderr, "usage: autoheal "+shimArg+" <absolute instance dir> | "+spareArg)
 		return 2
 	}
 	// Go's fork/exec passes on every descriptor without close-on-exec. The
-	// ones we inherited (hello pipe, listeners) are handed on explicitly,
-	// so mark them all: nothing reaches the application by accident.
+	// ones we inherited (hello channel, listeners) are handed on
+	// explicitly, so mark them all: nothing reaches the application by
+	// accident.
 	unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
 	// The shim lives exactly as long as its application. It is in its own
 	// session, but a stray `kill` or a hangup must not orphan the
 	// application's pipes either. A handler, not SIG_IGN: an ignored
 	// disposition would be inherited by the application across exec.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	helloW := os.NewFile(shimHelloFD, "hello")
 
-	s := &shim{dir: args[0]}
+	dir := args[0]
+	var listeners []*os.File
+	if spare {
+		warmUp()
+		a, fds, err := awaitAssignment(helloW)
+		if err != nil {
+			if err != io.EOF { // EOF: the controller went away first
+				fmt.Fprintf(os.Stderr, "autoheal spare shim: %v\n", err)
+			}
+			return 0
+		}
+		dir, listeners = a.Dir, fds
+		// From here on the shim's own output belongs to the instance.
+		if f, err := os.OpenFile(filepath.Join(dir, shimLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640); err == nil {
+			unix.Dup3(int(f.Fd()), 1, 0)
+			unix.Dup3(int(f.Fd()), 2, 0)
+			f.Close()
+		}
+	}
+	s := &shim{dir: dir}
 	s.st.ShimPid = os.Getpid()
 	s.st.ShimStart, _ = startTime(os.Getpid())
-	helloW := os.NewFile(shimHelloFD, "hello")
+	// Holding the instance directory open for life is this process's
+	// proof of identity (see Local.heldInstance): a spare shim was started
+	// before its instance had an id to put in its environment.
+	dirFile, err := os.Open(dir)
+	if err != nil {
+		return s.refuse(helloW, fmt.Errorf("open instance dir: %w", err))
+	}
+	defer dirFile.Close()
 
 	b, err := os.ReadFile(filepath.Join(s.dir, specFile))
 	var spec shimSpec
@@ -68,15 +100,19 @@ func runShim(args []string) int {
 	// millisecond on the launch path.
 	s.st.ID = spec.ID
 
-	listeners := make([]*os.File, len(spec.Listeners))
-	for i, name := range spec.Listeners {
-		listeners[i] = os.NewFile(uintptr(shimListenersFD+i), "listener:"+name)
+	if !spare {
+		for i, name := range spec.Listeners {
+			listeners = append(listeners, os.NewFile(uintptr(shimListenersFD+i), "listener:"+name))
+		}
 	}
 	defer func() {
 		for _, f := range listeners {
 			f.Close()
 		}
 	}()
+	if len(listeners) != len(spec.Listeners) {
+		return s.refuse(helloW, fmt.Errorf("got %d listeners for %d names", len(listeners), len(spec.Listeners)))
+	}
 	locks, err := takeLocks(spec.Locks)
 	if err != nil {
 		return s.refuse(helloW, err)
@@ -86,16 +122,6 @@ func runShim(args []string) int {
 			f.Close()
 		}
 	}()
-	// Mounts before the working directory, which may lie inside one.
-	if err := makeMounts(spec.Mounts, spec.HostMountNS); err != nil {
-		return s.refuse(helloW, err)
-	}
-	// The shim enters the working directory itself (as the launching user)
-	// and the application inherits it: a missing directory is then
-	// reported as such, never as a failed exec.
-	if err := os.Chdir(spec.Workdir); err != nil {
-		return s.refuse(helloW, fmt.Errorf("chdir %s: %w", spec.Workdir, unwrapPath(err)))
-	}
 	cr, err := resolveUser(spec.User)
 	if err != nil {
 		return s.refuse(helloW, err)
@@ -121,6 +147,7 @@ func runShim(args []string) int {
 		Command:   spec.Command,
 		Argv:      append([]string{spec.Command}, spec.Args...),
 		Env:       spec.Env,
+		Workdir:   spec.Workdir,
 		Cred:      cr,
 		Listeners: spec.Listeners,
 	}
@@ -135,7 +162,15 @@ func runShim(args []string) int {
 		label:      s.dir,
 	}
 	startedAt := time.Now()
-	cmd, err := startProgram(context.Background(), cfg, opts)
+	var cmd *exec.Cmd
+	if len(spec.Mounts) > 0 {
+		// The shim stays in the host's mount namespace; the application
+		// gets a private one with the mounts, and the working directory is
+		// entered there, since it may lie inside a mount.
+		cmd, err = startInMountNS(context.Background(), cfg, opts, spec.Mounts, spec.HostMountNS)
+	} else {
+		cmd, err = startProgram(context.Background(), cfg, opts)
+	}
 	outW.Close()
 	errW.Close()
 	for _, f := range listeners {
@@ -269,4 +304,86 @@ func (s *shim) save(durable bool) {
 	if err := writeJSON(filepath.Join(s.dir, statusFile), s.st, 0o644, durable); err != nil {
 		fmt.Fprintf(os.Stderr, "autoheal shim: write status: %v\n", err)
 	}
+}
+
+// assignment is what a spare shim waits for: its instance. The listeners
+// come with it as SCM_RIGHTS, in order.
+type assignment struct {
+	Dir       string `json:"dir"`
+	Listeners int    `json:"listeners"`
+}
+
+// maxListeners bounds the descriptors one assignment may carry.
+const maxListeners = 64
+
+// awaitAssignment reads the assignment line from the control socket, with
+// the descriptors that came with its first byte.
+func awaitAssignment(ctl *os.File) (assignment, []*os.File, error) {
+	var a assignment
+	var files []*os.File
+	var line []byte
+	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4*maxListeners))
+	fd := int(ctl.Fd()) // blocking: nothing else to do until assigned
+	for !bytes.Contains(line, []byte{'\n'}) {
+		n, oobn, flags, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return a, nil, fmt.Errorf("await assignment: %w", err)
+		}
+		if flags&unix.MSG_CTRUNC != 0 {
+			return a, nil, errors.New("await assignment: too many descriptors")
+		}
+		if oobn > 0 {
+			msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+			if err != nil {
+				return a, nil, fmt.Errorf("await assignment: %w", err)
+			}
+			for _, m := range msgs {
+				fds, err := unix.ParseUnixRights(&m)
+				if err != nil {
+					return a, nil, fmt.Errorf("await assignment: %w", err)
+				}
+				for _, fd := range fds {
+					files = append(files, os.NewFile(uintptr(fd), "listener"))
+				}
+			}
+		}
+		if n == 0 {
+			return a, nil, io.EOF
+		}
+		line = append(line, buf[:n]...)
+	}
+	if err := json.Unmarshal(line, &a); err != nil {
+		return a, nil, fmt.Errorf("await assignment: %w", err)
+	}
+	if !filepath.IsAbs(a.Dir) || len(files) != a.Listeners {
+		return a, nil, fmt.Errorf("await assignment: bad assignment %q with %d descriptors", line, len(files))
+	}
+	return a, files, nil
+}
+
+// warmUp runs, while a spare waits, the code a launch will need: the first
+// use of a code path in a fresh process costs page faults, about a
+// millisecond each for JSON, pipes and fork/exec on a small VM, and those
+// should not be paid on the launch path.
+func warmUp() {
+	var spec shimSpec
+	b, _ := json.Marshal(shimSpec{Env: []string{"A=B"}, Locks: []provider.Lock{{}}})
+	json.Unmarshal(b, &spec)
+	b, _ = json.Marshal(status{Exited: true})
+	var st status
+	json.Unmarshal(b, &st)
+	json.Marshal(hello{Exit: &provider.ExitStatus{}})
+	if r, w, err := os.Pipe(); err == nil {
+		r.Close()
+		w.Close()
+	}
+	startTime(os.Getpid())
+	// A fork/exec that fails in the child: the whole path, no process left.
+	cmd := exec.Command("/nonexistent/autoheal-warm-up")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Run()
 }

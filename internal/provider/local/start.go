@@ -231,25 +231,47 @@ func runTrampoline(args []string) int {
 }
 
 // startInMountNS starts cfg in a new private mount namespace holding the
-// bind mounts, without a helper process: on a goroutine locked to its
-// thread, it unshares that thread's mount namespace, mounts, and forks
-// from there, since Go's fork/exec forks from the calling thread and the
-// child inherits that thread's namespace. The goroutine then exits still
-// locked, which makes the runtime destroy the thread rather than let
-// other goroutines run in the wrong namespace.
-func startInMountNS(ctx context.Context, cfg execConfig, o startOptions, mounts []provider.Mount, hostNS string) (*exec.Cmd, error) {
-	type result struct {
-		cmd *exec.Cmd
-		err error
-	}
-	ch := make(chan result, 1)
+// bind mounts, without a helper process: on a thread of its own it
+// unshares that thread's mount namespace, mounts, and forks from there,
+// since Go's fork/exec forks from the calling thread and the child
+// inherits that thread's namespace. The rest of the process stays in the
+// host's namespace.
+func startInMountNS(ctx context.Context, cfg execConfig, o startOptions, mounts []provider.Mount, hostNS string) (cmd *exec.Cmd, err error) {
+	onThrowawayThread(func() {
+		// unshare(CLONE_NEWNS) implies CLONE_FS, which a thread may
+		// unshare from the rest of its process (setns could not do this).
+		if uerr := unix.Unshare(unix.CLONE_NEWNS); uerr != nil {
+			err = &unshareError{uerr}
+			return
+		}
+		if err = makeMounts(mounts, hostNS); err != nil {
+			return
+		}
+		cmd, err = startProgram(ctx, cfg, o)
+	})
+	return cmd, err
+}
+
+// canUnshareMountNS reports whether this process may create mount
+// namespaces (root, and not in a container that forbids it).
+func canUnshareMountNS() bool {
+	var err error
+	onThrowawayThread(func() { err = unix.Unshare(unix.CLONE_NEWNS) })
+	return err == nil
+}
+
+// onThrowawayThread runs f on a goroutine locked to an OS thread that is
+// destroyed afterwards, so that f may change the thread's namespaces: a
+// goroutine that exits locked takes its thread with it. Never the main
+// thread, which the runtime keeps (namespace and all, and /proc/self shows
+// its view): if the goroutine lands there, it holds it while a second one,
+// which must land elsewhere, does the work.
+func onThrowawayThread(f func()) {
+	done := make(chan struct{})
 	var run func()
 	run = func() {
 		runtime.LockOSThread()
 		if unix.Gettid() == unix.Getpid() {
-			// The main thread is never destroyed (the runtime would keep
-			// it, namespace and all, and /proc/self shows its view).
-			// Hold it, so that the same work lands on another thread.
 			again := make(chan struct{})
 			go func() {
 				defer close(again)
@@ -259,22 +281,11 @@ func startInMountNS(ctx context.Context, cfg execConfig, o startOptions, mounts 
 			runtime.UnlockOSThread()
 			return
 		}
-		// unshare(CLONE_NEWNS) implies CLONE_FS, which a thread may unshare
-		// from the rest of its process (setns could not do this).
-		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-			ch <- result{nil, &unshareError{err}}
-			return
-		}
-		if err := makeMounts(mounts, hostNS); err != nil {
-			ch <- result{nil, err}
-			return
-		}
-		cmd, err := startProgram(ctx, cfg, o)
-		ch <- result{cmd, err}
+		defer close(done)
+		f()
 	}
 	go run()
-	r := <-ch
-	return r.cmd, r.err
+	<-done
 }
 
 // makeMounts bind-mounts each Mount, creating its target. It refuses to run

@@ -36,43 +36,50 @@ func (l *Local) Stop(ctx context.Context, pp provider.Process, sig syscall.Signa
 	if sig == 0 {
 		sig = syscall.SIGTERM
 	}
+	began := time.Now()
+	defer func() {
+		if p.fenced.Load() {
+			l.log.Debug("stopped", "instance", p.id, "took", time.Since(began))
+		}
+	}()
 	if !p.isDone() && p.pid > 0 {
 		// The shim has not reported the exit, so the leader is alive or
 		// just gone: its pid still names the group.
 		syscall.Kill(-p.pid, sig)
-		if !waitDone(ctx, p, timeout) {
+		if !l.waitExit(ctx, p, timeout) {
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("stop %s: %w", p.id, err)
 			}
 			syscall.Kill(-p.pid, syscall.SIGKILL)
-			waitDone(ctx, p, shimGrace)
+			l.waitExit(ctx, p, shimGrace)
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, killTimeout)
 	defer cancel()
-	// A shim that reported the exit is finishing its bookkeeping and
-	// exits by itself: leave it out of the scan, which then runs while it
-	// exits, and wait for it after. One that did not report is stuck, and
-	// killed with the rest.
-	exclude := 0
-	if p.isDone() && !isClosed(p.shimGone) {
-		exclude = p.shimPid
-	}
-	if err := l.killAll(cctx, p.id, p.pid, p.pidStart, p.shimStart, exclude); err != nil {
+	// The shim is left out of the scan: once its application is gone it
+	// finishes its bookkeeping and exits by itself, and the scan runs
+	// meanwhile. It is waited for after, and killed only if it lingers.
+	if err := l.killAll(cctx, p.id, p.pid, p.pidStart, p.shimStart, p.shimPid); err != nil {
 		return fmt.Errorf("stop %s: %w", p.id, err)
 	}
-	if exclude != 0 && !waitClosed(ctx, p.shimGone, shimGrace) {
+	grace := shimGrace
+	if !p.isDone() && !isClosed(p.unwatched) {
+		grace = 0 // it did not report the exit after SIGKILL: stuck
+	}
+	if isClosed(p.unwatched) || !waitClosed(ctx, p.shimGone, grace) {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("stop %s: %w", p.id, err)
 		}
-		if err := l.killAll(cctx, p.id, p.pid, p.pidStart, p.shimStart, 0); err != nil {
+		if err := l.endShim(cctx, p, grace); err != nil {
 			return fmt.Errorf("stop %s: %w", p.id, err)
 		}
 	}
 	// Everything is gone, the shim too, so its watcher closes Done at once;
 	// unless no watcher runs (this Local was closed): then read the
 	// status here.
-	if !waitDone(ctx, p, shimGrace) {
+	if isClosed(p.unwatched) {
+		l.shimExited(p)
+	} else if !waitDone(ctx, p, shimGrace) {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("stop %s: %w", p.id, err)
 		}
@@ -80,6 +87,58 @@ func (l *Local) Stop(ctx context.Context, pp provider.Process, sig syscall.Signa
 	}
 	p.fenced.Store(true)
 	return nil
+}
+
+// endShim waits up to grace for the shim to exit by itself, then kills it.
+func (l *Local) endShim(ctx context.Context, p *process, grace time.Duration) error {
+	fd, ok := l.openVerified(p.shimPid, p.shimStart, p.id, false)
+	if !ok {
+		return nil
+	}
+	defer fd.Close()
+	if grace > 0 {
+		gctx, cancel := context.WithTimeout(ctx, grace)
+		err := fd.wait(gctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		fd.Close()
+		if fd, ok = l.openVerified(p.shimPid, p.shimStart, p.id, false); !ok {
+			return nil
+		}
+		defer fd.Close()
+	}
+	l.log.Warn("killing a shim that does not exit", "instance", p.id, "shim_pid", p.shimPid)
+	if err := fd.signal(syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill shim %d: %w", p.shimPid, err)
+	}
+	return fd.wait(ctx)
+}
+
+// waitExit waits up to d for the application to exit: for Done while a
+// watcher runs, else for the leader itself through a pidfd.
+func (l *Local) waitExit(ctx context.Context, p *process, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return false
+	case <-p.unwatched:
+	}
+	fd, ok := l.openVerified(p.pid, p.pidStart, p.id, false)
+	if !ok {
+		return true // gone (or a zombie)
+	}
+	defer fd.Close()
+	wctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	return fd.wait(wctx) == nil
 }
 
 func isClosed(c <-chan struct{}) bool {
@@ -219,7 +278,18 @@ func (l *Local) Sweep(ctx context.Context, keep []string) ([]int, error) {
 	defer cancel()
 	var killed []int
 	for round := 0; ; round++ {
-		procs, err := scanProcs(l.stateDir, nil, func(e procEntry) bool { return e.ours && !keepSet[e.id] })
+		spare := l.sparePid()
+		procs, err := scanProcs(l.stateDir, nil, func(e procEntry) bool {
+			if !e.ours || e.pid == spare {
+				return false
+			}
+			if e.id == "" {
+				// A shim started as a spare: its instance is the
+				// directory it holds (none while idle).
+				e.id = l.heldInstance(e.pid)
+			}
+			return !keepSet[e.id]
+		})
 		if err != nil {
 			return killed, fmt.Errorf("sweep: %w", err)
 		}

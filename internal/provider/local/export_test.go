@@ -1,0 +1,23 @@
+//go:build linux
+
+package local
+
+import "time"
+
+// WarmSpare starts the spare shim and waits until Launch can take it (its
+// start-up may still be under way).
+func WarmSpare(l *Local) {
+	l.refill(0)
+	for {
+		l.mu.Lock()
+		ok := l.spare != nil || l.noSpare || l.closed
+		l.mu.Unlock()
+		if ok {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// SparePid is the idle spare shim's pid, 0 if none.
+func SparePid(l *Local) int { return l.sparePid() }

@@ -473,8 +473,8 @@ func idle(tmp string) error {
 	select {
 	case a := <-addr:
 		c = api.NewClient(a)
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("controller did not start")
+	case <-time.After(60 * time.Second):
+		return fmt.Errorf("controller did not report its API address in 60s")
 	}
 	deadline := time.Now().Add(120 * time.Second)
 	for {

@@ -10,7 +10,7 @@ func WarmSpare(l *Local) {
 	l.refill(0)
 	for {
 		l.mu.Lock()
-		ok := l.spare != nil || l.noSpare || l.closed
+		ok := l.spare != nil || l.noSpare.Load() || l.closed
 		l.mu.Unlock()
 		if ok {
 			return

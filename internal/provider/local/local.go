@@ -44,7 +44,7 @@ type Local struct {
 	hostNS   string      // our mount namespace, which the shim must not mount in
 	noUns    atomic.Bool // unshare(CLONE_NEWNS) was refused: mounts are ignored
 
-	noSpare bool
+	noSpare atomic.Bool // spares disabled, by option or because they cannot work here
 
 	mu        sync.Mutex
 	closed    bool
@@ -92,8 +92,8 @@ func New(opts Options) (*Local, error) {
 		log:      log,
 		hostNS:   threadMountNS(),
 		watches:  map[*pidFD]*os.File{},
-		noSpare:  opts.NoSpareShim,
 	}
+	l.noSpare.Store(opts.NoSpareShim)
 	if os.Geteuid() == 0 && !canUnshareMountNS() {
 		l.noUns.Store(true)
 		log.Warn("cannot create mount namespaces; volume mounts are ignored, volumes are reachable through AUTOHEAL_VOLUME_* only")
@@ -256,7 +256,7 @@ func (l *Local) Launch(ctx context.Context, spec provider.Spec) (provider.Proces
 	}
 	began := time.Now()
 	how := "spare"
-	cmd, helloR, err := l.assignSpare(dir, spec.Listeners)
+	cmd, helloR, err := l.assignSpare(spec.ID, dir, spec.Listeners)
 	if err != nil {
 		l.log.Warn("spare shim unusable; starting one", "instance", spec.ID, "err", err)
 	}
@@ -317,10 +317,11 @@ func (l *Local) startShim(spec provider.Spec, dir string) (*exec.Cmd, *os.File, 
 // runtime's debugging knobs if the controller has them (GORACE matters to
 // race-enabled test binaries, whose exit otherwise sleeps a second).
 func shimEnv(stateDir, id string) []string {
-	env := []string{EnvStateDir + "=" + stateDir}
-	if id != "" {
-		env = append(env, EnvInstanceID+"="+id)
-	}
+	return append([]string{EnvStateDir + "=" + stateDir, EnvInstanceID + "=" + id}, goDebugEnv()...)
+}
+
+func goDebugEnv() []string {
+	var env []string
 	for _, k := range []string{"GOTRACEBACK", "GORACE"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
@@ -454,8 +455,8 @@ func (l *Local) checkNotRunning(id, dir string) error {
 }
 
 // openVerified opens a pidfd on pid if it is still the process that started
-// at start (and, with withEnv, is a shim of this state dir serving the
-// instance: see heldInstance). The pidfd is opened first: if the checks then pass, it
+// at start (and, with withEnv, carries this instance's identity in its
+// environment). The pidfd is opened first: if the checks then pass, it
 // refers to that process, since a process that reused the pid would have
 // started later.
 func (l *Local) openVerified(pid int, start uint64, id string, withEnv bool) (*pidFD, bool) {
@@ -469,14 +470,10 @@ func (l *Local) openVerified(pid int, start uint64, id string, withEnv bool) (*p
 	st, err := readStat(pid)
 	ok := err == nil && !st.zombie() && st.Start == start
 	if ok && withEnv {
-		// A shim started for its instance carries the instance's id; a
-		// spare shim got its instance later and proves it by holding the
-		// instance directory open.
 		env, err := readEnviron(pid)
 		dir, ok1 := envLookup(env, EnvStateDir)
 		iid, ok2 := envLookup(env, EnvInstanceID)
-		ok = err == nil && ok1 && dir == l.stateDir &&
-			(ok2 && iid == id || !ok2 && l.heldInstance(pid) == id)
+		ok = err == nil && ok1 && ok2 && dir == l.stateDir && iid == id
 	}
 	if !ok {
 		fd.Close()
@@ -503,11 +500,10 @@ func (l *Local) watch(p *process, pfd *pidFD, cmd *exec.Cmd, helloR *os.File, br
 		return
 	}
 	l.watches[pfd] = helloR
-	l.wg.Add(1)
+	l.wg.Add(2)
 	l.mu.Unlock()
 	reading := make(chan struct{})
 	if helloR != nil {
-		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
 			defer close(reading)
@@ -515,6 +511,7 @@ func (l *Local) watch(p *process, pfd *pidFD, cmd *exec.Cmd, helloR *os.File, br
 		}()
 	} else {
 		close(reading)
+		l.wg.Done()
 	}
 	go func() {
 		defer l.wg.Done()

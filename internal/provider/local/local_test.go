@@ -369,6 +369,7 @@ func TestStartErrors(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				defer l2.Close()
 				a, err := l2.Adopt(context.Background(), spec.ID)
 				if err != nil || a.Exit().Error != e.Error {
 					t.Fatalf("adopt: %v, %+v", err, a)
@@ -1010,5 +1011,60 @@ func TestStopAfterClose(t *testing.T) {
 	}
 	if _, err := l.Launch(context.Background(), shSpec("true")); err == nil {
 		t.Fatal("launch on a closed provider")
+	}
+}
+
+// A spare shim is invisible to scans of the state dir while idle, and once
+// assigned carries exactly the identity a shim started for its instance
+// has.
+func TestSpareShimIdentity(t *testing.T) {
+	t.Parallel()
+	l, dir := newLocalMode(t, true)
+	idle := local.SparePid(l)
+	if idle == 0 {
+		t.Fatal("no spare shim")
+	}
+	environ := func(pid int) string {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		return string(b)
+	}
+	// Until its exec, a forked child shows its parent's environment.
+	waitFor := func(cond func() bool) {
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatal("condition not met")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitFor(func() bool { return strings.Contains(environ(idle), "AUTOHEAL_SPARE_DIR=") })
+	if env := environ(idle); strings.Contains(env, local.EnvStateDir+"=") || strings.Contains(env, local.EnvInstanceID+"=") {
+		t.Fatalf("idle spare visible: %q", env)
+	}
+	spec := shSpec(`exec sleep 60`)
+	p := launch(t, l, spec)
+	var st struct {
+		ShimPid int `json:"shim_pid"`
+	}
+	b, _ := os.ReadFile(filepath.Join(l.InstanceDir(spec.ID), "status.json"))
+	json.Unmarshal(b, &st)
+	if st.ShimPid != idle {
+		t.Fatalf("shim %d, spare was %d", st.ShimPid, idle)
+	}
+	env := strings.Split(strings.TrimRight(environ(idle), "\x00"), "\x00")
+	want := map[string]bool{local.EnvStateDir + "=" + dir: true, local.EnvInstanceID + "=" + spec.ID: true}
+	for _, e := range env {
+		if strings.HasPrefix(e, "AUTOHEAL_") && !want[e] {
+			t.Errorf("unexpected %q", e)
+		}
+		delete(want, e)
+	}
+	if len(want) > 0 {
+		t.Fatalf("assigned spare lacks %v: %q", want, env)
+	}
+	stop(t, l, p, syscall.SIGTERM, 5*time.Second)
+	if alive(idle) {
+		t.Fatal("shim alive after Stop")
 	}
 }

@@ -7,11 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
-
-	"github.com/autoheal/autoheal/internal/provider"
 
 	"golang.org/x/sys/unix"
 )
@@ -190,25 +186,4 @@ func (r *procReader) read(name string) ([]byte, error) {
 func threadMountNS() string {
 	s, _ := os.Readlink("/proc/thread-self/ns/mnt")
 	return s
-}
-
-// heldInstance returns the instance whose directory pid holds open, "" if
-// none: how a shim started as a spare proves which instance it serves.
-func (l *Local) heldInstance(pid int) string {
-	prefix := filepath.Join(l.stateDir, "instances") + "/"
-	fdDir := "/proc/" + strconv.Itoa(pid) + "/fd/"
-	ents, err := os.ReadDir(fdDir)
-	if err != nil {
-		return ""
-	}
-	for _, e := range ents {
-		target, err := os.Readlink(fdDir + e.Name())
-		if err != nil {
-			continue
-		}
-		if id, ok := strings.CutPrefix(target, prefix); ok && provider.ValidInstanceID(id) {
-			return id
-		}
-	}
-	return ""
 }

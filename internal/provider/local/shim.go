@@ -58,6 +58,11 @@ func runShim(args []string) int {
 	dir := args[0]
 	var listeners []*os.File
 	if spare {
+		env := spareEnviron()
+		if env == nil {
+			fmt.Fprintln(os.Stderr, "autoheal spare shim: cannot rewrite its environment here")
+			return exitNoSpare
+		}
 		warmUp()
 		a, fds, err := awaitAssignment(helloW)
 		if err != nil {
@@ -66,6 +71,8 @@ func runShim(args []string) int {
 			}
 			return 0
 		}
+		// First of all, become visible as the instance's shim.
+		assignEnviron(env, a.ID)
 		dir, listeners = a.Dir, fds
 		// From here on the shim's own output belongs to the instance.
 		if f, err := os.OpenFile(filepath.Join(dir, shimLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640); err == nil {
@@ -77,14 +84,6 @@ func runShim(args []string) int {
 	s := &shim{dir: dir}
 	s.st.ShimPid = os.Getpid()
 	s.st.ShimStart, _ = startTime(os.Getpid())
-	// Holding the instance directory open for life is this process's
-	// proof of identity (see Local.heldInstance): a spare shim was started
-	// before its instance had an id to put in its environment.
-	dirFile, err := os.Open(dir)
-	if err != nil {
-		return s.refuse(helloW, fmt.Errorf("open instance dir: %w", err))
-	}
-	defer dirFile.Close()
 
 	b, err := os.ReadFile(filepath.Join(s.dir, specFile))
 	var spec shimSpec
@@ -309,6 +308,7 @@ func (s *shim) save(durable bool) {
 // assignment is what a spare shim waits for: its instance. The listeners
 // come with it as SCM_RIGHTS, in order.
 type assignment struct {
+	ID        string `json:"id"`
 	Dir       string `json:"dir"`
 	Listeners int    `json:"listeners"`
 }
@@ -359,7 +359,7 @@ func awaitAssignment(ctl *os.File) (assignment, []*os.File, error) {
 	if err := json.Unmarshal(line, &a); err != nil {
 		return a, nil, fmt.Errorf("await assignment: %w", err)
 	}
-	if !filepath.IsAbs(a.Dir) || len(files) != a.Listeners {
+	if !filepath.IsAbs(a.Dir) || !provider.ValidInstanceID(a.ID) || len(files) != a.Listeners {
 		return a, nil, fmt.Errorf("await assignment: bad assignment %q with %d descriptors", line, len(files))
 	}
 	return a, files, nil

@@ -18,16 +18,14 @@ import (
 
 // A spare shim is a shim started before its instance exists: `autoheal
 // __autoheal_shim --spare`, waiting on a control socket (its fd 3) for the
-// instance directory and the listeners. The start of a Go binary as large
-// as autoheal costs tens of milliseconds on a small VM (runtime, package
-// initialisation, page faults), most of a Launch; a spare pays it before
-// the Launch that needs it. One is kept per provider, refilled after each
-// Launch. It exits by itself when the socket closes (the controller went
-// away), and Close kills it.
-//
-// A spare's environment cannot name its instance, which it learns later;
-// it proves which instance it serves by holding the instance directory
-// open (heldInstance).
+// instance and its listeners (SCM_RIGHTS). Starting a Go binary as large
+// as autoheal costs tens of milliseconds on a small VM (runtime and package
+// initialisation, page faults), most of a Launch; a spare pays it, and
+// warms up the code a launch runs, before the Launch that needs it. One is
+// kept per provider, started again a moment after each Launch. It exits by
+// itself when the socket closes (the controller went away), and Close
+// kills it. Until assigned it is invisible to scans of the state dir; then
+// it takes on the identity of its instance (see spareenv.go).
 type spare struct {
 	cmd   *exec.Cmd
 	ctl   *os.File // our end of the control socket, then the hello channel
@@ -55,7 +53,7 @@ func (l *Local) startSpare() (*spare, error) {
 	cmd := &exec.Cmd{
 		Path:        l.exe,
 		Args:        []string{l.exe, shimArg, spareArg},
-		Env:         shimEnv(l.stateDir, ""),
+		Env:         spareEnv(l.stateDir),
 		Dir:         "/",
 		Stdout:      logf,
 		Stderr:      logf,
@@ -80,7 +78,7 @@ func (sp *spare) kill() {
 // assignSpare hands the spare, if there is one, the instance in dir and its
 // listeners. It returns the spare as a started shim, or nil (and why, if the
 // spare failed) for Launch to start one.
-func (l *Local) assignSpare(dir string, listeners []provider.Listener) (*exec.Cmd, *os.File, error) {
+func (l *Local) assignSpare(id, dir string, listeners []provider.Listener) (*exec.Cmd, *os.File, error) {
 	l.mu.Lock()
 	sp := l.spare
 	l.spare = nil
@@ -88,7 +86,7 @@ func (l *Local) assignSpare(dir string, listeners []provider.Listener) (*exec.Cm
 	if sp == nil {
 		return nil, nil, nil
 	}
-	msg, _ := json.Marshal(assignment{Dir: dir, Listeners: len(listeners)})
+	msg, _ := json.Marshal(assignment{ID: id, Dir: dir, Listeners: len(listeners)})
 	msg = append(msg, '\n')
 	var fds []int
 	for _, ln := range listeners {
@@ -118,6 +116,10 @@ func (l *Local) assignSpare(dir string, listeners []provider.Listener) (*exec.Cm
 	if err != nil {
 		// Nothing was assigned: the spare died or its socket is broken.
 		sp.kill()
+		if sp.cmd.ProcessState.ExitCode() == exitNoSpare {
+			l.noSpare.Store(true)
+			return nil, nil, errors.New("spare shims cannot work here (see instances/.spare-shim.log); not using them")
+		}
 		return nil, nil, fmt.Errorf("assign spare shim: %w", err)
 	}
 	return sp.cmd, sp.ctl, nil
@@ -134,7 +136,7 @@ const refillDelay = 250 * time.Millisecond
 func (l *Local) refillSpare() { l.refill(refillDelay) }
 
 func (l *Local) refill(delay time.Duration) {
-	if l.noSpare {
+	if l.noSpare.Load() {
 		return
 	}
 	l.mu.Lock()

@@ -278,18 +278,7 @@ func (l *Local) Sweep(ctx context.Context, keep []string) ([]int, error) {
 	defer cancel()
 	var killed []int
 	for round := 0; ; round++ {
-		spare := l.sparePid()
-		procs, err := scanProcs(l.stateDir, nil, func(e procEntry) bool {
-			if !e.ours || e.pid == spare {
-				return false
-			}
-			if e.id == "" {
-				// A shim started as a spare: its instance is the
-				// directory it holds (none while idle).
-				e.id = l.heldInstance(e.pid)
-			}
-			return !keepSet[e.id]
-		})
+		procs, err := scanProcs(l.stateDir, nil, func(e procEntry) bool { return e.ours && !keepSet[e.id] })
 		if err != nil {
 			return killed, fmt.Errorf("sweep: %w", err)
 		}

@@ -97,6 +97,9 @@ func (g *Group) associate(in *instance, name string) error {
 // detach releases every volume and address the instance holds.
 func (g *Group) detach(ctx context.Context, in *instance) {
 	for _, v := range g.cfg.Volumes {
+		if cur, err := g.deps.Store.Attachment(ctx, "volume", g.cfg.Name, v.Name); err == nil && cur.Holder != in.rec.ID {
+			continue // already taken over by a replacement, or never held
+		}
 		if err := g.deps.Volumes.Detach(ctx, g.cfg.Name, v.Name, in.rec.ID); err != nil {
 			g.record(g.event(EvError, in.rec.ID, fmt.Sprintf("detach volume %s: %v", v.Name, err)))
 		}

@@ -229,6 +229,12 @@ func (g *Group) record(evs ...store.Event) {
 }
 
 func (g *Group) jobLaunchNew(ctx context.Context, cause string) {
+	g.launchNew(ctx, cause, nil)
+}
+
+// launchNew launches a new instance; afterStart runs once its application
+// started.
+func (g *Group) launchNew(ctx context.Context, cause string, afterStart func()) {
 	in := &instance{signal: make(chan struct{}, 1), health: map[int]health.Status{}}
 	ports, err := g.allocatePorts()
 	if err != nil {
@@ -250,7 +256,7 @@ func (g *Group) jobLaunchNew(ctx context.Context, cause string) {
 	}); err != nil {
 		return
 	}
-	g.runLaunch(ctx, in, cause)
+	g.runLaunchThen(ctx, in, cause, afterStart)
 }
 
 // jobResumeLaunch restarts a launch that a controller restart interrupted.
@@ -263,7 +269,13 @@ func (g *Group) jobResumeLaunch(ctx context.Context, in *instance) {
 // from Pending to InService. On failure it records the failure on the
 // instance; the loop then applies the heal policy.
 func (g *Group) runLaunch(ctx context.Context, in *instance, cause string) {
-	err := g.launch(ctx, in, cause)
+	g.runLaunchThen(ctx, in, cause, nil)
+}
+
+// runLaunchThen is runLaunch with a step run once the application started,
+// before waiting for it to be healthy.
+func (g *Group) runLaunchThen(ctx context.Context, in *instance, cause string, afterStart func()) {
+	err := g.launch(ctx, in, cause, afterStart)
 	if err == nil || errors.Is(err, errFailed) || errors.Is(err, errTerminate) || ctx.Err() != nil {
 		return
 	}
@@ -275,7 +287,7 @@ func (g *Group) runLaunch(ctx context.Context, in *instance, cause string) {
 	})
 }
 
-func (g *Group) launch(ctx context.Context, in *instance, cause string) error {
+func (g *Group) launch(ctx context.Context, in *instance, cause string, afterStart func()) error {
 	// A restart in place with nothing to run in Pending:Wait changes no
 	// attachment: its Pending and Pending:Wait transitions are journaled in
 	// the same durable write as Pending:Proceed, right before the start.
@@ -328,6 +340,9 @@ func (g *Group) launch(ctx context.Context, in *instance, cause string) error {
 		return g.flushHistory()
 	}); err != nil {
 		return err
+	}
+	if afterStart != nil {
+		afterStart()
 	}
 	return g.waitHealthy(ctx, in)
 }
@@ -438,9 +453,30 @@ func (g *Group) jobHeal(ctx context.Context, in *instance, d heal.Decision) {
 		})
 		g.runLaunch(ctx, in, "restart in place: "+d.Reason)
 	case heal.Replace:
-		g.runTerminate(ctx, in, "replaced: "+failure)
-		if ctx.Err() == nil {
-			g.jobLaunchNew(ctx, "replacement for "+in.rec.ID)
+		if len(g.cfg.Hooks.Terminate) > 0 {
+			// Terminate hooks run before the volume moves.
+			g.runTerminate(ctx, in, "replaced: "+failure)
+			if ctx.Err() == nil {
+				g.jobLaunchNew(ctx, "replacement for "+in.rec.ID)
+			}
+			return
+		}
+		// The failed instance is fenced: its volume and address go straight
+		// to the replacement (the attach proves the holder dead and swaps
+		// it in one durable write), and its termination is recorded once
+		// the replacement's application has started.
+		if err := g.transition(in, Terminating, "replaced: "+failure); err != nil {
+			return
+		}
+		g.drain(in)
+		finished := false
+		finish := func() {
+			finished = true
+			g.runTerminate(ctx, in, "replaced: "+failure)
+		}
+		g.launchNew(ctx, "replacement for "+in.rec.ID, finish)
+		if !finished && ctx.Err() == nil {
+			finish()
 		}
 	default: // Impair
 		g.runTerminate(ctx, in, "group impaired: "+failure)

@@ -2,24 +2,36 @@
 // this host.
 //
 // Each instance has a directory, <StateDir>/instances/<id>, and a shim: a
-// small supervisor process (`autoheal __autoheal_shim <dir>`, the same
-// binary, see Init) that is the application's parent for its whole life,
-// in its own session so that signals to the controller or its terminal do
-// not reach it. The shim takes the volume locks and checks their fencing
-// tokens, makes the bind mounts in a private mount namespace (as root),
-// starts the application in its own session and process group, copies its
-// stdout and stderr into size-capped, rotated log files, and records every
-// step and finally the exit in status.json. Instances therefore outlive the
+// small supervisor process (`autoheal __autoheal_shim`, the same binary,
+// see Init) that is the application's parent for its whole life, in its
+// own session so that signals to the controller or its terminal do not
+// reach it. The shim takes the volume locks and checks their fencing
+// tokens, starts the application in its own session and process group (as
+// root, in a private mount namespace holding the bind mounts), copies its
+// stdout and stderr into size-capped, rotated log files, and records the
+// start and then the exit in status.json. Instances therefore outlive the
 // controller, and an exit that happens while no controller runs is kept.
+// A spare shim, started ahead, takes the next Launch, so that the start-up
+// of the autoheal binary is not paid on the heal path (spare.go).
 //
-// The controller follows a shim through a pidfd in Go's poller, for its own
-// children as for shims adopted after a restart, so an exit is seen as soon
-// as the shim has recorded it, with no polling. Identity is never a bare
-// pid: a process is the one recorded only if its start time (field 22 of
+// Exit detection costs no polling and no thread: the shim tells its
+// launching controller on a pipe as soon as the application is gone, and
+// the controller also follows every shim, child or adopted after a
+// restart, through a pidfd in Go's poller. Identity is never a bare pid: a
+// process is the one recorded only if its start time (field 22 of
 // /proc/<pid>/stat) matches and, for shims, its environment carries the
 // instance's AUTOHEAL_STATE_DIR and AUTOHEAL_INSTANCE_ID, which every
 // process of an instance inherits. That environment is also how Stop finds
 // descendants that left the process group and how Sweep finds orphans.
+//
+// Descriptors: a shim started for its instance gets the hello pipe at fd 3
+// and the listeners at fds 4, ...; a spare gets a control socket at fd 3
+// and the listeners with its assignment. The application gets /dev/null,
+// the stdout and stderr pipes, the listeners at fds 3, 4, ... (LISTEN_FDS,
+// LISTEN_PID and LISTEN_FDNAMES set, systemd style; LISTEN_PID needs the
+// exec trampoline, `autoheal __autoheal_exec`, since it is only known
+// after the fork) and then the volume lock files, which keep their flocks
+// for as long as any process of the instance holds them.
 //
 // The package owns processes, their files under the instance directory,
 // and the mechanics of locks and tokens. It knows nothing of groups,

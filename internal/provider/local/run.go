@@ -24,7 +24,8 @@ import (
 // together, the last RunOutputMax bytes kept. The script runs in its own
 // process group, killed whole on timeout (TimedOut, ExitCode -1) or when
 // ctx ends, and once the shell exits, so that nothing it left in the
-// background outlives it. A non-zero timeout of 0 means no timeout.
+// background outlives it (a descendant that called setsid is left to Stop
+// and Sweep). A timeout of 0 or less means none: ctx still bounds it.
 func (l *Local) Run(ctx context.Context, spec provider.Spec, script string, timeout time.Duration) (provider.Result, error) {
 	var res provider.Result
 	if !provider.ValidInstanceID(spec.ID) {
@@ -50,23 +51,23 @@ func (l *Local) Run(ctx context.Context, spec provider.Spec, script string, time
 	}
 	defer pr.Close()
 	opts := startOptions{stdout: pw, stderr: pw}
+	began := time.Now()
 	var cmd *exec.Cmd
 	if l.useMounts(spec.Mounts) {
 		cmd, err = startInMountNS(ctx, cfg, opts, spec.Mounts, l.hostNS)
 	} else {
 		cmd, err = startProgram(ctx, cfg, opts)
 	}
-	return l.finishRun(ctx, cmd, err, pr, pw, timeout)
+	return l.finishRun(ctx, cmd, err, pr, pw, began, timeout)
 }
 
 // finishRun collects a started script's output and exit.
-func (l *Local) finishRun(ctx context.Context, cmd *exec.Cmd, startErr error, pr, pw *os.File, timeout time.Duration) (provider.Result, error) {
+func (l *Local) finishRun(ctx context.Context, cmd *exec.Cmd, startErr error, pr, pw *os.File, began time.Time, timeout time.Duration) (provider.Result, error) {
 	pw.Close() // ours; the script has its copies
 	var res provider.Result
 	if startErr != nil {
 		return res, fmt.Errorf("run: %w", startErr)
 	}
-	began := time.Now()
 	pid := cmd.Process.Pid
 	// Not yet reaped, so the pid is still the script's shell.
 	pfd, err := openPidFD(pid)

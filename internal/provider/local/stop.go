@@ -91,24 +91,24 @@ func (l *Local) Stop(ctx context.Context, pp provider.Process, sig syscall.Signa
 
 // endShim waits up to grace for the shim to exit by itself, then kills it.
 func (l *Local) endShim(ctx context.Context, p *process, grace time.Duration) error {
+	if grace > 0 {
+		fd, ok := l.openVerified(p.shimPid, p.shimStart, p.id, false)
+		if !ok {
+			return nil
+		}
+		gctx, cancel := context.WithTimeout(ctx, grace)
+		err := fd.wait(gctx)
+		cancel()
+		fd.Close()
+		if err == nil {
+			return nil
+		}
+	}
 	fd, ok := l.openVerified(p.shimPid, p.shimStart, p.id, false)
 	if !ok {
 		return nil
 	}
 	defer fd.Close()
-	if grace > 0 {
-		gctx, cancel := context.WithTimeout(ctx, grace)
-		err := fd.wait(gctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		fd.Close()
-		if fd, ok = l.openVerified(p.shimPid, p.shimStart, p.id, false); !ok {
-			return nil
-		}
-		defer fd.Close()
-	}
 	l.log.Warn("killing a shim that does not exit", "instance", p.id, "shim_pid", p.shimPid)
 	if err := fd.signal(syscall.SIGKILL); err != nil {
 		return fmt.Errorf("kill shim %d: %w", p.shimPid, err)
@@ -178,11 +178,11 @@ func waitClosed(ctx context.Context, c <-chan struct{}, d time.Duration) bool {
 
 // killAll kills every live process of instance id but exclude and waits
 // for them: the members of process group pgid (the application's, if > 0)
-// and the processes whose environment names the instance. Only processes started
-// no earlier than notBefore (the shim's start) can be the instance's, so
-// only their environments are read. It scans again after each kill, since
-// a process may fork while it is being killed, and returns once a scan
-// finds nothing.
+// and the processes whose environment names the instance. Only processes
+// started no earlier than notBefore (the shim's start) can be the
+// instance's, so only their environments are read. It scans again after
+// each kill, since a process may fork while it is being killed, and
+// returns once a scan finds nothing.
 func (l *Local) killAll(ctx context.Context, id string, pgid int, pgidStart, notBefore uint64, exclude int) error {
 	if pgid > 0 {
 		// A pid names a process group only while the group has members,
@@ -193,7 +193,8 @@ func (l *Local) killAll(ctx context.Context, id string, pgid int, pgidStart, not
 			pgid = 0
 		}
 	}
-	for {
+	var ancestors map[int]bool // computed only if something is found
+	for round := 0; ; round++ {
 		procs, err := scanProcs(l.stateDir,
 			func(st procStat) bool { return st.Start >= notBefore },
 			func(e procEntry) bool {
@@ -202,8 +203,15 @@ func (l *Local) killAll(ctx context.Context, id string, pgid int, pgidStart, not
 		if err != nil {
 			return err
 		}
+		if len(procs) > 0 && ancestors == nil {
+			ancestors = ancestry()
+		}
+		procs = slices.DeleteFunc(procs, func(e procEntry) bool { return ancestors[e.pid] })
 		if len(procs) == 0 {
 			return nil
+		}
+		if round == 10 {
+			return fmt.Errorf("processes keep appearing (%d left)", len(procs))
 		}
 		if err := l.kill(ctx, procs); err != nil {
 			return err
@@ -285,6 +293,8 @@ func (l *Local) Sweep(ctx context.Context, keep []string) ([]int, error) {
 		if round == 0 {
 			procs = append(procs, l.recorded(keepSet)...)
 		}
+		ancestors := ancestry() // never the caller, nor what it runs under
+		procs = slices.DeleteFunc(procs, func(e procEntry) bool { return ancestors[e.pid] })
 		if len(procs) == 0 {
 			break
 		}

@@ -32,6 +32,14 @@ const (
 //	         application runs or failed to, and one when it exited
 //	4 ...    the listeners, in Listeners order
 //
+// A spare shim (spare.go) instead has .spare-shim.log at 1 and 2 until it
+// is assigned (then shim.log), and at 3 a socket on which it receives its
+// assignment, a JSON line with the listeners as SCM_RIGHTS, and then
+// writes the same lines as on the hello pipe.
+//
+// Descriptors of the exec trampoline: the application's, then its control
+// socket (config in, error out; close-on-exec, so EOF means exec worked).
+//
 // Descriptors the application inherits from the shim (directly or through
 // the trampoline, which keeps them in place):
 //

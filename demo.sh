@@ -5,6 +5,8 @@
 set -eu
 cd "$(dirname "$0")"
 mkdir -p bin
+# Without cgo the binary starts faster, and it is re-executed as each instance's shim.
+export CGO_ENABLED=0
 go build -o bin/autoheal ./cmd/autoheal
 go build -o bin/pet ./examples/pet
 go build -o bin/web ./examples/web/app

@@ -92,6 +92,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("local provider: %w", err)
 	}
+	// Closed after the groups (deferred first, so it runs last): it stops
+	// the idle spare shim; instances keep running.
+	defer prov.Close()
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
 		return fmt.Errorf("api: listen %s: %w", opts.Listen, err)

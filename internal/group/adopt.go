@@ -25,7 +25,7 @@ func (g *Group) adopt(ctx context.Context) ([]string, error) {
 		if r.State == Terminated {
 			continue
 		}
-		in := &instance{rec: r, signal: make(chan struct{}, 1), health: map[int]health.Status{}}
+		in := &instance{id: r.ID, ports: r.Ports, rec: r, signal: make(chan struct{}, 1), health: map[int]health.Status{}}
 		g.instances[r.ID] = in
 		proc, err := g.deps.Provider.Adopt(ctx, r.ID)
 		switch {
@@ -135,7 +135,7 @@ func (g *Group) openAddresses(ctx context.Context) error {
 			}
 			g.proxies[a.Name] = p
 			if live && (holder.rec.State == InService || holder.rec.State == PendingProceed) {
-				p.Associate(holder.rec.ID, fmt.Sprintf("127.0.0.1:%d", holder.rec.Ports[a.Name]))
+				p.Associate(holder.rec.ID, fmt.Sprintf("127.0.0.1:%d", holder.ports[a.Name]))
 			}
 		}
 	}

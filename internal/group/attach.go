@@ -49,13 +49,13 @@ func (g *Group) attach(ctx context.Context, in *instance) (provider.Spec, error)
 		// A restart in place keeps its volume and token: the fence just
 		// confirmed every process of the instance gone, and the shim's own
 		// flock fails loudly if anything still holds the volume.
-		if cur, err := g.deps.Store.Attachment(ctx, "volume", g.cfg.Name, v.Name); err == nil && cur.Holder == in.rec.ID && cur.Token > 0 {
+		if cur, err := g.deps.Store.Attachment(ctx, "volume", g.cfg.Name, v.Name); err == nil && cur.Holder == in.id && cur.Token > 0 {
 			tokens[v.Name] = cur.Token
 			continue
 		}
-		att, err := g.deps.Volumes.Attach(ctx, g.cfg.Name, v.Name, in.rec.ID, g.isAlive)
+		att, err := g.deps.Volumes.Attach(ctx, g.cfg.Name, v.Name, in.id, g.isAlive)
 		if err != nil {
-			g.record(g.event(EvError, in.rec.ID, fmt.Sprintf("attach volume %s: %v", v.Name, err)))
+			g.record(g.event(EvError, in.id, fmt.Sprintf("attach volume %s: %v", v.Name, err)))
 			return provider.Spec{}, fmt.Errorf("attach volume %s: %w", v.Name, err)
 		}
 		tokens[v.Name] = att.Token
@@ -75,20 +75,20 @@ func (g *Group) associate(in *instance, name string) error {
 	if err != nil {
 		return fmt.Errorf("address %s: %w", name, err)
 	}
-	if att.Holder != "" && att.Holder != in.rec.ID && g.isAliveLocked(att.Holder) {
+	if att.Holder != "" && att.Holder != in.id && g.isAliveLocked(att.Holder) {
 		return fmt.Errorf("address %s is still held by live instance %s", name, att.Holder)
 	}
 	// A restart in place keeps its address: nothing to record, and one
 	// durable write less on the way back to service.
-	if att.Holder != in.rec.ID {
-		ev := g.event(EvAddrAssoc, in.rec.ID, fmt.Sprintf("address %s associated with %s", name, in.rec.ID))
-		if _, err := g.deps.Store.SwapAttachment(ctx, att, in.rec.ID, true, ev); err != nil {
+	if att.Holder != in.id {
+		ev := g.event(EvAddrAssoc, in.id, fmt.Sprintf("address %s associated with %s", name, in.id))
+		if _, err := g.deps.Store.SwapAttachment(ctx, att, in.id, true, ev); err != nil {
 			g.fatal(err)
 			return err
 		}
 	}
 	if p, ok := g.proxies[name]; ok {
-		p.Associate(in.rec.ID, net.JoinHostPort("127.0.0.1", strconv.Itoa(in.rec.Ports[name])))
+		p.Associate(in.id, net.JoinHostPort("127.0.0.1", strconv.Itoa(in.ports[name])))
 	}
 	g.publish()
 	return nil
@@ -97,23 +97,23 @@ func (g *Group) associate(in *instance, name string) error {
 // detach releases every volume and address the instance holds.
 func (g *Group) detach(ctx context.Context, in *instance) {
 	for _, v := range g.cfg.Volumes {
-		if cur, err := g.deps.Store.Attachment(ctx, "volume", g.cfg.Name, v.Name); err == nil && cur.Holder != in.rec.ID {
+		if cur, err := g.deps.Store.Attachment(ctx, "volume", g.cfg.Name, v.Name); err == nil && cur.Holder != in.id {
 			continue // already taken over by a replacement, or never held
 		}
-		if err := g.deps.Volumes.Detach(ctx, g.cfg.Name, v.Name, in.rec.ID); err != nil {
-			g.record(g.event(EvError, in.rec.ID, fmt.Sprintf("detach volume %s: %v", v.Name, err)))
+		if err := g.deps.Volumes.Detach(ctx, g.cfg.Name, v.Name, in.id); err != nil {
+			g.record(g.event(EvError, in.id, fmt.Sprintf("detach volume %s: %v", v.Name, err)))
 		}
 	}
 	g.call(func() {
 		for _, a := range g.cfg.Addresses {
 			att, err := g.deps.Store.Attachment(ctx, "address", g.cfg.Name, a.Name)
-			if err != nil || att.Holder != in.rec.ID {
+			if err != nil || att.Holder != in.id {
 				continue
 			}
 			if p, ok := g.proxies[a.Name]; ok {
-				p.Disassociate(in.rec.ID)
+				p.Disassociate(in.id)
 			}
-			ev := g.event(EvAddrDisassoc, in.rec.ID, fmt.Sprintf("address %s released by %s", a.Name, in.rec.ID))
+			ev := g.event(EvAddrDisassoc, in.id, fmt.Sprintf("address %s released by %s", a.Name, in.id))
 			if _, err := g.deps.Store.SwapAttachment(ctx, att, "", false, ev); err != nil {
 				g.fatal(err)
 			}
@@ -157,7 +157,7 @@ func (g *Group) prepare(ctx context.Context, in *instance, spec provider.Spec) e
 		if v.Init != "" {
 			res, err := g.deps.Provider.Run(ctx, runSpec, v.Init, volumeInitTimeout)
 			ok := err == nil && res.ExitCode == 0 && !res.TimedOut
-			ev := g.event(EvVolumeInit, in.rec.ID, fmt.Sprintf("volume %s init %s", v.Name, outcome(ok, res, err)))
+			ev := g.event(EvVolumeInit, in.id, fmt.Sprintf("volume %s init %s", v.Name, outcome(ok, res, err)))
 			ev.Data = map[string]any{"volume": v.Name, "output": res.Output, "exit_code": res.ExitCode}
 			g.record(ev)
 			if !ok {
@@ -172,7 +172,7 @@ func (g *Group) prepare(ctx context.Context, in *instance, spec provider.Spec) e
 	if g.cfg.Launch.UserData != "" {
 		res, err := g.deps.Provider.Run(ctx, runSpec, g.cfg.Launch.UserData, userDataTimeout)
 		ok := err == nil && res.ExitCode == 0 && !res.TimedOut
-		ev := g.event(EvUserData, in.rec.ID, "user_data "+outcome(ok, res, err))
+		ev := g.event(EvUserData, in.id, "user_data "+outcome(ok, res, err))
 		ev.Data = map[string]any{"output": res.Output, "exit_code": res.ExitCode}
 		g.record(ev)
 		if !ok {
@@ -231,7 +231,7 @@ func (g *Group) spec(in *instance, tokens map[string]int64) provider.Spec {
 	for _, p := range cfg.Parameters {
 		env = append(env, p.Name+"="+p.Value)
 	}
-	id := in.rec.ID
+	id := in.id
 	env = append(env, "AUTOHEAL_INSTANCE_ID="+id, "AUTOHEAL_GROUP="+cfg.Name)
 	if g.deps.MetadataURL != nil {
 		env = append(env, "AUTOHEAL_METADATA_URL="+g.deps.MetadataURL(id))
@@ -263,7 +263,7 @@ func (g *Group) spec(in *instance, tokens map[string]int64) provider.Spec {
 	proxies := 0
 	for _, a := range cfg.Addresses {
 		env = append(env, "AUTOHEAL_ADDRESS_"+envName(a.Name)+"="+a.Listen)
-		port := in.rec.Ports[a.Name]
+		port := in.ports[a.Name]
 		env = append(env, "AUTOHEAL_PORT_"+envName(a.Name)+"="+strconv.Itoa(port))
 		if a.Mode == "socket" {
 			if s, ok := g.sockets[a.Name]; ok && tokens != nil {
@@ -276,7 +276,7 @@ func (g *Group) spec(in *instance, tokens map[string]int64) provider.Spec {
 		}
 	}
 	if len(cfg.Addresses) == 1 && proxies == 1 {
-		env = append(env, "PORT="+strconv.Itoa(in.rec.Ports[cfg.Addresses[0].Name]))
+		env = append(env, "PORT="+strconv.Itoa(in.ports[cfg.Addresses[0].Name]))
 	}
 	spec.Env = env
 	return spec
@@ -324,7 +324,7 @@ func (g *Group) startCheckers(in *instance, gen int) {
 			UnhealthyThreshold: hc.UnhealthyThreshold,
 			GracePeriod:        hc.GracePeriod.D(),
 		}
-		name := fmt.Sprintf("%s/%s/%s", g.cfg.Name, in.rec.ID, hc.Type)
+		name := fmt.Sprintf("%s/%s/%s", g.cfg.Name, in.id, hc.Type)
 		c := health.NewChecker(name, cfg, p, func(tr health.Transition) {
 			g.call(func() { g.onHealth(in, gen, i, tr) })
 		}, g.log)
@@ -341,7 +341,7 @@ func (g *Group) checkAddr(in *instance, port string) string {
 			if a.Mode == "socket" {
 				return a.Listen
 			}
-			return net.JoinHostPort("127.0.0.1", strconv.Itoa(in.rec.Ports[a.Name]))
+			return net.JoinHostPort("127.0.0.1", strconv.Itoa(in.ports[a.Name]))
 		}
 	}
 	return net.JoinHostPort("127.0.0.1", port)

@@ -113,6 +113,9 @@ type Group struct {
 
 // instance is the in-memory state of one instance, owned by the loop.
 type instance struct {
+	// id never changes: jobs may read it without the loop.
+	id       string
+	ports    map[string]int // instance ports by address name; never change
 	rec      store.Instance
 	proc     provider.Process
 	checkers []*health.Checker
@@ -217,10 +220,12 @@ func (g *Group) Snapshot() Snapshot {
 	return Snapshot{Name: g.cfg.Name}
 }
 
-// Start loads the group's durable state, opens its addresses, re-adopts the
-// instances that outlived the previous controller and starts the loop. It
-// returns the ids of the instances it adopted alive (for the orphan sweep).
-func (g *Group) Start(ctx context.Context) ([]string, error) {
+// Adopt loads the group's durable state, opens its addresses and re-adopts
+// the instances that outlived the previous controller. It returns the ids of
+// the instances it adopted alive, for the orphan sweep, which must run
+// before any group launches (Run): a sweep after a launch would take the new
+// instance for an orphan.
+func (g *Group) Adopt(ctx context.Context) ([]string, error) {
 	g.ctx, g.stop = context.WithCancel(context.Background())
 	if err := g.loadState(ctx); err != nil {
 		return nil, err
@@ -231,9 +236,13 @@ func (g *Group) Start(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	g.publish()
+	return alive, nil
+}
+
+// Run starts the group's loop. Adopt must have succeeded.
+func (g *Group) Run() {
 	g.wg.Add(1)
 	go g.loop()
-	return alive, nil
 }
 
 // Close stops the loop and any running job, closes the addresses and health
@@ -300,6 +309,9 @@ func (g *Group) call(f func()) error {
 	select {
 	case g.calls <- func() { defer close(done); f() }:
 	case <-g.done:
+		return context.Canceled
+	case <-g.ctx.Done():
+		// Stopping (or never run): the loop will not take it.
 		return context.Canceled
 	}
 	<-done

@@ -48,24 +48,25 @@ func (g *Group) reconcile() {
 		switch {
 		case in.terminate != "":
 			in := in
-			relaunch := !in.decrement
-			g.startJob(func(ctx context.Context) { g.jobTerminate(ctx, in, in.terminate, relaunch) })
+			relaunch, cause := !in.decrement, in.terminate
+			g.startJob(func(ctx context.Context) { g.jobTerminate(ctx, in, cause, relaunch) })
 			return
 		case in.failure != "":
 			in := in
 			if g.rec.Status == Impaired {
+				cause := "group impaired: " + in.failure
 				g.startJob(func(ctx context.Context) {
 					g.fence(ctx, in)
-					g.runTerminate(ctx, in, "group impaired: "+in.failure)
+					g.runTerminate(ctx, in, cause)
 				})
 				return
 			}
 			if !in.inServiceSince.IsZero() {
 				// It served long enough before failing: a fresh series.
-				g.hist.Healthy(in.rec.ID, in.inServiceSince, now, g.policy)
+				g.hist.Healthy(in.id, in.inServiceSince, now, g.policy)
 				in.inServiceSince = time.Time{}
 			}
-			d := g.policy.Decide(g.hist, in.rec.ID, now)
+			d := g.policy.Decide(g.hist, in.id, now)
 			if (d.Delay > 0 || d.Action == heal.Impair) && len(in.pending) > 0 {
 				g.appendEvents(in.pending...)
 				in.pending = nil
@@ -101,14 +102,12 @@ func (g *Group) reconcile() {
 			g.armTimer(g.notBefore)
 			return
 		}
-		g.startJob(func(ctx context.Context) {
-			g.jobLaunchNew(ctx, fmt.Sprintf("capacity %d below desired %d", live, g.rec.Desired))
-		})
+		cause := fmt.Sprintf("capacity %d below desired %d", live, g.rec.Desired)
+		g.startJob(func(ctx context.Context) { g.jobLaunchNew(ctx, cause) })
 	case live > g.rec.Desired:
 		victim := g.scaleInVictim(ins)
-		g.startJob(func(ctx context.Context) {
-			g.jobTerminate(ctx, victim, fmt.Sprintf("capacity %d above desired %d", live, g.rec.Desired), false)
-		})
+		cause := fmt.Sprintf("capacity %d above desired %d", live, g.rec.Desired)
+		g.startJob(func(ctx context.Context) { g.jobTerminate(ctx, victim, cause, false) })
 	}
 }
 
@@ -149,7 +148,7 @@ func (g *Group) pruneTerminated() {
 	}
 	sort.Slice(term, func(i, j int) bool { return term[i].rec.UpdatedAt.Before(term[j].rec.UpdatedAt) })
 	for _, in := range term[:len(term)-keepTerminated] {
-		delete(g.instances, in.rec.ID)
+		delete(g.instances, in.id)
 	}
 	g.publish()
 }
@@ -243,15 +242,16 @@ func (g *Group) launchNew(ctx context.Context, cause string, afterStart func()) 
 		return
 	}
 	now := g.deps.Now()
+	in.id, in.ports = provider.NewInstanceID(), ports
 	in.rec = store.Instance{
-		ID:         provider.NewInstanceID(),
+		ID:         in.id,
 		Group:      g.cfg.Name,
 		Health:     health.Initial.String(),
 		Ports:      ports,
 		LaunchedAt: now,
 	}
 	if err := g.onLoop(func() error {
-		g.instances[in.rec.ID] = in
+		g.instances[in.id] = in
 		return nil
 	}); err != nil {
 		return
@@ -291,10 +291,12 @@ func (g *Group) launch(ctx context.Context, in *instance, cause string, afterSta
 	// A restart in place with nothing to run in Pending:Wait changes no
 	// attachment: its Pending and Pending:Wait transitions are journaled in
 	// the same durable write as Pending:Proceed, right before the start.
-	quick := in.rec.State != "" && !g.hasLaunchSteps() && g.holdsAll(in)
+	var state string
+	g.call(func() { state = in.rec.State })
+	quick := state != "" && !g.hasLaunchSteps() && g.holdsAll(in)
 	if quick {
-		ev := g.event(EvState, in.rec.ID, fmt.Sprintf("%s -> %s: %s", in.rec.State, Pending, cause))
-		ev.Data = map[string]any{"from": in.rec.State, "to": Pending, "cause": cause}
+		ev := g.event(EvState, in.id, fmt.Sprintf("%s -> %s: %s", state, Pending, cause))
+		ev.Data = map[string]any{"from": state, "to": Pending, "cause": cause}
 		g.call(func() { in.pending = append(in.pending, ev) })
 	} else if err := g.transition(in, Pending, cause); err != nil {
 		return err
@@ -317,7 +319,7 @@ func (g *Group) launch(ctx context.Context, in *instance, cause string, afterSta
 	} else {
 		// Nothing to run in Pending:Wait: both transitions in one durable
 		// write, one fsync less on the way back to service.
-		wait := g.event(EvState, in.rec.ID, fmt.Sprintf("%s -> %s: volumes and addresses attached; no launch steps", Pending, PendingWait))
+		wait := g.event(EvState, in.id, fmt.Sprintf("%s -> %s: volumes and addresses attached; no launch steps", Pending, PendingWait))
 		wait.Data = map[string]any{"from": Pending, "to": PendingWait, "cause": "volumes and addresses attached"}
 		if err := g.transition(in, PendingProceed, "no launch steps; starting application", wait); err != nil {
 			return err
@@ -418,8 +420,8 @@ func (g *Group) jobHeal(ctx context.Context, in *instance, d heal.Decision) {
 			d.Action = heal.Replace
 			d.Reason = "launch abandoned: replacing"
 		}
-		g.hist.Record(in.rec.ID, d, g.deps.Now())
-		ev := g.event(EvHeal, in.rec.ID, fmt.Sprintf("%s: %s (%s)", d.Action, d.Reason, failure))
+		g.hist.Record(in.id, d, g.deps.Now())
+		ev := g.event(EvHeal, in.id, fmt.Sprintf("%s: %s (%s)", d.Action, d.Reason, failure))
 		ev.Data = map[string]any{"action": d.Action.String(), "delay_ms": d.Delay.Milliseconds(), "failure": failure}
 		// The decision is journaled with the instance's next durable write
 		// and the history once the application is started again: neither
@@ -457,7 +459,7 @@ func (g *Group) jobHeal(ctx context.Context, in *instance, d heal.Decision) {
 			// Terminate hooks run before the volume moves.
 			g.runTerminate(ctx, in, "replaced: "+failure)
 			if ctx.Err() == nil {
-				g.jobLaunchNew(ctx, "replacement for "+in.rec.ID)
+				g.jobLaunchNew(ctx, "replacement for "+in.id)
 			}
 			return
 		}
@@ -474,7 +476,7 @@ func (g *Group) jobHeal(ctx context.Context, in *instance, d heal.Decision) {
 			finished = true
 			g.runTerminate(ctx, in, "replaced: "+failure)
 		}
-		g.launchNew(ctx, "replacement for "+in.rec.ID, finish)
+		g.launchNew(ctx, "replacement for "+in.id, finish)
 		if !finished && ctx.Err() == nil {
 			finish()
 		}
@@ -483,7 +485,7 @@ func (g *Group) jobHeal(ctx context.Context, in *instance, d heal.Decision) {
 		g.call(func() {
 			r := g.rec
 			r.Status, r.Reason = Impaired, d.Reason
-			g.putGroup(r, g.event(EvImpaired, in.rec.ID, d.Reason))
+			g.putGroup(r, g.event(EvImpaired, in.id, d.Reason))
 		})
 	}
 }
@@ -503,14 +505,16 @@ func (g *Group) jobTerminate(ctx context.Context, in *instance, cause string, re
 			launch = live < g.rec.Desired && g.rec.Status != Impaired
 		})
 		if launch {
-			g.jobLaunchNew(ctx, "replacement for "+in.rec.ID)
+			g.jobLaunchNew(ctx, "replacement for "+in.id)
 		}
 	}
 }
 
 // runTerminate drains, fences, runs the terminate hooks and detaches.
 func (g *Group) runTerminate(ctx context.Context, in *instance, cause string) {
-	if in.rec.State != Terminating && in.rec.State != TerminatingWait {
+	var state string
+	g.call(func() { state = in.rec.State })
+	if state != Terminating && state != TerminatingWait {
 		if err := g.transition(in, Terminating, cause); err != nil {
 			return
 		}
@@ -529,7 +533,7 @@ func (g *Group) runTerminate(ctx context.Context, in *instance, cause string) {
 	g.detach(ctx, in)
 	g.onLoop(func() error {
 		in.failure, in.terminate = "", ""
-		g.hist.Forget(in.rec.ID)
+		g.hist.Forget(in.id)
 		return nil
 	})
 	g.transition(in, Terminated, cause)
@@ -558,7 +562,7 @@ func (g *Group) fence(ctx context.Context, in *instance) error {
 	start := g.deps.Now()
 	exited := isDone(proc)
 	if err := g.deps.Provider.Stop(ctx, proc, g.sig, g.cfg.Launch.StopTimeout.D()); err != nil {
-		g.record(g.event(EvError, in.rec.ID, "fence: "+err.Error()))
+		g.record(g.event(EvError, in.id, "fence: "+err.Error()))
 		return err
 	}
 	exit := proc.Exit()
@@ -569,7 +573,7 @@ func (g *Group) fence(ctx context.Context, in *instance) error {
 		if b, err := json.Marshal(exit); err == nil {
 			r.LastExit = string(b)
 		}
-		ev := g.event(EvExit, in.rec.ID, fmt.Sprintf("fenced in %s: %s", g.deps.Now().Sub(start).Round(time.Millisecond), exit))
+		ev := g.event(EvExit, in.id, fmt.Sprintf("fenced in %s: %s", g.deps.Now().Sub(start).Round(time.Millisecond), exit))
 		if exited {
 			// Its exit is already in the journal; the confirmation rides
 			// along with the next transition.
@@ -586,9 +590,9 @@ func (g *Group) fence(ctx context.Context, in *instance) error {
 func (g *Group) drain(in *instance) {
 	g.call(func() {
 		for name, p := range g.proxies {
-			if h, _ := p.Holder(); h == in.rec.ID {
-				p.Disassociate(in.rec.ID)
-				g.appendEvents(g.event(EvAddrDisassoc, in.rec.ID, fmt.Sprintf("address %s drained from %s", name, in.rec.ID)))
+			if h, _ := p.Holder(); h == in.id {
+				p.Disassociate(in.id)
+				g.appendEvents(g.event(EvAddrDisassoc, in.id, fmt.Sprintf("address %s drained from %s", name, in.id)))
 			}
 		}
 	})
@@ -611,7 +615,7 @@ func (g *Group) runHook(ctx context.Context, in *instance, spec provider.Spec, k
 	if !ok {
 		msg = fmt.Sprintf("%s hook %s failed (%s): default_result %s", kind, name, why, def)
 	}
-	ev := g.event(EvHook, in.rec.ID, msg)
+	ev := g.event(EvHook, in.id, msg)
 	ev.Data = map[string]any{"hook": name, "kind": kind, "exit_code": res.ExitCode, "output": res.Output, "ok": ok}
 	g.record(ev)
 	return ok || def == "continue"
@@ -749,7 +753,7 @@ func (g *Group) holdsAll(in *instance) bool {
 	}
 	held := 0
 	for _, a := range atts {
-		if a.Holder == in.rec.ID {
+		if a.Holder == in.id {
 			held++
 		}
 	}

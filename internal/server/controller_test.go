@@ -506,3 +506,21 @@ func TestStatusEventsLogsAndMetadata(t *testing.T) {
 	}
 	_ = net.IPv4len
 }
+
+// Regression: the orphan sweep once ran after the groups had started
+// launching, and killed the new instances as orphans (seen with 100 groups).
+func TestSweepDoesNotKillNewInstances(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("groups:\n")
+	for i := 0; i < 20; i++ {
+		fmt.Fprintf(&b, "  - name: g%02d\n    launch:\n      command: /bin/sleep\n      args: [\"600\"]\n", i)
+	}
+	e := startInProcess(t, writeConfig(t, b.String()), "")
+	e.waitInService(20, 60*time.Second)
+	for _, ev := range e.events() {
+		if ev.Type == "instance.exit" || ev.Type == "controller.sweep" || ev.Type == "instance.heal" {
+			t.Fatalf("a new instance was killed at start: %s %s", ev.Type, ev.Message)
+		}
+	}
+}

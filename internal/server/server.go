@@ -132,7 +132,7 @@ func Run(ctx context.Context, opts Options) error {
 		if err != nil {
 			return err
 		}
-		ids, err := g.Start(ctx)
+		ids, err := g.Adopt(ctx)
 		if err != nil {
 			return fmt.Errorf("start group %s: %w", gc.Name, err)
 		}
@@ -146,6 +146,11 @@ func Run(ctx context.Context, opts Options) error {
 		log.Warn("orphan sweep failed", "err", err)
 	} else if len(killed) > 0 {
 		st.Append(ctx, store.Event{Type: "controller.sweep", Message: fmt.Sprintf("killed %d orphan process(es) of interrupted launches: %v", len(killed), killed)})
+	}
+	// Only now may groups launch: the sweep above would take a new
+	// instance for an orphan.
+	for _, g := range groups {
+		g.Run()
 	}
 
 	h := api.New(api.Deps{
@@ -170,6 +175,12 @@ func Run(ctx context.Context, opts Options) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	retention := make(chan struct{})
+	go func() {
+		defer close(retention)
+		prune(ctx, st, log)
+	}()
+	defer func() { cancel(nil); <-retention }()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("autoheal serving", "api", ln.Addr().String(), "state_dir", stateDir, "groups", len(groups))
@@ -220,4 +231,32 @@ func retireRemovedGroups(ctx context.Context, st *store.Store, cfg *config.Confi
 			Message: fmt.Sprintf("group %s is not in the config any more; instance %s left as it was (%s)", in.Group, in.ID, in.State)})
 	}
 	return nil
+}
+
+// Journal retention: the newest events and terminated instance records are
+// kept, so the state dir stays bounded on a controller that runs for years.
+const (
+	keepEvents     = 100000
+	keepTerminated = 100 // per group
+	pruneEvery     = time.Hour
+)
+
+// prune applies the retention at start and then every hour until ctx ends.
+func prune(ctx context.Context, st *store.Store, log *slog.Logger) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := st.PruneEvents(ctx, keepEvents); err != nil && ctx.Err() == nil {
+			log.Warn("prune events", "err", err)
+		}
+		if err := st.PruneInstances(ctx, keepTerminated); err != nil && ctx.Err() == nil {
+			log.Warn("prune instances", "err", err)
+		}
+		t.Reset(pruneEvery)
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/autoheal/autoheal/internal/volume"
 )
 
 func TestParseStat(t *testing.T) {
@@ -91,23 +93,23 @@ func TestTailBuffer(t *testing.T) {
 func TestCheckToken(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "token")
-	if err := checkToken(path, 3); err != nil { // no file yet: token 0
+	if err := volume.CheckToken(path, 3); err != nil { // no file yet: token 0
 		t.Fatal(err)
 	}
-	if err := checkToken(path, 3); err != nil { // same token: the same holder again
+	if err := volume.CheckToken(path, 3); err != nil { // same token: the same holder again
 		t.Fatal(err)
 	}
-	if err := checkToken(path, 2); err == nil || !strings.Contains(err.Error(), "stale fencing token 2") {
+	if err := volume.CheckToken(path, 2); err == nil || !strings.Contains(err.Error(), "token 2 is stale") {
 		t.Fatalf("older token: %v", err)
 	}
-	if err := checkToken(path, 4); err != nil {
+	if err := volume.CheckToken(path, 4); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(path); string(b) != "4\n" {
 		t.Fatalf("token file %q", b)
 	}
 	os.WriteFile(path, []byte("garbage"), 0o600)
-	if err := checkToken(path, 9); err == nil {
+	if err := volume.CheckToken(path, 9); err == nil {
 		t.Fatal("unparsable token accepted")
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {

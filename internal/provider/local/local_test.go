@@ -677,7 +677,7 @@ func TestStaleTokenRefused(t *testing.T) {
 	spec := shSpec(`touch ` + ran)
 	spec.Locks = []provider.Lock{lock}
 	p := launch(t, l, spec)
-	if e := waitDone(t, p); !strings.Contains(e.Error, "stale fencing token") {
+	if e := waitDone(t, p); !strings.Contains(e.Error, "is stale") {
 		t.Fatalf("exit %+v", e)
 	}
 	if _, err := os.Stat(ran); !os.IsNotExist(err) {

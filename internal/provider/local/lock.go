@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/autoheal/autoheal/internal/provider"
+	"github.com/autoheal/autoheal/internal/volume"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,7 +39,7 @@ func takeLocks(locks []provider.Lock) ([]*os.File, error) {
 			return nil, fmt.Errorf("volume lock %s: %w", l.Path, err)
 		}
 		if l.TokenFile != "" {
-			if err := checkToken(l.TokenFile, l.Token); err != nil {
+			if err := volume.CheckToken(l.TokenFile, l.Token); err != nil {
 				release()
 				return nil, err
 			}
@@ -57,61 +55,4 @@ func flock(f *os.File) error {
 			return err
 		}
 	}
-}
-
-// checkToken is the fencing check: a holder whose token is older than the
-// one recorded on the volume has been superseded and must never run. A
-// missing or empty file counts as token 0. The new token is written
-// durably before the application may touch the volume.
-func checkToken(path string, token int64) error {
-	b, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("fencing token %s: %w", path, err)
-	}
-	if s := strings.TrimSpace(string(b)); s != "" {
-		cur, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return fmt.Errorf("fencing token %s: %w", path, err)
-		}
-		if cur > token {
-			return fmt.Errorf("stale fencing token %d: %s already holds %d", token, path, cur)
-		}
-		if cur == token {
-			return nil
-		}
-	}
-	if err := writeFileDurable(path, []byte(strconv.FormatInt(token, 10)+"\n")); err != nil {
-		return fmt.Errorf("fencing token %s: %w", path, err)
-	}
-	return nil
-}
-
-// writeFileDurable replaces path atomically and durably, directory entry
-// included: the fencing token must survive a crash.
-func writeFileDurable(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

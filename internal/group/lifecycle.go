@@ -483,9 +483,17 @@ func (g *Group) jobHeal(ctx context.Context, in *instance, d heal.Decision) {
 		// to the replacement (the attach proves the holder dead and swaps
 		// it in one durable write), and its termination is recorded once
 		// the replacement's application has started.
-		if err := g.transition(in, Terminating, "replaced: "+failure); err != nil {
-			return
-		}
+		// Terminating is journaled with the old instance's next transition,
+		// after the replacement started: a crash before that finds it
+		// InService and dead, and heals it again.
+		ev := g.event(EvState, in.id, fmt.Sprintf("%s -> %s: replaced: %s", Pending, Terminating, failure))
+		g.call(func() {
+			ev.Message = fmt.Sprintf("%s -> %s: replaced: %s", in.rec.State, Terminating, failure)
+			ev.Data = map[string]any{"from": in.rec.State, "to": Terminating, "cause": "replaced: " + failure}
+			in.pending = append(in.pending, ev)
+			in.rec.State, in.rec.Cause = Terminating, "replaced: "+failure
+			g.publish()
+		})
 		g.drain(in)
 		finished := false
 		finish := func() {

@@ -125,11 +125,12 @@ func (l *Local) assignSpare(id, dir string, listeners []provider.Listener) (*exe
 	return sp.cmd, sp.ctl, nil
 }
 
-// refillDelay is how long after a Launch the next spare is started: its
-// start-up takes a CPU for tens of milliseconds, which should not compete
-// with the application that was just launched, nor with the fence and
-// checks that follow.
-const refillDelay = 250 * time.Millisecond
+// refillDelay is how long after a Launch the next spare is started: long
+// enough not to compete for a CPU with the application's own first
+// milliseconds, short enough that a second failure soon after the first
+// (a crash loop, or the heal benchmark's back-to-back kills) still finds a
+// spare: at 250ms, half of those launches paid for a fresh shim (~25ms).
+const refillDelay = 30 * time.Millisecond
 
 // refillSpare starts the next spare after refillDelay, unless one exists or
 // is on its way.

@@ -16,13 +16,16 @@ import (
 // matches the configuration's default.
 const DefaultWaitTimeout = 30 * time.Second
 
-// Dial retry backoff while the holder refuses connections: short at first,
-// because the usual cause is an application that is starting and will listen
-// within milliseconds, and capped low, because every millisecond of sleep
-// past that moment is latency added to a client's first request.
+// Dial retry while the holder refuses connections: every millisecond for
+// the first dialFastFor, because the usual cause is an application that is
+// starting and will listen within milliseconds, and every millisecond of
+// sleep past that moment is latency added to a client's first request; then
+// backing off to dialBackoffMax, so that connections waiting on a slow
+// start cost little.
 const (
 	dialBackoffMin = 1 * time.Millisecond
-	dialBackoffMax = 5 * time.Millisecond
+	dialBackoffMax = 50 * time.Millisecond
+	dialFastFor    = 100 * time.Millisecond
 )
 
 // Proxy holds a listening socket in the controller and forwards each
@@ -286,6 +289,7 @@ func (p *Proxy) connect() (*net.TCPConn, error) {
 	ctx, cancel := context.WithTimeout(p.ctx, p.waitTimeout)
 	defer cancel()
 	backoff := dialBackoffMin
+	var failingSince time.Time
 	waited := false
 	var lastErr error
 	for {
@@ -307,6 +311,9 @@ func (p *Proxy) connect() (*net.TCPConn, error) {
 			return c.(*net.TCPConn), nil
 		}
 		lastErr = fmt.Errorf("dial %s: %w", backend, err)
+		if failingSince.IsZero() {
+			failingSince = time.Now()
+		}
 		if ctx.Err() != nil {
 			return nil, p.giveUp(lastErr)
 		}
@@ -314,11 +321,13 @@ func (p *Proxy) connect() (*net.TCPConn, error) {
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
-			backoff = min(2*backoff, dialBackoffMax)
+			if time.Since(failingSince) >= dialFastFor {
+				backoff = min(2*backoff, dialBackoffMax)
+			}
 		case <-changed:
 			// A new holder (or the same one associated again): try it now.
 			t.Stop()
-			backoff = dialBackoffMin
+			backoff, failingSince = dialBackoffMin, time.Time{}
 		case <-ctx.Done():
 			t.Stop()
 			return nil, p.giveUp(lastErr)

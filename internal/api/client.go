@@ -165,18 +165,11 @@ func (c *Client) Events(ctx context.Context, q EventsQuery) ([]store.Event, erro
 func (c *Client) FollowEvents(ctx context.Context, q EventsQuery, fn func(store.Event) error) error {
 	v := q.values()
 	v.Set("follow", "true")
-	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/v1/events?"+v.Encode(), nil)
+	resp, err := c.stream(ctx, "/v1/events?"+v.Encode())
 	if err != nil {
 		return err
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach autoheal at %s: %w", c.base, err)
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return decodeResponse(resp, nil)
-	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
@@ -223,21 +216,32 @@ func (c *Client) Logs(ctx context.Context, q LogsQuery, w io.Writer) error {
 	}
 	v.Set("tail", strconv.Itoa(q.Tail))
 	v.Set("follow", strconv.FormatBool(q.Follow))
-	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/v1/logs?"+v.Encode(), nil)
+	resp, err := c.stream(ctx, "/v1/logs?"+v.Encode())
 	if err != nil {
 		return err
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach autoheal at %s: %w", c.base, err)
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return decodeResponse(resp, nil)
-	}
 	_, err = io.Copy(w, resp.Body)
 	if ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// stream GETs a long-lived response (no client timeout: it lasts until ctx
+// ends). The caller closes the body.
+func (c *Client) stream(ctx context.Context, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", c.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach autoheal at %s: %w", c.base, err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		return nil, decodeResponse(resp, nil)
+	}
+	return resp, nil
 }

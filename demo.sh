@@ -3,6 +3,8 @@
 # foreground (Ctrl-C stops the controller; the pet keeps running and the next
 # ./demo.sh re-adopts it). State lives in ./.autoheal-state.
 set -eu
+# Go from the official tarball lives here when it is not on PATH.
+command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
 cd "$(dirname "$0")"
 mkdir -p bin
 # Without cgo the binary starts faster, and it is re-executed as each instance's shim.

@@ -5,30 +5,49 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.bad.yaml.err from the current output")
 
-// TestBadConfigs loads every testdata/*.bad.yaml and compares the errors with
-// the golden FILE.err, which lists FILE:LINE:COL: message lines.
+// dirPlaceholder stands for the absolute path of testdata in golden files,
+// so that they do not depend on where the repository is checked out.
+const dirPlaceholder = "{{DIR}}"
+
+// TestBadConfigs loads every testdata/*.bad.yaml and compares the problems
+// with the golden FILE.err: one FILE:LINE:COL: message line each, in file
+// order, as `autoheal validate` prints them.
 func TestBadConfigs(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.bad.yaml")
 	if len(files) == 0 {
 		t.Fatal("no bad configs")
 	}
+	absDir, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			_, err := Load(f)
-			var errs *Errors
-			if !errors.As(err, &errs) {
-				t.Fatalf("want *Errors, got %v", err)
+			cfg, err := Load(f)
+			if cfg != nil {
+				t.Error("Load returned a config with its errors")
 			}
-			got := errs.Error()
+			errs, ok := errors.AsType[*Errors](err)
+			if !ok || len(*errs) == 0 {
+				t.Fatalf("want *Errors, got %#v", err)
+			}
+			got := strings.ReplaceAll(errs.Error(), absDir, dirPlaceholder) + "\n"
 			if *update {
-				os.WriteFile(f+".err", []byte(got), 0o644)
+				if err := os.WriteFile(f+".err", []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
 				return
 			}
 			want, err := os.ReadFile(f + ".err")
@@ -42,41 +61,164 @@ func TestBadConfigs(t *testing.T) {
 	}
 }
 
+// loadGood loads a good config. The one field whose validity depends on
+// the test's own privileges, launch.user (root only), is dropped when the
+// test does not run as root; TestUserNeedsRoot covers that case.
+func loadGood(t *testing.T, file string) *Config {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() != 0 {
+		data = regexp.MustCompile(`(?m)^\s*user: .*\n`).ReplaceAll(data, nil)
+	}
+	cfg, err := Parse(file, data)
+	if err != nil {
+		t.Fatalf("%s:\n%v", file, err)
+	}
+	return cfg
+}
+
 func TestGoodConfigs(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.good.yaml")
+	if len(files) == 0 {
+		t.Fatal("no good configs")
+	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			if _, err := Load(f); err != nil {
-				t.Fatal(err)
+			cfg := loadGood(t, f)
+			// Validation is idempotent: the server may validate a loaded
+			// config again without changing or rejecting it.
+			before := clone(t, cfg)
+			if err := cfg.Validate(); err != nil {
+				t.Fatalf("second Validate: %v", err)
+			}
+			if !reflect.DeepEqual(before, cfg) {
+				t.Errorf("second Validate changed the config:\n%+v\n%+v", before, cfg)
 			}
 		})
 	}
 }
 
+// clone deep-copies a config by parsing its file again.
+func clone(t *testing.T, c *Config) *Config {
+	t.Helper()
+	return loadGood(t, c.Path)
+}
+
+// TestFullConfig checks that every field of full.good.yaml reaches the
+// Config: a field the decoder silently dropped would be set to its default
+// here, and full.good.yaml sets every field to something else.
+func TestFullConfig(t *testing.T) {
+	cfg := loadGood(t, "testdata/full.good.yaml")
+	dir, _ := filepath.Abs("testdata")
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "root"
+	}
+	want := &Config{
+		Path: "testdata/full.good.yaml",
+		Dir:  dir,
+		Groups: []Group{{
+			Name: "pet", Min: 0, Max: 1, Desired: ptr(1),
+			Tags: map[string]string{"env": "dev", "team": "storage"},
+			Launch: Launch{
+				Command:     "/bin/sh",
+				Args:        []string{"-c", "exec sleep 60"},
+				Env:         map[string]string{"GREETING": "hello"},
+				Workdir:     "/tmp",
+				User:        user,
+				UserData:    "echo booting",
+				StopSignal:  "SIGINT",
+				StopTimeout: Duration(5 * time.Second),
+				Logs:        Logs{MaxSize: 1 << 20, MaxFiles: 2},
+			},
+			Volumes: []Volume{{Name: "data", MountPath: "/var/lib/pet", Init: `echo init > "$AUTOHEAL_VOLUME_DATA/x"`}},
+			Addresses: []Address{
+				{Name: "http", Listen: "127.0.0.1:18080", Mode: "proxy", Port: 18081, WaitTimeout: Duration(10 * time.Second)},
+				{Name: "metrics", Listen: "127.0.0.1:18090", Mode: "socket", WaitTimeout: DefaultWaitTimeout},
+			},
+			HealthChecks: []HealthCheck{
+				{Type: "http", Port: "http", Path: "/healthz", Interval: Duration(time.Second), Timeout: Duration(500 * time.Millisecond),
+					HealthyThreshold: 2, UnhealthyThreshold: 4, GracePeriod: Duration(5 * time.Second)},
+				{Type: "tcp", Port: "18081", Interval: DefaultInterval, Timeout: DefaultMaxTimeout, HealthyThreshold: 1, UnhealthyThreshold: 3},
+				{Type: "process", Interval: DefaultInterval, Timeout: DefaultMaxTimeout, HealthyThreshold: 1, UnhealthyThreshold: 3},
+				{Type: "exec", Command: `test -w "$AUTOHEAL_VOLUME_DATA"`, Interval: DefaultInterval, Timeout: DefaultMaxTimeout, HealthyThreshold: 1, UnhealthyThreshold: 3},
+			},
+			Heal: Heal{
+				MaxRestarts: ptr(2), RestartWindow: Duration(time.Minute),
+				BackoffBase: Duration(100 * time.Millisecond), BackoffCap: Duration(10 * time.Second),
+				ResetAfter: Duration(30 * time.Second), MaxReplacements: ptr(3), ReplacementWindow: Duration(10 * time.Minute),
+			},
+			Hooks: Hooks{
+				Launch:    []Hook{{Name: "check", Script: "true", HeartbeatTimeout: Duration(5 * time.Second), DefaultResult: "continue"}},
+				Terminate: []Hook{{Name: "note", Script: "echo bye", HeartbeatTimeout: Duration(2 * time.Second), DefaultResult: "abandon"}},
+			},
+			Parameters: []Parameter{{Name: "DB_PASSWORD", Value: "s3cret", Secret: true}},
+		}},
+	}
+	cfg.src = nil
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("full.good.yaml decoded as\n%+v\nwant\n%+v", cfg.Groups[0], want.Groups[0])
+	}
+}
+
 func TestDefaultsAreFilled(t *testing.T) {
-	cfg, err := Parse("mem.yaml", []byte("groups:\n  - name: g\n    launch:\n      command: sh\n    addresses:\n      - name: http\n        listen: 127.0.0.1:9\n    health_checks:\n      - type: http\n        interval: 1s\n    hooks:\n      launch:\n        - name: h\n          script: 'true'\n"))
+	cfg, err := Parse("mem.yaml", []byte(`
+groups:
+  - name: g
+    launch:
+      command: sh
+    addresses:
+      - name: http
+        listen: 127.0.0.1:9
+    health_checks:
+      - type: http
+        interval: 1s
+      - type: tcp
+      - type: exec
+        command: "true"
+    hooks:
+      launch:
+        - name: h
+          script: "true"
+      terminate:
+        - name: h
+          script: "true"
+`))
 	if err != nil {
 		t.Fatal(err)
 	}
+	wd, _ := os.Getwd()
 	g := cfg.Groups[0]
 	checks := []struct {
 		name      string
 		got, want any
 	}{
-		{"desired", g.DesiredCount(), 1},
+		{"Dir", cfg.Dir, wd},
+		{"desired", *g.Desired, 1},
+		{"min", g.Min, 0},
 		{"max", g.Max, 1},
 		{"stop_signal", g.Launch.StopSignal, "SIGTERM"},
 		{"stop_timeout", g.Launch.StopTimeout.D(), 10 * time.Second},
-		{"logs.max_size", int64(g.Launch.Logs.MaxSize), int64(10 << 20)},
+		{"logs.max_size", g.Launch.Logs.MaxSize, ByteSize(10 << 20)},
 		{"logs.max_files", g.Launch.Logs.MaxFiles, 3},
-		{"command resolved from PATH", filepath.IsAbs(g.Launch.Command), true},
+		{"command resolved from PATH", filepath.IsAbs(g.Launch.Command) && filepath.Base(g.Launch.Command) == "sh", true},
+		{"workdir", g.Launch.Workdir, wd},
 		{"mode", g.Addresses[0].Mode, "proxy"},
 		{"wait_timeout", g.Addresses[0].WaitTimeout.D(), 30 * time.Second},
-		{"check port", g.HealthChecks[0].Port, "http"},
-		{"check path", g.HealthChecks[0].Path, "/"},
-		{"check timeout", g.HealthChecks[0].Timeout.D(), time.Second},
+		{"http check port: the only address", g.HealthChecks[0].Port, "http"},
+		{"http check path", g.HealthChecks[0].Path, "/"},
+		{"http check timeout: min(interval, 2s)", g.HealthChecks[0].Timeout.D(), time.Second},
+		{"tcp check port: the only address", g.HealthChecks[1].Port, "http"},
+		{"tcp check interval", g.HealthChecks[1].Interval.D(), 5 * time.Second},
+		{"tcp check timeout: min(interval, 2s)", g.HealthChecks[1].Timeout.D(), 2 * time.Second},
+		{"tcp check path is not http's", g.HealthChecks[1].Path, ""},
+		{"exec check port is not tcp's", g.HealthChecks[2].Port, ""},
 		{"healthy_threshold", g.HealthChecks[0].HealthyThreshold, 1},
 		{"unhealthy_threshold", g.HealthChecks[0].UnhealthyThreshold, 3},
+		{"grace_period", g.HealthChecks[0].GracePeriod.D(), time.Duration(0)},
 		{"max_restarts", *g.Heal.MaxRestarts, 3},
 		{"restart_window", g.Heal.RestartWindow.D(), 5 * time.Minute},
 		{"backoff_base", g.Heal.BackoffBase.D(), time.Second},
@@ -84,8 +226,10 @@ func TestDefaultsAreFilled(t *testing.T) {
 		{"reset_after", g.Heal.ResetAfter.D(), time.Minute},
 		{"max_replacements", *g.Heal.MaxReplacements, 5},
 		{"replacement_window", g.Heal.ReplacementWindow.D(), 30 * time.Minute},
-		{"heartbeat_timeout", g.Hooks.Launch[0].HeartbeatTimeout.D(), time.Minute},
-		{"default_result", g.Hooks.Launch[0].DefaultResult, "abandon"},
+		{"launch heartbeat_timeout", g.Hooks.Launch[0].HeartbeatTimeout.D(), time.Minute},
+		{"launch default_result", g.Hooks.Launch[0].DefaultResult, "abandon"},
+		{"terminate heartbeat_timeout", g.Hooks.Terminate[0].HeartbeatTimeout.D(), time.Minute},
+		{"terminate default_result", g.Hooks.Terminate[0].DefaultResult, "abandon"},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -94,41 +238,319 @@ func TestDefaultsAreFilled(t *testing.T) {
 	}
 }
 
-func TestRelativeCommandIsResolvedAgainstTheConfigDir(t *testing.T) {
+func TestCapacityDefaults(t *testing.T) {
+	for _, c := range []struct {
+		name              string
+		yaml              string
+		min, max, desired int
+	}{
+		{"none", "", 0, 1, 1},
+		{"desired 3", "desired: 3", 0, 3, 3},
+		{"desired 0", "desired: 0", 0, 1, 0},
+		{"max 5", "max: 5", 0, 5, 1},
+		{"min 1", "min: 1", 1, 1, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Parse("mem.yaml", []byte("groups:\n  - name: g\n    launch: {command: sh}\n    "+c.yaml+"\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := cfg.Groups[0]
+			if g.Min != c.min || g.Max != c.max || g.DesiredCount() != c.desired {
+				t.Errorf("min/max/desired = %d/%d/%d, want %d/%d/%d", g.Min, g.Max, g.DesiredCount(), c.min, c.max, c.desired)
+			}
+		})
+	}
+}
+
+func TestAnchorsAndMergeKeys(t *testing.T) {
+	cfg := loadGood(t, "testdata/anchors.good.yaml")
+	first, second := cfg.Groups[0], cfg.Groups[1]
+	if got := second.Launch.Args; !slices.Equal(got, []string{"-c", "exec sleep 60"}) {
+		t.Errorf("merged args = %q", got)
+	}
+	if got := second.Launch.StopTimeout.D(); got != 20*time.Second {
+		t.Errorf("overriding stop_timeout = %v, want 20s", got)
+	}
+	if first.Launch.StopTimeout.D() != 5*time.Second {
+		t.Errorf("the anchor's own stop_timeout changed: %v", first.Launch.StopTimeout)
+	}
+	if *second.Heal.MaxRestarts != 0 || second.Heal.BackoffBase.D() != 100*time.Millisecond {
+		t.Errorf("aliased heal = %+v", second.Heal)
+	}
+	if len(second.HealthChecks) != 1 || second.HealthChecks[0].Interval.D() != 2*time.Second {
+		t.Errorf("aliased health check = %+v", second.HealthChecks)
+	}
+}
+
+// TestAliasedValuesAreChecked pins that the schema check follows aliases and
+// merge keys: an unknown field in a merged mapping is an error, at its place.
+func TestAliasedValuesAreChecked(t *testing.T) {
+	_, err := Parse("mem.yaml", []byte(`groups:
+  - name: a
+    launch: &l
+      command: sh
+      comand: typo
+  - name: b
+    launch:
+      <<: *l
+      stop_timeout: 10x
+`))
+	want := `mem.yaml:5:7: unknown field "comand" (did you mean "command"?)
+mem.yaml:9:21: stop_timeout: invalid duration "10x": use a number with a unit, like 500ms, 10s or 1m30s`
+	if err == nil || err.Error() != want {
+		t.Errorf("got\n%v\nwant\n%s", err, want)
+	}
+}
+
+// TestMergeOrder pins the one place where go-yaml's merge keys differ from
+// the YAML spec: a key written before a << that also sets it would be
+// replaced by the merged value, so it is refused.
+func TestMergeOrder(t *testing.T) {
+	base := "groups:\n  - name: a\n    launch: &l {command: sh, stop_timeout: 5s}\n  - name: b\n    launch:\n"
+	cfg, err := Parse("mem.yaml", []byte(base+"      <<: *l\n      stop_timeout: 7s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Groups[1].Launch.StopTimeout.D(); got != 7*time.Second {
+		t.Errorf("a key after << = %v, want 7s", got)
+	}
+	_, err = Parse("mem.yaml", []byte(base+"      stop_timeout: 7s\n      <<: *l\n"))
+	want := `mem.yaml:6:7: "stop_timeout" is replaced by the << merge after it: put << before the keys that override it`
+	if errString(err) != want {
+		t.Errorf("a key before <<: got %v, want %s", err, want)
+	}
+	// A merged mapping is checked against the schema of the mapping it is
+	// merged into.
+	_, err = Parse("mem.yaml", []byte("groups:\n  - name: a\n    heal: &h {backoff_base: 1s}\n    launch:\n      <<: *h\n"))
+	if want := `mem.yaml:3:15: unknown field "backoff_base" (known fields: `; !strings.HasPrefix(errString(err), want) {
+		t.Errorf("merging a heal into a launch: got %v, want %s...", err, want)
+	}
+	// go-yaml merges one mapping, not a list of them.
+	_, err = Parse("mem.yaml", []byte(base+"      <<: [*l]\n"))
+	if want := `mem.yaml:6:7: << must merge one mapping, like <<: *defaults`; errString(err) != want {
+		t.Errorf("merging a list: got %v, want %s", err, want)
+	}
+}
+
+func TestRelativePathsAreResolvedAgainstTheConfigDir(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "app"), []byte("#!/bin/sh\n"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "app"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "work"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	p := filepath.Join(dir, "autoheal.yaml")
-	os.WriteFile(p, []byte("groups:\n  - name: g\n    launch:\n      command: ./app\n"), 0o644)
+	if err := os.WriteFile(p, []byte("groups:\n  - name: g\n    launch:\n      command: ./app\n  - name: h\n    launch:\n      command: app\n      workdir: work\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A command without a slash is looked up in PATH, never in the
+	// config's directory.
+	t.Setenv("PATH", dir)
 	cfg, err := Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.Groups[0].Launch.Command; got != filepath.Join(dir, "app") {
-		t.Fatalf("command = %s", got)
-	}
-	if got := cfg.Groups[0].Launch.Workdir; got != dir {
-		t.Fatalf("workdir = %s", got)
+	for i, want := range []struct{ command, workdir string }{
+		{filepath.Join(dir, "app"), dir},
+		{filepath.Join(dir, "app"), filepath.Join(dir, "work")},
+	} {
+		l := cfg.Groups[i].Launch
+		if l.Command != want.command || l.Workdir != want.workdir {
+			t.Errorf("group %d: command %s workdir %s, want %s %s", i, l.Command, l.Workdir, want.command, want.workdir)
+		}
 	}
 }
 
-func TestByteSizeAndSignal(t *testing.T) {
-	for in, want := range map[string]int64{"100": 100, "1KiB": 1024, "10MiB": 10 << 20, "1GiB": 1 << 30, "10MB": 10e6, "1.5KiB": 1536} {
+func TestUserNeedsRoot(t *testing.T) {
+	cfg := "groups:\n  - name: g\n    launch:\n      command: sh\n      user: %s\n"
+	if euid := os.Geteuid(); euid != 0 {
+		_, err := Parse("mem.yaml", []byte(strings.Replace(cfg, "%s", "root", 1)))
+		want := `mem.yaml:5:13: user "root": autoheal must run as root to run instances as another user`
+		if err == nil || err.Error() != want {
+			t.Errorf("got %v, want %s", err, want)
+		}
+		// Naming oneself needs no privilege.
+		if _, err := Parse("mem.yaml", []byte(strings.Replace(cfg, "%s", strconv.Itoa(euid), 1))); err != nil {
+			t.Errorf("user %d (ourselves): %v", euid, err)
+		}
+		return
+	}
+	for name, want := range map[string]string{
+		"root":            "",
+		"0":               "",
+		"no-such-user-xy": `mem.yaml:5:13: user "no-such-user-xy" does not exist`,
+		"4000000000":      `mem.yaml:5:13: user "4000000000" does not exist`,
+	} {
+		_, err := Parse("mem.yaml", []byte(strings.Replace(cfg, "%s", name, 1)))
+		if got := errString(err); got != want {
+			t.Errorf("user %s: got %q, want %q", name, got, want)
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// TestValidateBuiltInCode: a Config that did not come from a file has no
+// positions, so its problems name the field instead.
+func TestValidateBuiltInCode(t *testing.T) {
+	c := &Config{Groups: []Group{
+		{Name: "a", Launch: Launch{Command: "sh", Env: map[string]string{"1X": "y"}}},
+		{Name: "a", Launch: Launch{Command: "sh"}, HealthChecks: []HealthCheck{{Type: "tcp"}}},
+	}}
+	err := c.Validate()
+	want := `groups[0].launch.env["1X"]: env name "1X" is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)
+groups[1].name: duplicate group name "a" (first at groups[0].name)
+groups[1].health_checks[0].port: tcp health check needs a port: a number, or the name of one of the group's addresses`
+	if errString(err) != want {
+		t.Errorf("got\n%v\nwant\n%s", err, want)
+	}
+	if _, ok := errors.AsType[*Errors](err); !ok {
+		t.Errorf("want *Errors, got %T", err)
+	}
+	ok := &Config{Groups: []Group{{Name: "a", Launch: Launch{Command: "sh"}}}}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if ok.Groups[0].Launch.StopTimeout != DefaultStopTimeout || !filepath.IsAbs(ok.Groups[0].Launch.Command) {
+		t.Errorf("Validate did not fill defaults: %+v", ok.Groups[0].Launch)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "nope.yaml")
+	_, err := Load(p)
+	if want := p + ": cannot read config: no such file or directory"; errString(err) != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+func TestErrorFormat(t *testing.T) {
+	es := &Errors{
+		{File: "a.yaml", Line: 3, Col: 7, Msg: "first"},
+		{File: "a.yaml", Msg: "no position"},
+		{Msg: "no file"},
+	}
+	if got, want := es.Error(), "a.yaml:3:7: first\na.yaml: no position\nno file"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"10s": 10 * time.Second, "1m30s": 90 * time.Second, "250ms": 250 * time.Millisecond, "0": 0, "": 0, "1h": time.Hour,
+	} {
+		if got, err := ParseDuration(in); err != nil || got.D() != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for in, msg := range map[string]string{
+		"10x": `invalid duration "10x": use a number with a unit, like 500ms, 10s or 1m30s`,
+		"10":  `invalid duration "10": use a number with a unit, like 500ms, 10s or 1m30s`,
+		"-1s": `invalid duration "-1s": must not be negative`,
+	} {
+		if _, err := ParseDuration(in); errString(err) != msg {
+			t.Errorf("ParseDuration(%q): %v, want %s", in, err, msg)
+		}
+	}
+}
+
+func TestDurationString(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "0s", 250 * time.Millisecond: "250ms", 10 * time.Second: "10s", 2 * time.Minute: "2m",
+		90 * time.Second: "1m30s", time.Hour: "1h", time.Hour + time.Second: "1h0m1s", 90 * time.Minute: "1h30m",
+	} {
+		got := Duration(d).String()
+		if got != want {
+			t.Errorf("Duration(%v).String() = %q, want %q", d, got, want)
+		}
+		if back, err := ParseDuration(got); err != nil || back.D() != d {
+			t.Errorf("%q reads back as %v, %v", got, back, err)
+		}
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	for in, want := range map[string]int64{
+		"100": 100, "0": 0, "100B": 100, "1KiB": 1024, "512KiB": 512 << 10, "10MiB": 10 << 20, "1GiB": 1 << 30,
+		"10MB": 10e6, "1KB": 1000, "1.5KiB": 1536, " 2 MiB ": 2 << 20,
+	} {
 		if got, err := ParseByteSize(in); err != nil || got != want {
 			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "x", "-1", "10XB"} {
-		if _, err := ParseByteSize(bad); err == nil {
-			t.Errorf("ParseByteSize(%q) accepted", bad)
+	for _, bad := range []string{"", "x", "-1", "-1KiB", "10XB", "10mib", "1e3", "1.5", "Inf", "NaN", "KiB", "99999999TiB"} {
+		if n, err := ParseByteSize(bad); err == nil {
+			t.Errorf("ParseByteSize(%q) = %d, want an error", bad, n)
 		}
 	}
-	for _, ok := range []string{"SIGTERM", "term", "INT", "sigkill"} {
-		if _, err := Signal(ok); err != nil {
-			t.Errorf("Signal(%q): %v", ok, err)
+	for _, s := range []ByteSize{0, 100, 1536, 1 << 20, 10 << 20, 1 << 30, 3 << 40} {
+		if back, err := ParseByteSize(s.String()); err != nil || ByteSize(back) != s {
+			t.Errorf("%d -> %q -> %d, %v", s, s.String(), back, err)
 		}
 	}
-	if _, err := Signal("SIGFOO"); err == nil || !strings.Contains(err.Error(), "SIGTERM") {
-		t.Errorf("Signal(SIGFOO) = %v", err)
+}
+
+func TestSignal(t *testing.T) {
+	for in, want := range map[string]syscall.Signal{
+		"SIGTERM": syscall.SIGTERM, "term": syscall.SIGTERM, "": syscall.SIGTERM, "INT": syscall.SIGINT,
+		"sigkill": syscall.SIGKILL, "HUP": syscall.SIGHUP, "SIGUSR1": syscall.SIGUSR1, "usr2": syscall.SIGUSR2, "QUIT": syscall.SIGQUIT,
+	} {
+		if got, err := Signal(in); err != nil || got != want {
+			t.Errorf("Signal(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"SIGFOO", "SIGSTOP", "15", "SIG"} {
+		if _, err := Signal(bad); err == nil || !strings.Contains(err.Error(), "SIGTERM") {
+			t.Errorf("Signal(%q) = %v, want an error listing the signals", bad, err)
+		}
+	}
+}
+
+func TestHealthCheckPort(t *testing.T) {
+	for _, c := range []struct {
+		port   string
+		num    int
+		isNum  bool
+		addr   string
+		isAddr bool
+	}{
+		{"8080", 8080, true, "", false},
+		{"http", 0, false, "http", true},
+		{"", 0, false, "", false},
+	} {
+		h := HealthCheck{Port: c.port}
+		n, isNum := h.PortNumber()
+		a, isAddr := h.AddressName()
+		if n != c.num || isNum != c.isNum || a != c.addr || isAddr != c.isAddr {
+			t.Errorf("Port %q: PortNumber %d %v, AddressName %q %v", c.port, n, isNum, a, isAddr)
+		}
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	for in, want := range map[string]string{"data": "DATA", "my-vol": "MY_VOL", "a_b": "A_B", "v1.2": "V1_2"} {
+		if got := EnvName(in); got != want {
+			t.Errorf("EnvName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestAliasBomb pins that a small file whose aliases expand to a huge tree
+// (here about two million nodes) is refused instead of being expanded.
+func TestAliasBomb(t *testing.T) {
+	checks := "[&c {type: process}" + strings.Repeat(", *c", 999) + "]"
+	group := "&g {name: g, launch: {command: sh}, health_checks: " + checks + "}"
+	data := "groups: [" + group + strings.Repeat(", *g", 1099) + "]\n"
+	_, err := Parse("bomb.yaml", []byte(data))
+	if want := "bomb.yaml:1:"; err == nil || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("got %.300v, want a single %s... too large error", err, want)
 	}
 }
 
@@ -143,9 +565,16 @@ func FuzzParse(f *testing.F) {
 		if err == nil && cfg == nil {
 			t.Fatal("nil config without error")
 		}
-		var errs *Errors
-		if err != nil && (!errors.As(err, &errs) || len(*errs) == 0) {
-			t.Fatalf("error is not a positioned *Errors: %v", err)
+		if err != nil {
+			errs, ok := errors.AsType[*Errors](err)
+			if !ok || len(*errs) == 0 {
+				t.Fatalf("error is not a positioned *Errors: %v", err)
+			}
+			for _, e := range *errs {
+				if e.Line < 1 || e.Col < 1 {
+					t.Fatalf("problem without a position: %v", e)
+				}
+			}
 		}
 	})
 }

@@ -1,10 +1,14 @@
 package config
 
 import (
+	"strconv"
+	"strings"
 	"time"
 )
 
-// Config is the whole autoheal.yaml file.
+// Config is the whole autoheal.yaml file. A Config returned by Load or
+// Parse has every default filled in (a zero value in the file means "the
+// default") and absolute Launch.Command and Launch.Workdir paths.
 type Config struct {
 	// Groups are the instance groups autoheal keeps alive. At least one.
 	Groups []Group `yaml:"groups"`
@@ -14,6 +18,10 @@ type Config struct {
 	// Dir is the directory of Path; relative commands, workdirs and
 	// scripts are resolved against it (not a YAML field).
 	Dir string `yaml:"-"`
+
+	// src remembers where each value was written, so that Validate can
+	// name FILE:LINE:COL. Nil for a Config built in code.
+	src *source
 }
 
 // Group is a set of instances launched from one template (an Auto Scaling
@@ -25,19 +33,30 @@ type Group struct {
 	Min int `yaml:"min"`
 	// Max is the highest capacity scaling may set. Default: max(desired, 1).
 	Max int `yaml:"max"`
-	// Desired is the number of instances to keep running. Default 1 (0 only when
-	// written as 0 explicitly together with max).
+	// Desired is the number of instances to keep running. Default 1; 0 only
+	// when written as 0 (a stopped group), which is why it is a pointer.
+	// Never nil after Validate.
 	Desired *int `yaml:"desired"`
 	// Tags are free-form labels (targets for maintenance windows).
 	Tags map[string]string `yaml:"tags"`
 
-	Launch       Launch        `yaml:"launch"`
-	Volumes      []Volume      `yaml:"volumes"`
-	Addresses    []Address     `yaml:"addresses"`
+	// Launch is the launch template. Required (at least its command).
+	Launch Launch `yaml:"launch"`
+	// Volumes follow the group's instance across replacements. A group
+	// with volumes needs max 1. Default none.
+	Volumes []Volume `yaml:"volumes"`
+	// Addresses are the group's stable endpoints. A group with addresses
+	// needs max 1. Default none.
+	Addresses []Address `yaml:"addresses"`
+	// HealthChecks must all pass for an instance to be InService. Default
+	// none: the instance is InService once its process runs.
 	HealthChecks []HealthCheck `yaml:"health_checks"`
-	Heal         Heal          `yaml:"heal"`
-	Hooks        Hooks         `yaml:"hooks"`
-	Parameters   []Parameter   `yaml:"parameters"`
+	// Heal is the restart and replace policy.
+	Heal Heal `yaml:"heal"`
+	// Hooks are the lifecycle hooks. Default none.
+	Hooks Hooks `yaml:"hooks"`
+	// Parameters are injected into every instance. Default none.
+	Parameters []Parameter `yaml:"parameters"`
 }
 
 // DesiredCount returns the desired capacity after defaults.
@@ -48,18 +67,30 @@ func (g *Group) DesiredCount() int {
 	return *g.Desired
 }
 
+// Address returns the group's address with the given name.
+func (g *Group) Address(name string) (Address, bool) {
+	for _, a := range g.Addresses {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return Address{}, false
+}
+
 // Launch is the launch template: how one instance's process is started.
 type Launch struct {
 	// Command is the program to run: an absolute path, a path relative to
 	// the config file's directory (when it contains a slash) or a name looked
-	// up in PATH. Required.
+	// up in PATH. It must be executable. Required; absolute after Validate.
 	Command string `yaml:"command"`
 	// Args are passed to Command. Default none.
 	Args []string `yaml:"args"`
-	// Env is added to the instance's environment. Default none.
+	// Env is added to the instance's environment; names follow the rules
+	// of Parameter.Name. Default none.
 	Env map[string]string `yaml:"env"`
 	// Workdir is the working directory, relative to the config file's
-	// directory. Default: the config file's directory.
+	// directory; it must exist. Default: the config file's directory.
+	// Absolute after Validate.
 	Workdir string `yaml:"workdir"`
 	// User runs the instance as this user (name or uid); only when autoheal
 	// runs as root. Default: autoheal's own user.
@@ -67,8 +98,9 @@ type Launch struct {
 	// UserData is a shell script run with /bin/sh before the application
 	// starts, on every launch, with the instance's environment. Default none.
 	UserData string `yaml:"user_data"`
-	// StopSignal is sent to the instance's process group to stop it.
-	// Default SIGTERM.
+	// StopSignal is sent to the instance's process group to stop it:
+	// "SIGTERM", "TERM" or "term" in the file, always the canonical
+	// "SIGTERM" form after Validate; Signal converts it. Default SIGTERM.
 	StopSignal string `yaml:"stop_signal"`
 	// StopTimeout is how long to wait after StopSignal before SIGKILL.
 	// Default 10s.
@@ -79,8 +111,8 @@ type Launch struct {
 
 // Logs caps an instance's captured stdout and stderr.
 type Logs struct {
-	// MaxSize is the size at which a log file is rotated, e.g. "10MiB".
-	// Default 10MiB.
+	// MaxSize is the size at which a log file is rotated, e.g. "10MiB"; at
+	// least 4KiB. Default 10MiB.
 	MaxSize ByteSize `yaml:"max_size"`
 	// MaxFiles is how many rotated files are kept per stream. Default 3.
 	MaxFiles int `yaml:"max_files"`
@@ -92,7 +124,8 @@ type Volume struct {
 	// Name identifies the volume in the group: [a-z0-9][a-z0-9_-]*. Required.
 	Name string `yaml:"name"`
 	// MountPath is where the instance sees the volume (bind mount in a private
-	// mount namespace, root only). Optional; AUTOHEAL_VOLUME_<NAME> is always set.
+	// mount namespace, root only): absolute, not "/", unique in the group.
+	// Optional; AUTOHEAL_VOLUME_<NAME> is always set.
 	MountPath string `yaml:"mount_path"`
 	// Init is a shell script run once, when the volume is empty, with
 	// AUTOHEAL_VOLUME_<NAME> set (like mkfs on a new EBS volume). Default none.
@@ -101,21 +134,32 @@ type Volume struct {
 
 // Address is a stable endpoint owned by the group (an Elastic IP).
 type Address struct {
-	// Name identifies the address in the group. Required.
+	// Name identifies the address in the group: [a-z0-9][a-z0-9_-]*, at
+	// most 63 characters, not all digits (a health check's port may be a
+	// number or an address name). Required.
 	Name string `yaml:"name"`
-	// Listen is the host:port the controller listens on. Required.
+	// Listen is the host:port the controller listens on: an IP address,
+	// localhost or nothing (every interface), and a fixed port 1-65535,
+	// unique on the host across all groups. Required.
 	Listen string `yaml:"listen"`
 	// Mode is "proxy" (the controller forwards connections to the instance's
 	// port) or "socket" (the listening socket is handed to the instance with
 	// LISTEN_FDS). Default proxy.
 	Mode string `yaml:"mode"`
 	// Port is the instance port in proxy mode; 0 picks a free port per
-	// instance, given as AUTOHEAL_PORT_<NAME>. Default 0.
+	// instance, given as AUTOHEAL_PORT_<NAME>. Must be 0 in socket mode.
+	// Default 0.
 	Port int `yaml:"port"`
 	// WaitTimeout bounds how long a connection that arrives while no instance
 	// holds the address waits for one before it is closed. Default 30s.
 	WaitTimeout Duration `yaml:"wait_timeout"`
 }
+
+// Address modes.
+const (
+	ModeProxy  = "proxy"
+	ModeSocket = "socket"
+)
 
 // HealthCheck is one probe of an instance.
 type HealthCheck struct {
@@ -123,15 +167,16 @@ type HealthCheck struct {
 	Type string `yaml:"type"`
 	// Port is the port to probe for tcp and http: a number, or the name of
 	// one of the group's addresses (its instance port). Default: the group's
-	// only address.
+	// only address. Use PortNumber and AddressName to tell them apart.
 	Port string `yaml:"port"`
-	// Path is the HTTP path. Default "/".
+	// Path is the HTTP path, for http only. Default "/".
 	Path string `yaml:"path"`
-	// Command is the exec check's shell script (exit 0 = healthy).
+	// Command is the exec check's shell script (exit 0 = healthy); required
+	// for exec, refused for the other types.
 	Command string `yaml:"command"`
 	// Interval between probes. Default 5s.
 	Interval Duration `yaml:"interval"`
-	// Timeout of one probe. Default: min(interval, 2s).
+	// Timeout of one probe; at most Interval. Default: min(interval, 2s).
 	Timeout Duration `yaml:"timeout"`
 	// HealthyThreshold is how many consecutive successes make an instance
 	// healthy. Default 1.
@@ -144,23 +189,49 @@ type HealthCheck struct {
 	GracePeriod Duration `yaml:"grace_period"`
 }
 
+// Health check types.
+const (
+	CheckProcess = "process"
+	CheckTCP     = "tcp"
+	CheckHTTP    = "http"
+	CheckExec    = "exec"
+)
+
+// PortNumber returns the port a tcp or http check probes when Port is a
+// number. Validation guarantees that an address name is never all digits,
+// so a Port is either a number or an address name, never both.
+func (h HealthCheck) PortNumber() (int, bool) {
+	n, err := strconv.Atoi(h.Port)
+	return n, err == nil
+}
+
+// AddressName returns the name of the group address whose instance port a
+// tcp or http check probes, when Port names one.
+func (h HealthCheck) AddressName() (string, bool) {
+	if _, isNum := h.PortNumber(); isNum || h.Port == "" {
+		return "", false
+	}
+	return h.Port, true
+}
+
 // Heal is the group's healing policy.
 type Heal struct {
 	// MaxRestarts is how many in-place restarts are allowed within
-	// RestartWindow before the instance is replaced. Default 3.
+	// RestartWindow before the instance is replaced; 0 always replaces.
+	// Default 3. Never nil after Validate.
 	MaxRestarts *int `yaml:"max_restarts"`
 	// RestartWindow. Default 5m.
 	RestartWindow Duration `yaml:"restart_window"`
 	// BackoffBase is the delay before the second consecutive heal; it doubles
 	// with each further failure. The first heal is immediate. Default 1s.
 	BackoffBase Duration `yaml:"backoff_base"`
-	// BackoffCap caps the delay. Default 1m.
+	// BackoffCap caps the delay; at least BackoffBase. Default 1m.
 	BackoffCap Duration `yaml:"backoff_cap"`
 	// ResetAfter: an instance InService for this long resets the consecutive
 	// failure count. Default 1m.
 	ResetAfter Duration `yaml:"reset_after"`
 	// MaxReplacements within ReplacementWindow; one more marks the group
-	// Impaired. Default 5.
+	// Impaired. Default 5. Never nil after Validate.
 	MaxReplacements *int `yaml:"max_replacements"`
 	// ReplacementWindow. Default 30m.
 	ReplacementWindow Duration `yaml:"replacement_window"`
@@ -175,6 +246,12 @@ type Hooks struct {
 	// and before its volumes and addresses are detached.
 	Terminate []Hook `yaml:"terminate"`
 }
+
+// Hook default results.
+const (
+	ResultContinue = "continue"
+	ResultAbandon  = "abandon"
+)
 
 // Hook is one lifecycle hook script.
 type Hook struct {
@@ -192,7 +269,9 @@ type Hook struct {
 // Parameter is a named value injected into every instance as an environment
 // variable.
 type Parameter struct {
-	// Name is the environment variable name: [A-Za-z_][A-Za-z0-9_]*. Required.
+	// Name is the environment variable name: [A-Za-z_][A-Za-z0-9_]*, unique
+	// in the group, not also in Launch.Env, and not one autoheal sets
+	// (AUTOHEAL_*, LISTEN_*, PORT for a single proxy address). Required.
 	Name string `yaml:"name"`
 	// Value of the parameter.
 	Value string `yaml:"value"`
@@ -208,3 +287,11 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // ByteSize is a size written as 1048576, "512KiB", "10MiB", "1GiB" or "10MB".
 type ByteSize int64
+
+// EnvName is the environment variable suffix for a volume or address name,
+// as in AUTOHEAL_VOLUME_<NAME> and AUTOHEAL_PORT_<NAME>: upper case, with
+// '-' and '.' turned into '_'. Validation rejects two names of a group that
+// map to the same variable.
+func EnvName(name string) string {
+	return strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(name))
+}

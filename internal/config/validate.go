@@ -1,375 +1,238 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
-	"time"
-
-	"github.com/goccy/go-yaml/ast"
+	"syscall"
 )
 
-// Defaults, as documented on each field.
-const (
-	DefaultStopTimeout      = Duration(10 * time.Second)
-	DefaultLogMaxSize       = ByteSize(10 << 20)
-	DefaultLogMaxFiles      = 3
-	DefaultWaitTimeout      = Duration(30 * time.Second)
-	DefaultInterval         = Duration(5 * time.Second)
-	DefaultMaxTimeout       = Duration(2 * time.Second)
-	DefaultUnhealthy        = 3
-	DefaultHealthy          = 1
-	DefaultMaxRestarts      = 3
-	DefaultRestartWindow    = Duration(5 * time.Minute)
-	DefaultBackoffBase      = Duration(time.Second)
-	DefaultBackoffCap       = Duration(time.Minute)
-	DefaultResetAfter       = Duration(time.Minute)
-	DefaultMaxReplacements  = 5
-	DefaultReplaceWindow    = Duration(30 * time.Minute)
-	DefaultHeartbeatTimeout = Duration(60 * time.Second)
-)
-
-// setDefaults fills every zero value that means "use the default".
-func (c *Config) setDefaults() {
-	for gi := range c.Groups {
-		g := &c.Groups[gi]
-		if g.Max == 0 {
-			g.Max = max(g.DesiredCount(), 1)
-		}
-		l := &g.Launch
-		if l.StopSignal == "" {
-			l.StopSignal = "SIGTERM"
-		}
-		if l.StopTimeout == 0 {
-			l.StopTimeout = DefaultStopTimeout
-		}
-		if l.Logs.MaxSize == 0 {
-			l.Logs.MaxSize = DefaultLogMaxSize
-		}
-		if l.Logs.MaxFiles == 0 {
-			l.Logs.MaxFiles = DefaultLogMaxFiles
-		}
-		if l.Workdir == "" {
-			l.Workdir = c.Dir
-		} else if !filepath.IsAbs(l.Workdir) {
-			l.Workdir = filepath.Join(c.Dir, l.Workdir)
-		}
-		for ai := range g.Addresses {
-			a := &g.Addresses[ai]
-			if a.Mode == "" {
-				a.Mode = "proxy"
-			}
-			if a.WaitTimeout == 0 {
-				a.WaitTimeout = DefaultWaitTimeout
-			}
-		}
-		for hi := range g.HealthChecks {
-			h := &g.HealthChecks[hi]
-			if h.Interval == 0 {
-				h.Interval = DefaultInterval
-			}
-			if h.Timeout == 0 {
-				h.Timeout = min(h.Interval, DefaultMaxTimeout)
-			}
-			if h.HealthyThreshold == 0 {
-				h.HealthyThreshold = DefaultHealthy
-			}
-			if h.UnhealthyThreshold == 0 {
-				h.UnhealthyThreshold = DefaultUnhealthy
-			}
-			if h.Path == "" {
-				h.Path = "/"
-			}
-			if h.Port == "" && len(g.Addresses) == 1 && (h.Type == "tcp" || h.Type == "http") {
-				h.Port = g.Addresses[0].Name
-			}
-		}
-		hp := &g.Heal
-		if hp.MaxRestarts == nil {
-			n := DefaultMaxRestarts
-			hp.MaxRestarts = &n
-		}
-		if hp.RestartWindow == 0 {
-			hp.RestartWindow = DefaultRestartWindow
-		}
-		if hp.BackoffBase == 0 {
-			hp.BackoffBase = DefaultBackoffBase
-		}
-		if hp.BackoffCap == 0 {
-			hp.BackoffCap = DefaultBackoffCap
-		}
-		if hp.ResetAfter == 0 {
-			hp.ResetAfter = DefaultResetAfter
-		}
-		if hp.MaxReplacements == nil {
-			n := DefaultMaxReplacements
-			hp.MaxReplacements = &n
-		}
-		if hp.ReplacementWindow == 0 {
-			hp.ReplacementWindow = DefaultReplaceWindow
-		}
-		for _, hooks := range [][]Hook{g.Hooks.Launch, g.Hooks.Terminate} {
-			for i := range hooks {
-				if hooks[i].HeartbeatTimeout == 0 {
-					hooks[i].HeartbeatTimeout = DefaultHeartbeatTimeout
-				}
-				if hooks[i].DefaultResult == "" {
-					hooks[i].DefaultResult = "abandon"
-				}
-			}
-		}
-	}
-}
-
-type validator struct {
-	path string
-	file *ast.File
-	errs Errors
-}
-
-func (v *validator) errorf(path, format string, args ...any) {
-	line, col := v.pos(path)
-	v.errs = append(v.errs, Error{File: v.path, Line: line, Col: col, Msg: fmt.Sprintf(format, args...)})
+// Validate fills the defaults, resolves Launch.Command and Launch.Workdir to
+// absolute paths, and checks every value of c, reporting every problem, not
+// only the first. Parse calls it; a Config built in code should call it too.
+// It is idempotent.
+//
+// Problems are returned as *Errors: at FILE:LINE:COL for a config that came
+// from Parse, else as "FILE: groups[0].launch.command: message".
+func (c *Config) Validate() error {
+	c.setDefaults()
+	v := &validator{c: c}
+	v.config()
+	return v.errs.orNil()
 }
 
 var (
 	groupName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 	itemName  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 	envVar    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	allDigits = regexp.MustCompile(`^[0-9]+$`)
 )
 
-func (v *validator) validate(c *Config) {
-	if len(c.Groups) == 0 {
-		v.errorf("$.groups", "at least one group is required")
+type validator struct {
+	c    *Config
+	errs Errors
+	// ports in use on this host, across all groups, for conflicts.
+	listens []portUse
+	fixed   []portUse
+}
+
+// portUse is a TCP port some address needs: a listen address, or a fixed
+// instance port (bound on loopback).
+type portUse struct {
+	text  string // as written
+	host  string // "" for every interface
+	port  int
+	at    path
+	group string
+	name  string
+}
+
+// errorf reports a problem with the value at p (or with the mapping that
+// lacks it, when it is absent).
+func (v *validator) errorf(p path, format string, args ...any) {
+	v.report(p, false, fmt.Sprintf(format, args...))
+}
+
+// keyErrorf reports a problem with a map key rather than its value.
+func (v *validator) keyErrorf(p path, format string, args ...any) {
+	v.report(p, true, fmt.Sprintf(format, args...))
+}
+
+func (v *validator) report(p path, atKey bool, msg string) {
+	if v.c.src == nil {
+		if s := p.String(); s != "" {
+			msg = s + ": " + msg
+		}
+		v.errs = append(v.errs, Error{File: v.c.Path, Msg: msg})
+		return
 	}
-	groups := map[string]int{}
-	listens := map[string]string{}
-	for gi := range c.Groups {
-		g := &c.Groups[gi]
-		gp := fmt.Sprintf("$.groups[%d]", gi)
+	line, col := v.c.src.pos(p, atKey)
+	v.errs = append(v.errs, Error{File: v.c.src.file, Line: line, Col: col, Msg: msg})
+}
+
+// where names the place of an earlier value in a message about a
+// duplicate: "line 3", or its path for a Config built in code.
+func (v *validator) where(p path) string {
+	if v.c.src == nil {
+		return p.String()
+	}
+	line, _ := v.c.src.pos(p, true)
+	return "line " + strconv.Itoa(line)
+}
+
+// defaulted reports whether the value at p was filled in by default rather
+// than written, so that a message about it can say so.
+func (v *validator) defaulted(p path) bool { return v.c.src != nil && !v.c.src.has(p) }
+
+func (v *validator) config() {
+	root := path{}
+	if len(v.c.Groups) == 0 {
+		v.errorf(root.field("groups"), "at least one group is required")
+	}
+	names := map[string]path{}
+	for gi := range v.c.Groups {
+		g := &v.c.Groups[gi]
+		gp := root.field("groups").index(gi)
+		np := gp.field("name")
 		switch {
 		case g.Name == "":
-			v.errorf(gp, "group %d: name is required", gi+1)
+			v.errorf(np, "group name is required")
 		case !groupName.MatchString(g.Name):
-			v.errorf(gp+".name", "group name %q: use lowercase letters, digits and '-', at most 63 characters", g.Name)
+			v.errorf(np, "group name %q: use lowercase letters, digits and '-', starting with a letter or digit, at most 63 characters", g.Name)
 		}
-		if prev, dup := groups[g.Name]; dup && g.Name != "" {
-			v.errorf(gp+".name", "duplicate group name %q (first defined as group %d)", g.Name, prev+1)
+		if first, dup := names[g.Name]; dup && g.Name != "" {
+			v.errorf(np, "duplicate group name %q (first at %s)", g.Name, v.where(first))
+		} else {
+			names[g.Name] = np
 		}
-		groups[g.Name] = gi
-		v.capacity(g, gp)
-		v.launch(c, g, gp+".launch")
-
-		names := map[string]bool{}
-		for vi, vol := range g.Volumes {
-			vp := fmt.Sprintf("%s.volumes[%d]", gp, vi)
-			switch {
-			case vol.Name == "":
-				v.errorf(vp, "volume name is required")
-			case !itemName.MatchString(vol.Name):
-				v.errorf(vp+".name", "volume name %q: use lowercase letters, digits, '-' and '_'", vol.Name)
-			case names[vol.Name]:
-				v.errorf(vp+".name", "duplicate volume name %q", vol.Name)
-			}
-			names[vol.Name] = true
-			if vol.MountPath != "" && !filepath.IsAbs(vol.MountPath) {
-				v.errorf(vp+".mount_path", "mount_path %q must be absolute", vol.MountPath)
-			}
-		}
-		if len(g.Volumes) > 0 && g.Max > 1 {
-			v.errorf(gp+".volumes", "a volume is attached to one instance at a time: a group with volumes needs max 1, not %d", g.Max)
-		}
-
-		addrs := map[string]bool{}
-		for ai, a := range g.Addresses {
-			ap := fmt.Sprintf("%s.addresses[%d]", gp, ai)
-			switch {
-			case a.Name == "":
-				v.errorf(ap, "address name is required")
-			case !itemName.MatchString(a.Name):
-				v.errorf(ap+".name", "address name %q: use lowercase letters, digits, '-' and '_'", a.Name)
-			case addrs[a.Name]:
-				v.errorf(ap+".name", "duplicate address name %q", a.Name)
-			}
-			addrs[a.Name] = true
-			if a.Listen == "" {
-				v.errorf(ap, "address %s: listen is required (host:port)", a.Name)
-			} else if host, port, err := net.SplitHostPort(a.Listen); err != nil {
-				v.errorf(ap+".listen", "listen %q: %v", a.Listen, err)
-			} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-				v.errorf(ap+".listen", "listen %q: port must be a number from 1 to 65535 (a stable address needs a fixed port)", a.Listen)
-			} else if host != "" && net.ParseIP(host) == nil && host != "localhost" {
-				v.errorf(ap+".listen", "listen %q: host must be an IP address", a.Listen)
-			} else {
-				key := net.JoinHostPort(host, port)
-				if prev, dup := listens[key]; dup {
-					v.errorf(ap+".listen", "listen %s is already used by %s", a.Listen, prev)
-				}
-				listens[key] = fmt.Sprintf("group %s address %s", g.Name, a.Name)
-			}
-			switch a.Mode {
-			case "proxy", "socket":
-			default:
-				v.errorf(ap+".mode", "mode %q: must be proxy or socket", a.Mode)
-			}
-			if a.Port < 0 || a.Port > 65535 {
-				v.errorf(ap+".port", "port %d: must be 0 (pick a free port) or 1 to 65535", a.Port)
-			}
-			if a.Mode == "socket" && a.Port != 0 {
-				v.errorf(ap+".port", "port is for proxy mode; in socket mode the instance receives the listening socket itself")
-			}
-		}
-		if len(g.Addresses) > 0 && g.Max > 1 {
-			v.errorf(gp+".addresses", "an address is associated with one instance at a time: a group with addresses needs max 1, not %d", g.Max)
-		}
-
-		for hi, h := range g.HealthChecks {
-			hp := fmt.Sprintf("%s.health_checks[%d]", gp, hi)
-			switch h.Type {
-			case "process":
-			case "tcp", "http":
-				v.checkPort(g, h, hp)
-				if h.Type == "http" && !strings.HasPrefix(h.Path, "/") {
-					v.errorf(hp+".path", "path %q must start with /", h.Path)
-				}
-			case "exec":
-				if strings.TrimSpace(h.Command) == "" {
-					v.errorf(hp, "exec health check needs a command")
-				}
-			case "":
-				v.errorf(hp, "health check type is required: process, tcp, http or exec")
-			default:
-				v.errorf(hp+".type", "health check type %q: must be process, tcp, http or exec", h.Type)
-			}
-			if h.Timeout > h.Interval {
-				v.errorf(hp+".timeout", "timeout %s is longer than interval %s", h.Timeout.D(), h.Interval.D())
-			}
-			if h.HealthyThreshold < 1 {
-				v.errorf(hp+".healthy_threshold", "healthy_threshold must be at least 1")
-			}
-			if h.UnhealthyThreshold < 1 {
-				v.errorf(hp+".unhealthy_threshold", "unhealthy_threshold must be at least 1")
-			}
-		}
-
-		if *g.Heal.MaxRestarts < 0 {
-			v.errorf(gp+".heal.max_restarts", "max_restarts must not be negative")
-		}
-		if *g.Heal.MaxReplacements < 0 {
-			v.errorf(gp+".heal.max_replacements", "max_replacements must not be negative")
-		}
-		if g.Heal.BackoffCap < g.Heal.BackoffBase {
-			v.errorf(gp+".heal.backoff_cap", "backoff_cap %s is below backoff_base %s", g.Heal.BackoffCap.D(), g.Heal.BackoffBase.D())
-		}
-
-		for kind, hooks := range map[string][]Hook{"launch": g.Hooks.Launch, "terminate": g.Hooks.Terminate} {
-			seen := map[string]bool{}
-			for hi, h := range hooks {
-				hp := fmt.Sprintf("%s.hooks.%s[%d]", gp, kind, hi)
-				if h.Name == "" {
-					v.errorf(hp, "%s hook name is required", kind)
-				} else if seen[h.Name] {
-					v.errorf(hp+".name", "duplicate %s hook name %q", kind, h.Name)
-				}
-				seen[h.Name] = true
-				if strings.TrimSpace(h.Script) == "" {
-					v.errorf(hp, "%s hook %s: script is required", kind, h.Name)
-				}
-				if h.DefaultResult != "continue" && h.DefaultResult != "abandon" {
-					v.errorf(hp+".default_result", "default_result %q: must be continue or abandon", h.DefaultResult)
-				}
-			}
-		}
-
-		params := map[string]bool{}
-		for pi, p := range g.Parameters {
-			pp := fmt.Sprintf("%s.parameters[%d]", gp, pi)
-			switch {
-			case p.Name == "":
-				v.errorf(pp, "parameter name is required")
-			case !envVar.MatchString(p.Name):
-				v.errorf(pp+".name", "parameter name %q must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)", p.Name)
-			case params[p.Name]:
-				v.errorf(pp+".name", "duplicate parameter %q", p.Name)
-			}
-			params[p.Name] = true
-		}
+		v.group(g, gp)
 	}
+	v.portConflicts()
 }
 
-func (v *validator) capacity(g *Group, gp string) {
+func (v *validator) group(g *Group, gp path) {
+	v.capacity(g, gp)
+	v.launch(g, gp.field("launch"))
+	v.volumes(g, gp)
+	v.addresses(g, gp)
+	for hi := range g.HealthChecks {
+		v.healthCheck(g, &g.HealthChecks[hi], gp.field("health_checks").index(hi))
+	}
+	v.heal(&g.Heal, gp.field("heal"))
+	v.hooks("launch", g.Hooks.Launch, gp.field("hooks").field("launch"))
+	v.hooks("terminate", g.Hooks.Terminate, gp.field("hooks").field("terminate"))
+	v.parameters(g, gp)
+}
+
+// capacity reports the first impossible capacity of a group: once one
+// bound is wrong, messages about the others would only add noise.
+func (v *validator) capacity(g *Group, gp path) {
 	d := g.DesiredCount()
+	minP, maxP, desP := gp.field("min"), gp.field("max"), gp.field("desired")
+	maxNote := ""
+	if v.defaulted(maxP) {
+		maxNote = " (the default, max(desired, 1)): set max"
+	}
 	switch {
 	case g.Min < 0:
-		v.errorf(gp+".min", "min must not be negative")
+		v.errorf(minP, "min must not be negative, got %d", g.Min)
 	case g.Max < 0:
-		v.errorf(gp+".max", "max must not be negative")
+		v.errorf(maxP, "max must not be negative, got %d", g.Max)
 	case d < 0:
-		v.errorf(gp+".desired", "desired must not be negative")
+		v.errorf(desP, "desired must not be negative, got %d", d)
 	case g.Min > g.Max:
-		v.errorf(gp+".min", "min %d is greater than max %d", g.Min, g.Max)
+		v.errorf(minP, "min %d is greater than max %d%s", g.Min, g.Max, maxNote)
 	case d > g.Max:
-		v.errorf(gp+".desired", "desired %d is greater than max %d", d, g.Max)
+		v.errorf(desP, "desired %d is greater than max %d", d, g.Max)
+	case d < g.Min && v.defaulted(desP):
+		v.errorf(minP, "min %d is greater than desired %d (the default): set desired", g.Min, d)
 	case d < g.Min:
-		v.errorf(gp+".desired", "desired %d is less than min %d", d, g.Min)
+		v.errorf(desP, "desired %d is less than min %d", d, g.Min)
+	}
+	// A volume or an address belongs to one instance at a time (DESIGN.md),
+	// so a group that could run two instances could not give both of them
+	// the volume or the address.
+	if len(g.Volumes) > 0 && g.Max > 1 {
+		v.keyErrorf(gp.field("volumes"), "a volume is attached to one instance at a time: a group with volumes needs max 1, not %d", g.Max)
+	}
+	if len(g.Addresses) > 0 && g.Max > 1 {
+		v.keyErrorf(gp.field("addresses"), "an address is associated with one instance at a time: a group with addresses needs max 1, not %d", g.Max)
 	}
 }
 
-func (v *validator) launch(c *Config, g *Group, lp string) {
+func (v *validator) launch(g *Group, lp path) {
 	l := &g.Launch
 	if strings.TrimSpace(l.Command) == "" {
-		v.errorf(lp, "launch.command is required")
+		v.errorf(lp.field("command"), "launch.command is required")
+	} else if resolved, err := resolveCommand(v.c.Dir, l.Command); err != nil {
+		v.errorf(lp.field("command"), "%v", err)
 	} else {
-		resolved, err := resolveCommand(c.Dir, l.Command)
-		if err != nil {
-			v.errorf(lp+".command", "%v", err)
-		} else {
-			l.Command = resolved
-		}
+		l.Command = resolved
 	}
+
+	wp := lp.field("workdir")
 	if fi, err := os.Stat(l.Workdir); err != nil {
-		v.errorf(lp+".workdir", "workdir %s: %v", l.Workdir, unwrapPathErr(err))
+		v.errorf(wp, "workdir %s: %v", l.Workdir, pathErr(err))
 	} else if !fi.IsDir() {
-		v.errorf(lp+".workdir", "workdir %s is not a directory", l.Workdir)
+		v.errorf(wp, "workdir %s is not a directory", l.Workdir)
 	}
+
 	if l.User != "" {
-		if os.Geteuid() != 0 {
-			v.errorf(lp+".user", "user %q: autoheal must run as root to switch users", l.User)
-		} else if _, err := lookupUser(l.User); err != nil {
-			v.errorf(lp+".user", "user %q: %v", l.User, err)
+		up := lp.field("user")
+		if uid, err := lookupUser(l.User); err != nil {
+			v.errorf(up, "%v", err)
+		} else if euid := os.Geteuid(); euid != 0 && uid != euid {
+			v.errorf(up, "user %q: autoheal must run as root to run instances as another user", l.User)
 		}
 	}
+
 	if _, err := Signal(l.StopSignal); err != nil {
-		v.errorf(lp+".stop_signal", "%v", err)
+		v.errorf(lp.field("stop_signal"), "%v", err)
 	}
-	for k := range l.Env {
-		if !envVar.MatchString(k) {
-			v.errorf(lp+".env", "env name %q is not a valid environment variable name", k)
+
+	for _, k := range slices.Sorted(maps.Keys(l.Env)) {
+		if msg := v.envNameProblem(g, k); msg != "" {
+			v.keyErrorf(lp.field("env").key(k), "env name %q %s", k, msg)
 		}
 	}
+
 	if l.Logs.MaxFiles < 0 {
-		v.errorf(lp+".logs.max_files", "max_files must not be negative")
+		v.errorf(lp.field("logs").field("max_files"), "max_files must not be negative, got %d", l.Logs.MaxFiles)
 	}
-	if l.Logs.MaxSize < 4096 {
-		v.errorf(lp+".logs.max_size", "max_size %d is too small (at least 4KiB)", l.Logs.MaxSize)
+	// Below a few KiB rotation would churn files for every burst of output.
+	if l.Logs.MaxSize < 4<<10 {
+		v.errorf(lp.field("logs").field("max_size"), "max_size %s is too small: at least 4KiB", l.Logs.MaxSize)
 	}
 }
 
-func lookupUser(name string) (*user.User, error) {
-	if _, err := strconv.Atoi(name); err == nil {
-		return user.LookupId(name)
+// envNameProblem says what is wrong with k as the name of a variable the
+// user sets for an instance (launch.env or a parameter), or "".
+func (v *validator) envNameProblem(g *Group, k string) string {
+	switch {
+	case !envVar.MatchString(k):
+		return "is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)"
+	case strings.HasPrefix(k, "AUTOHEAL_"), k == "LISTEN_FDS", k == "LISTEN_PID", k == "LISTEN_FDNAMES":
+		// autoheal's own values would silently win, and an instance
+		// whose AUTOHEAL_INSTANCE_ID differed could not be re-adopted.
+		return "is reserved: autoheal sets AUTOHEAL_* and LISTEN_* itself"
+	case k == "PORT" && len(g.Addresses) == 1 && g.Addresses[0].Mode == ModeProxy:
+		return "is reserved: autoheal sets PORT to the instance port of the group's only address"
 	}
-	return user.Lookup(name)
+	return ""
 }
 
-// resolveCommand turns a command into an absolute executable path: relative
-// to the config's directory when it contains a slash, else from PATH.
+// resolveCommand turns a command into the absolute path of an executable:
+// relative to the config's directory when it contains a slash (so a config
+// and its scripts can move together), else looked up in PATH.
 func resolveCommand(dir, cmd string) (string, error) {
 	if !strings.Contains(cmd, "/") {
 		p, err := exec.LookPath(cmd)
@@ -382,48 +245,359 @@ func resolveCommand(dir, cmd string) (string, error) {
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(dir, p)
 	}
-	// Messages name the command as written: a relative one is relative to
-	// the config file's directory, which the reader knows.
+	// The message names both the command as written and the path it
+	// resolved to: "./app" alone does not say which directory was meant.
+	name := p
+	if filepath.Clean(cmd) != p {
+		name = fmt.Sprintf("%q (%s)", cmd, p)
+	}
 	fi, err := os.Stat(p)
-	if err != nil {
-		return "", fmt.Errorf("command %q: %v", cmd, unwrapPathErr(err))
-	}
-	if fi.IsDir() {
-		return "", fmt.Errorf("command %q is a directory", cmd)
-	}
-	if fi.Mode()&0o111 == 0 {
-		return "", fmt.Errorf("command %q is not executable", cmd)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("command %s: %v", name, pathErr(err))
+	case fi.IsDir():
+		return "", fmt.Errorf("command %s is a directory", name)
+	case syscall.Access(p, 0x1 /* X_OK */) != nil:
+		return "", fmt.Errorf("command %s is not executable", name)
 	}
 	return p, nil
 }
 
-func unwrapPathErr(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
+// pathErr strips the operation and path from an *fs.PathError: messages
+// name the path themselves.
+func pathErr(err error) error {
+	if pe, ok := errors.AsType[*os.PathError](err); ok {
 		return pe.Err
 	}
 	return err
 }
 
-// checkPort validates a tcp or http check's port reference.
-func (v *validator) checkPort(g *Group, h HealthCheck, hp string) {
+// lookupUser returns the uid of a user given by name or uid.
+func lookupUser(name string) (int, error) {
+	var u *user.User
+	var err error
+	if _, convErr := strconv.Atoi(name); convErr == nil {
+		u, err = user.LookupId(name)
+	} else {
+		u, err = user.Lookup(name)
+	}
+	var unknownName user.UnknownUserError
+	var unknownID user.UnknownUserIdError
+	switch {
+	case errors.As(err, &unknownName), errors.As(err, &unknownID):
+		return 0, fmt.Errorf("user %q does not exist", name)
+	case err != nil:
+		return 0, fmt.Errorf("user %q: %v", name, err)
+	}
+	uid, err := strconv.Atoi(u.Uid)
+	if err != nil {
+		return 0, fmt.Errorf("user %q: uid %q is not a number", name, u.Uid)
+	}
+	return uid, nil
+}
+
+func (v *validator) volumes(g *Group, gp path) {
+	names := map[string]path{}  // by name
+	vars := map[string]string{} // environment variable -> volume name
+	mounts := map[string]path{} // by cleaned mount path
+	for vi, vol := range g.Volumes {
+		vp := gp.field("volumes").index(vi)
+		np := vp.field("name")
+		switch first, dup := names[vol.Name]; {
+		case vol.Name == "":
+			v.errorf(np, "volume name is required")
+		case !itemName.MatchString(vol.Name):
+			v.errorf(np, "volume name %q: use lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 63 characters", vol.Name)
+		case dup:
+			v.errorf(np, "duplicate volume name %q (first at %s)", vol.Name, v.where(first))
+		default:
+			names[vol.Name] = np
+			// The instance finds each volume through AUTOHEAL_VOLUME_<NAME>
+			// and its fencing token through ..._TOKEN; "a-b" and "a_b", or
+			// "a" and "a-token", would overwrite each other's variables.
+			base := "AUTOHEAL_VOLUME_" + EnvName(vol.Name)
+			for _, vr := range []string{base, base + "_TOKEN"} {
+				if other, clash := vars[vr]; clash {
+					v.errorf(np, "volume names %q and %q both set %s", other, vol.Name, vr)
+					break
+				}
+			}
+			vars[base], vars[base+"_TOKEN"] = vol.Name, vol.Name
+		}
+		if vol.MountPath != "" {
+			mp := vp.field("mount_path")
+			clean := filepath.Clean(vol.MountPath)
+			switch first, dup := mounts[clean]; {
+			case !filepath.IsAbs(vol.MountPath):
+				v.errorf(mp, "mount_path %q must be absolute", vol.MountPath)
+			case clean == "/":
+				v.errorf(mp, "mount_path must not be /")
+			case dup:
+				v.errorf(mp, "mount_path %s is also used at %s", vol.MountPath, v.where(first))
+			default:
+				mounts[clean] = mp
+			}
+		}
+	}
+}
+
+func (v *validator) addresses(g *Group, gp path) {
+	names := map[string]path{}
+	vars := map[string]string{}
+	for ai := range g.Addresses {
+		a := &g.Addresses[ai]
+		ap := gp.field("addresses").index(ai)
+		np := ap.field("name")
+		switch first, dup := names[a.Name]; {
+		case a.Name == "":
+			v.errorf(np, "address name is required")
+		case !itemName.MatchString(a.Name):
+			v.errorf(np, "address name %q: use lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 63 characters", a.Name)
+		case allDigits.MatchString(a.Name):
+			// A health check's port is a number or an address name; a
+			// numeric name would make "8080" ambiguous.
+			v.errorf(np, "address name %q must not be a number", a.Name)
+		case dup:
+			v.errorf(np, "duplicate address name %q (first at %s)", a.Name, v.where(first))
+		default:
+			names[a.Name] = np
+			vr := "AUTOHEAL_PORT_" + EnvName(a.Name)
+			if other, clash := vars[vr]; clash {
+				v.errorf(np, "address names %q and %q both set %s", other, a.Name, vr)
+			}
+			vars[vr] = a.Name
+		}
+
+		lp := ap.field("listen")
+		if a.Listen == "" {
+			v.errorf(lp, "address listen is required (host:port)")
+		} else if host, port, err := parseListen(a.Listen); err != nil {
+			v.errorf(lp, "listen %q: %v", a.Listen, err)
+		} else {
+			v.listens = append(v.listens, portUse{text: a.Listen, host: host, port: port, at: lp, group: g.Name, name: a.Name})
+		}
+
+		switch a.Mode {
+		case ModeProxy, ModeSocket:
+		default:
+			v.errorf(ap.field("mode"), "mode %q: must be proxy or socket", a.Mode)
+		}
+		pp := ap.field("port")
+		switch {
+		case a.Port < 0 || a.Port > 65535:
+			v.errorf(pp, "port %d: must be 0 (a free port per instance) or 1 to 65535", a.Port)
+		case a.Mode == ModeSocket && a.Port != 0:
+			v.errorf(pp, "port is for proxy mode: in socket mode the instance receives the listening socket itself")
+		case a.Port != 0:
+			v.fixed = append(v.fixed, portUse{text: strconv.Itoa(a.Port), host: "127.0.0.1", port: a.Port, at: pp, group: g.Name, name: a.Name})
+		}
+	}
+}
+
+// parseListen checks a listen address and returns its host, normalised for
+// comparison ("" for every interface), and its port.
+func parseListen(s string) (string, int, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, errors.New("must be host:port, like 127.0.0.1:8080 or :8080")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		// Port 0 would pick a new port at every start: clients could not
+		// find the address again, which is the point of having one.
+		return "", 0, errors.New("port must be a number from 1 to 65535 (a stable address needs a fixed port)")
+	}
+	switch host {
+	case "", "0.0.0.0", "::":
+		return "", n, nil
+	case "localhost":
+		// net.Listen binds the first address localhost resolves to.
+		return "127.0.0.1", n, nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return "", 0, errors.New("host must be an IP address, localhost, or empty for every interface")
+	}
+	return ip.String(), n, nil
+}
+
+// portConflicts reports listen addresses that the kernel would refuse to
+// bind twice, across all groups: the same port on the same host, or on
+// every interface and any host. It also reports fixed instance ports that
+// another address or instance already needs.
+func (v *validator) portConflicts() {
+	overlaps := func(a, b portUse) bool {
+		return a.port == b.port && (a.host == b.host || a.host == "" || b.host == "")
+	}
+	// By port, so that a file with many addresses is not checked in
+	// quadratic time.
+	listens := map[int][]portUse{}
+	for _, a := range v.listens {
+		for _, b := range listens[a.port] {
+			if overlaps(a, b) {
+				how := "is already used by"
+				if a.host != b.host {
+					how = fmt.Sprintf("overlaps %s of", b.text)
+				}
+				v.errorf(a.at, "listen %s %s group %s, address %s (%s)", a.text, how, b.group, b.name, v.where(b.at))
+				break
+			}
+		}
+		listens[a.port] = append(listens[a.port], a)
+	}
+	fixed := map[int]portUse{}
+	for _, a := range v.fixed {
+		for _, b := range listens[a.port] {
+			if overlaps(a, b) {
+				v.errorf(a.at, "port %d is the listen port of group %s, address %s: the instance could not bind it", a.port, b.group, b.name)
+				break
+			}
+		}
+		if b, dup := fixed[a.port]; dup {
+			v.errorf(a.at, "port %d is also the instance port of group %s, address %s (%s)", a.port, b.group, b.name, v.where(b.at))
+		} else {
+			fixed[a.port] = a
+		}
+	}
+}
+
+func (v *validator) healthCheck(g *Group, h *HealthCheck, hp path) {
+	switch h.Type {
+	case CheckProcess, CheckExec:
+	case CheckTCP, CheckHTTP:
+		v.checkPort(g, h, hp)
+		if h.Type == CheckHTTP && !strings.HasPrefix(h.Path, "/") {
+			v.errorf(hp.field("path"), "path %q must start with /", h.Path)
+		}
+	case "":
+		v.errorf(hp.field("type"), "health check type is required: process, tcp, http or exec")
+	default:
+		v.errorf(hp.field("type"), "health check type %q: must be process, tcp, http or exec", h.Type)
+	}
+	if h.Type == CheckExec && strings.TrimSpace(h.Command) == "" {
+		v.errorf(hp.field("command"), "exec health check needs a command")
+	}
+	// A field that the check's type ignores is almost always a mistake in
+	// the type; saying so beats probing something else than meant.
+	if slices.Contains([]string{CheckProcess, CheckTCP, CheckHTTP, CheckExec}, h.Type) {
+		if h.Port != "" && h.Type != CheckTCP && h.Type != CheckHTTP {
+			v.keyErrorf(hp.field("port"), "port is used only by tcp and http checks, not %s", h.Type)
+		}
+		if h.Path != "" && h.Type != CheckHTTP {
+			v.keyErrorf(hp.field("path"), "path is used only by http checks, not %s", h.Type)
+		}
+		if h.Command != "" && h.Type != CheckExec {
+			v.keyErrorf(hp.field("command"), "command is used only by exec checks, not %s", h.Type)
+		}
+	}
+	if h.Timeout > h.Interval {
+		v.errorf(hp.field("timeout"), "timeout %s is longer than interval %s", h.Timeout, h.Interval)
+	}
+	if h.HealthyThreshold < 1 {
+		v.errorf(hp.field("healthy_threshold"), "healthy_threshold must be at least 1, got %d", h.HealthyThreshold)
+	}
+	if h.UnhealthyThreshold < 1 {
+		v.errorf(hp.field("unhealthy_threshold"), "unhealthy_threshold must be at least 1, got %d", h.UnhealthyThreshold)
+	}
+}
+
+// checkPort validates a tcp or http check's port: a number, or the name of
+// one of the group's addresses.
+func (v *validator) checkPort(g *Group, h *HealthCheck, hp path) {
+	pp := hp.field("port")
 	if h.Port == "" {
 		if len(g.Addresses) == 0 {
-			v.errorf(hp, "%s health check needs a port: a number, or the name of one of the group's addresses", h.Type)
+			v.errorf(pp, "%s health check needs a port: a number, or the name of one of the group's addresses", h.Type)
 		} else {
-			v.errorf(hp, "%s health check needs a port: the group has %d addresses, name one", h.Type, len(g.Addresses))
+			v.errorf(pp, "%s health check needs a port: the group has %d addresses, name one of them", h.Type, len(g.Addresses))
 		}
 		return
 	}
-	if n, err := strconv.Atoi(h.Port); err == nil {
+	if n, isNum := h.PortNumber(); isNum {
 		if n < 1 || n > 65535 {
-			v.errorf(hp+".port", "port %d out of range", n)
+			v.errorf(pp, "port %d: must be from 1 to 65535", n)
 		}
 		return
 	}
-	for _, a := range g.Addresses {
-		if a.Name == h.Port {
-			return
+	a, ok := g.Address(h.Port)
+	if !ok {
+		names := make([]string, len(g.Addresses))
+		for i, a := range g.Addresses {
+			names[i] = a.Name
+		}
+		known := "it has none"
+		if len(names) > 0 {
+			known = "it has " + strings.Join(names, ", ")
+		}
+		v.errorf(pp, "port %q is neither a port number nor an address of group %s (%s)", h.Port, g.Name, known)
+		return
+	}
+	if h.Type == CheckTCP && a.Mode == ModeSocket {
+		// The controller holds a socket-mode listener, so the kernel
+		// accepts connections into its backlog whether or not the
+		// instance is alive: the check could never fail.
+		v.errorf(pp, "a tcp check on socket-mode address %q always succeeds: use an http or exec check", a.Name)
+	}
+}
+
+func (v *validator) heal(h *Heal, hp path) {
+	if *h.MaxRestarts < 0 {
+		v.errorf(hp.field("max_restarts"), "max_restarts must not be negative, got %d", *h.MaxRestarts)
+	}
+	if *h.MaxReplacements < 0 {
+		v.errorf(hp.field("max_replacements"), "max_replacements must not be negative, got %d", *h.MaxReplacements)
+	}
+	if h.BackoffCap < h.BackoffBase {
+		if capP := hp.field("backoff_cap"); !v.defaulted(capP) {
+			v.errorf(capP, "backoff_cap %s is shorter than backoff_base %s", h.BackoffCap, h.BackoffBase)
+		} else {
+			v.errorf(hp.field("backoff_base"), "backoff_base %s is longer than backoff_cap %s (the default)", h.BackoffBase, h.BackoffCap)
 		}
 	}
-	v.errorf(hp+".port", "port %q is neither a number nor an address of group %s", h.Port, g.Name)
+}
+
+func (v *validator) hooks(kind string, hooks []Hook, kp path) {
+	names := map[string]path{}
+	for i, h := range hooks {
+		hp := kp.index(i)
+		np := hp.field("name")
+		if first, dup := names[h.Name]; h.Name == "" {
+			v.errorf(np, "%s hook name is required", kind)
+		} else if dup {
+			v.errorf(np, "duplicate %s hook name %q (first at %s)", kind, h.Name, v.where(first))
+		} else {
+			names[h.Name] = np
+		}
+		if strings.TrimSpace(h.Script) == "" {
+			v.errorf(hp.field("script"), "%s hook script is required", kind)
+		}
+		switch h.DefaultResult {
+		case ResultContinue, ResultAbandon:
+		default:
+			v.errorf(hp.field("default_result"), "default_result %q: must be continue or abandon", h.DefaultResult)
+		}
+	}
+}
+
+func (v *validator) parameters(g *Group, gp path) {
+	names := map[string]path{}
+	for pi, p := range g.Parameters {
+		pp := gp.field("parameters").index(pi)
+		np := pp.field("name")
+		first, dup := names[p.Name]
+		_, inEnv := g.Launch.Env[p.Name]
+		switch msg := v.envNameProblem(g, p.Name); {
+		case p.Name == "":
+			v.errorf(np, "parameter name is required")
+		case msg != "":
+			v.errorf(np, "parameter name %q %s", p.Name, msg)
+		case dup:
+			v.errorf(np, "duplicate parameter %q (first at %s)", p.Name, v.where(first))
+		case inEnv:
+			// Both end up in the same environment; one would silently win.
+			v.errorf(np, "parameter %q is also set in launch.env: set it in one place", p.Name)
+		default:
+			names[p.Name] = np
+		}
+	}
 }

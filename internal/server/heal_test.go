@@ -151,14 +151,23 @@ func TestHungInstanceIsReplacedByHealthCheck(t *testing.T) {
 	if after.Counter != 1 {
 		t.Fatalf("counter after hang replacement = %d, want 1", after.Counter)
 	}
-	found := false
-	for _, ev := range e.events() {
-		if ev.Type == "instance.heal" && strings.Contains(ev.Message, "health check unhealthy") {
-			found = true
+	// The old instance's decision is journaled with its termination, just
+	// after the replacement's application started: possibly a moment after
+	// the replacement first answers.
+	healed := func() bool {
+		for _, ev := range e.events() {
+			if ev.Type == "instance.heal" && strings.Contains(ev.Message, "health check unhealthy") {
+				return true
+			}
 		}
+		return false
 	}
-	if !found {
-		t.Fatalf("no heal event caused by the health check:\n%s", e.dumpEvents())
+	deadline := time.Now().Add(10 * time.Second)
+	for !healed() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no heal event caused by the health check:\n%s", e.dumpEvents())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -1,39 +1,87 @@
-// Command app is a small stateless HTTP app for the load balancer example
-// and the idle-controller benchmark: GET / answers with the instance id.
+// Command app is a tiny stateless HTTP app for autoheal's load balancer
+// example and the idle-controller benchmark: every instance answers
+// "hello from <instance id>", so a client can see which target served it.
+//
+// It listens like the pet: on the socket autoheal hands it (systemd socket
+// activation: LISTEN_FDS and LISTEN_PID, fd 3), else on
+// 127.0.0.1:$AUTOHEAL_PORT_HTTP ($PORT, --listen).
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
+	"time"
 )
 
 func main() {
-	listen := flag.String("listen", "", "listen address (default 127.0.0.1:$AUTOHEAL_PORT_HTTP or $PORT)")
+	listen := flag.String("listen", "", "address to listen on (default 127.0.0.1:$AUTOHEAL_PORT_HTTP, else 127.0.0.1:$PORT); ignored under socket activation")
 	flag.Parse()
-	ln, err := listener(*listen)
+	if err := run(*listen); err != nil {
+		fmt.Fprintf(os.Stderr, "web: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(listen string) error {
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	ln, mode, err := listener(listen)
 	if err != nil {
-		log.Fatalf("web: %v", err)
+		return err
 	}
 	id := os.Getenv("AUTOHEAL_INSTANCE_ID")
+	fmt.Printf("web: instance %q pid %d: %s %s\n", id, os.Getpid(), mode, ln.Addr())
+	srv := &http.Server{Handler: handler(id), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-sigc:
+	}
+	// The load balancer drains a target before it is stopped, so little is
+	// in flight by now; a second is plenty for it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	return nil
+}
+
+// handler answers every GET with the instance id, except /healthz.
+func handler(id string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "hello from %s\n", id) })
-	fmt.Printf("web %s listening on %s\n", id, ln.Addr())
-	log.Fatal(http.Serve(ln, mux))
+	return mux
 }
 
-func listener(listen string) (net.Listener, error) {
-	if os.Getenv("LISTEN_PID") == strconv.Itoa(os.Getpid()) && os.Getenv("LISTEN_FDS") != "" {
-		f := os.NewFile(3, "listen-fd-3")
-		defer f.Close()
-		return net.FileListener(f)
+// listener returns the socket passed by socket activation when it is meant
+// for this process (LISTEN_PID is our pid, as systemd requires), else a new
+// one on the instance port. Same rules as examples/pet.
+func listener(listen string) (ln net.Listener, mode string, err error) {
+	if fds := os.Getenv("LISTEN_FDS"); fds != "" && os.Getenv("LISTEN_PID") == strconv.Itoa(os.Getpid()) {
+		if n, err := strconv.Atoi(fds); err != nil || n < 1 {
+			return nil, "", fmt.Errorf("socket activation: LISTEN_FDS=%q, want at least 1 socket", fds)
+		}
+		os.Unsetenv("LISTEN_FDS")
+		os.Unsetenv("LISTEN_PID")
+		os.Unsetenv("LISTEN_FDNAMES")
+		f := os.NewFile(3, "LISTEN_FDS fd 3")
+		defer f.Close() // FileListener works on a dup
+		ln, err := net.FileListener(f)
+		if err != nil {
+			return nil, "", fmt.Errorf("socket activation: fd 3 is not a listening socket: %w", err)
+		}
+		return ln, "socket activation (fd 3) on", nil
 	}
 	if listen == "" {
 		port := os.Getenv("AUTOHEAL_PORT_HTTP")
@@ -41,9 +89,13 @@ func listener(listen string) (net.Listener, error) {
 			port = os.Getenv("PORT")
 		}
 		if port == "" {
-			return nil, errors.New("no listen address: set AUTOHEAL_PORT_HTTP, PORT or --listen")
+			return nil, "", errors.New("nowhere to listen: no socket activation, and none of AUTOHEAL_PORT_HTTP, PORT or --listen set")
 		}
-		listen = "127.0.0.1:" + port
+		listen = net.JoinHostPort("127.0.0.1", port)
 	}
-	return net.Listen("tcp", listen)
+	ln, err = net.Listen("tcp", listen)
+	if err != nil {
+		return nil, "", err
+	}
+	return ln, "listening on", nil
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/autoheal/autoheal/internal/group"
+	"github.com/autoheal/autoheal/internal/lb"
 	"github.com/autoheal/autoheal/internal/store"
 )
 
@@ -28,6 +29,9 @@ type Deps struct {
 	LogFiles func(id string) (stdout, stderr string)
 	Version  string
 	Logger   *slog.Logger
+	// Balancer serves the target group endpoints; nil when the config has
+	// no load balancers.
+	Balancer *lb.Balancer
 }
 
 // Handler is the API's http.Handler.
@@ -61,6 +65,10 @@ func New(deps Deps) *Handler {
 	h.mux.HandleFunc("GET /v1/instances/{id}/metadata", h.metadata)
 	h.mux.HandleFunc("GET /v1/events", h.events)
 	h.mux.HandleFunc("GET /v1/logs", h.logs)
+	h.mux.HandleFunc("GET /v1/target-groups", h.listTargetGroups)
+	h.mux.HandleFunc("GET /v1/target-groups/{name}/health", h.targetHealth)
+	h.mux.HandleFunc("POST /v1/target-groups/{name}/register", h.registerTarget)
+	h.mux.HandleFunc("POST /v1/target-groups/{name}/deregister", h.deregisterTarget)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: no route %s %s", errNotFound, r.Method, r.URL.Path))
 	})

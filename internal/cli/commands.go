@@ -69,7 +69,7 @@ func validateCmd(e *env) *cobra.Command {
 			if e.json() {
 				return e.printJSON(map[string]any{"valid": true, "file": path, "groups": len(cfg.Groups)})
 			}
-			fmt.Fprintf(e.stdout, "%s: valid (%d group(s))\n", path, len(cfg.Groups))
+			fmt.Fprintf(e.stdout, "%s: valid (%d group(s), %d load balancer(s))\n", path, len(cfg.Groups), len(cfg.LoadBalancers))
 			return nil
 		},
 	}

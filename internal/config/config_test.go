@@ -1,6 +1,11 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"os"
@@ -126,6 +131,7 @@ func TestFullConfig(t *testing.T) {
 			Launch: Launch{
 				Command:     "/bin/sh",
 				Args:        []string{"-c", "exec sleep 60"},
+				Ports:       []string{"debug"},
 				Env:         map[string]string{"GREETING": "hello"},
 				Workdir:     "/tmp",
 				User:        user,
@@ -156,11 +162,67 @@ func TestFullConfig(t *testing.T) {
 				Terminate: []Hook{{Name: "note", Script: "echo bye", HeartbeatTimeout: Duration(2 * time.Second), DefaultResult: "abandon"}},
 			},
 			Parameters: []Parameter{{Name: "DB_PASSWORD", Value: "s3cret", Secret: true}},
+		}, {
+			Name: "web", Max: 3, Desired: ptr(2),
+			Launch: Launch{
+				Command: "/bin/sh", Ports: []string{"http"}, Workdir: dir, StopSignal: DefaultStopSignal, StopTimeout: DefaultStopTimeout,
+				Logs: Logs{MaxSize: DefaultLogMaxSize, MaxFiles: DefaultLogMaxFiles},
+			},
+			Heal: Heal{
+				MaxRestarts: ptr(DefaultMaxRestarts), RestartWindow: DefaultRestartWindow,
+				BackoffBase: DefaultBackoffBase, BackoffCap: DefaultBackoffCap,
+				ResetAfter: DefaultResetAfter, MaxReplacements: ptr(DefaultMaxReplacements), ReplacementWindow: DefaultReplacementWindow,
+			},
+		}},
+		LoadBalancers: []LoadBalancer{{
+			Name: "front",
+			Listeners: []Listener{
+				{
+					Protocol: "http", Listen: "127.0.0.1:18443", TargetGroup: "web",
+					TLS:         &TLS{CertFile: filepath.Join(dir, "lb-cert.pem"), KeyFile: filepath.Join(dir, "lb-key.pem")},
+					IdleTimeout: Duration(30 * time.Second), HeaderTimeout: Duration(5 * time.Second),
+					MaxHeaderBytes: 32 << 10, MaxBodyBytes: 10 << 20, MaxConnections: 500,
+				},
+				// The http-only fields stay zero on a tcp listener.
+				{Protocol: "tcp", Listen: ":18432", TargetGroup: "raw", IdleTimeout: DefaultIdleTimeout, MaxConnections: DefaultMaxConnections},
+			},
+			TargetGroups: []TargetGroup{{
+				Name: "web", Protocol: "http",
+				Groups:    []TargetGroupMember{{Group: "web", Port: "http", Weight: 3}, {Group: "pet", Port: "18081", Weight: 1}},
+				Targets:   []StaticTarget{{Address: "127.0.0.1:18500", ID: "legacy", Weight: 2}},
+				Algorithm: "weighted_round_robin",
+				HealthCheck: TargetHealthCheck{
+					Protocol: "http", Path: "/healthz", Matcher: "200,204", Interval: Duration(10 * time.Second),
+					Timeout: Duration(3 * time.Second), HealthyThreshold: 3, UnhealthyThreshold: 4,
+				},
+				DeregistrationDelay: Duration(5 * time.Second), SlowStart: Duration(30 * time.Second),
+				HoldTimeout: Duration(3 * time.Second), Retries: ptr(0),
+				ConnectTimeout: Duration(time.Second), ResponseTimeout: Duration(20 * time.Second),
+			}, {
+				Name: "raw", Protocol: "tcp",
+				// The port is the group's only named port.
+				Groups:    []TargetGroupMember{{Group: "web", Port: "http", Weight: DefaultWeight}},
+				Targets:   []StaticTarget{{Address: "localhost:18501", ID: "localhost:18501", Weight: DefaultWeight}},
+				Algorithm: "least_outstanding_requests",
+				// An http check on a tcp target group has http's defaults.
+				HealthCheck: TargetHealthCheck{
+					Protocol: "http", Path: DefaultPath, Matcher: DefaultMatcher, Interval: DefaultInterval, Timeout: DefaultMaxTimeout,
+					HealthyThreshold: DefaultTargetHealthyThreshold, UnhealthyThreshold: DefaultTargetUnhealthyThreshold,
+				},
+				DeregistrationDelay: DefaultDeregistrationDelay, HoldTimeout: DefaultHoldTimeout, Retries: ptr(DefaultRetries),
+				ConnectTimeout: DefaultConnectTimeout,
+			}},
 		}},
 	}
 	cfg.src = nil
+	if !reflect.DeepEqual(cfg.Groups, want.Groups) {
+		t.Errorf("groups decoded as\n%+v\nwant\n%+v", cfg.Groups, want.Groups)
+	}
+	if !reflect.DeepEqual(cfg.LoadBalancers, want.LoadBalancers) {
+		t.Errorf("load_balancers decoded as\n%+v\nwant\n%+v", cfg.LoadBalancers, want.LoadBalancers)
+	}
 	if !reflect.DeepEqual(cfg, want) {
-		t.Errorf("full.good.yaml decoded as\n%+v\nwant\n%+v", cfg.Groups[0], want.Groups[0])
+		t.Errorf("full.good.yaml decoded as\n%+v\nwant\n%+v", *cfg, *want)
 	}
 }
 
@@ -407,7 +469,7 @@ func TestValidateBuiltInCode(t *testing.T) {
 	err := c.Validate()
 	want := `groups[0].launch.env["1X"]: env name "1X" is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)
 groups[1].name: duplicate group name "a" (first at groups[0].name)
-groups[1].health_checks[0].port: tcp health check needs a port: a number, or the name of one of the group's addresses`
+groups[1].health_checks[0].port: tcp health check needs a port: a number, or the name of one of the group's ports or addresses`
 	if errString(err) != want {
 		t.Errorf("got\n%v\nwant\n%s", err, want)
 	}
@@ -577,4 +639,215 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestLoadBalancerDefaults(t *testing.T) {
+	cfg, err := Parse("mem.yaml", []byte(`
+groups:
+  - name: web
+    max: 3
+    launch:
+      command: sh
+      ports: [http]
+load_balancers:
+  - name: front
+    listeners:
+      - {protocol: http, listen: "127.0.0.1:9", target_group: web}
+      - {protocol: tcp, listen: "127.0.0.1:10", target_group: raw}
+    target_groups:
+      - name: web
+        groups: [{group: web}]
+        targets: [{address: "127.0.0.1:11"}]
+        health_check: {interval: 1s}
+      - name: raw
+        protocol: tcp
+        groups: [{group: web, port: 8080}]
+        retries: 0
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb := cfg.LoadBalancers[0]
+	h, tcp := lb.Listeners[0], lb.Listeners[1]
+	web, raw := lb.TargetGroups[0], lb.TargetGroups[1]
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"idle_timeout", h.IdleTimeout.D(), 60 * time.Second},
+		{"header_timeout", h.HeaderTimeout.D(), 10 * time.Second},
+		{"max_header_bytes", h.MaxHeaderBytes, ByteSize(64 << 10)},
+		{"max_body_bytes", h.MaxBodyBytes, ByteSize(100 << 20)},
+		{"max_connections", h.MaxConnections, 10000},
+		{"tls", h.TLS, (*TLS)(nil)},
+		{"tcp idle_timeout", tcp.IdleTimeout.D(), 60 * time.Second},
+		{"tcp max_connections", tcp.MaxConnections, 10000},
+		{"tcp header_timeout is http's", tcp.HeaderTimeout, Duration(0)},
+		{"tcp max_header_bytes is http's", tcp.MaxHeaderBytes, ByteSize(0)},
+		{"tcp max_body_bytes is http's", tcp.MaxBodyBytes, ByteSize(0)},
+		{"protocol", web.Protocol, "http"},
+		{"algorithm", web.Algorithm, "round_robin"},
+		{"deregistration_delay", web.DeregistrationDelay.D(), 30 * time.Second},
+		{"slow_start", web.SlowStart.D(), time.Duration(0)},
+		{"hold_timeout", web.HoldTimeout.D(), 10 * time.Second},
+		{"retries", *web.Retries, 2},
+		{"retries 0 stays 0", raw.RetryCount(), 0},
+		{"connect_timeout", web.ConnectTimeout.D(), 2 * time.Second},
+		{"response_timeout", web.ResponseTimeout.D(), 60 * time.Second},
+		{"tcp response_timeout is http's", raw.ResponseTimeout, Duration(0)},
+		{"member port: the group's only named port", web.Groups[0].Port, "http"},
+		{"member port as written", raw.Groups[0].Port, "8080"},
+		{"member weight", web.Groups[0].Weight, 1},
+		{"target weight", web.Targets[0].Weight, 1},
+		{"target id: its address", web.Targets[0].ID, "127.0.0.1:11"},
+		{"check protocol: the target group's", web.HealthCheck.Protocol, "http"},
+		{"check path", web.HealthCheck.Path, "/"},
+		{"check matcher", web.HealthCheck.Matcher, "200-399"},
+		{"check timeout: min(interval, 2s)", web.HealthCheck.Timeout.D(), time.Second},
+		{"check healthy_threshold", web.HealthCheck.HealthyThreshold, 2},
+		{"check unhealthy_threshold", web.HealthCheck.UnhealthyThreshold, 2},
+		{"tcp check protocol", raw.HealthCheck.Protocol, "tcp"},
+		{"tcp check interval", raw.HealthCheck.Interval.D(), 5 * time.Second},
+		{"tcp check timeout", raw.HealthCheck.Timeout.D(), 2 * time.Second},
+		{"tcp check path is http's", raw.HealthCheck.Path, ""},
+		{"tcp check matcher is http's", raw.HealthCheck.Matcher, ""},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+// TestTLSKeyMismatch: a key that is not the certificate's is refused when
+// the config is validated, not at the listener's first handshake.
+func TestTLSKeyMismatch(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "other-key.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := filepath.Abs("testdata/lb-cert.pem")
+	_, err = Parse("mem.yaml", []byte(`groups:
+  - name: web
+    launch: {command: sh, ports: [http]}
+load_balancers:
+  - name: front
+    listeners:
+      - protocol: http
+        listen: 127.0.0.1:9
+        target_group: web
+        tls: {cert_file: `+cert+`, key_file: `+keyFile+`}
+    target_groups:
+      - {name: web, groups: [{group: web}]}
+`))
+	want := "mem.yaml:10:26: cert_file and key_file do not load as a certificate and its key: tls: private key does not match public key"
+	if errString(err) != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+// TestLoadBalancerBuiltInCode: values the parser refuses (negative
+// durations) can still reach Validate from code, and are named by path.
+func TestLoadBalancerBuiltInCode(t *testing.T) {
+	c := &Config{
+		Groups: []Group{{Name: "web", Launch: Launch{Command: "sh", Ports: []string{"http"}}}},
+		LoadBalancers: []LoadBalancer{{
+			Name:      "front",
+			Listeners: []Listener{{Protocol: ProtocolHTTP, Listen: "127.0.0.1:9", TargetGroup: "web", IdleTimeout: -1}},
+			TargetGroups: []TargetGroup{{
+				Name: "web", Groups: []TargetGroupMember{{Group: "web"}}, HoldTimeout: Duration(-time.Second),
+				HealthCheck: TargetHealthCheck{Interval: Duration(-time.Second)},
+			}},
+		}},
+	}
+	err := c.Validate()
+	want := `load_balancers[0].listeners[0].idle_timeout: idle_timeout must not be negative, got -1ns
+load_balancers[0].target_groups[0].health_check.interval: interval must not be negative, got -1s
+load_balancers[0].target_groups[0].health_check.timeout: timeout must not be negative, got -1s
+load_balancers[0].target_groups[0].hold_timeout: hold_timeout must not be negative, got -1s`
+	if errString(err) != want {
+		t.Errorf("got\n%v\nwant\n%s", err, want)
+	}
+}
+
+func TestMatcher(t *testing.T) {
+	for _, c := range []struct {
+		matcher string
+		yes, no []int
+	}{
+		{"200", []int{200}, []int{199, 201, 404}},
+		{"200,204", []int{200, 204}, []int{201, 203, 205}},
+		{"200-299", []int{200, 250, 299}, []int{199, 300}},
+		{"200, 204-206, 302", []int{200, 204, 205, 206, 302}, []int{201, 207, 301}},
+		{DefaultMatcher, []int{200, 301, 399}, []int{199, 400, 503}},
+		{"", nil, []int{200}},
+		{"2xx", nil, []int{200}},
+	} {
+		h := TargetHealthCheck{Matcher: c.matcher}
+		for _, code := range c.yes {
+			if !h.Matches(code) {
+				t.Errorf("%q does not match %d", c.matcher, code)
+			}
+		}
+		for _, code := range c.no {
+			if h.Matches(code) {
+				t.Errorf("%q matches %d", c.matcher, code)
+			}
+		}
+	}
+}
+
+func TestGroupPorts(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		g       Group
+		names   []string
+		portVar string
+	}{
+		{"none", Group{}, []string{}, ""},
+		{"one launch port", Group{Launch: Launch{Ports: []string{"http"}}}, []string{"http"}, "http"},
+		{"one proxy address", Group{Addresses: []Address{{Name: "web", Mode: ModeProxy}}}, []string{"web"}, "web"},
+		{"one socket address", Group{Addresses: []Address{{Name: "web", Mode: ModeSocket}}}, []string{"web"}, ""},
+		{"ports then addresses", Group{Launch: Launch{Ports: []string{"a", "b"}}, Addresses: []Address{{Name: "c"}}}, []string{"a", "b", "c"}, ""},
+		{"a port and an address", Group{Launch: Launch{Ports: []string{"a"}}, Addresses: []Address{{Name: "c", Mode: ModeProxy}}}, []string{"a", "c"}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := c.g.PortNames(); !slices.Equal(got, c.names) {
+				t.Errorf("PortNames = %q, want %q", got, c.names)
+			}
+			if got, ok := c.g.PortVar(); got != c.portVar || ok != (c.portVar != "") {
+				t.Errorf("PortVar = %q, %v; want %q", got, ok, c.portVar)
+			}
+		})
+	}
+}
+
+func TestTargetGroupMemberPort(t *testing.T) {
+	for _, c := range []struct {
+		port   string
+		num    int
+		isNum  bool
+		name   string
+		isName bool
+	}{
+		{"8080", 8080, true, "", false},
+		{"http", 0, false, "http", true},
+		{"", 0, false, "", false},
+	} {
+		m := TargetGroupMember{Port: c.port}
+		n, isNum := m.PortNumber()
+		name, isName := m.PortName()
+		if n != c.num || isNum != c.isNum || name != c.name || isName != c.isName {
+			t.Errorf("Port %q: PortNumber %d %v, PortName %q %v", c.port, n, isNum, name, isName)
+		}
+	}
 }

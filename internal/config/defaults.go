@@ -31,6 +31,30 @@ const (
 	DefaultReplacementWindow  = Duration(30 * time.Minute)
 	DefaultHeartbeatTimeout   = Duration(60 * time.Second)
 	DefaultResult             = ResultAbandon
+
+	// Load balancers: listeners.
+	DefaultIdleTimeout    = Duration(60 * time.Second)
+	DefaultHeaderTimeout  = Duration(10 * time.Second) // http only
+	DefaultMaxHeaderBytes = ByteSize(64 << 10)         // http only
+	DefaultMaxBodyBytes   = ByteSize(100 << 20)        // http only
+	DefaultMaxConnections = 10000
+
+	// Load balancers: target groups and their targets.
+	DefaultProtocol            = ProtocolHTTP
+	DefaultAlgorithm           = AlgorithmRoundRobin
+	DefaultDeregistrationDelay = Duration(30 * time.Second)
+	DefaultHoldTimeout         = Duration(10 * time.Second)
+	DefaultRetries             = 2
+	DefaultConnectTimeout      = Duration(2 * time.Second)
+	DefaultResponseTimeout     = Duration(60 * time.Second) // http only
+	DefaultWeight              = 1
+
+	// Load balancers: target health checks. Interval, timeout and path
+	// are those of group health checks (DefaultInterval, DefaultMaxTimeout,
+	// DefaultPath); the thresholds are ELB's, not the group checks'.
+	DefaultMatcher                  = "200-399" // http only
+	DefaultTargetHealthyThreshold   = 2
+	DefaultTargetUnhealthyThreshold = 2
 )
 
 // setDefaults fills every zero value that means "use the default". It runs
@@ -93,8 +117,8 @@ func (c *Config) setDefaults() {
 			if h.Type == CheckHTTP {
 				h.Path = cmp.Or(h.Path, DefaultPath)
 			}
-			if (h.Type == CheckTCP || h.Type == CheckHTTP) && h.Port == "" && len(g.Addresses) == 1 {
-				h.Port = g.Addresses[0].Name
+			if names := g.PortNames(); (h.Type == CheckTCP || h.Type == CheckHTTP) && h.Port == "" && len(names) == 1 {
+				h.Port = names[0]
 			}
 		}
 
@@ -121,6 +145,94 @@ func (c *Config) setDefaults() {
 			}
 		}
 	}
+	// The only named port of each group, for members that give none.
+	onlyPort := map[string]string{}
+	for gi := range c.Groups {
+		g := &c.Groups[gi]
+		if _, dup := onlyPort[g.Name]; dup {
+			continue
+		}
+		onlyPort[g.Name] = ""
+		if names := g.PortNames(); len(names) == 1 {
+			onlyPort[g.Name] = names[0]
+		}
+	}
+	for li := range c.LoadBalancers {
+		c.setLoadBalancerDefaults(&c.LoadBalancers[li], onlyPort)
+	}
+}
+
+// setLoadBalancerDefaults fills a load balancer's defaults. As for health
+// checks, a field that only one protocol uses is filled only for that
+// protocol, so that validate can refuse it where the user wrote it in vain.
+func (c *Config) setLoadBalancerDefaults(lb *LoadBalancer, onlyPort map[string]string) {
+	for i := range lb.Listeners {
+		l := &lb.Listeners[i]
+		l.IdleTimeout = cmp.Or(l.IdleTimeout, DefaultIdleTimeout)
+		l.MaxConnections = cmp.Or(l.MaxConnections, DefaultMaxConnections)
+		if l.Protocol == ProtocolHTTP {
+			l.HeaderTimeout = cmp.Or(l.HeaderTimeout, DefaultHeaderTimeout)
+			l.MaxHeaderBytes = cmp.Or(l.MaxHeaderBytes, DefaultMaxHeaderBytes)
+			l.MaxBodyBytes = cmp.Or(l.MaxBodyBytes, DefaultMaxBodyBytes)
+		}
+		if l.TLS != nil {
+			l.TLS.CertFile = c.resolvePath(l.TLS.CertFile)
+			l.TLS.KeyFile = c.resolvePath(l.TLS.KeyFile)
+		}
+	}
+	for i := range lb.TargetGroups {
+		tg := &lb.TargetGroups[i]
+		tg.Protocol = cmp.Or(tg.Protocol, DefaultProtocol)
+		tg.Algorithm = cmp.Or(tg.Algorithm, DefaultAlgorithm)
+		tg.DeregistrationDelay = cmp.Or(tg.DeregistrationDelay, DefaultDeregistrationDelay)
+		tg.HoldTimeout = cmp.Or(tg.HoldTimeout, DefaultHoldTimeout)
+		// A pointer because 0 is meaningful: never retry.
+		if tg.Retries == nil {
+			tg.Retries = ptr(DefaultRetries)
+		}
+		tg.ConnectTimeout = cmp.Or(tg.ConnectTimeout, DefaultConnectTimeout)
+		if tg.Protocol == ProtocolHTTP {
+			tg.ResponseTimeout = cmp.Or(tg.ResponseTimeout, DefaultResponseTimeout)
+		}
+
+		for mi := range tg.Groups {
+			m := &tg.Groups[mi]
+			m.Weight = cmp.Or(m.Weight, DefaultWeight)
+			// A group with one named port leaves no choice; with none or
+			// several, validate asks for the port.
+			m.Port = cmp.Or(m.Port, onlyPort[m.Group])
+		}
+		for ti := range tg.Targets {
+			t := &tg.Targets[ti]
+			t.Weight = cmp.Or(t.Weight, DefaultWeight)
+			t.ID = cmp.Or(t.ID, t.Address)
+		}
+
+		h := &tg.HealthCheck
+		// An unknown target group protocol is reported once, on the target
+		// group; copying it would report it again here.
+		if h.Protocol == "" && (tg.Protocol == ProtocolHTTP || tg.Protocol == ProtocolTCP) {
+			h.Protocol = tg.Protocol
+		}
+		h.Interval = cmp.Or(h.Interval, DefaultInterval)
+		h.Timeout = cmp.Or(h.Timeout, min(h.Interval, DefaultMaxTimeout))
+		h.HealthyThreshold = cmp.Or(h.HealthyThreshold, DefaultTargetHealthyThreshold)
+		h.UnhealthyThreshold = cmp.Or(h.UnhealthyThreshold, DefaultTargetUnhealthyThreshold)
+		if h.Protocol == ProtocolHTTP {
+			h.Path = cmp.Or(h.Path, DefaultPath)
+			h.Matcher = cmp.Or(h.Matcher, DefaultMatcher)
+		}
+	}
+}
+
+// resolvePath makes a path written in the file absolute, relative to the
+// config file's directory. The empty path stays empty (for validate to
+// report as missing).
+func (c *Config) resolvePath(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -10,6 +10,7 @@
 // running it. It starts no process, opens no socket, and touches no state
 // directory; the checks it makes on the host are those a reader of the file
 // could make (a command exists and is executable, a workdir is a
-// directory, a user exists). What a field does at run time belongs to the
-// packages that act on it and is described in docs/config-reference.md.
+// directory, a user exists, a certificate and its key load as a pair).
+// What a field does at run time belongs to the packages that act on it and
+// is described in docs/config-reference.md.
 package config

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,9 @@ import (
 type Config struct {
 	// Groups are the instance groups autoheal keeps alive. At least one.
 	Groups []Group `yaml:"groups"`
+	// LoadBalancers put listeners in front of groups' instances and static
+	// targets. Default none.
+	LoadBalancers []LoadBalancer `yaml:"load_balancers"`
 
 	// Path is the file the config was read from (not a YAML field).
 	Path string `yaml:"-"`
@@ -77,6 +81,40 @@ func (g *Group) Address(name string) (Address, bool) {
 	return Address{}, false
 }
 
+// PortNames returns the names a target group member may give as its port:
+// the launch ports, then the address names, in file order.
+func (g *Group) PortNames() []string {
+	names := make([]string, 0, len(g.Launch.Ports)+len(g.Addresses))
+	names = append(names, g.Launch.Ports...)
+	for _, a := range g.Addresses {
+		names = append(names, a.Name)
+	}
+	return names
+}
+
+// PortVar returns the name of the port that instances also get as PORT:
+// the group's only port, when it is a launch port or a proxy-mode address
+// (a socket-mode address hands over a socket, not a port to listen on).
+func (g *Group) PortVar() (string, bool) {
+	switch {
+	case len(g.Launch.Ports) == 1 && len(g.Addresses) == 0:
+		return g.Launch.Ports[0], true
+	case len(g.Launch.Ports) == 0 && len(g.Addresses) == 1 && g.Addresses[0].Mode != ModeSocket:
+		return g.Addresses[0].Name, true
+	}
+	return "", false
+}
+
+// Group returns the group with the given name.
+func (c *Config) Group(name string) (*Group, bool) {
+	for i := range c.Groups {
+		if c.Groups[i].Name == name {
+			return &c.Groups[i], true
+		}
+	}
+	return nil, false
+}
+
 // Launch is the launch template: how one instance's process is started.
 type Launch struct {
 	// Command is the program to run: an absolute path, a path relative to
@@ -85,6 +123,13 @@ type Launch struct {
 	Command string `yaml:"command"`
 	// Args are passed to Command. Default none.
 	Args []string `yaml:"args"`
+	// Ports are named instance ports: each instance gets a free loopback
+	// port per name, as AUTOHEAL_PORT_<NAME> (and PORT when the instance
+	// has exactly one port), for groups of more than one instance that
+	// have no address. Names follow Address.Name and must not repeat an
+	// address name. A target group reaches an instance on one of them.
+	// Default none.
+	Ports []string `yaml:"ports"`
 	// Env is added to the instance's environment; names follow the rules
 	// of Parameter.Name. Default none.
 	Env map[string]string `yaml:"env"`
@@ -294,4 +339,229 @@ type ByteSize int64
 // map to the same variable.
 func EnvName(name string) string {
 	return strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(name))
+}
+
+// LoadBalancer is a set of listeners and the target groups they forward to
+// (an Application or Network Load Balancer).
+type LoadBalancer struct {
+	// Name identifies the load balancer, like a group name. Required, unique.
+	Name string `yaml:"name"`
+	// Listeners accept connections. At least one.
+	Listeners []Listener `yaml:"listeners"`
+	// TargetGroups are the pools of targets listeners forward to. Names are
+	// unique across all load balancers. At least one.
+	TargetGroups []TargetGroup `yaml:"target_groups"`
+}
+
+// Listener protocols; also target group and health check protocols.
+const (
+	ProtocolHTTP = "http"
+	ProtocolTCP  = "tcp"
+)
+
+// Listener is one listening socket of a load balancer.
+type Listener struct {
+	// Protocol is http (an HTTP/1.1 reverse proxy, TLS when TLS is set) or
+	// tcp (connections forwarded as they are). Required.
+	Protocol string `yaml:"protocol"`
+	// Listen is host:port, with a fixed port, unique on the host across
+	// listeners and group addresses. Required.
+	Listen string `yaml:"listen"`
+	// TargetGroup is the name of the target group of this load balancer that
+	// receives the traffic; its protocol must match. Required.
+	TargetGroup string `yaml:"target_group"`
+	// TLS terminates TLS on an http listener. Default none (plain HTTP).
+	TLS *TLS `yaml:"tls"`
+	// IdleTimeout closes a client connection idle for this long (http:
+	// between requests; tcp: no byte either way). Default 60s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// HeaderTimeout bounds how long a client may take to send a request's
+	// headers (http only), so slow clients cannot hold connections.
+	// Default 10s.
+	HeaderTimeout Duration `yaml:"header_timeout"`
+	// MaxHeaderBytes caps a request's request line and headers (http only).
+	// Default 64KiB.
+	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
+	// MaxBodyBytes caps a request body (http only); larger ones get 413.
+	// Default 100MiB.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	// MaxConnections caps concurrent client connections; more wait in the
+	// kernel's accept queue. Default 10000.
+	MaxConnections int `yaml:"max_connections"`
+}
+
+// TLS is a certificate and key in PEM files, paths relative to the config
+// file's directory (absolute after Validate).
+type TLS struct {
+	// CertFile is the certificate chain. Required.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the private key. Required.
+	KeyFile string `yaml:"key_file"`
+}
+
+// Target group algorithms.
+const (
+	AlgorithmRoundRobin         = "round_robin"
+	AlgorithmWeightedRoundRobin = "weighted_round_robin"
+	AlgorithmLeastOutstanding   = "least_outstanding_requests"
+)
+
+// TargetGroup is a pool of targets with a health check and a balancing
+// algorithm.
+type TargetGroup struct {
+	// Name identifies the target group, like a group name; unique across
+	// load balancers. Required.
+	Name string `yaml:"name"`
+	// Protocol is http or tcp, the listeners' protocol. Default http.
+	Protocol string `yaml:"protocol"`
+	// Groups register their InService instances as targets automatically.
+	Groups []TargetGroupMember `yaml:"groups"`
+	// Targets are static targets (host:port). Default none. A target group
+	// needs groups or targets.
+	Targets []StaticTarget `yaml:"targets"`
+	// Algorithm is round_robin, weighted_round_robin or
+	// least_outstanding_requests. Default round_robin.
+	Algorithm string `yaml:"algorithm"`
+	// HealthCheck probes every target.
+	HealthCheck TargetHealthCheck `yaml:"health_check"`
+	// DeregistrationDelay is how long a deregistered target keeps serving
+	// its in-flight requests (draining) before its connections are closed.
+	// Default 30s.
+	DeregistrationDelay Duration `yaml:"deregistration_delay"`
+	// SlowStart ramps a newly healthy target's share of requests up
+	// linearly over this long (round robin algorithms). Default 0 (off).
+	SlowStart Duration `yaml:"slow_start"`
+	// HoldTimeout is how long a request waits for a healthy target when
+	// there is none (a single instance being replaced) before it is
+	// answered 503 with Retry-After. Default 10s.
+	HoldTimeout Duration `yaml:"hold_timeout"`
+	// Retries is how many other targets a failed attempt may be retried on:
+	// a connection that could not be made, or an idempotent request whose
+	// connection broke before any response byte. Default 2.
+	Retries *int `yaml:"retries"`
+	// ConnectTimeout bounds connecting to a target. Default 2s.
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+	// ResponseTimeout bounds the wait for a target's response headers
+	// (http); past it the client gets 504. Default 60s.
+	ResponseTimeout Duration `yaml:"response_timeout"`
+}
+
+// TargetGroupMember registers the instances of a group.
+type TargetGroupMember struct {
+	// Group is the name of a group in this config. Required.
+	Group string `yaml:"group"`
+	// Port is the instance port: a number, or the name of one of the
+	// group's launch ports or addresses. Default: the group's only named
+	// port.
+	Port string `yaml:"port"`
+	// Weight for weighted_round_robin, 1-1000. Default 1.
+	Weight int `yaml:"weight"`
+}
+
+// StaticTarget is a target that is not an instance of a group.
+type StaticTarget struct {
+	// Address is host:port. Required.
+	Address string `yaml:"address"`
+	// ID names the target in the API. Default: its address.
+	ID string `yaml:"id"`
+	// Weight for weighted_round_robin, 1-1000. Default 1.
+	Weight int `yaml:"weight"`
+}
+
+// TargetHealthCheck is a target group's active health check.
+type TargetHealthCheck struct {
+	// Protocol is http or tcp. Default: the target group's protocol.
+	Protocol string `yaml:"protocol"`
+	// Path for http. Default "/".
+	Path string `yaml:"path"`
+	// Matcher is the HTTP codes that mean healthy: "200", "200,204",
+	// "200-299". Default "200-399".
+	Matcher string `yaml:"matcher"`
+	// Interval between probes of one target. Default 5s.
+	Interval Duration `yaml:"interval"`
+	// Timeout of one probe; at most Interval. Default: min(interval, 2s).
+	Timeout Duration `yaml:"timeout"`
+	// HealthyThreshold consecutive successes make a target healthy.
+	// Default 2.
+	HealthyThreshold int `yaml:"healthy_threshold"`
+	// UnhealthyThreshold consecutive failures make it unhealthy. Default 2.
+	UnhealthyThreshold int `yaml:"unhealthy_threshold"`
+}
+
+// TargetGroup returns the load balancer's target group with the given name.
+func (lb *LoadBalancer) TargetGroup(name string) (*TargetGroup, bool) {
+	for i := range lb.TargetGroups {
+		if lb.TargetGroups[i].Name == name {
+			return &lb.TargetGroups[i], true
+		}
+	}
+	return nil, false
+}
+
+// RetryCount returns Retries after defaults.
+func (tg *TargetGroup) RetryCount() int {
+	if tg.Retries == nil {
+		return DefaultRetries
+	}
+	return *tg.Retries
+}
+
+// PortNumber returns the instance port when Port is a number. Validation
+// guarantees that port names are never all digits, so a Port is either a
+// number or a name, never both.
+func (m TargetGroupMember) PortNumber() (int, bool) {
+	n, err := strconv.Atoi(m.Port)
+	return n, err == nil
+}
+
+// PortName returns the name of the group's launch port or address whose
+// instance port the member's targets are reached on, when Port names one.
+func (m TargetGroupMember) PortName() (string, bool) {
+	if _, isNum := m.PortNumber(); isNum || m.Port == "" {
+		return "", false
+	}
+	return m.Port, true
+}
+
+// Matches reports whether an HTTP status code means healthy under Matcher
+// (after defaults). It is false for a Matcher that does not parse, which
+// validation refuses.
+func (h TargetHealthCheck) Matches(code int) bool {
+	ranges, err := parseMatcher(h.Matcher)
+	if err != nil {
+		return false
+	}
+	for _, r := range ranges {
+		if code >= r[0] && code <= r[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// parseMatcher parses a health check matcher, "200", "200,204" or
+// "200-299" or a mix, into inclusive ranges of HTTP status codes.
+func parseMatcher(s string) ([][2]int, error) {
+	bad := fmt.Errorf("matcher %q: use codes from 100 to 599, like \"200\", \"200,204\" or \"200-299\"", s)
+	var ranges [][2]int
+	for item := range strings.SplitSeq(s, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(item), "-")
+		if !isRange {
+			hi = lo
+		}
+		lo, hi = strings.TrimSpace(lo), strings.TrimSpace(hi)
+		if !allDigits.MatchString(lo) || !allDigits.MatchString(hi) {
+			return nil, bad
+		}
+		l, errL := strconv.Atoi(lo)
+		h, errH := strconv.Atoi(hi)
+		if errL != nil || errH != nil || l < 100 || h > 599 {
+			return nil, bad
+		}
+		if l > h {
+			return nil, fmt.Errorf("matcher %q: range %d-%d is backwards", s, l, h)
+		}
+		ranges = append(ranges, [2]int{l, h})
+	}
+	return ranges, nil
 }

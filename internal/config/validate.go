@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
@@ -14,12 +15,13 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
-// Validate fills the defaults, resolves Launch.Command and Launch.Workdir to
-// absolute paths, and checks every value of c, reporting every problem, not
-// only the first. Parse calls it; a Config built in code should call it too.
-// It is idempotent.
+// Validate fills the defaults, resolves Launch.Command, Launch.Workdir and
+// listeners' TLS files to absolute paths, and checks every value of c,
+// reporting every problem, not only the first. Parse calls it; a Config
+// built in code should call it too. It is idempotent.
 //
 // Problems are returned as *Errors: at FILE:LINE:COL for a config that came
 // from Parse, else as "FILE: groups[0].launch.command: message".
@@ -45,15 +47,15 @@ type validator struct {
 	fixed   []portUse
 }
 
-// portUse is a TCP port some address needs: a listen address, or a fixed
-// instance port (bound on loopback).
+// portUse is a TCP port something needs: a listen address (of a group's
+// address or of a load balancer's listener), or a fixed instance port
+// (bound on loopback).
 type portUse struct {
 	text  string // as written
 	host  string // "" for every interface
 	port  int
 	at    path
-	group string
-	name  string
+	owner string // "group pet, address http", "an http listener of load balancer web"
 }
 
 // errorf reports a problem with the value at p (or with the mapping that
@@ -116,6 +118,7 @@ func (v *validator) config() {
 		}
 		v.group(g, gp)
 	}
+	v.loadBalancers()
 	v.portConflicts()
 }
 
@@ -124,6 +127,7 @@ func (v *validator) group(g *Group, gp path) {
 	v.launch(g, gp.field("launch"))
 	v.volumes(g, gp)
 	v.addresses(g, gp)
+	v.launchPorts(g, gp)
 	for hi := range g.HealthChecks {
 		v.healthCheck(g, &g.HealthChecks[hi], gp.field("health_checks").index(hi))
 	}
@@ -224,8 +228,13 @@ func (v *validator) envNameProblem(g *Group, k string) string {
 		// autoheal's own values would silently win, and an instance
 		// whose AUTOHEAL_INSTANCE_ID differed could not be re-adopted.
 		return "is reserved: autoheal sets AUTOHEAL_* and LISTEN_* itself"
-	case k == "PORT" && len(g.Addresses) == 1 && g.Addresses[0].Mode == ModeProxy:
-		return "is reserved: autoheal sets PORT to the instance port of the group's only address"
+	case k == "PORT":
+		if name, ok := g.PortVar(); ok {
+			if _, isAddr := g.Address(name); isAddr {
+				return "is reserved: autoheal sets PORT to the instance port of the group's only address"
+			}
+			return "is reserved: autoheal sets PORT to the group's only launch port"
+		}
 	}
 	return ""
 }
@@ -374,7 +383,7 @@ func (v *validator) addresses(g *Group, gp path) {
 		} else if host, port, err := parseListen(a.Listen); err != nil {
 			v.errorf(lp, "listen %q: %v", a.Listen, err)
 		} else {
-			v.listens = append(v.listens, portUse{text: a.Listen, host: host, port: port, at: lp, group: g.Name, name: a.Name})
+			v.listens = append(v.listens, portUse{text: a.Listen, host: host, port: port, at: lp, owner: addressOwner(g, a)})
 		}
 
 		switch a.Mode {
@@ -389,9 +398,13 @@ func (v *validator) addresses(g *Group, gp path) {
 		case a.Mode == ModeSocket && a.Port != 0:
 			v.errorf(pp, "port is for proxy mode: in socket mode the instance receives the listening socket itself")
 		case a.Port != 0:
-			v.fixed = append(v.fixed, portUse{text: strconv.Itoa(a.Port), host: "127.0.0.1", port: a.Port, at: pp, group: g.Name, name: a.Name})
+			v.fixed = append(v.fixed, portUse{text: strconv.Itoa(a.Port), host: "127.0.0.1", port: a.Port, at: pp, owner: addressOwner(g, a)})
 		}
 	}
+}
+
+func addressOwner(g *Group, a *Address) string {
+	return fmt.Sprintf("group %s, address %s", g.Name, a.Name)
 }
 
 // parseListen checks a listen address and returns its host, normalised for
@@ -422,9 +435,10 @@ func parseListen(s string) (string, int, error) {
 }
 
 // portConflicts reports listen addresses that the kernel would refuse to
-// bind twice, across all groups: the same port on the same host, or on
-// every interface and any host. It also reports fixed instance ports that
-// another address or instance already needs.
+// bind twice, across all groups' addresses and load balancers' listeners:
+// the same port on the same host, or on every interface and any host. It
+// also reports fixed instance ports that a listen address or another
+// instance already needs.
 func (v *validator) portConflicts() {
 	overlaps := func(a, b portUse) bool {
 		return a.port == b.port && (a.host == b.host || a.host == "" || b.host == "")
@@ -439,7 +453,7 @@ func (v *validator) portConflicts() {
 				if a.host != b.host {
 					how = fmt.Sprintf("overlaps %s of", b.text)
 				}
-				v.errorf(a.at, "listen %s %s group %s, address %s (%s)", a.text, how, b.group, b.name, v.where(b.at))
+				v.errorf(a.at, "listen %s %s %s (%s)", a.text, how, b.owner, v.where(b.at))
 				break
 			}
 		}
@@ -449,12 +463,12 @@ func (v *validator) portConflicts() {
 	for _, a := range v.fixed {
 		for _, b := range listens[a.port] {
 			if overlaps(a, b) {
-				v.errorf(a.at, "port %d is the listen port of group %s, address %s: the instance could not bind it", a.port, b.group, b.name)
+				v.errorf(a.at, "port %d is the listen port of %s: the instance could not bind it", a.port, b.owner)
 				break
 			}
 		}
 		if b, dup := fixed[a.port]; dup {
-			v.errorf(a.at, "port %d is also the instance port of group %s, address %s (%s)", a.port, b.group, b.name, v.where(b.at))
+			v.errorf(a.at, "port %d is also the instance port of %s (%s)", a.port, b.owner, v.where(b.at))
 		} else {
 			fixed[a.port] = a
 		}
@@ -506,10 +520,10 @@ func (v *validator) healthCheck(g *Group, h *HealthCheck, hp path) {
 func (v *validator) checkPort(g *Group, h *HealthCheck, hp path) {
 	pp := hp.field("port")
 	if h.Port == "" {
-		if len(g.Addresses) == 0 {
-			v.errorf(pp, "%s health check needs a port: a number, or the name of one of the group's addresses", h.Type)
+		if names := g.PortNames(); len(names) == 0 {
+			v.errorf(pp, "%s health check needs a port: a number, or the name of one of the group's ports or addresses", h.Type)
 		} else {
-			v.errorf(pp, "%s health check needs a port: the group has %d addresses, name one of them", h.Type, len(g.Addresses))
+			v.errorf(pp, "%s health check needs a port: the group has %d named ports, name one of them", h.Type, len(names))
 		}
 		return
 	}
@@ -519,17 +533,12 @@ func (v *validator) checkPort(g *Group, h *HealthCheck, hp path) {
 		}
 		return
 	}
+	if slices.Contains(g.Launch.Ports, h.Port) {
+		return // a launch port
+	}
 	a, ok := g.Address(h.Port)
 	if !ok {
-		names := make([]string, len(g.Addresses))
-		for i, a := range g.Addresses {
-			names[i] = a.Name
-		}
-		known := "it has none"
-		if len(names) > 0 {
-			known = "it has " + strings.Join(names, ", ")
-		}
-		v.errorf(pp, "port %q is neither a port number nor an address of group %s (%s)", h.Port, g.Name, known)
+		v.errorf(pp, "port %q is neither a port number nor a port or address of group %s (%s)", h.Port, g.Name, itHas(g.PortNames()))
 		return
 	}
 	if h.Type == CheckTCP && a.Mode == ModeSocket {
@@ -600,4 +609,467 @@ func (v *validator) parameters(g *Group, gp path) {
 			names[p.Name] = np
 		}
 	}
+}
+
+// launchPorts checks the names of the group's launch ports. Ports and
+// addresses both give the instance AUTOHEAL_PORT_<NAME>, and a target group
+// member names either kind as its port, so their names share the rules of
+// address names and must not collide.
+func (v *validator) launchPorts(g *Group, gp path) {
+	pp := gp.field("launch").field("ports")
+	names := map[string]path{}
+	vars := map[string]string{} // environment variable -> what sets it
+	addrs := map[string]int{}   // address name -> index
+	for ai, a := range g.Addresses {
+		if _, dup := addrs[a.Name]; !dup {
+			addrs[a.Name] = ai
+		}
+		if itemName.MatchString(a.Name) {
+			vars["AUTOHEAL_PORT_"+EnvName(a.Name)] = "address name " + strconv.Quote(a.Name)
+		}
+	}
+	for i, name := range g.Launch.Ports {
+		np := pp.index(i)
+		first, dup := names[name]
+		switch {
+		case name == "":
+			v.errorf(np, "port name must not be empty")
+		case !itemName.MatchString(name):
+			v.errorf(np, "port name %q: use lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 63 characters", name)
+		case allDigits.MatchString(name):
+			// A target group member's port is a number or a name.
+			v.errorf(np, "port name %q must not be a number", name)
+		case dup:
+			v.errorf(np, "duplicate port name %q (first at %s)", name, v.where(first))
+		default:
+			names[name] = np
+			if ai, isAddr := addrs[name]; isAddr {
+				// The address already gives the instance a port of that name.
+				v.errorf(np, "port name %q is also the name of an address of the group (%s)", name, v.where(gp.field("addresses").index(ai)))
+				continue
+			}
+			vr := "AUTOHEAL_PORT_" + EnvName(name)
+			if other, clash := vars[vr]; clash {
+				v.errorf(np, "port name %q and %s both set %s", name, other, vr)
+				continue
+			}
+			vars[vr] = "port name " + strconv.Quote(name)
+		}
+	}
+}
+
+// Load balancers.
+
+var hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)
+
+const (
+	maxWeight    = 1000
+	maxRetries   = 10
+	maxThreshold = 10
+	// maxSlowStart is ELB's bound: a longer ramp keeps a recovered target
+	// underused for longer than any warm-up needs.
+	maxSlowStart = Duration(15 * time.Minute)
+)
+
+func (v *validator) loadBalancers() {
+	// Which load balancer each target group belongs to, so that a listener
+	// naming another load balancer's target group can be told so.
+	owner := map[string]string{}
+	for _, lb := range v.c.LoadBalancers {
+		for _, tg := range lb.TargetGroups {
+			if _, seen := owner[tg.Name]; !seen {
+				owner[tg.Name] = lb.Name
+			}
+		}
+	}
+	// Indexes, so that a file with many targets is not checked in
+	// quadratic time.
+	groups := map[string]*memberGroup{}
+	for gi := range v.c.Groups {
+		g := &v.c.Groups[gi]
+		if _, dup := groups[g.Name]; !dup {
+			mg := &memberGroup{g: g, names: g.PortNames(), ports: map[string]bool{}}
+			for _, n := range mg.names {
+				mg.ports[n] = true
+			}
+			groups[g.Name] = mg
+		}
+	}
+	lbNames := map[string]path{}
+	tgNames := map[string]path{} // across all load balancers
+	for li := range v.c.LoadBalancers {
+		lb := &v.c.LoadBalancers[li]
+		tgs := map[string]*TargetGroup{}
+		for i := range lb.TargetGroups {
+			if _, dup := tgs[lb.TargetGroups[i].Name]; !dup {
+				tgs[lb.TargetGroups[i].Name] = &lb.TargetGroups[i]
+			}
+		}
+		lp := path{}.field("load_balancers").index(li)
+		np := lp.field("name")
+		switch first, dup := lbNames[lb.Name]; {
+		case lb.Name == "":
+			v.errorf(np, "load balancer name is required")
+		case !groupName.MatchString(lb.Name):
+			v.errorf(np, "load balancer name %q: use lowercase letters, digits and '-', starting with a letter or digit, at most 63 characters", lb.Name)
+		case dup:
+			v.errorf(np, "duplicate load balancer name %q (first at %s)", lb.Name, v.where(first))
+		default:
+			lbNames[lb.Name] = np
+		}
+		if len(lb.Listeners) == 0 {
+			v.errorf(lp.field("listeners"), "a load balancer needs at least one listener")
+		}
+		if len(lb.TargetGroups) == 0 {
+			v.errorf(lp.field("target_groups"), "a load balancer needs at least one target group")
+		}
+		for i := range lb.Listeners {
+			v.listener(lb, &lb.Listeners[i], lp.field("listeners").index(i), tgs, owner)
+		}
+		for i := range lb.TargetGroups {
+			tg := &lb.TargetGroups[i]
+			tp := lp.field("target_groups").index(i)
+			np := tp.field("name")
+			switch first, dup := tgNames[tg.Name]; {
+			case tg.Name == "":
+				v.errorf(np, "target group name is required")
+			case !groupName.MatchString(tg.Name):
+				v.errorf(np, "target group name %q: use lowercase letters, digits and '-', starting with a letter or digit, at most 63 characters", tg.Name)
+			case dup:
+				// Unique across load balancers: the API and the metrics
+				// name a target group by its name alone.
+				v.errorf(np, "duplicate target group name %q (first at %s)", tg.Name, v.where(first))
+			default:
+				tgNames[tg.Name] = np
+			}
+			v.targetGroup(tg, tp, groups)
+		}
+	}
+}
+
+// memberGroup is a group as target groups see it: its port names.
+type memberGroup struct {
+	g     *Group
+	names []string        // PortNames, in order
+	ports map[string]bool // the same, for lookups
+}
+
+func (v *validator) listener(lb *LoadBalancer, l *Listener, p path, tgs map[string]*TargetGroup, owner map[string]string) {
+	known := l.Protocol == ProtocolHTTP || l.Protocol == ProtocolTCP
+	switch {
+	case l.Protocol == "":
+		v.errorf(p.field("protocol"), "listener protocol is required: http or tcp")
+	case !known:
+		v.errorf(p.field("protocol"), "protocol %q: must be http or tcp", l.Protocol)
+	}
+
+	lp := p.field("listen")
+	if l.Listen == "" {
+		v.errorf(lp, "listener listen is required (host:port)")
+	} else if host, port, err := parseListen(l.Listen); err != nil {
+		v.errorf(lp, "listen %q: %v", l.Listen, err)
+	} else {
+		who := "a listener"
+		switch l.Protocol {
+		case ProtocolHTTP:
+			who = "an http listener"
+		case ProtocolTCP:
+			who = "a tcp listener"
+		}
+		who += " of load balancer " + lb.Name
+		v.listens = append(v.listens, portUse{text: l.Listen, host: host, port: port, at: lp, owner: who})
+	}
+
+	tp := p.field("target_group")
+	if l.TargetGroup == "" {
+		v.errorf(tp, "listener target_group is required: the name of one of this load balancer's target groups")
+	} else if tg, ok := tgs[l.TargetGroup]; !ok {
+		if other, elsewhere := owner[l.TargetGroup]; elsewhere {
+			v.errorf(tp, "target group %q belongs to load balancer %s: a listener forwards to its own load balancer's target groups", l.TargetGroup, other)
+		} else {
+			v.errorf(tp, "target_group %q is not a target group of load balancer %s (%s)", l.TargetGroup, lb.Name, itHas(targetGroupNames(lb)))
+		}
+	} else if known && tg.Protocol != l.Protocol && (tg.Protocol == ProtocolHTTP || tg.Protocol == ProtocolTCP) {
+		// An http listener speaks HTTP to its targets and a tcp listener
+		// copies bytes: neither can use the other's target group.
+		v.errorf(tp, "target group %q has protocol %s: a listener needs a target group of its own protocol, %s", tg.Name, tg.Protocol, l.Protocol)
+	}
+
+	if l.TLS != nil {
+		if l.Protocol == ProtocolTCP {
+			v.keyErrorf(p.field("tls"), "tls is used only by http listeners, not tcp")
+		} else {
+			v.tlsFiles(l.TLS, p.field("tls"))
+		}
+	}
+	if l.Protocol == ProtocolTCP {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"header_timeout", l.HeaderTimeout != 0}, {"max_header_bytes", l.MaxHeaderBytes != 0}, {"max_body_bytes", l.MaxBodyBytes != 0}} {
+			if f.set {
+				v.keyErrorf(p.field(f.name), "%s is used only by http listeners, not tcp", f.name)
+			}
+		}
+	}
+	v.nonNegative(p.field("idle_timeout"), l.IdleTimeout)
+	v.nonNegative(p.field("header_timeout"), l.HeaderTimeout)
+	if l.MaxHeaderBytes < 0 {
+		v.errorf(p.field("max_header_bytes"), "max_header_bytes must not be negative, got %d", l.MaxHeaderBytes)
+	}
+	if l.MaxBodyBytes < 0 {
+		v.errorf(p.field("max_body_bytes"), "max_body_bytes must not be negative, got %d", l.MaxBodyBytes)
+	}
+	if l.MaxConnections < 0 {
+		v.errorf(p.field("max_connections"), "max_connections must not be negative, got %d", l.MaxConnections)
+	}
+}
+
+// tlsFiles checks that the certificate and key files exist and load as a pair,
+// so that a listener does not fail at start, or worse at its first
+// handshake.
+func (v *validator) tlsFiles(t *TLS, p path) {
+	certOK := v.pemFile(p.field("cert_file"), "cert_file", t.CertFile)
+	keyOK := v.pemFile(p.field("key_file"), "key_file", t.KeyFile)
+	if certOK && keyOK {
+		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+			v.errorf(p.field("cert_file"), "cert_file and key_file do not load as a certificate and its key: %v", pathErr(err))
+		}
+	}
+}
+
+// maxPEMFile bounds a certificate or key file: a chain is a few KiB, and
+// validation must not read a huge file into memory.
+const maxPEMFile = 1 << 20
+
+// pemFile reports whether the file named by field is a regular file that
+// is small enough to load.
+func (v *validator) pemFile(p path, field, name string) bool {
+	if name == "" {
+		v.errorf(p, "tls needs a %s (a PEM file)", field)
+		return false
+	}
+	fi, err := os.Stat(name)
+	switch {
+	case err != nil:
+		v.errorf(p, "%s %s: %v", field, name, pathErr(err))
+	case fi.IsDir():
+		v.errorf(p, "%s %s is a directory", field, name)
+	case !fi.Mode().IsRegular():
+		// A device or a FIFO could block validation, or never end.
+		v.errorf(p, "%s %s is not a regular file", field, name)
+	case fi.Size() > maxPEMFile:
+		v.errorf(p, "%s %s is too large for a PEM file (%s, at most %s)", field, name, ByteSize(fi.Size()), ByteSize(maxPEMFile))
+	default:
+		return true
+	}
+	return false
+}
+
+func (v *validator) targetGroup(tg *TargetGroup, p path, groups map[string]*memberGroup) {
+	switch tg.Protocol {
+	case ProtocolHTTP, ProtocolTCP:
+	default:
+		v.errorf(p.field("protocol"), "protocol %q: must be http or tcp", tg.Protocol)
+	}
+	switch tg.Algorithm {
+	case AlgorithmRoundRobin, AlgorithmWeightedRoundRobin, AlgorithmLeastOutstanding:
+	default:
+		v.errorf(p.field("algorithm"), "algorithm %q: must be %s, %s or %s", tg.Algorithm,
+			AlgorithmRoundRobin, AlgorithmWeightedRoundRobin, AlgorithmLeastOutstanding)
+	}
+	if len(tg.Groups) == 0 && len(tg.Targets) == 0 {
+		v.errorf(p, "a target group needs groups or targets")
+	}
+
+	members := map[string]path{} // by group and port
+	for i := range tg.Groups {
+		v.member(&tg.Groups[i], p.field("groups").index(i), groups, members)
+	}
+	ids := map[string]path{}
+	for i := range tg.Targets {
+		v.staticTarget(&tg.Targets[i], p.field("targets").index(i), ids)
+	}
+	v.targetHealthCheck(&tg.HealthCheck, p.field("health_check"))
+
+	for _, d := range []struct {
+		name string
+		d    Duration
+	}{
+		{"deregistration_delay", tg.DeregistrationDelay}, {"slow_start", tg.SlowStart}, {"hold_timeout", tg.HoldTimeout},
+		{"connect_timeout", tg.ConnectTimeout}, {"response_timeout", tg.ResponseTimeout},
+	} {
+		v.nonNegative(p.field(d.name), d.d)
+	}
+	sp := p.field("slow_start")
+	switch {
+	case tg.SlowStart > maxSlowStart:
+		v.errorf(sp, "slow_start %s is longer than %s", tg.SlowStart, maxSlowStart)
+	case tg.SlowStart != 0 && tg.Algorithm == AlgorithmLeastOutstanding:
+		// A new target has no outstanding requests, so this algorithm
+		// sends it everything at once: there is no share to ramp up.
+		v.keyErrorf(sp, "slow_start is used only by the round robin algorithms, not %s", tg.Algorithm)
+	}
+	if r := tg.RetryCount(); r < 0 || r > maxRetries {
+		v.errorf(p.field("retries"), "retries %d: must be from 0 to %d", r, maxRetries)
+	}
+	if tg.Protocol == ProtocolTCP && tg.ResponseTimeout != 0 {
+		v.keyErrorf(p.field("response_timeout"), "response_timeout is used only by http target groups, not tcp")
+	}
+}
+
+// member checks a group registered in a target group, and that its port
+// names something the group's instances listen on.
+func (v *validator) member(m *TargetGroupMember, p path, groups map[string]*memberGroup, seen map[string]path) {
+	v.weight(p.field("weight"), m.Weight)
+	if m.Group == "" {
+		v.errorf(p.field("group"), "target group member needs a group: the name of a group in this file")
+		return
+	}
+	mg, ok := groups[m.Group]
+	if !ok {
+		v.errorf(p.field("group"), "group %q is not defined in this file", m.Group)
+		return
+	}
+	g, names := mg.g, mg.names
+	pp := p.field("port")
+	switch n, isNum := m.PortNumber(); {
+	case m.Port == "" && len(names) == 0:
+		v.errorf(pp, "port is required: group %s has no named port (launch.ports or addresses); give a number or add a launch port", g.Name)
+		return
+	case m.Port == "":
+		v.errorf(pp, "port is required: group %s has %d named ports (%s), name one of them", g.Name, len(names), strings.Join(names, ", "))
+		return
+	case isNum && (n < 1 || n > 65535):
+		v.errorf(pp, "port %d: must be from 1 to 65535", n)
+		return
+	case !isNum && !mg.ports[m.Port]:
+		v.errorf(pp, "port %q is neither a port number nor a named port of group %s (%s)", m.Port, g.Name, itHas(names))
+		return
+	}
+	key := m.Group + "\x00" + m.Port
+	if first, dup := seen[key]; dup {
+		v.errorf(p.field("group"), "group %s on port %s is already a member of this target group (%s)", m.Group, m.Port, v.where(first))
+	} else {
+		seen[key] = p
+	}
+}
+
+func (v *validator) staticTarget(t *StaticTarget, p path, ids map[string]path) {
+	v.weight(p.field("weight"), t.Weight)
+	ap := p.field("address")
+	if t.Address == "" {
+		v.errorf(ap, "target address is required (host:port)")
+	} else if err := checkTargetAddress(t.Address); err != nil {
+		v.errorf(ap, "address %q: %v", t.Address, err)
+	}
+	ip := p.field("id")
+	written := !v.defaulted(ip)
+	if written && strings.ContainsAny(t.ID, " \t\r\n/") {
+		// The id is a path segment of the API and a column of the CLI.
+		v.errorf(ip, "id %q must not contain spaces or /", t.ID)
+	}
+	if t.ID == "" {
+		return // no address either, reported above
+	}
+	if first, dup := ids[t.ID]; dup {
+		msg := fmt.Sprintf("duplicate target id %q (first at %s)", t.ID, v.where(first))
+		if !written {
+			msg += ": a target's id defaults to its address; set id"
+		}
+		v.errorf(ip, "%s", msg)
+	} else {
+		ids[t.ID] = p
+	}
+}
+
+// checkTargetAddress checks a static target's host:port: unlike a listen
+// address it is dialed, so it needs a host, which may be a name.
+func checkTargetAddress(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	switch {
+	case err != nil:
+		return errors.New("must be host:port, like 10.0.0.5:8080 or db.internal:5432")
+	case host == "":
+		return errors.New("a target needs a host: an IP address or a host name")
+	case net.ParseIP(host) == nil && !hostName.MatchString(host):
+		return fmt.Errorf("host %q is neither an IP address nor a host name", host)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return errors.New("port must be a number from 1 to 65535")
+	}
+	return nil
+}
+
+func (v *validator) weight(p path, w int) {
+	if w < 1 || w > maxWeight {
+		v.errorf(p, "weight %d: must be from 1 to %d", w, maxWeight)
+	}
+}
+
+func (v *validator) targetHealthCheck(h *TargetHealthCheck, p path) {
+	switch h.Protocol {
+	case ProtocolHTTP:
+		if !strings.HasPrefix(h.Path, "/") {
+			v.errorf(p.field("path"), "path %q must start with /", h.Path)
+		}
+		if _, err := parseMatcher(h.Matcher); err != nil {
+			v.errorf(p.field("matcher"), "%v", err)
+		}
+	case ProtocolTCP:
+		// As for group health checks: a field the protocol ignores is
+		// almost always a mistake in the protocol.
+		if h.Path != "" {
+			v.keyErrorf(p.field("path"), "path is used only by http health checks, not tcp")
+		}
+		if h.Matcher != "" {
+			v.keyErrorf(p.field("matcher"), "matcher is used only by http health checks, not tcp")
+		}
+	case "":
+		// Defaulted from a target group protocol that is invalid, which
+		// is reported on the target group.
+	default:
+		v.errorf(p.field("protocol"), "health check protocol %q: must be http or tcp", h.Protocol)
+	}
+	v.nonNegative(p.field("interval"), h.Interval)
+	v.nonNegative(p.field("timeout"), h.Timeout)
+	if h.Timeout > h.Interval {
+		note := ""
+		if v.defaulted(p.field("interval")) {
+			note = " (the default)"
+		}
+		v.errorf(p.field("timeout"), "timeout %s is longer than interval %s%s", h.Timeout, h.Interval, note)
+	}
+	for _, t := range []struct {
+		name string
+		n    int
+	}{{"healthy_threshold", h.HealthyThreshold}, {"unhealthy_threshold", h.UnhealthyThreshold}} {
+		if t.n < 1 || t.n > maxThreshold {
+			v.errorf(p.field(t.name), "%s %d: must be from 1 to %d", t.name, t.n, maxThreshold)
+		}
+	}
+}
+
+// nonNegative reports a negative duration. Only a Config built in code can
+// hold one: the parser refuses them.
+func (v *validator) nonNegative(p path, d Duration) {
+	if d < 0 {
+		v.errorf(p, "%s must not be negative, got %s", p[len(p)-1][1:], d)
+	}
+}
+
+func targetGroupNames(lb *LoadBalancer) []string {
+	names := make([]string, len(lb.TargetGroups))
+	for i, tg := range lb.TargetGroups {
+		names[i] = tg.Name
+	}
+	return names
+}
+
+// itHas lists names for a message: "it has a, b" or "it has none".
+func itHas(names []string) string {
+	if len(names) == 0 {
+		return "it has none"
+	}
+	return "it has " + strings.Join(names, ", ")
 }

@@ -18,6 +18,13 @@ import (
 // configured one, or a free loopback port.
 func (g *Group) allocatePorts() (map[string]int, error) {
 	ports := map[string]int{}
+	for _, name := range g.cfg.Launch.Ports {
+		p, err := freePort()
+		if err != nil {
+			return nil, fmt.Errorf("port %s: %w", name, err)
+		}
+		ports[name] = p
+	}
 	for _, a := range g.cfg.Addresses {
 		switch {
 		case a.Mode == "socket":
@@ -26,15 +33,24 @@ func (g *Group) allocatePorts() (map[string]int, error) {
 		case a.Port != 0:
 			ports[a.Name] = a.Port
 		default:
-			l, err := net.Listen("tcp", "127.0.0.1:0")
+			p, err := freePort()
 			if err != nil {
 				return nil, fmt.Errorf("address %s: %w", a.Name, err)
 			}
-			ports[a.Name] = l.Addr().(*net.TCPAddr).Port
-			l.Close()
+			ports[a.Name] = p
 		}
 	}
 	return ports, nil
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // attach gives the instance its volumes and addresses and returns its launch
@@ -261,6 +277,9 @@ func (g *Group) spec(in *instance, tokens map[string]int64) provider.Spec {
 		}
 	}
 	proxies := 0
+	for _, name := range cfg.Launch.Ports {
+		env = append(env, "AUTOHEAL_PORT_"+envName(name)+"="+strconv.Itoa(in.ports[name]))
+	}
 	for _, a := range cfg.Addresses {
 		env = append(env, "AUTOHEAL_ADDRESS_"+envName(a.Name)+"="+a.Listen)
 		port := in.ports[a.Name]
@@ -275,7 +294,10 @@ func (g *Group) spec(in *instance, tokens map[string]int64) provider.Spec {
 			proxies++
 		}
 	}
-	if len(cfg.Addresses) == 1 && proxies == 1 {
+	switch {
+	case len(cfg.Launch.Ports) == 1 && len(cfg.Addresses) == 0:
+		env = append(env, "PORT="+strconv.Itoa(in.ports[cfg.Launch.Ports[0]]))
+	case len(cfg.Launch.Ports) == 0 && len(cfg.Addresses) == 1 && proxies == 1:
 		env = append(env, "PORT="+strconv.Itoa(in.ports[cfg.Addresses[0].Name]))
 	}
 	spec.Env = env
@@ -343,6 +365,9 @@ func (g *Group) checkAddr(in *instance, port string) string {
 			}
 			return net.JoinHostPort("127.0.0.1", strconv.Itoa(in.ports[a.Name]))
 		}
+	}
+	if p, ok := in.ports[port]; ok {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) // a launch port
 	}
 	return net.JoinHostPort("127.0.0.1", port)
 }

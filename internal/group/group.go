@@ -79,6 +79,15 @@ type Deps struct {
 	// OnFatal is called when the journal cannot be written: the controller
 	// must stop rather than act without durability.
 	OnFatal func(error)
+	// OnChange is called on the group's loop with every new snapshot (the
+	// load balancer registers Serving from it). It must not block or call
+	// back into the group. Optional.
+	OnChange func(Snapshot)
+	// Drain is called before a planned stop of a live instance (operator
+	// terminate, scale-in): it takes the instance out of every load
+	// balancer and returns when its in-flight requests are done or the
+	// deregistration delay has passed. Optional.
+	Drain func(ctx context.Context, instanceID string)
 }
 
 // Group runs one instance group.
@@ -106,7 +115,7 @@ type Group struct {
 	hist      heal.History
 	instances map[string]*instance
 	jobBusy   bool
-	histDirty bool // heal history changed and is not written yet
+	histDirty bool      // heal history changed and is not written yet
 	notBefore time.Time // backoff: no launch or heal before this
 	timer     *time.Timer
 }
@@ -115,7 +124,7 @@ type Group struct {
 type instance struct {
 	// id never changes: jobs may read it without the loop.
 	id       string
-	ports    map[string]int // instance ports by address name; never change
+	ports    map[string]int // instance ports by launch port or address name; never change
 	rec      store.Instance
 	proc     provider.Process
 	checkers []*health.Checker
@@ -128,6 +137,11 @@ type instance struct {
 	terminate string
 	// replace: when terminating on request, launch a replacement.
 	decrement bool
+	// restarting is the cause of an operator's restart in place, from the
+	// request until the instance runs again; its exit is then not a
+	// failure. restartAsked is true until the restart job starts.
+	restarting   string
+	restartAsked bool
 	// inServiceSince is when it last entered InService.
 	inServiceSince time.Time
 	// signal is poked (non-blocking) when health or process state changes,
@@ -151,6 +165,17 @@ type Snapshot struct {
 	Instances   []store.Instance   `json:"instances"`
 	Attachments []store.Attachment `json:"attachments"`
 	Addresses   []AddressInfo      `json:"addresses"`
+	// Serving are the instances that may receive traffic: InService, with
+	// no failure or termination under way. An instance leaves it the
+	// moment its process exits or a health check fails.
+	Serving []Endpoint `json:"-"`
+}
+
+// Endpoint is a serving instance and its ports by name (launch ports and
+// addresses).
+type Endpoint struct {
+	ID    string
+	Ports map[string]int
 }
 
 // AddressInfo describes one of the group's addresses.
@@ -401,6 +426,36 @@ func (g *Group) Terminate(ctx context.Context, id string, decrement bool) error 
 	return err
 }
 
+// Restart asks for a restart in place of a live instance, as an EC2
+// reboot: same id, volume and address; its process is stopped with the stop
+// signal and started again. It is not a failure and does not count against
+// the heal policy. Load balancers take the instance out of rotation for the
+// restart but do not drain it first (drain with the graceful maintenance
+// document).
+func (g *Group) Restart(ctx context.Context, id string) error {
+	var err error
+	cerr := g.call(func() {
+		in, ok := g.instances[id]
+		if !ok || in.rec.State == Terminated || in.terminate != "" {
+			err = fmt.Errorf("instance %s: %w", id, ErrNotFound)
+			return
+		}
+		if in.rec.State != InService {
+			err = fmt.Errorf("%w: instance %s is %s; only an InService instance can be restarted", ErrInvalid, id, in.rec.State)
+			return
+		}
+		if in.restarting == "" {
+			in.restarting, in.restartAsked = "restarted by operator", true
+			g.publish()
+		}
+		g.signalInstance(in)
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return err
+}
+
 // Has reports whether the group knows the instance.
 func (g *Group) Has(id string) bool {
 	for _, in := range g.Snapshot().Instances {
@@ -466,7 +521,16 @@ func (g *Group) publish() {
 		}
 		s.Addresses = append(s.Addresses, ai)
 	}
+	for _, in := range g.instances {
+		if in.rec.State == InService && in.failure == "" && in.terminate == "" && in.restarting == "" && !in.fenced {
+			s.Serving = append(s.Serving, Endpoint{ID: in.id, Ports: in.ports})
+		}
+	}
+	sort.Slice(s.Serving, func(i, j int) bool { return s.Serving[i].ID < s.Serving[j].ID })
 	g.snap.Store(s)
+	if g.deps.OnChange != nil {
+		g.deps.OnChange(*s)
+	}
 }
 
 func (g *Group) event(typ, inst, msg string) store.Event {

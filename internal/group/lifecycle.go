@@ -73,6 +73,10 @@ func (g *Group) reconcile() {
 			}
 			g.startJob(func(ctx context.Context) { g.jobHeal(ctx, in, d) })
 			return
+		case in.restartAsked:
+			in := in
+			g.startJob(func(ctx context.Context) { g.jobRestart(ctx, in) })
+			return
 		case in.rec.State == Pending || in.rec.State == PendingWait:
 			in := in
 			g.startJob(func(ctx context.Context) { g.jobResumeLaunch(ctx, in) })
@@ -514,6 +518,17 @@ func (g *Group) jobHeal(ctx context.Context, in *instance, d heal.Decision) {
 	}
 }
 
+// jobRestart is an operator's restart in place.
+func (g *Group) jobRestart(ctx context.Context, in *instance) {
+	var cause string
+	g.call(func() { cause, in.restartAsked = in.restarting, false })
+	defer g.call(func() { in.restarting = ""; g.publish() })
+	if err := g.fence(ctx, in); err != nil {
+		return
+	}
+	g.runLaunch(ctx, in, cause)
+}
+
 // jobTerminate is a planned termination (operator or scale-in).
 func (g *Group) jobTerminate(ctx context.Context, in *instance, cause string, relaunch bool) {
 	g.runTerminate(ctx, in, cause)
@@ -544,6 +559,15 @@ func (g *Group) runTerminate(ctx context.Context, in *instance, cause string) {
 		}
 	}
 	g.drain(in)
+	if g.deps.Drain != nil {
+		var proc provider.Process
+		g.call(func() { proc = in.proc })
+		if proc != nil && !isDone(proc) {
+			// A planned stop of a live instance: load balancers finish its
+			// in-flight requests first, as an ASG waits for ELB draining.
+			g.deps.Drain(ctx, in.id)
+		}
+	}
 	if err := g.fence(ctx, in); err != nil {
 		return
 	}
@@ -677,7 +701,7 @@ func (g *Group) onExit(in *instance, gen int) {
 	ev := g.event(EvExit, r.ID, "application "+exit.String())
 	ev.Data = map[string]any{"code": exit.Code, "signal": exit.Signal, "error": exit.Error}
 	planned := r.State == Terminating || r.State == TerminatingWait || r.State == Terminated
-	if !planned && in.failure == "" && in.terminate == "" {
+	if !planned && in.failure == "" && in.terminate == "" && in.restarting == "" {
 		in.failure = "application " + exit.String()
 		// The heal that follows journals this with its first transition,
 		// at once (or right away when it has to wait: see reconcile).
@@ -722,7 +746,7 @@ func (g *Group) onHealth(in *instance, gen, idx int, tr health.Transition) {
 	hc := g.cfg.HealthChecks[idx]
 	ev := g.event(EvHealth, r.ID, fmt.Sprintf("%s check %s after %d in a row: %s", hc.Type, tr.Status, tr.Consecutive, truncate(tr.Output, 200)))
 	ev.Data = map[string]any{"check": idx, "type": hc.Type, "status": tr.Status.String(), "output": tr.Output}
-	if tr.Status == health.Unhealthy && in.failure == "" && in.terminate == "" &&
+	if tr.Status == health.Unhealthy && in.failure == "" && in.terminate == "" && in.restarting == "" &&
 		(r.State == InService || r.State == PendingProceed) {
 		in.failure = fmt.Sprintf("%s health check unhealthy: %s", hc.Type, truncate(tr.Output, 200))
 	}

@@ -26,10 +26,11 @@ import (
 	"github.com/autoheal/autoheal/internal/store"
 )
 
-// bins holds the binaries the tests build once: the pet app and autoheal
-// itself (for tests that must kill the controller process).
+// bins holds the binaries the tests build once: the pet app, the stateless
+// web app (behind the load balancer) and autoheal itself (for tests that
+// must kill the controller process).
 var bins struct {
-	dir, pet, autoheal string
+	dir, pet, web, autoheal string
 }
 
 func TestMain(m *testing.M) {
@@ -45,9 +46,10 @@ func TestMain(m *testing.M) {
 	}
 	bins.dir = dir
 	bins.pet = filepath.Join(dir, "pet")
+	bins.web = filepath.Join(dir, "web")
 	bins.autoheal = filepath.Join(dir, "autoheal")
 	root := moduleRoot()
-	for out, pkg := range map[string]string{bins.pet: "./examples/pet", bins.autoheal: "./cmd/autoheal"} {
+	for out, pkg := range map[string]string{bins.pet: "./examples/pet", bins.web: "./examples/web/app", bins.autoheal: "./cmd/autoheal"} {
 		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Dir = root
 		cmd.Stderr = os.Stderr
@@ -95,12 +97,13 @@ type env struct {
 	logs *bytes.Buffer
 }
 
-// writeConfig writes cfg (with {{PET}} and {{PORT}} placeholders filled) into
-// a temp dir and returns its path.
+// writeConfig writes cfg (with the {{PET}} and {{WEB}} placeholders filled)
+// into a temp dir and returns its path.
 func writeConfig(t *testing.T, cfg string) string {
 	t.Helper()
 	dir := t.TempDir()
 	cfg = strings.ReplaceAll(cfg, "{{PET}}", bins.pet)
+	cfg = strings.ReplaceAll(cfg, "{{WEB}}", bins.web)
 	p := filepath.Join(dir, "autoheal.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

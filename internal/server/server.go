@@ -16,6 +16,7 @@ import (
 	"github.com/autoheal/autoheal/internal/api"
 	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/group"
+	"github.com/autoheal/autoheal/internal/lb"
 	"github.com/autoheal/autoheal/internal/provider/local"
 	"github.com/autoheal/autoheal/internal/store"
 	"github.com/autoheal/autoheal/internal/volume"
@@ -109,6 +110,14 @@ func Run(ctx context.Context, opts Options) error {
 		fatalOnce.Do(func() { cancel(fmt.Errorf("state dir %s: %w", stateDir, err)) })
 	}
 
+	// Listeners open before any instance starts: a port that is taken
+	// fails the start, as an address does.
+	bal, err := lb.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer bal.Close()
+
 	vols := volume.NewManager(stateDir, st)
 	var groups []*group.Group
 	defer func() {
@@ -128,6 +137,14 @@ func Run(ctx context.Context, opts Options) error {
 				return apiURL + "/v1/instances/" + id + "/metadata"
 			},
 			OnFatal: onFatal,
+			OnChange: func(s group.Snapshot) {
+				members := make([]lb.Member, len(s.Serving))
+				for i, e := range s.Serving {
+					members[i] = lb.Member{ID: e.ID, Ports: e.Ports}
+				}
+				bal.SetMembers(s.Name, members)
+			},
+			Drain: bal.Drain,
 		})
 		if err != nil {
 			return err
@@ -159,6 +176,7 @@ func Run(ctx context.Context, opts Options) error {
 		LogFiles: prov.LogFiles,
 		Version:  opts.Version,
 		Logger:   log,
+		Balancer: bal,
 	})
 	var handler http.Handler = h
 	if opts.Pprof {
@@ -197,6 +215,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer stop()
 	h.Close()
 	srv.Shutdown(shutdownCtx)
+	bal.Close()
 	for _, g := range groups {
 		g.Close()
 	}

@@ -70,6 +70,20 @@ CREATE TABLE kv (
 	value TEXT NOT NULL
 );
 `,
+	// 2: runbook executions, each one JSON record rewritten at every step.
+	`
+CREATE TABLE executions (
+	id         TEXT    PRIMARY KEY,
+	document   TEXT    NOT NULL,
+	status     TEXT    NOT NULL,
+	parent     TEXT    NOT NULL DEFAULT '',
+	started_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL,
+	body       TEXT    NOT NULL                -- JSON
+);
+CREATE INDEX executions_started ON executions (started_at);
+CREATE INDEX executions_status ON executions (status);
+`,
 }
 
 // migrate brings the schema to len(migrations) in one transaction, so a

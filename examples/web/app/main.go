@@ -1,6 +1,7 @@
 // Command app is a tiny stateless HTTP app for autoheal's load balancer
 // example and the idle-controller benchmark: every instance answers
 // "hello from <instance id>", so a client can see which target served it.
+// GET /slow?ms=N is a slow request, for draining tests.
 //
 // It listens like the pet: on the socket autoheal hands it (systemd socket
 // activation: LISTEN_FDS and LISTEN_PID, fd 3), else on
@@ -56,10 +57,34 @@ func run(listen string) error {
 	return nil
 }
 
+// maxSlow bounds GET /slow, so that a typo cannot hold a connection for
+// hours.
+const maxSlow = time.Minute
+
 // handler answers every GET with the instance id, except /healthz.
+//
+// GET /slow?ms=N answers the same line at once (flushed, so that a client
+// learns which instance serves it while the request is still in flight),
+// then finishes the response N milliseconds later with "done after N ms":
+// a slow request for load balancer draining tests.
 func handler(id string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
+		ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
+		if err != nil || ms < 0 || time.Duration(ms)*time.Millisecond > maxSlow {
+			http.Error(w, fmt.Sprintf("ms must be a whole number of milliseconds from 0 to %d", maxSlow.Milliseconds()), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "hello from %s\n", id)
+		http.NewResponseController(w).Flush()
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprintf(w, "done after %d ms\n", ms)
+	})
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "hello from %s\n", id) })
 	return mux
 }

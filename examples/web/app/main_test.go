@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -26,6 +27,45 @@ func TestHandler(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 || string(b) != want {
 			t.Errorf("GET %s = %d %q, want 200 %q", path, resp.StatusCode, b, want)
+		}
+	}
+}
+
+// TestSlow checks that GET /slow names the instance at once, while the
+// request is still in flight, and ends after the delay.
+func TestSlow(t *testing.T) {
+	srv := httptest.NewServer(handler("i-0123456789abcdef0"))
+	defer srv.Close()
+	start := time.Now()
+	resp, err := http.Get(srv.URL + "/slow?ms=1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	first, err := br.ReadString('\n')
+	if err != nil || first != "hello from i-0123456789abcdef0\n" {
+		t.Fatalf("first line %q, %v", first, err)
+	}
+	headAt := time.Since(start)
+	rest, err := io.ReadAll(br)
+	if err != nil || string(rest) != "done after 1000 ms\n" || resp.StatusCode != 200 {
+		t.Fatalf("rest = %d %q, %v", resp.StatusCode, rest, err)
+	}
+	// Ordering rather than timing: the first line came before the delay
+	// ran out, the end after it.
+	if total := time.Since(start); headAt >= time.Second || total < time.Second {
+		t.Fatalf("first line after %s, end after %s; want the line before 1s and the end after", headAt, total)
+	}
+
+	for _, q := range []string{"", "?ms=x", "?ms=-1", "?ms=3600000"} {
+		resp, err := http.Get(srv.URL + "/slow" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Errorf("GET /slow%s = %d, want 400", q, resp.StatusCode)
 		}
 	}
 }

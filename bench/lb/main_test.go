@@ -1,0 +1,80 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+func TestParseWrk(t *testing.T) {
+	const head = `Running 1s test @ http://127.0.0.1:18081/
+  1 threads and 5 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   485.51us    1.00ms   8.32ms   87.46%
+    Req/Sec    46.09k     2.10k   49.00k    63.64%
+  Latency Distribution
+     50%   79.00us
+     75%  153.00us
+     90%    1.98ms
+`
+	for _, tc := range []struct {
+		name     string
+		out      string
+		want     result
+		wantFail bool
+	}{
+		{
+			name: "clean",
+			out: head + `     99%    4.08ms
+  50192 requests in 1.10s, 6.17MB read
+Requests/sec:  45633.82
+Transfer/sec:      5.61MB
+`,
+			want: result{rps: 45633.82, p50: 79 * time.Microsecond, p99: 4080 * time.Microsecond},
+		},
+		{
+			name: "errors",
+			out: head + `     99%    1.50s
+  50192 requests in 1.10s, 6.17MB read
+  Socket errors: connect 1, read 2, write 0, timeout 3
+  Non-2xx or 3xx responses: 40
+Requests/sec:  100.50
+Transfer/sec:      5.61MB
+`,
+			want: result{rps: 100.5, p50: 79 * time.Microsecond, p99: 1500 * time.Millisecond, errors: 46,
+				detail: "Socket errors: connect 1, read 2, write 0, timeout 3; Non-2xx or 3xx responses: 40"},
+		},
+		{name: "refused", out: "unable to connect to 127.0.0.1:1 Connection refused\n", wantFail: true},
+		{name: "nothing completed", out: head + "     99%    0.00us\n  0 requests in 1.00s, 0B read\nRequests/sec:      0.00\n", wantFail: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseWrk(tc.out)
+			if tc.wantFail {
+				if err == nil {
+					t.Fatalf("parseWrk = %+v, want an error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("parseWrk = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{
+		{[]float64{3}, 3},
+		{[]float64{5, 1, 3}, 3},
+		{[]float64{4, 1, 3, 2}, 2.5},
+	} {
+		if got := median(tc.in); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}

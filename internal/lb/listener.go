@@ -1,0 +1,206 @@
+package lb
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/autoheal/autoheal/internal/config"
+)
+
+// listener accepts client connections for one target group.
+type listener struct {
+	cfg config.Listener
+	tg  *TargetGroup
+	ln  net.Listener
+	log *slog.Logger
+
+	// forwardedTail ends the X-Forwarded-For line and adds -Proto and
+	// -Port, fixed per listener.
+	forwardedTail string
+	hostFallback  string
+
+	ctx     context.Context
+	cancel  context.CancelFunc
+	closing atomic.Bool
+	slots   chan struct{} // max_connections
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	wg      sync.WaitGroup
+}
+
+func newListener(cfg config.Listener, tg *TargetGroup, log *slog.Logger) (*listener, error) {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	proto := "http"
+	if cfg.TLS != nil {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listener %s: tls: %w", cfg.Listen, err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"http/1.1"},
+		})
+		proto = "https"
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &listener{
+		cfg: cfg, tg: tg, ln: ln,
+		log:           log.With("listener", cfg.Listen),
+		forwardedTail: "\r\nX-Forwarded-Proto: " + proto + "\r\nX-Forwarded-Port: " + port + "\r\n",
+		hostFallback:  ln.Addr().String(),
+		ctx:           ctx, cancel: cancel,
+		slots: make(chan struct{}, max(cfg.MaxConnections, 1)),
+		conns: map[net.Conn]struct{}{},
+	}
+	return l, nil
+}
+
+// Addr is where the listener listens.
+func (l *listener) Addr() net.Addr { return l.ln.Addr() }
+
+func (l *listener) run() {
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.accept()
+	}()
+}
+
+func (l *listener) accept() {
+	var backoff time.Duration
+	for {
+		select {
+		case l.slots <- struct{}{}:
+		case <-l.ctx.Done():
+			return
+		}
+		c, err := l.ln.Accept()
+		if err != nil {
+			<-l.slots
+			if l.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			l.log.Warn("accept", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+		}
+		l.mu.Lock()
+		l.conns[c] = struct{}{}
+		l.mu.Unlock()
+		l.wg.Add(1)
+		go l.serve(c)
+	}
+}
+
+func (l *listener) serve(c net.Conn) {
+	defer l.wg.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			l.log.Error("connection handler panicked", "panic", r)
+		}
+		c.Close()
+		l.mu.Lock()
+		delete(l.conns, c)
+		l.mu.Unlock()
+		<-l.slots
+	}()
+	if l.cfg.Protocol == config.ProtocolTCP {
+		l.serveTCP(c)
+		return
+	}
+	l.serveHTTP(c)
+}
+
+// serveTCP forwards one connection to a target as it is.
+func (l *listener) serveTCP(c net.Conn) {
+	tg := l.tg
+	tg.metrics.connections.Add(1)
+	holdUntil := time.Now().Add(tg.cfg.HoldTimeout.D())
+	var tried []*target
+	for attempts := 0; ; {
+		t := tg.pick(tried)
+		if t == nil {
+			if len(tried) == 0 || len(tg.rot.Load().targets) <= len(tried) {
+				if !tg.hold(l.ctx, holdUntil) {
+					tg.metrics.elb5xx.Add(1)
+					return
+				}
+				tried = tried[:0]
+			}
+			continue
+		}
+		attempts++
+		d := net.Dialer{Timeout: tg.cfg.ConnectTimeout.D()}
+		bc, err := d.DialContext(l.ctx, "tcp", t.addr)
+		if err != nil {
+			tg.connectFailed(t, err)
+			tried = append(tried, t)
+			if attempts > *tg.cfg.Retries {
+				tg.metrics.elb5xx.Add(1)
+				return
+			}
+			tg.metrics.retries.Add(1)
+			continue
+		}
+		if tc, ok := bc.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+		}
+		conn := &backendConn{t: t, c: bc}
+		if !t.pool.track(conn) {
+			bc.Close()
+			tried = append(tried, t)
+			continue
+		}
+		t.inflight.Add(1)
+		tunnel(c, bc, nil, nil, l.cfg.IdleTimeout.D())
+		t.inflight.Add(-1)
+		conn.close()
+		return
+	}
+}
+
+// close stops accepting, lets requests in flight finish for up to grace,
+// then closes every connection.
+func (l *listener) close(grace time.Duration) {
+	l.closing.Store(true)
+	l.ln.Close()
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	// Idle keep-alive connections would wait for their idle timeout: wake
+	// them now (a request being read still completes).
+	l.mu.Lock()
+	for c := range l.conns {
+		c.SetReadDeadline(time.Now())
+	}
+	l.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(grace):
+	}
+	l.cancel()
+	l.mu.Lock()
+	for c := range l.conns {
+		c.Close()
+	}
+	l.mu.Unlock()
+	<-done
+}

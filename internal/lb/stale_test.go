@@ -1,0 +1,86 @@
+package lb
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestOnlyTargetDiesWithPooledConnections pins a bug: when the only target
+// died while the balancer held several idle keep-alive connections to it,
+// a request spent its whole retry budget on those dead connections (the
+// target was still in rotation, so holding returned at once and the same
+// target was picked again) and was answered 502 in a few milliseconds,
+// instead of being held until a target was healthy again. Seen end to end
+// as a 502 "target closed the connection" when the single instance of a
+// group is SIGKILLed under load (server.TestLBSingleInstanceReplacedWithoutErrors).
+func TestOnlyTargetDiesWithPooledConnections(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	serve := func(name string) *http.Server {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/" {
+				time.Sleep(50 * time.Millisecond) // overlap, so each request has its own connection
+			}
+			io.WriteString(w, name)
+		})}
+		go srv.Serve(l)
+		t.Cleanup(func() { srv.Close() })
+		return srv
+	}
+	first := serve("first")
+	bal, url := start(t, `  - name: lb
+    listeners: [{protocol: http, listen: LISTEN, target_group: tg}]
+    target_groups:
+      - name: tg
+        targets: [{address: `+addr+`}]
+        health_check: {path: /healthz, interval: 100ms, healthy_threshold: 2, unhealthy_threshold: 2}
+        hold_timeout: 5s
+        retries: 2
+`)
+	waitHealthy(t, bal, "tg", 1)
+
+	// Four requests at once leave four idle connections to the target in
+	// the balancer's pool: more than the retry budget.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Transport: &http.Transport{}}
+			defer c.CloseIdleConnections()
+			if code, body := get(t, c, url+"/"); code != 200 || body != "first" {
+				t.Errorf("warm up: %d %q", code, body)
+			}
+		}()
+	}
+	wg.Wait()
+
+	// The target dies: its pooled connections are closed by the peer and
+	// new ones are refused. It comes back a little later, as a replaced
+	// instance would (on the same address here).
+	first.Close()
+	back := make(chan struct{})
+	go func() {
+		defer close(back)
+		time.Sleep(300 * time.Millisecond)
+		serve("second")
+	}()
+	c := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	defer c.CloseIdleConnections()
+	began := time.Now()
+	code, body := get(t, c, url+"/")
+	took := time.Since(began).Round(time.Millisecond)
+	<-back
+	if code != 200 || body != "second" {
+		t.Fatalf("request while the only target was down: %d %q after %s; want it held until the target is back", code, body, took)
+	}
+	t.Logf("held %s", took)
+}

@@ -18,6 +18,8 @@ import (
 
 	"github.com/autoheal/autoheal/internal/group"
 	"github.com/autoheal/autoheal/internal/lb"
+	"github.com/autoheal/autoheal/internal/maintenance"
+	"github.com/autoheal/autoheal/internal/runbook"
 	"github.com/autoheal/autoheal/internal/store"
 )
 
@@ -32,6 +34,12 @@ type Deps struct {
 	// Balancer serves the target group endpoints; nil when the config has
 	// no load balancers.
 	Balancer *lb.Balancer
+	// Windows serves the maintenance window endpoints; nil when the config
+	// has no maintenance windows.
+	Windows *maintenance.Scheduler
+	// Runbooks and Documents serve documents and executions.
+	Runbooks  *runbook.Engine
+	Documents *runbook.Library
 }
 
 // Handler is the API's http.Handler.
@@ -65,10 +73,23 @@ func New(deps Deps) *Handler {
 	h.mux.HandleFunc("GET /v1/instances/{id}/metadata", h.metadata)
 	h.mux.HandleFunc("GET /v1/events", h.events)
 	h.mux.HandleFunc("GET /v1/logs", h.logs)
+	h.mux.HandleFunc("POST /v1/instances/{id}/restart", h.restartInstance)
+	h.mux.HandleFunc("GET /v1/groups/{name}/capacity", h.groupCapacity)
+	h.mux.HandleFunc("GET /v1/documents", h.listDocuments)
+	h.mux.HandleFunc("GET /v1/documents/{name}", h.getDocument)
+	h.mux.HandleFunc("POST /v1/executions", h.startExecution)
+	h.mux.HandleFunc("GET /v1/executions", h.listExecutions)
+	h.mux.HandleFunc("GET /v1/executions/{id}", h.getExecution)
+	h.mux.HandleFunc("POST /v1/executions/{id}/cancel", h.cancelExecution)
+	h.mux.HandleFunc("POST /v1/executions/{id}/approve", h.approveExecution)
+	h.mux.HandleFunc("GET /v1/target-groups/resolve", h.resolveTargetGroup)
 	h.mux.HandleFunc("GET /v1/target-groups", h.listTargetGroups)
 	h.mux.HandleFunc("GET /v1/target-groups/{name}/health", h.targetHealth)
 	h.mux.HandleFunc("POST /v1/target-groups/{name}/register", h.registerTarget)
 	h.mux.HandleFunc("POST /v1/target-groups/{name}/deregister", h.deregisterTarget)
+	h.mux.HandleFunc("GET /v1/windows", h.listWindows)
+	h.mux.HandleFunc("GET /v1/windows/{name}/next", h.nextWindows)
+	h.mux.HandleFunc("POST /v1/windows/{name}/run", h.runWindow)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: no route %s %s", errNotFound, r.Method, r.URL.Path))
 	})

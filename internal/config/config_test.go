@@ -213,6 +213,20 @@ func TestFullConfig(t *testing.T) {
 				ConnectTimeout: DefaultConnectTimeout,
 			}},
 		}},
+		MaintenanceWindows: []MaintenanceWindow{{
+			Name: "patch", Schedule: "0 3 * * SUN", TimeZone: "Europe/Paris",
+			Duration: Duration(2 * time.Hour), Cutoff: Duration(30 * time.Minute),
+			Targets: WindowTargets{Groups: []string{"web"}, Tags: map[string]string{"env": "dev"}},
+			Tasks: []WindowTask{{
+				Document:   "graceful-maintenance",
+				Parameters: map[string]string{"InstanceId": "{{ TARGET_ID }}", "Group": "{{TARGET_GROUP}}"},
+				Priority:   ptr(0), MaxConcurrency: "50%", MaxErrors: "1",
+			}},
+		}},
+		ScheduledActions: []ScheduledAction{{
+			Name: "web-night", Group: "web", Schedule: "0 20 * * MON-FRI", TimeZone: "America/New_York",
+			Min: ptr(0), Max: ptr(3), Desired: ptr(0),
+		}},
 	}
 	cfg.src = nil
 	if !reflect.DeepEqual(cfg.Groups, want.Groups) {
@@ -220,6 +234,12 @@ func TestFullConfig(t *testing.T) {
 	}
 	if !reflect.DeepEqual(cfg.LoadBalancers, want.LoadBalancers) {
 		t.Errorf("load_balancers decoded as\n%+v\nwant\n%+v", cfg.LoadBalancers, want.LoadBalancers)
+	}
+	if !reflect.DeepEqual(cfg.MaintenanceWindows, want.MaintenanceWindows) {
+		t.Errorf("maintenance_windows decoded as\n%+v\nwant\n%+v", cfg.MaintenanceWindows, want.MaintenanceWindows)
+	}
+	if !reflect.DeepEqual(cfg.ScheduledActions, want.ScheduledActions) {
+		t.Errorf("scheduled_actions decoded as\n%+v\nwant\n%+v", cfg.ScheduledActions, want.ScheduledActions)
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("full.good.yaml decoded as\n%+v\nwant\n%+v", *cfg, *want)

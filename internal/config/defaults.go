@@ -55,6 +55,12 @@ const (
 	DefaultMatcher                  = "200-399" // http only
 	DefaultTargetHealthyThreshold   = 2
 	DefaultTargetUnhealthyThreshold = 2
+
+	// Maintenance windows and scheduled actions.
+	DefaultTimeZone       = "UTC"
+	DefaultPriority       = 1
+	DefaultMaxConcurrency = "1"
+	DefaultMaxErrors      = "0"
 )
 
 // setDefaults fills every zero value that means "use the default". It runs
@@ -159,6 +165,30 @@ func (c *Config) setDefaults() {
 	}
 	for li := range c.LoadBalancers {
 		c.setLoadBalancerDefaults(&c.LoadBalancers[li], onlyPort)
+	}
+	c.setScheduleDefaults()
+}
+
+// setScheduleDefaults fills the defaults of maintenance windows and
+// scheduled actions. Schedules are kept as written (CronFields expands
+// them), so that messages and listings show what the user wrote.
+func (c *Config) setScheduleDefaults() {
+	for wi := range c.MaintenanceWindows {
+		w := &c.MaintenanceWindows[wi]
+		w.TimeZone = cmp.Or(w.TimeZone, DefaultTimeZone)
+		for ti := range w.Tasks {
+			t := &w.Tasks[ti]
+			// A pointer because 0 is a priority (the first).
+			if t.Priority == nil {
+				t.Priority = ptr(DefaultPriority)
+			}
+			t.MaxConcurrency = cmp.Or(t.MaxConcurrency, DefaultMaxConcurrency)
+			t.MaxErrors = cmp.Or(t.MaxErrors, DefaultMaxErrors)
+		}
+	}
+	for ai := range c.ScheduledActions {
+		a := &c.ScheduledActions[ai]
+		a.TimeZone = cmp.Or(a.TimeZone, DefaultTimeZone)
 	}
 }
 

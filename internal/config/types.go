@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,11 @@ type Config struct {
 	// LoadBalancers put listeners in front of groups' instances and static
 	// targets. Default none.
 	LoadBalancers []LoadBalancer `yaml:"load_balancers"`
+	// MaintenanceWindows run documents on the instances of groups on a
+	// schedule. Default none.
+	MaintenanceWindows []MaintenanceWindow `yaml:"maintenance_windows"`
+	// ScheduledActions set a group's capacity on a schedule. Default none.
+	ScheduledActions []ScheduledAction `yaml:"scheduled_actions"`
 
 	// Path is the file the config was read from (not a YAML field).
 	Path string `yaml:"-"`
@@ -564,4 +570,116 @@ func parseMatcher(s string) ([][2]int, error) {
 		ranges = append(ranges, [2]int{l, h})
 	}
 	return ranges, nil
+}
+
+// MaintenanceWindow runs documents on the instances of groups on a schedule,
+// with a concurrency and an error budget (an SSM maintenance window).
+type MaintenanceWindow struct {
+	// Name identifies the window, like a group name. Required, unique
+	// among windows.
+	Name string `yaml:"name"`
+	// Schedule is when the window opens: a cron expression of five fields
+	// (minute hour day-of-month month day-of-week) or a macro (@yearly,
+	// @annually, @monthly, @weekly, @daily, @midnight, @hourly), read in
+	// TimeZone. Required. CronFields gives the five-field form.
+	Schedule string `yaml:"schedule"`
+	// TimeZone is the IANA name of the zone Schedule is read in, like
+	// "Europe/Paris". Default UTC.
+	TimeZone string `yaml:"time_zone"`
+	// Duration is how long the window stays open after each start, in
+	// elapsed time. Required, more than 0.
+	Duration Duration `yaml:"duration"`
+	// Cutoff: no task is started on a target this long before the window
+	// ends; what runs then may finish until the end. Default 0 (tasks may
+	// start until the end). Shorter than Duration.
+	Cutoff Duration `yaml:"cutoff"`
+	// Targets select the instances the tasks run on. Required: groups,
+	// tags or both.
+	Targets WindowTargets `yaml:"targets"`
+	// Tasks run one after another, lowest Priority first. At least one.
+	Tasks []WindowTask `yaml:"tasks"`
+}
+
+// WindowTargets select a window's target instances: the live instances of
+// the listed groups, and those of every group whose tags include all of
+// Tags.
+type WindowTargets struct {
+	// Groups are names of groups in this config. Default none.
+	Groups []string `yaml:"groups"`
+	// Tags select the groups whose tags include every one of these keys
+	// with the same value; they must match at least one group. Default
+	// none.
+	Tags map[string]string `yaml:"tags"`
+}
+
+// Matches reports whether the instances of a group with the given name and
+// tags are targets: the group is listed, or its tags include every one of
+// Tags (with the same value).
+func (t WindowTargets) Matches(group string, tags map[string]string) bool {
+	if slices.Contains(t.Groups, group) {
+		return true
+	}
+	if len(t.Tags) == 0 {
+		return false
+	}
+	for k, want := range t.Tags {
+		if got, ok := tags[k]; !ok || got != want {
+			return false
+		}
+	}
+	return true
+}
+
+// WindowTask runs one document on every target of a window.
+type WindowTask struct {
+	// Document is the name of the document (runbook) to run. Required;
+	// whether it exists is checked when the window runs.
+	Document string `yaml:"document"`
+	// Parameters are passed to the document. In values, {{ TARGET_ID }}
+	// and {{ TARGET_GROUP }} (also written without the spaces) stand for
+	// the target instance's id and group. Default none.
+	Parameters map[string]string `yaml:"parameters"`
+	// Priority orders the tasks of a window: lower runs first, equal ones
+	// in the order written. 0 or more. Default 1; a pointer because 0 is a
+	// priority. Never nil after Validate; see PriorityValue.
+	Priority *int `yaml:"priority"`
+	// MaxConcurrency is how many targets the task runs on at once: a count
+	// ("2") or a percentage of the targets ("25%", rounded up), at least 1
+	// either way. Default "1".
+	MaxConcurrency string `yaml:"max_concurrency"`
+	// MaxErrors is how many targets may fail before the window stops
+	// starting the task on more targets (and runs no later task): a count
+	// ("0") or a percentage of the targets ("10%", rounded up). Default
+	// "0": the first failure stops the window.
+	MaxErrors string `yaml:"max_errors"`
+}
+
+// PriorityValue returns Priority after defaults.
+func (t WindowTask) PriorityValue() int {
+	if t.Priority == nil {
+		return DefaultPriority
+	}
+	return *t.Priority
+}
+
+// ScheduledAction sets a group's capacity on a schedule (an Auto Scaling
+// scheduled action): stop a dev environment at night, start it in the
+// morning.
+type ScheduledAction struct {
+	// Name identifies the action, like a group name. Required, unique
+	// among scheduled actions.
+	Name string `yaml:"name"`
+	// Group is the name of the group whose capacity is set. Required.
+	Group string `yaml:"group"`
+	// Schedule is when the action runs, as MaintenanceWindow.Schedule.
+	// Required.
+	Schedule string `yaml:"schedule"`
+	// TimeZone is the IANA zone Schedule is read in. Default UTC.
+	TimeZone string `yaml:"time_zone"`
+	// Min, Max and Desired are the capacities to set; a nil one is left
+	// as it is. At least one is required; pointers because 0 is a
+	// capacity.
+	Min     *int `yaml:"min"`
+	Max     *int `yaml:"max"`
+	Desired *int `yaml:"desired"`
 }

@@ -120,6 +120,8 @@ func (v *validator) config() {
 	}
 	v.loadBalancers()
 	v.portConflicts()
+	v.maintenanceWindows()
+	v.scheduledActions()
 }
 
 func (v *validator) group(g *Group, gp path) {
@@ -1072,4 +1074,227 @@ func itHas(names []string) string {
 		return "it has none"
 	}
 	return "it has " + strings.Join(names, ", ")
+}
+
+// Maintenance windows and scheduled actions.
+
+// pseudoParam finds {{ NAME }} in a task's parameter values.
+var pseudoParam = regexp.MustCompile(`\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
+
+func (v *validator) maintenanceWindows() {
+	names := map[string]path{}
+	for wi := range v.c.MaintenanceWindows {
+		w := &v.c.MaintenanceWindows[wi]
+		wp := path{}.field("maintenance_windows").index(wi)
+		v.scheduleName("maintenance window", w.Name, wp.field("name"), names)
+		v.schedule(w.Schedule, wp.field("schedule"))
+		v.timeZone(w.TimeZone, wp.field("time_zone"))
+		dp, cp := wp.field("duration"), wp.field("cutoff")
+		switch {
+		case w.Duration == 0:
+			v.errorf(dp, "duration is required: how long the window stays open, like 2h")
+		case w.Duration < 0:
+			v.nonNegative(dp, w.Duration)
+		}
+		v.nonNegative(cp, w.Cutoff)
+		if w.Duration > 0 && w.Cutoff >= w.Duration {
+			v.errorf(cp, "cutoff %s must be shorter than duration %s, or no task could start", w.Cutoff, w.Duration)
+		}
+		v.windowTargets(&w.Targets, wp.field("targets"))
+		if len(w.Tasks) == 0 {
+			v.errorf(wp.field("tasks"), "a maintenance window needs at least one task")
+		}
+		for ti := range w.Tasks {
+			v.windowTask(&w.Tasks[ti], wp.field("tasks").index(ti))
+		}
+	}
+}
+
+// scheduleName checks the name of a window or a scheduled action: like a
+// group name, as it is a path segment of the API and a column of the CLI.
+func (v *validator) scheduleName(kind, name string, p path, names map[string]path) {
+	switch first, dup := names[name]; {
+	case name == "":
+		v.errorf(p, "%s name is required", kind)
+	case !groupName.MatchString(name):
+		v.errorf(p, "%s name %q: use lowercase letters, digits and '-', starting with a letter or digit, at most 63 characters", kind, name)
+	case dup:
+		v.errorf(p, "duplicate %s name %q (first at %s)", kind, name, v.where(first))
+	default:
+		names[name] = p
+	}
+}
+
+func (v *validator) schedule(s string, p path) {
+	if _, err := CronFields(s); err != nil {
+		v.errorf(p, "%v", err)
+	}
+}
+
+func (v *validator) timeZone(tz string, p path) {
+	if _, err := LoadLocation(tz); err != nil {
+		v.errorf(p, "%v", err)
+	}
+}
+
+func (v *validator) windowTargets(t *WindowTargets, p path) {
+	if len(t.Groups) == 0 && len(t.Tags) == 0 {
+		v.errorf(p, "a maintenance window needs targets: groups, tags or both")
+		return
+	}
+	seen := map[string]path{}
+	for i, name := range t.Groups {
+		gp := p.field("groups").index(i)
+		_, known := v.c.Group(name)
+		switch first, dup := seen[name]; {
+		case name == "":
+			v.errorf(gp, "group name must not be empty")
+		case !known:
+			v.errorf(gp, "group %q is not defined in this file", name)
+		case dup:
+			v.errorf(gp, "group %q is listed twice (first at %s)", name, v.where(first))
+		default:
+			seen[name] = gp
+		}
+	}
+	if len(t.Tags) == 0 {
+		return
+	}
+	// The file holds every group's tags, so a selector that matches none
+	// is a typo, not a window waiting for its groups.
+	tagsOnly := WindowTargets{Tags: t.Tags}
+	for _, g := range v.c.Groups {
+		if tagsOnly.Matches(g.Name, g.Tags) {
+			return
+		}
+	}
+	pairs := make([]string, 0, len(t.Tags))
+	for _, k := range slices.Sorted(maps.Keys(t.Tags)) {
+		pairs = append(pairs, k+": "+t.Tags[k])
+	}
+	v.keyErrorf(p.field("tags"), "tags {%s} match no group: a group matches when its tags include every one of them", strings.Join(pairs, ", "))
+}
+
+func (v *validator) windowTask(t *WindowTask, p path) {
+	if strings.TrimSpace(t.Document) == "" {
+		v.errorf(p.field("document"), "task document is required: the name of the document to run")
+	}
+	for _, k := range slices.Sorted(maps.Keys(t.Parameters)) {
+		kp := p.field("parameters").key(k)
+		if strings.TrimSpace(k) == "" {
+			v.keyErrorf(kp, "parameter name must not be empty")
+			continue
+		}
+		// Only two pseudo-parameters are substituted; a misspelt one
+		// would reach the document as literal text.
+		for _, m := range pseudoParam.FindAllStringSubmatch(t.Parameters[k], -1) {
+			if name := m[1]; strings.HasPrefix(strings.ToUpper(name), "TARGET_") && name != "TARGET_ID" && name != "TARGET_GROUP" {
+				v.errorf(kp, "parameter %s: unknown %s: use {{ TARGET_ID }} or {{ TARGET_GROUP }}", k, m[0])
+			}
+		}
+	}
+	if pr := t.PriorityValue(); pr < 0 {
+		v.errorf(p.field("priority"), "priority must not be negative, got %d", pr)
+	}
+	cp := p.field("max_concurrency")
+	if n, _, err := ParseLimit(t.MaxConcurrency); err != nil {
+		v.errorf(cp, "max_concurrency %v", err)
+	} else if n == 0 {
+		v.errorf(cp, "max_concurrency must be at least 1 (or 1%%), got %q", t.MaxConcurrency)
+	}
+	if _, _, err := ParseLimit(t.MaxErrors); err != nil {
+		v.errorf(p.field("max_errors"), "max_errors %v", err)
+	}
+}
+
+func (v *validator) scheduledActions() {
+	// The capacities some scheduled action sets, by group: one that none
+	// sets stays the file's (unless an operator scales by hand), so the
+	// others can be checked against it.
+	sets := map[string]*[3]bool{}
+	for _, a := range v.c.ScheduledActions {
+		if sets[a.Group] == nil {
+			sets[a.Group] = &[3]bool{}
+		}
+		s := sets[a.Group]
+		s[0], s[1], s[2] = s[0] || a.Min != nil, s[1] || a.Max != nil, s[2] || a.Desired != nil
+	}
+	names := map[string]path{}
+	for ai := range v.c.ScheduledActions {
+		a := &v.c.ScheduledActions[ai]
+		ap := path{}.field("scheduled_actions").index(ai)
+		v.scheduleName("scheduled action", a.Name, ap.field("name"), names)
+		g, known := v.c.Group(a.Group)
+		switch {
+		case a.Group == "":
+			v.errorf(ap.field("group"), "scheduled action group is required: the name of the group whose capacity it sets")
+		case !known:
+			v.errorf(ap.field("group"), "group %q is not defined in this file", a.Group)
+		}
+		v.schedule(a.Schedule, ap.field("schedule"))
+		v.timeZone(a.TimeZone, ap.field("time_zone"))
+		if a.Min == nil && a.Max == nil && a.Desired == nil {
+			v.errorf(ap, "a scheduled action sets at least one of min, max and desired")
+			continue
+		}
+		if !known {
+			g = nil
+		}
+		v.actionCapacity(a, ap, g, sets[a.Group])
+	}
+}
+
+// actionCapacity reports the first capacity of a scheduled action that
+// the group could not take, as capacity does for a group.
+func (v *validator) actionCapacity(a *ScheduledAction, ap path, g *Group, othersSet *[3]bool) {
+	type bound struct {
+		name  string
+		val   int
+		mine  bool // set by this action
+		known bool // set by this action, or the file's and set by no action
+	}
+	b := [3]bound{{name: "min"}, {name: "max"}, {name: "desired"}}
+	for i, p := range []*int{a.Min, a.Max, a.Desired} {
+		switch {
+		case p != nil:
+			b[i].val, b[i].mine, b[i].known = *p, true, true
+			if *p < 0 {
+				v.errorf(ap.field(b[i].name), "%s must not be negative, got %d", b[i].name, *p)
+				return
+			}
+		case g != nil && !othersSet[i]:
+			b[i].val, b[i].known = []int{g.Min, g.Max, g.DesiredCount()}[i], true
+		}
+	}
+	if g != nil && (len(g.Volumes) > 0 || len(g.Addresses) > 0) {
+		what := "a volume is attached to"
+		if len(g.Volumes) == 0 {
+			what = "an address is associated with"
+		}
+		for _, x := range b {
+			if x.mine && x.val > 1 {
+				v.errorf(ap.field(x.name), "%s one instance at a time: group %s runs at most one, so %s cannot be %d", what, g.Name, x.name, x.val)
+				return
+			}
+		}
+	}
+	desc := func(x bound) string {
+		if x.mine {
+			return fmt.Sprintf("%s %d", x.name, x.val)
+		}
+		return fmt.Sprintf("group %s's %s %d (from the file; no scheduled action sets it)", g.Name, x.name, x.val)
+	}
+	// min <= max, min <= desired, desired <= max.
+	for _, pair := range [][2]int{{0, 1}, {0, 2}, {2, 1}} {
+		lo, hi := b[pair[0]], b[pair[1]]
+		if !lo.known || !hi.known || (!lo.mine && !hi.mine) || lo.val <= hi.val {
+			continue
+		}
+		if lo.mine {
+			v.errorf(ap.field(lo.name), "%s is greater than %s", desc(lo), desc(hi))
+		} else {
+			v.errorf(ap.field(hi.name), "%s is less than %s", desc(hi), desc(lo))
+		}
+		return
+	}
 }

@@ -624,3 +624,39 @@ func stopCheckers(in *instance) {
 	}
 	in.checkers = nil
 }
+
+// RunCommand runs a shell script in a live instance's context: its
+// environment (with extra added), working directory (or dir) and volume,
+// as an SSM Run Command does. The script runs beside the application, not
+// inside its process group, and is killed with its whole process group at
+// the timeout.
+func (g *Group) RunCommand(ctx context.Context, id, script string, extra map[string]string, dir string, timeout time.Duration) (provider.Result, error) {
+	var spec provider.Spec
+	var err error
+	cerr := g.call(func() {
+		in, ok := g.instances[id]
+		if !ok || in.rec.State == Terminated {
+			err = fmt.Errorf("instance %s: %w", id, ErrNotFound)
+			return
+		}
+		spec = g.spec(in, nil)
+	})
+	if cerr != nil {
+		return provider.Result{}, cerr
+	}
+	if err != nil {
+		return provider.Result{}, err
+	}
+	keys := make([]string, 0, len(extra))
+	for k := range extra {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		spec.Env = append(spec.Env, k+"="+extra[k])
+	}
+	if dir != "" {
+		spec.Workdir = dir
+	}
+	return g.deps.Provider.Run(ctx, spec, script, timeout)
+}

@@ -164,15 +164,28 @@ func (l *listener) serveTCP(c net.Conn) {
 		if tc, ok := bc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
+		t.inflight.Add(1)
+		defer t.inflight.Add(-1)
+		if p, ok := spliceLoop(c, bc, l.cfg.IdleTimeout.D()); ok {
+			conn := &backendConn{t: t, c: killConn{bc, p}}
+			if !t.pool.track(conn) {
+				p.kill() // drained meanwhile
+			}
+			select {
+			case <-p.done:
+			case <-l.ctx.Done():
+				p.kill()
+				<-p.done
+			}
+			t.pool.forget(conn)
+			return
+		}
 		conn := &backendConn{t: t, c: bc}
 		if !t.pool.track(conn) {
 			bc.Close()
-			tried = append(tried, t)
-			continue
+			return
 		}
-		t.inflight.Add(1)
 		tunnel(c, bc, nil, nil, l.cfg.IdleTimeout.D())
-		t.inflight.Add(-1)
 		conn.close()
 		return
 	}
@@ -197,6 +210,12 @@ func (l *listener) close(grace time.Duration) {
 	case <-time.After(grace):
 	}
 	l.cancel()
+	if l.cfg.Protocol == config.ProtocolTCP {
+		// Each connection's goroutine has its event loop close it: the
+		// loop owns the socket until then.
+		<-done
+		return
+	}
 	l.mu.Lock()
 	for c := range l.conns {
 		c.Close()

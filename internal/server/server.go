@@ -17,7 +17,9 @@ import (
 	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/group"
 	"github.com/autoheal/autoheal/internal/lb"
+	"github.com/autoheal/autoheal/internal/maintenance"
 	"github.com/autoheal/autoheal/internal/provider/local"
+	"github.com/autoheal/autoheal/internal/runbook"
 	"github.com/autoheal/autoheal/internal/store"
 	"github.com/autoheal/autoheal/internal/volume"
 )
@@ -43,6 +45,9 @@ type Options struct {
 	Ready func(addr net.Addr)
 	// Pprof serves Go's profiler under /debug/pprof/ on the API address.
 	Pprof bool
+	// DocumentsDir holds the operator's runbook documents. Default: the
+	// "documents" directory beside the config file, when it exists.
+	DocumentsDir string
 }
 
 // DefaultStateDir is /var/lib/autoheal for root, else
@@ -170,14 +175,97 @@ func Run(ctx context.Context, opts Options) error {
 		g.Run()
 	}
 
-	h := api.New(api.Deps{
-		Store:    st,
-		Groups:   groups,
-		LogFiles: prov.LogFiles,
-		Version:  opts.Version,
-		Logger:   log,
-		Balancer: bal,
+	docDir := opts.DocumentsDir
+	if docDir == "" {
+		if d := filepath.Join(cfg.Dir, "documents"); isDir(d) {
+			docDir = d
+		}
+	}
+	lib := runbook.NewLibrary(docDir)
+	apiRef := &handlerRef{}
+	eng := runbook.NewEngine(runbook.Deps{
+		Store:     st,
+		Documents: lib.Get,
+		API:       apiRef,
+		Command: func(ctx context.Context, req runbook.CommandRequest) (runbook.CommandResult, error) {
+			g := groupOf(groups, req.InstanceID)
+			if g == nil {
+				return runbook.CommandResult{}, fmt.Errorf("instance %s: %w", req.InstanceID, runbook.ErrNotFound)
+			}
+			res, err := g.RunCommand(ctx, req.InstanceID, req.Script, req.Env, req.Dir, req.Timeout)
+			out := res.Output
+			if req.Limit > 0 && len(out) > req.Limit {
+				out = "…" + out[len(out)-req.Limit:]
+			}
+			return runbook.CommandResult{ExitCode: res.ExitCode, Stdout: out, TimedOut: res.TimedOut}, err
+		},
+		Restart: func(ctx context.Context, id string) error {
+			g := groupOf(groups, id)
+			if g == nil {
+				return fmt.Errorf("instance %s: %w", id, runbook.ErrNotFound)
+			}
+			return restartAndWait(ctx, g, id)
+		},
+		Logger: log,
 	})
+	// Stopped before the groups: an execution stops where it is and the
+	// next controller resumes it.
+	defer eng.Close()
+
+	var sched *maintenance.Scheduler
+	if len(cfg.MaintenanceWindows) > 0 || len(cfg.ScheduledActions) > 0 {
+		sched, err = maintenance.New(cfg, maintenance.Deps{
+			Runner: eng,
+			Targets: func() []maintenance.Target {
+				var out []maintenance.Target
+				for _, g := range groups {
+					s, tags := g.Snapshot(), g.Config().Tags
+					for _, in := range s.Instances {
+						if in.State == group.InService {
+							out = append(out, maintenance.Target{ID: in.ID, Group: s.Name, Tags: tags})
+						}
+					}
+				}
+				return out
+			},
+			Scale: func(ctx context.Context, name string, min, max, desired *int) error {
+				for _, g := range groups {
+					if g.Name() == name {
+						_, err := g.Scale(ctx, min, max, desired)
+						return err
+					}
+				}
+				return fmt.Errorf("group %s: %w", name, group.ErrNotFound)
+			},
+			Journal: func(ctx context.Context, ev store.Event) error { _, err := st.Append(ctx, ev); return err },
+			Logger:  log,
+		})
+		if err != nil {
+			return err
+		}
+		// Deferred after eng.Close, so it runs before it: a window's runs
+		// end Interrupted rather than seeing their executions vanish.
+		defer sched.Close()
+	}
+
+	h := api.New(api.Deps{
+		Store:     st,
+		Groups:    groups,
+		LogFiles:  prov.LogFiles,
+		Version:   opts.Version,
+		Logger:    log,
+		Balancer:  bal,
+		Runbooks:  eng,
+		Documents: lib,
+		Windows:   sched,
+	})
+	apiRef.set(h)
+	if err := eng.Resume(ctx); err != nil {
+		log.Warn("resume executions", "err", err)
+	}
+	if sched != nil {
+		sched.Run()
+	}
 	var handler http.Handler = h
 	if opts.Pprof {
 		mux := http.NewServeMux()
@@ -214,6 +302,10 @@ func Run(ctx context.Context, opts Options) error {
 	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 	defer stop()
 	h.Close()
+	if sched != nil {
+		sched.Close()
+	}
+	eng.Close()
 	srv.Shutdown(shutdownCtx)
 	bal.Close()
 	for _, g := range groups {
@@ -278,4 +370,63 @@ func prune(ctx context.Context, st *store.Store, log *slog.Logger) {
 		}
 		t.Reset(pruneEvery)
 	}
+}
+
+// handlerRef lets the runbook engine call the API handler, which is built
+// after the engine (the handler serves the engine's executions).
+type handlerRef struct {
+	mu sync.RWMutex
+	h  http.Handler
+}
+
+func (r *handlerRef) set(h http.Handler) { r.mu.Lock(); r.h = h; r.mu.Unlock() }
+
+func (r *handlerRef) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.mu.RLock()
+	h := r.h
+	r.mu.RUnlock()
+	if h == nil {
+		http.Error(w, "api not ready", http.StatusServiceUnavailable)
+		return
+	}
+	h.ServeHTTP(w, req)
+}
+
+func groupOf(groups []*group.Group, id string) *group.Group {
+	for _, g := range groups {
+		if g.Has(id) {
+			return g
+		}
+	}
+	return nil
+}
+
+// restartAndWait restarts an instance in place and returns once it runs
+// again (a new process) and is InService.
+func restartAndWait(ctx context.Context, g *group.Group, id string) error {
+	before, _ := g.Instance(id)
+	if err := g.Restart(ctx, id); err != nil {
+		return err
+	}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		in, ok := g.Instance(id)
+		if !ok || in.State == group.Terminated {
+			return fmt.Errorf("instance %s was terminated while restarting", id)
+		}
+		if in.State == group.InService && in.Pid != 0 && in.Pid != before.Pid {
+			return nil
+		}
+	}
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
 }

@@ -1,0 +1,20 @@
+//go:build !linux
+
+package lb
+
+import (
+	"net"
+	"time"
+)
+
+// pair is unused off Linux: connections are copied by goroutines.
+type pair struct{ done chan struct{} }
+
+func (p *pair) kill() {}
+
+type killConn struct {
+	net.Conn
+	p *pair
+}
+
+func spliceLoop(a, b net.Conn, idle time.Duration) (*pair, bool) { return nil, false }

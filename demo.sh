@@ -7,6 +7,11 @@ set -eu
 command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
 cd "$(dirname "$0")"
 mkdir -p bin
+# The pet's runbook (examples/pet/documents) restarts its service with curl.
+if ! command -v curl >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+	echo "demo.sh: installing curl (apt-get)"
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl
+fi
 # Without cgo the binary starts faster, and it is re-executed as each instance's shim.
 export CGO_ENABLED=0
 go build -o bin/autoheal ./cmd/autoheal

@@ -6,5 +6,43 @@ set -eu
 command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
 cd "$(dirname "$0")"
 command -v go >/dev/null || { echo "test.sh: Go is required (https://go.dev/dl)" >&2; exit 1; }
+
+# The /metrics and Alertmanager tests run the real servers from Debian's
+# packages: prometheus (prometheus, promtool) and prometheus-alertmanager;
+# the pet's runbook uses curl.
+# Install them when they are missing and we may (root, or sudo without a
+# password); then the tests must not skip, so AUTOHEAL_REQUIRE_TOOLS=1 makes
+# a missing binary fail them. The tests start the binaries themselves and
+# never use the packages' system services.
+have_tools() {
+	command -v curl >/dev/null 2>&1 &&
+		command -v promtool >/dev/null 2>&1 &&
+		{ command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ]; } &&
+		{ command -v prometheus-alertmanager >/dev/null 2>&1 || [ -x /usr/bin/prometheus-alertmanager ]; }
+}
+if ! have_tools; then
+	if [ "$(id -u)" -eq 0 ]; then
+		as_root=""
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+		as_root="sudo -n"
+	else
+		as_root="no"
+	fi
+	if [ "$as_root" = no ] || ! command -v apt-get >/dev/null 2>&1; then
+		echo "test.sh: prometheus/promtool/prometheus-alertmanager missing and cannot install them (needs apt-get and root or sudo); their tests will skip" >&2
+	else
+		echo "test.sh: installing Debian packages prometheus prometheus-alertmanager curl (apt-get)"
+		if $as_root apt-get update -qq &&
+			$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager curl; then
+			echo "test.sh: installed prometheus prometheus-alertmanager"
+		else
+			echo "test.sh: installing prometheus prometheus-alertmanager failed; their tests will skip" >&2
+		fi
+	fi
+fi
+if have_tools; then
+	export AUTOHEAL_REQUIRE_TOOLS="${AUTOHEAL_REQUIRE_TOOLS:-1}"
+fi
+
 go vet ./...
 go test -race -count=1 -timeout 14m ./...

@@ -37,13 +37,15 @@ func (a *app) handler() http.Handler {
 	mux.HandleFunc("GET /verify", a.verify)
 	mux.HandleFunc("POST /hang", a.hang)
 	mux.HandleFunc("POST /crash", a.crash)
+	serviceRoutes(mux)
+	h := serving(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-a.hung:
 			a.block(r)
 		default:
 		}
-		mux.ServeHTTP(w, r)
+		h.ServeHTTP(w, r)
 	})
 }
 

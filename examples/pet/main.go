@@ -83,6 +83,9 @@ func run(started time.Time, listen, dataDir string) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	uptimeCtx, stopUptime := context.WithCancel(context.Background())
+	defer stopUptime()
+	go pushUptime(uptimeCtx, "http://"+ln.Addr().String()+"/")
 
 	select {
 	case err := <-served:

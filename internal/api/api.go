@@ -16,9 +16,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/alarm"
 	"github.com/autoheal/autoheal/internal/group"
 	"github.com/autoheal/autoheal/internal/lb"
 	"github.com/autoheal/autoheal/internal/maintenance"
+	"github.com/autoheal/autoheal/internal/metrics"
+	"github.com/autoheal/autoheal/internal/remediation"
 	"github.com/autoheal/autoheal/internal/runbook"
 	"github.com/autoheal/autoheal/internal/store"
 )
@@ -40,6 +43,15 @@ type Deps struct {
 	// Runbooks and Documents serve documents and executions.
 	Runbooks  *runbook.Engine
 	Documents *runbook.Library
+	// Metrics serves the metric endpoints; nil answers them 404.
+	Metrics *metrics.Store
+	// Incidents serves the incidents of remediation.
+	Incidents *remediation.Manager
+	// Alarms serves alarm states.
+	Alarms *alarm.Manager
+	// Alertmanager takes a webhook payload and returns how many alerts it
+	// took; nil disables the receiver.
+	Alertmanager func(context.Context, alarm.AlertmanagerPayload) (int, error)
 }
 
 // Handler is the API's http.Handler.
@@ -82,6 +94,10 @@ func New(deps Deps) *Handler {
 	h.mux.HandleFunc("GET /v1/executions/{id}", h.getExecution)
 	h.mux.HandleFunc("POST /v1/executions/{id}/cancel", h.cancelExecution)
 	h.mux.HandleFunc("POST /v1/executions/{id}/approve", h.approveExecution)
+	h.mux.HandleFunc("GET /v1/alarms", h.listAlarms)
+	h.mux.HandleFunc("POST /v1/alertmanager", h.alertmanager)
+	h.mux.HandleFunc("GET /v1/incidents", h.listIncidents)
+	h.mux.HandleFunc("GET /v1/incidents/{id}", h.getIncident)
 	h.mux.HandleFunc("GET /v1/target-groups/resolve", h.resolveTargetGroup)
 	h.mux.HandleFunc("GET /v1/target-groups", h.listTargetGroups)
 	h.mux.HandleFunc("GET /v1/target-groups/{name}/health", h.targetHealth)
@@ -90,6 +106,11 @@ func New(deps Deps) *Handler {
 	h.mux.HandleFunc("GET /v1/windows", h.listWindows)
 	h.mux.HandleFunc("GET /v1/windows/{name}/next", h.nextWindows)
 	h.mux.HandleFunc("POST /v1/windows/{name}/run", h.runWindow)
+	h.mux.HandleFunc("POST /v1/metrics", h.putMetricData)
+	h.mux.HandleFunc("GET /v1/metrics", h.listMetrics)
+	h.mux.HandleFunc("GET /v1/metrics/statistics", h.metricStatistics)
+	// Prometheus text exposition, outside /v1/ where scrapers look for it.
+	h.mux.Handle("GET /metrics", h.prometheusHandler())
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: no route %s %s", errNotFound, r.Method, r.URL.Path))
 	})

@@ -295,12 +295,14 @@ func (c *Client) RestartInstance(ctx context.Context, id string) error {
 }
 
 // waitRestartBegun polls until the instance has left InService or runs a
-// new process, for at most ten seconds.
+// new process, for at most ten seconds. A pid of 0 is no new process: the
+// old one is stopped (and its pid cleared) while the instance is still
+// InService, and it leaves InService only when the new one is launched.
 func waitRestartBegun(ctx context.Context, g *group.Group, before store.Instance) store.Instance {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		in, ok := g.Instance(before.ID)
-		if !ok || in.State != group.InService || in.Pid != before.Pid || time.Now().After(deadline) || ctx.Err() != nil {
+		if !ok || in.State != group.InService || (in.Pid != 0 && in.Pid != before.Pid) || time.Now().After(deadline) || ctx.Err() != nil {
 			return in
 		}
 		time.Sleep(2 * time.Millisecond)

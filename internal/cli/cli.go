@@ -98,7 +98,7 @@ talk to it over its HTTP API (--addr, default 127.0.0.1:7070).`,
 	}
 	root.AddCommand(
 		serveCmd(e), validateCmd(e), statusCmd(e), eventsCmd(e), logsCmd(e),
-		terminateCmd(e), scaleCmd(e), targetsCmd(e), runCmd(e), executionsCmd(e), documentsCmd(e), windowsCmd(e), versionCmd(e),
+		terminateCmd(e), scaleCmd(e), targetsCmd(e), runCmd(e), executionsCmd(e), documentsCmd(e), incidentsCmd(e), alarmsCmd(e), windowsCmd(e), metricsCmd(e), agentCmd(e), versionCmd(e),
 	)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{ExitConfig, err}

@@ -71,6 +71,10 @@ func TestBadConfigs(t *testing.T) {
 // test does not run as root; TestUserNeedsRoot covers that case.
 func loadGood(t *testing.T, file string) *Config {
 	t.Helper()
+	// The channels of full.good.yaml read these; validation wants them set.
+	t.Setenv("AUTOHEAL_TEST_WEBHOOK_SECRET", "from-env")
+	t.Setenv("AUTOHEAL_TEST_SLACK_URL", "https://hooks.slack.com/services/T0/B0/x")
+	t.Setenv("AUTOHEAL_TEST_ROUTING_KEY", "fedcba9876543210fedcba9876543210")
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -228,7 +232,67 @@ func TestFullConfig(t *testing.T) {
 			Min: ptr(0), Max: ptr(3), Desired: ptr(0),
 		}},
 	}
+	want.Metrics = Metrics{Resolution: Duration(5 * time.Second), Retention: Duration(time.Hour), MaxSeries: 500}
+	want.Channels = []Channel{
+		{Name: "ops-webhook", Type: "webhook", URL: "http://127.0.0.1:18600/hook", Secret: "hmac-key", Timeout: Duration(2 * time.Second), MaxAttempts: 4},
+		{Name: "signed-by-env", Type: "webhook", URL: "https://hooks.example.com/autoheal", SecretEnv: "AUTOHEAL_TEST_WEBHOOK_SECRET",
+			Timeout: DefaultChannelTimeout, MaxAttempts: DefaultChannelMaxAttempts},
+		// The URL stays in the environment: a Config never holds it.
+		{Name: "team-slack", Type: "slack", URLEnv: "AUTOHEAL_TEST_SLACK_URL", Timeout: DefaultChannelTimeout, MaxAttempts: DefaultChannelMaxAttempts},
+		{Name: "oncall", Type: "pagerduty", URL: "https://events.eu.pagerduty.com/v2/enqueue", RoutingKeyEnv: "AUTOHEAL_TEST_ROUTING_KEY",
+			Timeout: DefaultChannelTimeout, MaxAttempts: DefaultChannelMaxAttempts},
+		{Name: "pager-inline", Type: "pagerduty", URL: DefaultPagerDutyURL, RoutingKey: "0123456789abcdef0123456789abcdef",
+			Timeout: DefaultChannelTimeout, MaxAttempts: DefaultChannelMaxAttempts},
+	}
+	defaultRemediate := func(runbook string) *Remediate {
+		return &Remediate{Runbook: runbook, MaxAttempts: DefaultRemediateAttempts, VerifyTimeout: DefaultVerifyTimeout, RetryPause: DefaultRetryPause}
+	}
+	want.Alarms = []Alarm{{
+		Name: "webapp-down", Description: "the pet stopped answering", Namespace: "CustomNamespace", Metric: "webapp-uptime",
+		Dimensions: map[string]string{"InstanceId": "*", "Group": "pet"}, Statistic: "p99.9", Period: Duration(20 * time.Second),
+		EvaluationPeriods: 3, DatapointsToAlarm: 2, Comparison: LessThanThreshold, Threshold: ptr(0.5), TreatMissingData: TreatBreaching,
+		Actions: AlarmActions{
+			Alarm: []Action{
+				{Notify: "team-slack"},
+				{Remediate: &Remediate{
+					Runbook: "restart-webapp", MaxAttempts: 2, VerifyTimeout: Duration(time.Minute), RetryPause: Duration(10 * time.Second),
+					Escalate: []string{"oncall", "ops-webhook"}, Parameters: map[string]string{"InstanceId": "{{ TARGET_ID }}", "Mode": "fast"},
+				}},
+				{Restart: "instance"},
+				{Replace: "instance"},
+			},
+			OK:               []Action{{Notify: "team-slack"}},
+			InsufficientData: []Action{{Notify: "ops-webhook"}, {Restart: "instance"}},
+		},
+	}, {
+		Name: "errors-high", Namespace: "Autoheal", Metric: "http_5xx", Statistic: "Sum", Period: Duration(time.Minute),
+		EvaluationPeriods: 1, DatapointsToAlarm: 1, Comparison: GreaterThanOrEqualToThreshold, Threshold: ptr(10.0), TreatMissingData: TreatMissing,
+		Actions: AlarmActions{
+			// "remediate: {}" and a bare "remediate:" both take every default.
+			Alarm:            []Action{{Remediate: defaultRemediate("http_5xx#Autoheal")}},
+			InsufficientData: []Action{{Remediate: defaultRemediate("http_5xx#Autoheal")}},
+		},
+	}}
+	want.Alertmanager = Alertmanager{
+		Routes: []AlertRoute{
+			{Match: map[string]string{"alertname": "DiskFull", "severity": "critical"}, Runbook: "clean-disk", TargetLabel: "instance", Escalate: []string{"oncall"}},
+			{Match: map[string]string{"alertname": "HighLoad"}, Runbook: "shed-load", TargetLabel: DefaultAlertTargetLabel, Escalate: []string{"team-slack", "signed-by-env"}},
+		},
+		DefaultEscalate: []string{"team-slack", "signed-by-env"},
+	}
 	cfg.src = nil
+	if !reflect.DeepEqual(cfg.Metrics, want.Metrics) {
+		t.Errorf("metrics decoded as\n%+v\nwant\n%+v", cfg.Metrics, want.Metrics)
+	}
+	if !reflect.DeepEqual(cfg.Channels, want.Channels) {
+		t.Errorf("channels decoded as\n%+v\nwant\n%+v", cfg.Channels, want.Channels)
+	}
+	if !reflect.DeepEqual(cfg.Alarms, want.Alarms) {
+		t.Errorf("alarms decoded as\n%+v\nwant\n%+v", cfg.Alarms, want.Alarms)
+	}
+	if !reflect.DeepEqual(cfg.Alertmanager, want.Alertmanager) {
+		t.Errorf("alertmanager decoded as\n%+v\nwant\n%+v", cfg.Alertmanager, want.Alertmanager)
+	}
 	if !reflect.DeepEqual(cfg.Groups, want.Groups) {
 		t.Errorf("groups decoded as\n%+v\nwant\n%+v", cfg.Groups, want.Groups)
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -61,7 +62,29 @@ const (
 	DefaultPriority       = 1
 	DefaultMaxConcurrency = "1"
 	DefaultMaxErrors      = "0"
+
+	// Metrics.
+	DefaultResolution = Duration(10 * time.Second)
+	DefaultRetention  = Duration(3 * time.Hour)
+	DefaultMaxSeries  = 10000
+
+	// Channels.
+	DefaultPagerDutyURL       = "https://events.pagerduty.com/v2/enqueue"
+	DefaultChannelTimeout     = Duration(5 * time.Second)
+	DefaultChannelMaxAttempts = 10
+
+	// Alarms and their remediation; the default runbook is DefaultRunbook.
+	DefaultEvaluationPeriods = 1 // and datapoints_to_alarm defaults to evaluation_periods
+	DefaultTreatMissingData  = TreatMissing
+	DefaultRemediateAttempts = 3
+	DefaultVerifyTimeout     = Duration(2 * time.Minute)
+	DefaultRetryPause        = Duration(30 * time.Second)
+	DefaultAlertTargetLabel  = "instance_id"
 )
+
+// DefaultRunbook is the runbook an alarm's remediation runs when it names
+// none: "<metric>#<namespace>", like "webapp-uptime#CustomNamespace".
+func DefaultRunbook(metric, namespace string) string { return metric + "#" + namespace }
 
 // setDefaults fills every zero value that means "use the default". It runs
 // before validation, so that validation sees the values that will be used
@@ -167,6 +190,82 @@ func (c *Config) setDefaults() {
 		c.setLoadBalancerDefaults(&c.LoadBalancers[li], onlyPort)
 	}
 	c.setScheduleDefaults()
+	c.setAlarmDefaults()
+}
+
+// setAlarmDefaults fills the defaults of the metric store, channels, alarms
+// and the Alertmanager receiver.
+func (c *Config) setAlarmDefaults() {
+	m := &c.Metrics
+	m.Resolution = cmp.Or(m.Resolution, DefaultResolution)
+	m.Retention = cmp.Or(m.Retention, DefaultRetention)
+	m.MaxSeries = cmp.Or(m.MaxSeries, DefaultMaxSeries)
+
+	for i := range c.Channels {
+		ch := &c.Channels[i]
+		ch.Timeout = cmp.Or(ch.Timeout, DefaultChannelTimeout)
+		ch.MaxAttempts = cmp.Or(ch.MaxAttempts, DefaultChannelMaxAttempts)
+		// Only PagerDuty has a well-known endpoint; the URL of any other
+		// type is the user's to give, and validate asks for it.
+		if ch.Type == ChannelPagerDuty && ch.URL == "" && ch.URLEnv == "" {
+			ch.URL = DefaultPagerDutyURL
+		}
+	}
+
+	for ai := range c.Alarms {
+		a := &c.Alarms[ai]
+		a.EvaluationPeriods = cmp.Or(a.EvaluationPeriods, DefaultEvaluationPeriods)
+		a.DatapointsToAlarm = cmp.Or(a.DatapointsToAlarm, a.EvaluationPeriods)
+		a.TreatMissingData = cmp.Or(a.TreatMissingData, DefaultTreatMissingData)
+		ap := path{}.field("alarms").index(ai).field("actions")
+		for _, kind := range actionKinds(&a.Actions) {
+			for i := range kind.actions {
+				act := &kind.actions[i]
+				// "remediate:" with nothing after it decodes as nil, like an
+				// absent key; written, it asks for every default.
+				if act.Remediate == nil && c.src.has(ap.field(kind.name).index(i).field("remediate")) {
+					act.Remediate = &Remediate{}
+				}
+				if r := act.Remediate; r != nil {
+					// Without a metric or a namespace there is no
+					// convention to follow; validate reports what is
+					// missing, not the runbook.
+					if r.Runbook == "" && a.Metric != "" && a.Namespace != "" {
+						r.Runbook = DefaultRunbook(a.Metric, a.Namespace)
+					}
+					r.MaxAttempts = cmp.Or(r.MaxAttempts, DefaultRemediateAttempts)
+					r.VerifyTimeout = cmp.Or(r.VerifyTimeout, DefaultVerifyTimeout)
+					r.RetryPause = cmp.Or(r.RetryPause, DefaultRetryPause)
+				}
+			}
+		}
+	}
+
+	am := &c.Alertmanager
+	for i := range am.Routes {
+		r := &am.Routes[i]
+		r.TargetLabel = cmp.Or(r.TargetLabel, DefaultAlertTargetLabel)
+		if len(r.Escalate) == 0 {
+			r.Escalate = slices.Clone(am.DefaultEscalate)
+		}
+	}
+}
+
+// actionKind is one of an alarm's action lists, with its YAML name.
+type actionKind struct {
+	name    string
+	state   string // the alarm state whose entry runs them
+	actions []Action
+}
+
+// actionKinds returns an alarm's action lists in file order; the slices
+// share their arrays with acts.
+func actionKinds(acts *AlarmActions) []actionKind {
+	return []actionKind{
+		{"alarm", "ALARM", acts.Alarm},
+		{"ok", "OK", acts.OK},
+		{"insufficient_data", "INSUFFICIENT_DATA", acts.InsufficientData},
+	}
 }
 
 // setScheduleDefaults fills the defaults of maintenance windows and

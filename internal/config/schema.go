@@ -230,6 +230,16 @@ func (c *checker) walk(n ast.Node, t reflect.Type, p path, name string, depth in
 		if _, ok := scalarText(n); !ok {
 			c.errorf(n.GetToken(), "%s: expected a string, got %s", name, describe(n))
 		}
+	case t.Kind() == reflect.Float64:
+		switch n.(type) {
+		case *ast.IntegerNode, *ast.FloatNode:
+		case *ast.InfinityNode, *ast.NanNode:
+			// Comparisons with them are always false or always true: a
+			// threshold of .inf is a typo, never a rule.
+			c.errorf(n.GetToken(), "%s: expected a finite number, got %s", name, describe(n))
+		default:
+			c.errorf(n.GetToken(), "%s: expected a number, got %s", name, describe(n))
+		}
 	case t.Kind() == reflect.Bool:
 		if _, ok := n.(*ast.BoolNode); !ok {
 			c.errorf(n.GetToken(), "%s: expected true or false, got %s", name, describe(n))

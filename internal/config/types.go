@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +24,16 @@ type Config struct {
 	MaintenanceWindows []MaintenanceWindow `yaml:"maintenance_windows"`
 	// ScheduledActions set a group's capacity on a schedule. Default none.
 	ScheduledActions []ScheduledAction `yaml:"scheduled_actions"`
+	// Metrics sizes the in-memory metric store that alarms read.
+	Metrics Metrics `yaml:"metrics"`
+	// Channels are where notifications and escalations go. Default none.
+	Channels []Channel `yaml:"channels"`
+	// Alarms watch metrics and act when their state changes. Default none.
+	Alarms []Alarm `yaml:"alarms"`
+	// Alertmanager maps the alerts that Prometheus Alertmanager posts to
+	// runbooks. Default: no route; every alert is recorded and escalated
+	// to default_escalate (none).
+	Alertmanager Alertmanager `yaml:"alertmanager"`
 
 	// Path is the file the config was read from (not a YAML field).
 	Path string `yaml:"-"`
@@ -682,4 +694,298 @@ type ScheduledAction struct {
 	Min     *int `yaml:"min"`
 	Max     *int `yaml:"max"`
 	Desired *int `yaml:"desired"`
+}
+
+// Metrics sizes the in-memory store of metric datapoints (CloudWatch
+// metrics): what is kept, for how long, and how finely.
+type Metrics struct {
+	// Resolution is the width of the store's time buckets: datapoints are
+	// aggregated per resolution interval, and an alarm's period is a
+	// multiple of it. A whole number of seconds, at least 1s. Default 10s.
+	Resolution Duration `yaml:"resolution"`
+	// Retention is how long datapoints are kept; at least Resolution and
+	// at most 10,000 resolution intervals, and at least every alarm's
+	// period × evaluation_periods. Default 3h.
+	Retention Duration `yaml:"retention"`
+	// MaxSeries caps the number of series (a namespace, a metric name and
+	// a set of dimensions); a datum for a new series past it is refused.
+	// At least 1. Default 10000.
+	MaxSeries int `yaml:"max_series"`
+}
+
+// Buckets returns how many resolution intervals a series keeps.
+func (m Metrics) Buckets() int {
+	if m.Resolution <= 0 {
+		return 0
+	}
+	return int(m.Retention / m.Resolution)
+}
+
+// Channel types.
+const (
+	ChannelWebhook   = "webhook"
+	ChannelSlack     = "slack"
+	ChannelPagerDuty = "pagerduty"
+)
+
+// Channel is a destination for notifications and escalations (an SNS
+// topic with one subscription).
+type Channel struct {
+	// Name identifies the channel in actions and escalations, like a group
+	// name. Required, unique among channels.
+	Name string `yaml:"name"`
+	// Type is webhook (a JSON POST, signed with Secret), slack (a Slack
+	// incoming webhook) or pagerduty (PagerDuty Events API v2: trigger and
+	// resolve with a dedup key). Required.
+	Type string `yaml:"type"`
+	// URL receives the POST: an http or https URL. Required for webhook
+	// and slack (or URLEnv); for pagerduty it defaults to
+	// DefaultPagerDutyURL (set it for PagerDuty's EU service region).
+	URL string `yaml:"url"`
+	// URLEnv names an environment variable of autoheal's that holds the
+	// URL instead, for URLs that are themselves secrets (a Slack webhook
+	// URL is). It must be set when the config is validated. Not with URL.
+	URLEnv string `yaml:"url_env"`
+	// Secret is the HMAC-SHA256 key a webhook body is signed with
+	// (webhook only). Default none: the body is sent unsigned.
+	Secret string `yaml:"secret"`
+	// SecretEnv names an environment variable that holds Secret instead,
+	// set when the config is validated. Not with Secret.
+	SecretEnv string `yaml:"secret_env"`
+	// RoutingKey is the PagerDuty integration (routing) key. Required for
+	// pagerduty (or RoutingKeyEnv); pagerduty only.
+	RoutingKey string `yaml:"routing_key"`
+	// RoutingKeyEnv names an environment variable that holds RoutingKey
+	// instead, set when the config is validated. Not with RoutingKey.
+	RoutingKeyEnv string `yaml:"routing_key_env"`
+	// Timeout bounds one delivery attempt. Default 5s.
+	Timeout Duration `yaml:"timeout"`
+	// MaxAttempts is how many times a message is tried, with backoff,
+	// before its delivery is marked failed; 1 to 100. Default 10.
+	MaxAttempts int `yaml:"max_attempts"`
+}
+
+// URLValue returns the URL, read from URLEnv when that is set.
+func (c Channel) URLValue() string { return valueOrEnv(c.URL, c.URLEnv) }
+
+// SecretValue returns the webhook signing key, read from SecretEnv when
+// that is set; "" means unsigned.
+func (c Channel) SecretValue() string { return valueOrEnv(c.Secret, c.SecretEnv) }
+
+// RoutingKeyValue returns the PagerDuty routing key, read from
+// RoutingKeyEnv when that is set.
+func (c Channel) RoutingKeyValue() string { return valueOrEnv(c.RoutingKey, c.RoutingKeyEnv) }
+
+// valueOrEnv reads a value given in the file or through the environment.
+// The environment is read when asked, not kept in the Config, so that a
+// Config printed or compared never holds the secret.
+func valueOrEnv(value, env string) string {
+	if env != "" {
+		return os.Getenv(env)
+	}
+	return value
+}
+
+// Channel returns the channel with the given name.
+func (c *Config) Channel(name string) (*Channel, bool) {
+	for i := range c.Channels {
+		if c.Channels[i].Name == name {
+			return &c.Channels[i], true
+		}
+	}
+	return nil, false
+}
+
+// Alarm comparison operators, as CloudWatch names them.
+const (
+	GreaterThanOrEqualToThreshold = "GreaterThanOrEqualToThreshold"
+	GreaterThanThreshold          = "GreaterThanThreshold"
+	LessThanThreshold             = "LessThanThreshold"
+	LessThanOrEqualToThreshold    = "LessThanOrEqualToThreshold"
+)
+
+// How an alarm treats missing datapoints, as CloudWatch names it.
+const (
+	TreatMissing      = "missing"
+	TreatBreaching    = "breaching"
+	TreatNotBreaching = "notBreaching"
+	TreatIgnore       = "ignore"
+)
+
+// Statistics, as CloudWatch names them; a percentile is written pNN,
+// like p99 or p99.9 (see Percentile).
+const (
+	StatAverage     = "Average"
+	StatSum         = "Sum"
+	StatMinimum     = "Minimum"
+	StatMaximum     = "Maximum"
+	StatSampleCount = "SampleCount"
+)
+
+// DimensionAny as a dimension's value makes an alarm track one state per
+// distinct value of that dimension among the series that match the rest.
+const DimensionAny = "*"
+
+// DimensionInstanceID is the dimension that names an instance, as in
+// CloudWatch's EC2 metrics: restart, replace and remediate act on the
+// instance it names.
+const DimensionInstanceID = "InstanceId"
+
+// Alarm watches one statistic of one metric over fixed periods and moves
+// between OK, ALARM and INSUFFICIENT_DATA (a CloudWatch metric alarm).
+type Alarm struct {
+	// Name identifies the alarm, like a group name. Required, unique among
+	// alarms.
+	Name string `yaml:"name"`
+	// Description is free text, shown with the alarm and in its
+	// notifications. Default "".
+	Description string `yaml:"description"`
+	// Namespace of the metric, like "CustomNamespace" or "Autoheal/LB":
+	// letters, digits and . - _ / # : or space, at most 255 characters.
+	// Required.
+	Namespace string `yaml:"namespace"`
+	// Metric is the metric name, like "webapp-uptime": at most 255
+	// printable characters. Required.
+	Metric string `yaml:"metric"`
+	// Dimensions select the series: every one must match. A value of "*"
+	// (DimensionAny) matches any value and gives the alarm one state per
+	// distinct value, as for InstanceId: "*" (one state per instance).
+	// At most 30. Default none: the series without dimensions.
+	Dimensions map[string]string `yaml:"dimensions"`
+	// Statistic aggregates the datapoints of a period: Average, Sum,
+	// Minimum, Maximum, SampleCount, or a percentile pNN (p0 to p100, up
+	// to two decimals, like p99 or p99.9). Required.
+	Statistic string `yaml:"statistic"`
+	// Period is the length of each datapoint the alarm evaluates; a
+	// multiple of metrics.resolution. Required.
+	Period Duration `yaml:"period"`
+	// EvaluationPeriods is N, how many of the most recent periods are
+	// evaluated; 1 to 100. Default 1.
+	EvaluationPeriods int `yaml:"evaluation_periods"`
+	// DatapointsToAlarm is M, how many of those N must breach for ALARM;
+	// 1 to EvaluationPeriods. Default: EvaluationPeriods.
+	DatapointsToAlarm int `yaml:"datapoints_to_alarm"`
+	// Comparison is GreaterThanOrEqualToThreshold, GreaterThanThreshold,
+	// LessThanThreshold or LessThanOrEqualToThreshold: a datapoint
+	// breaches when "statistic <comparison> threshold". Required.
+	Comparison string `yaml:"comparison"`
+	// Threshold is compared with each datapoint. Required; a pointer
+	// because 0 is a threshold. See ThresholdValue.
+	Threshold *float64 `yaml:"threshold"`
+	// TreatMissingData is missing, breaching, notBreaching or ignore, as in
+	// CloudWatch. Default missing.
+	TreatMissingData string `yaml:"treat_missing_data"`
+	// Actions run when the alarm enters each state. Default none.
+	Actions AlarmActions `yaml:"actions"`
+}
+
+// ThresholdValue returns Threshold, 0 when it is nil (which validation
+// refuses).
+func (a Alarm) ThresholdValue() float64 {
+	if a.Threshold == nil {
+		return 0
+	}
+	return *a.Threshold
+}
+
+// Percentile returns the percentile a pNN statistic names (99.9 for
+// "p99.9"), and false for the other statistics and for a malformed one.
+func Percentile(stat string) (float64, bool) {
+	if !percentileStat.MatchString(stat) {
+		return 0, false
+	}
+	p, err := strconv.ParseFloat(stat[1:], 64)
+	if err != nil || p > 100 {
+		return 0, false
+	}
+	return p, true
+}
+
+// percentileStat is the syntax of a percentile statistic: p0 to p100 with
+// at most two decimals.
+var percentileStat = regexp.MustCompile(`^p(100(\.0{1,2})?|[0-9]{1,2}(\.[0-9]{1,2})?)$`)
+
+// AlarmActions are the actions run when an alarm enters each state.
+type AlarmActions struct {
+	// Alarm actions run when the alarm enters ALARM.
+	Alarm []Action `yaml:"alarm"`
+	// OK actions run when it enters OK: notify only.
+	OK []Action `yaml:"ok"`
+	// InsufficientData actions run when it enters INSUFFICIENT_DATA.
+	InsufficientData []Action `yaml:"insufficient_data"`
+}
+
+// Action is one action of an alarm: exactly one of its fields is set.
+type Action struct {
+	// Notify names a channel that is sent the state change.
+	Notify string `yaml:"notify"`
+	// Remediate runs a runbook on the instances the alarm's dimensions
+	// name and checks that the alarm returns to OK, retrying and then
+	// escalating. "remediate: {}" takes every default.
+	Remediate *Remediate `yaml:"remediate"`
+	// Restart restarts in place the instance the alarm's InstanceId
+	// dimension names; the only value is "instance".
+	Restart string `yaml:"restart"`
+	// Replace replaces that instance; the only value is "instance".
+	Replace string `yaml:"replace"`
+}
+
+// The value of restart and replace actions: the instance the alarm's
+// InstanceId dimension names.
+const ActionTargetInstance = "instance"
+
+// Remediate runs a runbook when an alarm fires, waits for the alarm to
+// return to OK, retries, and escalates when it does not.
+type Remediate struct {
+	// Runbook is the name of the document to run. Default: the convention
+	// "<metric>#<namespace>", like "webapp-uptime#CustomNamespace".
+	// Whether it exists is checked when the alarm fires: a missing
+	// runbook escalates at once.
+	Runbook string `yaml:"runbook"`
+	// MaxAttempts is how many times the runbook is run before escalating;
+	// 1 to 10. Default 3.
+	MaxAttempts int `yaml:"max_attempts"`
+	// VerifyTimeout is how long, after each run, the alarm has to return
+	// to OK before the attempt counts as failed. Default 2m.
+	VerifyTimeout Duration `yaml:"verify_timeout"`
+	// RetryPause is the wait between a failed attempt and the next.
+	// Default 30s.
+	RetryPause Duration `yaml:"retry_pause"`
+	// Escalate names the channels told, with the incident record, when
+	// every attempt failed or there is no runbook. Default none (the
+	// incident is only recorded).
+	Escalate []string `yaml:"escalate"`
+	// Parameters are passed to the runbook. In values, {{ TARGET_ID }} and
+	// {{ TARGET_GROUP }} stand for the target instance's id and group, as
+	// in maintenance window tasks. Default none.
+	Parameters map[string]string `yaml:"parameters"`
+}
+
+// Alertmanager configures the receiver of Prometheus Alertmanager's
+// webhook (POST /v1/alertmanager): each firing alert is matched against
+// Routes in order, and the first that matches says which runbook to run
+// on which instance.
+type Alertmanager struct {
+	// Routes are tried in order; the first whose match an alert satisfies
+	// handles it. Default none.
+	Routes []AlertRoute `yaml:"routes"`
+	// DefaultEscalate names the channels an alert that no route matches is
+	// escalated to, and those of routes that name none. Default none.
+	DefaultEscalate []string `yaml:"default_escalate"`
+}
+
+// AlertRoute maps the alerts whose labels match to a runbook.
+type AlertRoute struct {
+	// Match is a set of label names and values; an alert matches when it
+	// has every one of these labels with exactly that value. At least one.
+	Match map[string]string `yaml:"match"`
+	// Runbook is the name of the document to run. Required; whether it
+	// exists is checked when an alert arrives.
+	Runbook string `yaml:"runbook"`
+	// TargetLabel is the label whose value is the id of the instance the
+	// runbook runs on. Default "instance_id".
+	TargetLabel string `yaml:"target_label"`
+	// Escalate names the channels told when the runbook fails, does not
+	// exist, or the alert names no instance. Default: DefaultEscalate.
+	Escalate []string `yaml:"escalate"`
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -16,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 )
 
 // Validate fills the defaults, resolves Launch.Command, Launch.Workdir and
@@ -122,6 +125,10 @@ func (v *validator) config() {
 	v.portConflicts()
 	v.maintenanceWindows()
 	v.scheduledActions()
+	v.metrics()
+	v.channels()
+	v.alarms()
+	v.alertmanager()
 }
 
 func (v *validator) group(g *Group, gp path) {
@@ -1175,24 +1182,30 @@ func (v *validator) windowTargets(t *WindowTargets, p path) {
 	v.keyErrorf(p.field("tags"), "tags {%s} match no group: a group matches when its tags include every one of them", strings.Join(pairs, ", "))
 }
 
-func (v *validator) windowTask(t *WindowTask, p path) {
-	if strings.TrimSpace(t.Document) == "" {
-		v.errorf(p.field("document"), "task document is required: the name of the document to run")
-	}
-	for _, k := range slices.Sorted(maps.Keys(t.Parameters)) {
-		kp := p.field("parameters").key(k)
+// documentParameters checks the parameters a window task or a remediation
+// passes to its document.
+func (v *validator) documentParameters(params map[string]string, p path) {
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		kp := p.key(k)
 		if strings.TrimSpace(k) == "" {
 			v.keyErrorf(kp, "parameter name must not be empty")
 			continue
 		}
 		// Only two pseudo-parameters are substituted; a misspelt one
 		// would reach the document as literal text.
-		for _, m := range pseudoParam.FindAllStringSubmatch(t.Parameters[k], -1) {
+		for _, m := range pseudoParam.FindAllStringSubmatch(params[k], -1) {
 			if name := m[1]; strings.HasPrefix(strings.ToUpper(name), "TARGET_") && name != "TARGET_ID" && name != "TARGET_GROUP" {
 				v.errorf(kp, "parameter %s: unknown %s: use {{ TARGET_ID }} or {{ TARGET_GROUP }}", k, m[0])
 			}
 		}
 	}
+}
+
+func (v *validator) windowTask(t *WindowTask, p path) {
+	if strings.TrimSpace(t.Document) == "" {
+		v.errorf(p.field("document"), "task document is required: the name of the document to run")
+	}
+	v.documentParameters(t.Parameters, p.field("parameters"))
 	if pr := t.PriorityValue(); pr < 0 {
 		v.errorf(p.field("priority"), "priority must not be negative, got %d", pr)
 	}
@@ -1297,4 +1310,490 @@ func (v *validator) actionCapacity(a *ScheduledAction, ap path, g *Group, others
 		}
 		return
 	}
+}
+
+// Metrics, channels, alarms and the Alertmanager receiver.
+
+const (
+	// maxBuckets bounds what one series keeps (retention / resolution),
+	// so that max_series bounds the store's memory.
+	maxBuckets           = 10000
+	maxSeriesLimit       = 1_000_000
+	maxChannelAttempts   = 100
+	maxEvaluationPeriods = 100
+	maxRemediateAttempts = 10
+	// maxDimensions and maxNameLen are CloudWatch's limits.
+	maxDimensions = 30
+	maxNameLen    = 255
+)
+
+var (
+	// namespaceChars are the characters CloudWatch allows in a namespace.
+	namespaceChars = regexp.MustCompile(`^[A-Za-z0-9._/#: -]+$`)
+	// labelName is a Prometheus label name.
+	labelName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+func (v *validator) metrics() {
+	m := &v.c.Metrics
+	p := path{}.field("metrics")
+	rp := p.field("resolution")
+	resOK := m.Resolution >= Duration(time.Second) && m.Resolution%Duration(time.Second) == 0
+	if !resOK {
+		// Datapoints are timestamped to the second, as in CloudWatch;
+		// finer buckets would only split them arbitrarily.
+		v.errorf(rp, "resolution %s: use a whole number of seconds, at least 1s", m.Resolution)
+	}
+	switch tp := p.field("retention"); {
+	case !resOK:
+	case m.Retention < m.Resolution:
+		v.errorf(tp, "retention %s is shorter than resolution %s", m.Retention, m.Resolution)
+	case m.Buckets() > maxBuckets:
+		v.errorf(tp, "retention %s is %d intervals of resolution %s: at most %d, so that a series' memory stays bounded (raise resolution or lower retention)",
+			m.Retention, m.Buckets(), m.Resolution, maxBuckets)
+	}
+	if m.MaxSeries < 1 || m.MaxSeries > maxSeriesLimit {
+		v.errorf(p.field("max_series"), "max_series %d: must be from 1 to %d", m.MaxSeries, maxSeriesLimit)
+	}
+}
+
+func (v *validator) channels() {
+	names := map[string]path{}
+	for ci := range v.c.Channels {
+		ch := &v.c.Channels[ci]
+		p := path{}.field("channels").index(ci)
+		v.scheduleName("channel", ch.Name, p.field("name"), names)
+
+		tp := p.field("type")
+		known := true
+		switch ch.Type {
+		case ChannelWebhook, ChannelSlack, ChannelPagerDuty:
+		case "":
+			known = false
+			v.errorf(tp, "channel type is required: webhook, slack or pagerduty")
+		default:
+			known = false
+			v.errorf(tp, "channel type %q: must be webhook, slack or pagerduty", ch.Type)
+		}
+
+		if v.secretPair(p, "url", ch.URL, ch.URLEnv) {
+			if ch.URL != "" {
+				if err := checkChannelURL(ch.URL); err != nil {
+					v.errorf(p.field("url"), "url %q: %v", ch.URL, err)
+				}
+			} else if u := ch.URLValue(); u != "" {
+				if err := checkChannelURL(u); err != nil {
+					// Not quoted: the URL may be a secret.
+					v.errorf(p.field("url_env"), "url_env %s: the URL it holds: %v", ch.URLEnv, err)
+				}
+			} else if known && ch.Type != ChannelPagerDuty {
+				v.errorf(p, "a %s channel needs url (or url_env): where to POST", ch.Type)
+			}
+		}
+
+		// A field the type does not use is reported as such, before
+		// anything about its value.
+		if known && ch.Type != ChannelWebhook {
+			v.notUsedBy(p, ch.Type, "webhook channels (to sign the body)", map[string]string{"secret": ch.Secret, "secret_env": ch.SecretEnv})
+		} else {
+			v.secretPair(p, "secret", ch.Secret, ch.SecretEnv)
+		}
+		if known && ch.Type != ChannelPagerDuty {
+			v.notUsedBy(p, ch.Type, "pagerduty channels", map[string]string{"routing_key": ch.RoutingKey, "routing_key_env": ch.RoutingKeyEnv})
+		} else if v.secretPair(p, "routing_key", ch.RoutingKey, ch.RoutingKeyEnv) && known && ch.RoutingKey == "" && ch.RoutingKeyEnv == "" {
+			v.errorf(p, "a pagerduty channel needs routing_key (or routing_key_env): the integration key of a PagerDuty service")
+		}
+
+		v.nonNegative(p.field("timeout"), ch.Timeout)
+		if ch.MaxAttempts < 1 || ch.MaxAttempts > maxChannelAttempts {
+			v.errorf(p.field("max_attempts"), "max_attempts %d: must be from 1 to %d", ch.MaxAttempts, maxChannelAttempts)
+		}
+	}
+}
+
+// notUsedBy reports each of fields that is set although a channel of type
+// typ does not use it.
+func (v *validator) notUsedBy(p path, typ, users string, fields map[string]string) {
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		if fields[name] != "" {
+			v.keyErrorf(p.field(name), "%s is used only by %s, not %s", name, users, typ)
+		}
+	}
+}
+
+// secretPair checks a value that may be written in the file (name) or
+// read from the environment (name_env): not both, and the variable set.
+// It reports whether the pair is usable as far as that goes.
+func (v *validator) secretPair(p path, name, value, env string) bool {
+	envName := name + "_env"
+	ep := p.field(envName)
+	switch {
+	case value != "" && env != "":
+		v.keyErrorf(ep, "%s and %s are both set: give one", name, envName)
+		return false
+	case env == "":
+		return true
+	case !envVar.MatchString(env):
+		v.errorf(ep, "%s %q is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)", envName, env)
+		return false
+	case os.Getenv(env) == "":
+		// Checked now rather than when the first incident needs the
+		// channel, which is the worst time to find out.
+		v.errorf(ep, "%s: environment variable %s is not set (or is empty)", envName, env)
+		return false
+	}
+	return true
+}
+
+// checkChannelURL checks a channel's URL; the error does not repeat it.
+func checkChannelURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return errors.New("not a URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("must be an http or https URL")
+	case u.Host == "":
+		return errors.New("needs a host")
+	}
+	return nil
+}
+
+// channelRefs checks a list of channel names: each defined, and listed
+// once.
+func (v *validator) channelRefs(names []string, p path) {
+	seen := map[string]bool{}
+	for i, name := range names {
+		v.channelRef(name, p.index(i))
+		if seen[name] && name != "" {
+			v.errorf(p.index(i), "channel %q is listed twice", name)
+		}
+		seen[name] = true
+	}
+}
+
+func (v *validator) channelRef(name string, p path) {
+	if name == "" {
+		v.errorf(p, "channel name must not be empty")
+		return
+	}
+	if _, ok := v.c.Channel(name); ok {
+		return
+	}
+	defined := make([]string, 0, len(v.c.Channels))
+	for _, ch := range v.c.Channels {
+		if ch.Name != "" {
+			defined = append(defined, ch.Name)
+		}
+	}
+	if len(defined) == 0 {
+		v.errorf(p, "channel %q is not defined: this file has no channels", name)
+		return
+	}
+	v.errorf(p, "channel %q is not defined in channels (%s)", name, strings.Join(defined, ", "))
+}
+
+func (v *validator) alarms() {
+	names := map[string]path{}
+	for ai := range v.c.Alarms {
+		a := &v.c.Alarms[ai]
+		p := path{}.field("alarms").index(ai)
+		v.scheduleName("alarm", a.Name, p.field("name"), names)
+		v.alarmMetric(a, p)
+		v.alarmRule(a, p)
+		for _, kind := range actionKinds(&a.Actions) {
+			kp := p.field("actions").field(kind.name)
+			for i := range kind.actions {
+				v.action(a, kind, &kind.actions[i], kp.index(i))
+			}
+		}
+	}
+}
+
+// alarmMetric checks what an alarm watches: namespace, metric, dimensions
+// and statistic.
+func (v *validator) alarmMetric(a *Alarm, p path) {
+	np := p.field("namespace")
+	switch {
+	case strings.TrimSpace(a.Namespace) == "":
+		v.errorf(np, "namespace is required: the namespace of the metric, like CustomNamespace")
+	case len(a.Namespace) > maxNameLen || !namespaceChars.MatchString(a.Namespace):
+		v.errorf(np, "namespace %q: use letters, digits, spaces and . - _ / # :, at most %d characters", a.Namespace, maxNameLen)
+	}
+	mp := p.field("metric")
+	switch {
+	case strings.TrimSpace(a.Metric) == "":
+		v.errorf(mp, "metric is required: the name of the metric, like webapp-uptime")
+	case len(a.Metric) > maxNameLen || strings.ContainsFunc(a.Metric, unicode.IsControl):
+		v.errorf(mp, "metric %q: at most %d printable characters", a.Metric, maxNameLen)
+	}
+
+	dp := p.field("dimensions")
+	if len(a.Dimensions) > maxDimensions {
+		v.keyErrorf(dp, "an alarm has at most %d dimensions, not %d", maxDimensions, len(a.Dimensions))
+	}
+	for _, k := range slices.Sorted(maps.Keys(a.Dimensions)) {
+		kp, val := dp.key(k), a.Dimensions[k]
+		switch {
+		case strings.TrimSpace(k) == "":
+			v.keyErrorf(kp, "dimension name must not be empty")
+		case len(k) > maxNameLen:
+			v.keyErrorf(kp, "dimension name %.20q...: at most %d characters", k, maxNameLen)
+		case val == "":
+			v.errorf(kp, "dimension %s needs a value, or \"*\" for one alarm state per value", k)
+		case len(val) > maxNameLen:
+			v.errorf(kp, "dimension %s: its value has at most %d characters", k, maxNameLen)
+		}
+	}
+
+	sp := p.field("statistic")
+	switch _, isPct := Percentile(a.Statistic); {
+	case isPct:
+	case a.Statistic == "":
+		v.errorf(sp, "statistic is required: Average, Sum, Minimum, Maximum, SampleCount or a percentile like p99")
+	case slices.Contains([]string{StatAverage, StatSum, StatMinimum, StatMaximum, StatSampleCount}, a.Statistic):
+	default:
+		v.errorf(sp, "statistic %q: must be Average, Sum, Minimum, Maximum, SampleCount or a percentile from p0 to p100, like p99 or p99.9%s",
+			a.Statistic, didYouMean(a.Statistic, StatAverage, StatSum, StatMinimum, StatMaximum, StatSampleCount))
+	}
+}
+
+// alarmRule checks when an alarm breaches: period, evaluation periods,
+// comparison, threshold and the treatment of missing data.
+func (v *validator) alarmRule(a *Alarm, p path) {
+	res := v.c.Metrics.Resolution
+	resOK := res >= Duration(time.Second) && res%Duration(time.Second) == 0
+	resNote := ""
+	if v.defaulted(path{}.field("metrics").field("resolution")) {
+		resNote = " (the default)"
+	}
+	pp := p.field("period")
+	periodOK := false
+	switch {
+	case a.Period == 0:
+		v.errorf(pp, "period is required: the length of each datapoint the alarm evaluates, a multiple of metrics.resolution (%s), like 1m", res)
+	case a.Period < 0:
+		v.nonNegative(pp, a.Period)
+	case !resOK:
+		// Reported on metrics.resolution.
+	case a.Period%res != 0:
+		v.errorf(pp, "period %s is not a multiple of metrics.resolution %s%s", a.Period, res, resNote)
+	default:
+		periodOK = true
+	}
+
+	ep, mp := p.field("evaluation_periods"), p.field("datapoints_to_alarm")
+	nOK := a.EvaluationPeriods >= 1 && a.EvaluationPeriods <= maxEvaluationPeriods
+	if !nOK {
+		v.errorf(ep, "evaluation_periods %d: must be from 1 to %d", a.EvaluationPeriods, maxEvaluationPeriods)
+	}
+	switch {
+	case a.DatapointsToAlarm < 1:
+		v.errorf(mp, "datapoints_to_alarm must be at least 1, got %d", a.DatapointsToAlarm)
+	case nOK && a.DatapointsToAlarm > a.EvaluationPeriods:
+		note := ""
+		if v.defaulted(ep) {
+			note = " (the default)"
+		}
+		v.errorf(mp, "datapoints_to_alarm %d is greater than evaluation_periods %d%s: M of N needs M <= N", a.DatapointsToAlarm, a.EvaluationPeriods, note)
+	}
+	if ret := v.c.Metrics.Retention; periodOK && nOK && a.Period*Duration(a.EvaluationPeriods) > ret {
+		note := ""
+		if v.defaulted(path{}.field("metrics").field("retention")) {
+			note = " (the default)"
+		}
+		v.errorf(pp, "period %s × evaluation_periods %d is longer than metrics.retention %s%s: the alarm could never see all its datapoints",
+			a.Period, a.EvaluationPeriods, ret, note)
+	}
+
+	cp := p.field("comparison")
+	switch a.Comparison {
+	case GreaterThanOrEqualToThreshold, GreaterThanThreshold, LessThanThreshold, LessThanOrEqualToThreshold:
+	case "":
+		v.errorf(cp, "comparison is required: GreaterThanOrEqualToThreshold, GreaterThanThreshold, LessThanThreshold or LessThanOrEqualToThreshold")
+	default:
+		hint := didYouMean(a.Comparison, GreaterThanOrEqualToThreshold, GreaterThanThreshold, LessThanThreshold, LessThanOrEqualToThreshold)
+		if name, ok := map[string]string{">=": GreaterThanOrEqualToThreshold, ">": GreaterThanThreshold, "<": LessThanThreshold, "<=": LessThanOrEqualToThreshold}[strings.TrimSpace(a.Comparison)]; ok {
+			hint = fmt.Sprintf(" (write %s)", name)
+		}
+		v.errorf(cp, "comparison %q: must be GreaterThanOrEqualToThreshold, GreaterThanThreshold, LessThanThreshold or LessThanOrEqualToThreshold%s", a.Comparison, hint)
+	}
+	if a.Threshold == nil {
+		v.errorf(p.field("threshold"), "threshold is required: the value each datapoint is compared with")
+	} else if math.IsNaN(*a.Threshold) || math.IsInf(*a.Threshold, 0) {
+		v.errorf(p.field("threshold"), "threshold must be a finite number, got %v", *a.Threshold)
+	}
+	switch a.TreatMissingData {
+	case TreatMissing, TreatBreaching, TreatNotBreaching, TreatIgnore:
+	default:
+		v.errorf(p.field("treat_missing_data"), "treat_missing_data %q: must be missing, breaching, notBreaching or ignore%s",
+			a.TreatMissingData, didYouMean(a.TreatMissingData, TreatMissing, TreatBreaching, TreatNotBreaching, TreatIgnore))
+	}
+}
+
+// didYouMean suggests the known name that differs from s only in case.
+func didYouMean(s string, known ...string) string {
+	for _, k := range known {
+		if strings.EqualFold(s, k) {
+			return fmt.Sprintf(" (did you mean %q?)", k)
+		}
+	}
+	return ""
+}
+
+// action checks one action of an alarm.
+func (v *validator) action(a *Alarm, kind actionKind, act *Action, p path) {
+	var set []string
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"notify", act.Notify != ""}, {"remediate", act.Remediate != nil}, {"restart", act.Restart != ""}, {"replace", act.Replace != ""}} {
+		if f.set || (v.c.src.has(p.field(f.name)) && f.name != "remediate") {
+			set = append(set, f.name)
+		}
+	}
+	switch len(set) {
+	case 0:
+		v.errorf(p, "an action needs one of notify, remediate, restart or replace")
+		return
+	case 1:
+	default:
+		v.errorf(p, "an action is one of notify, remediate, restart or replace, not %s: write each as its own list item", strings.Join(set, " and "))
+		return
+	}
+	switch set[0] {
+	case "notify":
+		v.channelRef(act.Notify, p.field("notify"))
+	case "remediate":
+		v.remediate(a, kind, act.Remediate, p.field("remediate"))
+	case "restart", "replace":
+		what, target := set[0], act.Restart
+		if what == "replace" {
+			target = act.Replace
+		}
+		tp := p.field(what)
+		switch _, hasID := a.Dimensions[DimensionInstanceID]; {
+		case target != ActionTargetInstance:
+			v.errorf(tp, "%s %q: the only target is instance (the instance the alarm's InstanceId dimension names)", what, target)
+		case kind.name == "ok":
+			v.keyErrorf(tp, "%s runs when the alarm enters ALARM or INSUFFICIENT_DATA, not OK: there is nothing to repair", what)
+		case !hasID:
+			v.keyErrorf(tp, "%s needs the alarm's InstanceId dimension: it acts on the instance that dimension names", what)
+		}
+	}
+}
+
+func (v *validator) remediate(a *Alarm, kind actionKind, r *Remediate, p path) {
+	if kind.name == "ok" {
+		v.keyErrorf(p, "remediate runs when the alarm enters ALARM or INSUFFICIENT_DATA, not OK: there is nothing to repair")
+		return
+	}
+	rp := p.field("runbook")
+	switch {
+	case r.Runbook == "":
+		// Only when the metric or the namespace is missing, which is
+		// reported on them.
+		if !v.defaulted(rp) {
+			v.errorf(rp, "runbook must not be empty")
+		}
+	case !documentName(r.Runbook) && v.defaulted(rp):
+		v.errorf(rp, "the default runbook %q (<metric>#<namespace>) cannot name a document: %s; set runbook", r.Runbook, documentNameRule)
+	case !documentName(r.Runbook):
+		v.errorf(rp, "runbook %q cannot name a document: %s", r.Runbook, documentNameRule)
+	}
+	if r.MaxAttempts < 1 || r.MaxAttempts > maxRemediateAttempts {
+		v.errorf(p.field("max_attempts"), "max_attempts %d: must be from 1 to %d", r.MaxAttempts, maxRemediateAttempts)
+	}
+	v.nonNegative(p.field("retry_pause"), r.RetryPause)
+	vp := p.field("verify_timeout")
+	// To return to OK the alarm needs N-M+1 periods that do not breach:
+	// until then M of its N datapoints still do, whatever the runbook did.
+	need := a.EvaluationPeriods - a.DatapointsToAlarm + 1
+	switch {
+	case r.VerifyTimeout < 0:
+		v.nonNegative(vp, r.VerifyTimeout)
+	case a.Period > 0 && need >= 1 && r.VerifyTimeout < a.Period*Duration(need):
+		note, fix := "", ""
+		if v.defaulted(vp) {
+			note, fix = " (the default)", "; set verify_timeout"
+		}
+		periods := "1 period"
+		if need > 1 {
+			periods = fmt.Sprintf("%d periods", need)
+		}
+		v.errorf(vp, "verify_timeout %s%s is shorter than the %s the alarm needs to return to OK: %s of %s without a breach (evaluation_periods - datapoints_to_alarm + 1)%s",
+			r.VerifyTimeout, note, a.Period*Duration(need), periods, a.Period, fix)
+	}
+	v.channelRefs(r.Escalate, p.field("escalate"))
+	v.documentParameters(r.Parameters, p.field("parameters"))
+}
+
+func (v *validator) alertmanager() {
+	am := &v.c.Alertmanager
+	p := path{}.field("alertmanager")
+	v.channelRefs(am.DefaultEscalate, p.field("default_escalate"))
+	for ri := range am.Routes {
+		r := &am.Routes[ri]
+		rp := p.field("routes").index(ri)
+		mp := rp.field("match")
+		if len(r.Match) == 0 {
+			v.errorf(mp, "a route needs match: at least one label and its value")
+		}
+		for _, k := range slices.Sorted(maps.Keys(r.Match)) {
+			kp := mp.key(k)
+			switch {
+			case !labelName.MatchString(k):
+				v.keyErrorf(kp, "label name %q: use letters, digits and _, not starting with a digit", k)
+			case r.Match[k] == "":
+				// Alertmanager drops labels with an empty value.
+				v.errorf(kp, "label %s: an empty value never matches (Alertmanager sends no empty label)", k)
+			}
+		}
+		// Routes are tried in order: one whose labels include all of an
+		// earlier route's is never reached.
+		for ei := range ri {
+			earlier := am.Routes[ei].Match
+			if len(earlier) == 0 || len(r.Match) == 0 {
+				continue
+			}
+			if includes(r.Match, earlier) {
+				v.keyErrorf(mp, "this route is never used: the route at %s matches every alert it matches (routes are tried in order; put the more specific one first)",
+					v.where(p.field("routes").index(ei)))
+				break
+			}
+		}
+		bp := rp.field("runbook")
+		switch {
+		case strings.TrimSpace(r.Runbook) == "":
+			v.errorf(bp, "route runbook is required: the name of the document to run")
+		case !documentName(r.Runbook):
+			v.errorf(bp, "runbook %q cannot name a document: %s", r.Runbook, documentNameRule)
+		}
+		if !labelName.MatchString(r.TargetLabel) {
+			v.errorf(rp.field("target_label"), "target_label %q: use letters, digits and _, not starting with a digit", r.TargetLabel)
+		}
+		// A route's escalate defaults to default_escalate, whose
+		// problems are reported there.
+		if !slices.Equal(r.Escalate, am.DefaultEscalate) {
+			v.channelRefs(r.Escalate, rp.field("escalate"))
+		}
+	}
+}
+
+// documentName reports whether a runbook name can name a document: the
+// runbook library finds one by its file name in a directory.
+func documentName(name string) bool {
+	return !strings.ContainsAny(name, `/\`) && !strings.HasPrefix(name, ".")
+}
+
+const documentNameRule = `a document name has no / or \ and does not start with "."`
+
+// includes reports whether m has every label of sub with the same value.
+func includes(m, sub map[string]string) bool {
+	for k, want := range sub {
+		if got, ok := m[k]; !ok || got != want {
+			return false
+		}
+	}
+	return true
 }

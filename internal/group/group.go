@@ -444,7 +444,9 @@ func (g *Group) Restart(ctx context.Context, id string) error {
 			err = fmt.Errorf("%w: instance %s is %s; only an InService instance can be restarted", ErrInvalid, id, in.rec.State)
 			return
 		}
-		if in.restarting == "" {
+		// A restart asked while the previous one is finishing (InService
+		// again, its job not yet ended) is a new restart, not part of it.
+		if !in.restartAsked {
 			in.restarting, in.restartAsked = "restarted by operator", true
 			g.publish()
 		}

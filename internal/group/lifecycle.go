@@ -522,7 +522,12 @@ func (g *Group) jobHeal(ctx context.Context, in *instance, d heal.Decision) {
 func (g *Group) jobRestart(ctx context.Context, in *instance) {
 	var cause string
 	g.call(func() { cause, in.restartAsked = in.restarting, false })
-	defer g.call(func() { in.restarting = ""; g.publish() })
+	defer g.call(func() {
+		if !in.restartAsked { // else another restart was asked meanwhile
+			in.restarting = ""
+		}
+		g.publish()
+	})
 	if err := g.fence(ctx, in); err != nil {
 		return
 	}

@@ -69,6 +69,8 @@ type MetricsSnapshot struct {
 	UnHealthyHostCount int   `json:"UnHealthyHostCount"`
 	// TargetResponseTime is the mean in seconds, as CloudWatch reports it.
 	TargetResponseTime float64 `json:"TargetResponseTime"`
+	// TargetResponseTimeSum is the total in seconds, for Prometheus.
+	TargetResponseTimeSum float64 `json:"TargetResponseTimeSum"`
 	// ResponseTimeBuckets counts responses by upper bound in seconds
 	// ("+Inf" last), for percentiles.
 	ResponseTimeBuckets []Bucket `json:"TargetResponseTimeBuckets"`
@@ -93,8 +95,10 @@ func (m *Metrics) snapshot() MetricsSnapshot {
 		RetryCount:         m.retries.Load(),
 		NewConnectionCount: m.connections.Load(),
 	}
+	sum := m.respSum.Load()
+	s.TargetResponseTimeSum = float64(sum) / 1e6
 	if n := m.respCount.Load(); n > 0 {
-		s.TargetResponseTime = float64(m.respSum.Load()) / float64(n) / 1e6
+		s.TargetResponseTime = float64(sum) / float64(n) / 1e6
 	}
 	var cum int64
 	for i := range m.respHist {

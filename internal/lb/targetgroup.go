@@ -105,13 +105,24 @@ func (tg *TargetGroup) add(id, addr, group string, weight int, manual bool) *tar
 		weight = 1
 	}
 	t := tg.targets[id]
-	if t == nil {
+	switch {
+	case t == nil || (addr != "" && t.addr != addr):
+		// A target's address never changes once it exists: the proxy and
+		// its checks read it without the lock. A new address is a new
+		// target under the same id (the old one finishes its drain alone).
+		old := t
 		t = &target{tg: tg, id: id, addr: addr, group: group, weight: weight}
 		tg.targets[id] = t
-	} else if t.state == StateInitial || t.state == StateHealthy || t.state == StateUnhealthy {
+		if old != nil {
+			tg.stopChecking(old)
+			if old.state == StateHealthy {
+				tg.rebuild() // out of rotation with its address
+			}
+		}
+	case t.state == StateInitial || t.state == StateHealthy || t.state == StateUnhealthy:
 		return t
 	}
-	t.addr, t.manual = addr, manual
+	t.manual = manual
 	t.pool.reopen()
 	tg.setState(t, StateInitial, "registered")
 	t.checkOK, t.checkFail = 0, 0
@@ -423,7 +434,7 @@ func (tg *TargetGroup) drain(t *target, done chan struct{}) {
 	t.pool.closeIdle(false)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	for t.inflight.Load() > 0 && time.Now().Before(deadline) {
+	for t.inflight.Load() > 0 && time.Now().Before(deadline) && tg.stillDraining(t, done) {
 		select {
 		case <-tick.C:
 		case <-tg.ctx.Done():
@@ -431,9 +442,12 @@ func (tg *TargetGroup) drain(t *target, done chan struct{}) {
 		}
 		t.pool.closeIdle(false)
 	}
-	t.pool.closeIdle(true)
 	tg.mu.Lock()
+	// Only a drain still in force closes the pool: a target registered
+	// again meanwhile is in use, and a closed pool would refuse it every
+	// connection (its requests all retried elsewhere, for good).
 	if t.state == StateDraining && t.drained == done {
+		t.pool.closeIdle(true)
 		if t.manual {
 			tg.setState(t, StateUnused, "deregistered")
 		} else if tg.targets[t.id] == t {
@@ -442,6 +456,14 @@ func (tg *TargetGroup) drain(t *target, done chan struct{}) {
 	}
 	tg.mu.Unlock()
 	close(done)
+}
+
+// stillDraining reports whether t is still in the drain that done ends,
+// not registered again (or in a newer drain) since.
+func (tg *TargetGroup) stillDraining(t *target, done chan struct{}) bool {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return t.state == StateDraining && t.drained == done
 }
 
 // Register adds a target by instance id (one this target group already

@@ -248,16 +248,28 @@ func Run(ctx context.Context, opts Options) error {
 		defer sched.Close()
 	}
 
+	al, err := newAlerting(cfg, st, stateDir, eng, lib, groups, bal, log)
+	if err != nil {
+		return err
+	}
+	// Deferred after eng.Close, so it runs first: incidents stop waiting
+	// on executions before the engine goes.
+	defer al.close()
+
 	h := api.New(api.Deps{
-		Store:     st,
-		Groups:    groups,
-		LogFiles:  prov.LogFiles,
-		Version:   opts.Version,
-		Logger:    log,
-		Balancer:  bal,
-		Runbooks:  eng,
-		Documents: lib,
-		Windows:   sched,
+		Store:        st,
+		Groups:       groups,
+		LogFiles:     prov.LogFiles,
+		Version:      opts.Version,
+		Logger:       log,
+		Balancer:     bal,
+		Runbooks:     eng,
+		Documents:    lib,
+		Windows:      sched,
+		Metrics:      al.metrics,
+		Alarms:       al.alarms,
+		Incidents:    al.incidents,
+		Alertmanager: al.alertmanager,
 	})
 	apiRef.set(h)
 	if err := eng.Resume(ctx); err != nil {
@@ -266,6 +278,7 @@ func Run(ctx context.Context, opts Options) error {
 	if sched != nil {
 		sched.Run()
 	}
+	al.run(ctx)
 	var handler http.Handler = h
 	if opts.Pprof {
 		mux := http.NewServeMux()
@@ -305,6 +318,7 @@ func Run(ctx context.Context, opts Options) error {
 	if sched != nil {
 		sched.Close()
 	}
+	al.close()
 	eng.Close()
 	srv.Shutdown(shutdownCtx)
 	bal.Close()
@@ -349,7 +363,10 @@ func retireRemovedGroups(ctx context.Context, st *store.Store, cfg *config.Confi
 const (
 	keepEvents     = 100000
 	keepTerminated = 100 // per group
-	pruneEvery     = time.Hour
+	// keepNotifications delivered or failed notifications are kept; pending
+	// ones always are.
+	keepNotifications = 10000
+	pruneEvery        = time.Hour
 )
 
 // prune applies the retention at start and then every hour until ctx ends.
@@ -367,6 +384,9 @@ func prune(ctx context.Context, st *store.Store, log *slog.Logger) {
 		}
 		if err := st.PruneInstances(ctx, keepTerminated); err != nil && ctx.Err() == nil {
 			log.Warn("prune instances", "err", err)
+		}
+		if err := st.PruneNotifications(ctx, keepNotifications); err != nil && ctx.Err() == nil {
+			log.Warn("prune notifications", "err", err)
 		}
 		t.Reset(pruneEvery)
 	}

@@ -84,6 +84,42 @@ CREATE TABLE executions (
 CREATE INDEX executions_started ON executions (started_at);
 CREATE INDEX executions_status ON executions (status);
 `,
+	// 3: the notification outbox: one row per message and channel, kept
+	// after delivery as the record of what was sent.
+	`
+CREATE TABLE notifications (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT, -- delivery order; never reused, so receivers can dedupe on it
+	channel      TEXT    NOT NULL,
+	dedup_key    TEXT    NOT NULL DEFAULT '',
+	event        TEXT    NOT NULL,
+	status       TEXT    NOT NULL,                  -- pending, delivered, failed
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	last_error   TEXT    NOT NULL DEFAULT '',
+	last_status  INTEGER NOT NULL DEFAULT 0,        -- HTTP status of the last attempt, 0 if none
+	created_at   INTEGER NOT NULL,
+	updated_at   INTEGER NOT NULL,
+	next_at      INTEGER,                           -- earliest next attempt while pending
+	grp          TEXT    NOT NULL DEFAULT '',
+	instance     TEXT    NOT NULL DEFAULT '',
+	body         TEXT    NOT NULL                   -- JSON message
+);
+CREATE INDEX notifications_status ON notifications (status, id);
+CREATE INDEX notifications_key ON notifications (dedup_key, id);
+CREATE INDEX notifications_channel ON notifications (channel, id);
+`,
+	// 4: incidents, each one JSON record with its timeline.
+	`
+CREATE TABLE incidents (
+	id         TEXT    PRIMARY KEY,
+	key        TEXT    NOT NULL,
+	status     TEXT    NOT NULL,
+	opened_at  INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL,
+	body       TEXT    NOT NULL                -- JSON
+);
+CREATE INDEX incidents_opened ON incidents (opened_at);
+CREATE INDEX incidents_status ON incidents (status);
+`,
 }
 
 // migrate brings the schema to len(migrations) in one transaction, so a

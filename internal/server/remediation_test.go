@@ -1,0 +1,220 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/autoheal/autoheal/internal/metrics"
+	"github.com/autoheal/autoheal/internal/notify"
+	"github.com/autoheal/autoheal/internal/remediation"
+)
+
+// uptimeAlarm is the pet example's alarm and metrics settings, with the
+// remediation given.
+func uptimeAlarm(remediate string) string {
+	return `
+metrics: {resolution: 1s, retention: 1h}
+channels:
+  - {name: ops, type: webhook, url: "{{HOOK}}", secret: s3cret, max_attempts: 3}
+alarms:
+  - name: webapp-uptime
+    namespace: CustomNamespace
+    metric: webapp-uptime
+    dimensions: {InstanceId: "*"}
+    statistic: Minimum
+    period: 1s
+    evaluation_periods: 2
+    datapoints_to_alarm: 2
+    comparison: LessThanThreshold
+    threshold: 1
+    actions:
+      alarm:
+        - remediate: ` + remediate + `
+`
+}
+
+func (e *env) waitIncident(status string, timeout time.Duration) remediation.Incident {
+	e.t.Helper()
+	var inc remediation.Incident
+	waitFor(e.t, timeout, "an incident "+status, func() bool {
+		list, err := e.client.Incidents(context.Background(), 10)
+		if err != nil || len(list) == 0 {
+			return false
+		}
+		inc = list[0]
+		return inc.Status == status
+	})
+	return inc
+}
+
+func timelineTypes(inc remediation.Incident) string {
+	var out []string
+	for _, en := range inc.Timeline {
+		out = append(out, en.Type)
+	}
+	return strings.Join(out, " ")
+}
+
+// TestUptimeAlarmRunsRunbookAndResolves is the pet example's loop: the
+// service inside the instance stops serving (the process and its health
+// check live on), the uptime metric it pushes drops, the alarm fires, the
+// runbook webapp-uptime#CustomNamespace starts the service again inside
+// the instance, the alarm returns to OK and the incident closes.
+func TestUptimeAlarmRunsRunbookAndResolves(t *testing.T) {
+	t.Parallel()
+	port := freePort(t)
+	cfg := writeConfig(t, petConfig(port, `    parameters:
+      - {name: PET_UPTIME_INTERVAL, value: 200ms}
+`)+strings.Replace(uptimeAlarm("{max_attempts: 2, verify_timeout: 10s, retry_pause: 1s, escalate: [ops]}"), "{{HOOK}}", "http://127.0.0.1:1/", 1))
+	docs := filepath.Join(filepath.Dir(cfg), "documents")
+	os.MkdirAll(docs, 0o755)
+	runbook, err := os.ReadFile(filepath.Join(moduleRoot(), "examples", "pet", "documents", "webapp-uptime#CustomNamespace.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(docs, "webapp-uptime#CustomNamespace.yaml"), runbook, 0o644)
+	e := startInProcess(t, cfg, "")
+	in := e.waitInService(1, 20*time.Second)[0]
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitFor(t, 20*time.Second, "the alarm to be OK", func() bool {
+		as, _ := e.client.Alarms(context.Background())
+		return len(as) == 1 && as[0].State == "OK" && as[0].Dimensions["InstanceId"] == in.ID
+	})
+	if code, b, err := httpPost(base+"/service/stop", ""); err != nil || code != 200 {
+		t.Fatalf("stop the service: %d %v %s", code, err, b)
+	}
+	inc := e.waitIncident(remediation.StatusResolved, 30*time.Second)
+	if got := timelineTypes(inc); got != "detected attempt output note verified resolved" && got != "detected attempt output verified resolved" {
+		t.Fatalf("timeline %s:\n%+v", got, inc.Timeline)
+	}
+	if inc.Instance != in.ID || inc.Attempts != 1 || inc.Runbook != "webapp-uptime#CustomNamespace" || inc.TimeToRecover <= 0 {
+		t.Fatalf("incident %+v", inc)
+	}
+	if code, _, _ := httpGet(base + "/"); code != 200 {
+		t.Fatalf("the service still does not answer: %d", code)
+	}
+	// Crash healing did not act: same instance, same process.
+	if now := e.live()[0]; now.ID != in.ID || now.Pid != in.Pid {
+		t.Fatalf("instance %s pid %d became %s pid %d", in.ID, in.Pid, now.ID, now.Pid)
+	}
+	t.Logf("recovered in %.2fs", inc.TimeToRecover)
+}
+
+// TestNoRunbookEscalatesToSignedWebhook: an alarm whose runbook does not
+// exist escalates at once; the webhook receives the incident, and its
+// HMAC signature verifies with the channel's secret.
+func TestNoRunbookEscalatesToSignedWebhook(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var got []*http.Request
+	var bodies [][]byte
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, r)
+		bodies = append(bodies, b)
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	port := freePort(t)
+	cfg := writeConfig(t, petConfig(port, "")+strings.Replace(uptimeAlarm("{runbook: no-such-runbook, escalate: [ops]}"), "{{HOOK}}", hook.URL, 1))
+	e := startInProcess(t, cfg, "")
+	in := e.waitInService(1, 20*time.Second)[0]
+	// Push zeros for the instance by hand, through the API, as an
+	// operator's script would.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			e.client.PutMetricData(context.Background(), "", metrics.PutRequest{Namespace: "CustomNamespace", MetricData: []metrics.Datum{{
+				MetricName: "webapp-uptime", Value: 0, Dimensions: []metrics.Dimension{{Name: "InstanceId", Value: in.ID}}}}})
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	inc := e.waitIncident(remediation.StatusEscalated, 30*time.Second)
+	if inc.Attempts != 0 || !strings.Contains(timelineTypes(inc), "escalated") {
+		t.Fatalf("incident %+v", inc)
+	}
+	waitFor(t, 20*time.Second, "the escalation to reach the webhook", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) > 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	r, body := got[0], bodies[0]
+	if !notify.Verify("s3cret", r.Header.Get(notify.HeaderTimestamp), body, r.Header.Get(notify.HeaderSignature)) {
+		t.Fatalf("signature %q does not verify over %s", r.Header.Get(notify.HeaderSignature), body)
+	}
+	if notify.Verify("wrong", r.Header.Get(notify.HeaderTimestamp), body, r.Header.Get(notify.HeaderSignature)) {
+		t.Fatal("a wrong secret verified")
+	}
+	if !strings.Contains(string(body), inc.ID) || !strings.Contains(string(body), "no runbook") {
+		t.Fatalf("webhook body lacks the incident: %s", body)
+	}
+}
+
+// TestAlarmRestartsTheInstanceItNames: an alarm whose action is
+// `restart: instance` restarts the instance of its InstanceId dimension in
+// place; the metric is pushed by `autoheal agent`, as from cron.
+func TestAlarmRestartsTheInstanceItNames(t *testing.T) {
+	t.Parallel()
+	port := freePort(t)
+	cfg := writeConfig(t, petConfig(port, "")+`
+metrics: {resolution: 1s, retention: 1h}
+alarms:
+  - name: probe
+    namespace: Probes
+    metric: up
+    dimensions: {InstanceId: "*"}
+    statistic: Maximum
+    period: 1s
+    evaluation_periods: 2
+    comparison: LessThanThreshold
+    threshold: 1
+    actions:
+      alarm: [{restart: instance}]
+`)
+	e := startInProcess(t, cfg, "")
+	in := e.waitInService(1, 20*time.Second)[0]
+	// A URL nothing answers: the agent pushes 0 for the instance.
+	dead := fmt.Sprintf("http://127.0.0.1:%d/", freePort(t))
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			exec.Command(bins.autoheal, "--addr", e.apiAddr, "agent", "--check", dead, "--namespace", "Probes",
+				"--metric", "up", "--instance", in.ID, "--once", "--timeout", "200ms").Run()
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	waitFor(t, 30*time.Second, "the alarm to restart the instance", func() bool {
+		l := e.live()
+		return len(l) == 1 && l[0].ID == in.ID && l[0].Pid != in.Pid && l[0].State == "InService"
+	})
+	found := false
+	for _, ev := range e.events() {
+		found = found || (ev.Type == "alarm.state" && strings.Contains(ev.Message, "ALARM") && ev.Instance == in.ID)
+	}
+	if !found {
+		t.Fatalf("no alarm.state event for %s:\n%s", in.ID, e.dumpEvents())
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -168,13 +169,23 @@ func pct(ds []time.Duration, p int) time.Duration {
 	return s[min(i, len(s))-1]
 }
 
+// usedPorts are the ports freePort handed out: the kernel may offer a
+// closed one again, and two addresses of one config must differ.
+var usedPorts = map[int]bool{}
+
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !usedPorts[p] {
+			usedPorts[p] = true
+			return p
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 var client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
@@ -461,9 +472,17 @@ func idle(tmp string) error {
 		killByState(state)
 	}()
 	addr := make(chan string, 1)
+	var mu sync.Mutex
+	var tail []string
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			mu.Lock()
+			tail = append(tail, sc.Text())
+			if len(tail) > 10 {
+				tail = tail[1:]
+			}
+			mu.Unlock()
 			if m := apiLine.FindStringSubmatch(sc.Text()); m != nil {
 				addr <- m[1]
 			}
@@ -474,7 +493,9 @@ func idle(tmp string) error {
 	case a := <-addr:
 		c = api.NewClient(a)
 	case <-time.After(60 * time.Second):
-		return fmt.Errorf("controller did not report its API address in 60s")
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Errorf("controller did not report its API address in 60s; its last lines:\n%s", strings.Join(tail, "\n"))
 	}
 	deadline := time.Now().Add(120 * time.Second)
 	for {

@@ -61,6 +61,7 @@ type pair struct {
 // goroutine parks like any other between batches. A blocking epoll_wait
 // would have the runtime hand its processor to another thread every time.
 type eventLoop struct {
+	buf   [pairBufSize]byte // what was just read, on its way out
 	epfd  int
 	epf   *os.File
 	evfd  int // wakes the loop for kills and new pairs
@@ -161,8 +162,8 @@ func spliceLoop(a, b net.Conn, idle time.Duration) (*pair, bool) {
 	p := &pair{
 		a: a, b: b, afd: afd, bfd: bfd, idle: idle, done: make(chan struct{}), lp: lp,
 		last: time.Now().UnixNano(),
-		ab:   dir{src: afd, dst: bfd, buf: make([]byte, pairBufSize)},
-		ba:   dir{src: bfd, dst: afd, buf: make([]byte, pairBufSize)},
+		ab:   dir{src: afd, dst: bfd},
+		ba:   dir{src: bfd, dst: afd},
 	}
 	lp.post(func() { lp.add(p) })
 	return p, true
@@ -288,11 +289,33 @@ func (lp *eventLoop) pump(p *pair, d *dir, now int64) bool {
 	if d.eof || d.n > d.off {
 		return true // not reading now
 	}
-	n, errno := rawRead(d.src, d.buf)
+	// Read into the loop's buffer and write straight on: usually all of
+	// it goes, and one hot buffer per loop serves every connection. Only
+	// what the destination does not take yet is kept, in the direction's
+	// own buffer (made when first needed).
+	n, errno := rawRead(d.src, lp.buf[:])
 	switch {
 	case n > 0:
 		p.last = now
-		d.off, d.n = 0, n
+		w := 0
+		for w < n {
+			k, e := rawWrite(d.dst, lp.buf[w:n])
+			if k > 0 {
+				w += k
+				continue
+			}
+			if e == unix.EAGAIN || e == unix.EINTR {
+				break
+			}
+			lp.close(p)
+			return false
+		}
+		if w < n {
+			if d.buf == nil {
+				d.buf = make([]byte, pairBufSize)
+			}
+			d.off, d.n = 0, copy(d.buf, lp.buf[w:n])
+		}
 		return lp.flush(p, d)
 	case n == 0 && errno == 0:
 		d.eof = true

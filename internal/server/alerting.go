@@ -35,6 +35,9 @@ type alerting struct {
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+	// busy reports an instance a maintenance window works on; alarm
+	// actions on it wait. Nil: none.
+	busy func(instanceID string) bool
 }
 
 func newAlerting(cfg *config.Config, st *store.Store, stateDir string, eng *runbook.Engine, lib *runbook.Library,
@@ -173,15 +176,24 @@ func (a *alerting) onChange(t alarm.Transition) {
 				a.log.Warn("alarm action: no such instance", "alarm", t.Key, "instance", inst)
 				continue
 			}
-			var err error
-			if act.Restart != "" {
-				err = g.Restart(ctx, inst)
-			} else {
-				err = g.Terminate(ctx, inst, false)
+			restart := act.Restart != ""
+			do := func() {
+				var err error
+				if restart {
+					err = g.Restart(ctx, inst)
+				} else {
+					err = g.Terminate(ctx, inst, false)
+				}
+				if err != nil {
+					a.log.Warn("alarm action", "alarm", t.Key, "instance", inst, "err", err)
+				}
 			}
-			if err != nil {
-				a.log.Warn("alarm action", "alarm", t.Key, "instance", inst, "err", err)
+			if a.busy == nil || !a.busy(inst) {
+				do()
+				continue
 			}
+			a.log.Info("alarm action waits for a maintenance window working on the instance", "alarm", t.Key, "instance", inst)
+			go a.afterMaintenance(inst, do)
 		}
 	}
 }
@@ -253,4 +265,19 @@ func (a *alerting) builtins(now time.Time) {
 		{MetricName: "Instances", Timestamp: now, Value: float64(live), Unit: "Count"},
 		{MetricName: "InServiceInstances", Timestamp: now, Value: float64(inService), Unit: "Count"},
 	})
+}
+
+// afterMaintenance runs do once no maintenance window works on the
+// instance (or drops it when the controller stops).
+func (a *alerting) afterMaintenance(inst string, do func()) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for a.busy(inst) {
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+		}
+	}
+	do()
 }

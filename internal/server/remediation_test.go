@@ -218,3 +218,86 @@ alarms:
 		t.Fatalf("no alarm.state event for %s:\n%s", in.ID, e.dumpEvents())
 	}
 }
+
+// TestAlarmReplacementWaitsForMaintenanceWindow: while a maintenance
+// window works on an instance, an alarm's restart of it waits for the
+// window's task to end.
+func TestAlarmReplacementWaitsForMaintenanceWindow(t *testing.T) {
+	t.Parallel()
+	port := freePort(t)
+	cfg := writeConfig(t, petConfig(port, "")+`
+metrics: {resolution: 1s, retention: 1h}
+alarms:
+  - name: probe
+    namespace: Probes
+    metric: up
+    dimensions: {InstanceId: "*"}
+    statistic: Maximum
+    period: 1s
+    evaluation_periods: 1
+    comparison: LessThanThreshold
+    threshold: 1
+    actions:
+      alarm: [{restart: instance}]
+maintenance_windows:
+  - name: hold
+    schedule: "0 3 1 1 *"
+    duration: 1h
+    targets: {groups: [pet]}
+    tasks:
+      - document: hold
+        parameters: {InstanceId: "{{ TARGET_ID }}"}
+`)
+	docs := filepath.Join(filepath.Dir(cfg), "documents")
+	os.MkdirAll(docs, 0o755)
+	os.WriteFile(filepath.Join(docs, "hold.yaml"), []byte(`schemaVersion: "0.3"
+parameters:
+  InstanceId: {type: String}
+mainSteps:
+  - {name: hold, action: sleep, inputs: {Duration: 4s}}
+`), 0o644)
+	e := startInProcess(t, cfg, "")
+	in := e.waitInService(1, 20*time.Second)[0]
+	if _, err := e.client.RunWindow(context.Background(), "hold"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the window's task to start", func() bool {
+		for _, ev := range e.events() {
+			if ev.Type == "maintenance.task.start" {
+				return true
+			}
+		}
+		return false
+	})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			e.client.PutMetricData(context.Background(), in.ID, metrics.PutRequest{Namespace: "Probes", MetricData: []metrics.Datum{{MetricName: "up", Value: 0}}})
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	waitFor(t, 30*time.Second, "the instance to be restarted", func() bool {
+		l := e.live()
+		return len(l) == 1 && l[0].Pid != in.Pid && l[0].State == "InService"
+	})
+	var alarmAt, taskEnd, restartAt time.Time
+	for _, ev := range e.events() {
+		switch {
+		case ev.Type == "alarm.state" && strings.Contains(ev.Message, "-> ALARM") && alarmAt.IsZero():
+			alarmAt = ev.Time
+		case ev.Type == "maintenance.task.end":
+			taskEnd = ev.Time
+		case ev.Type == "instance.state" && strings.Contains(ev.Message, "restarted by operator") && restartAt.IsZero():
+			restartAt = ev.Time
+		}
+	}
+	if alarmAt.IsZero() || taskEnd.IsZero() || restartAt.IsZero() || !alarmAt.Before(taskEnd) || restartAt.Before(taskEnd) {
+		t.Fatalf("alarm %v, window task end %v, restart %v: want the restart after the task although the alarm came first\n%s",
+			alarmAt, taskEnd, restartAt, e.dumpEvents())
+	}
+}

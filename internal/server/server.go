@@ -252,6 +252,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if sched != nil {
+		// Alarm-driven restarts and replacements wait for a maintenance
+		// window working on the instance; crash healing never does.
+		al.busy = sched.Busy
+	}
 	// Deferred after eng.Close, so it runs first: incidents stop waiting
 	// on executions before the engine goes.
 	defer al.close()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/autoheal/autoheal/internal/alarm"
+	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/group"
 	"github.com/autoheal/autoheal/internal/lb"
 	"github.com/autoheal/autoheal/internal/maintenance"
@@ -52,6 +53,9 @@ type Deps struct {
 	// Alertmanager takes a webhook payload and returns how many alerts it
 	// took; nil disables the receiver.
 	Alertmanager func(context.Context, alarm.AlertmanagerPayload) (int, error)
+	// Tokens are the accepted API tokens (config auth.tokens). With none,
+	// every request is allowed: serve only allows that on loopback.
+	Tokens []config.Token
 }
 
 // Handler is the API's http.Handler.
@@ -63,6 +67,7 @@ type Handler struct {
 	closing chan struct{}
 	once    sync.Once
 	started time.Time
+	auth    *authenticator
 }
 
 // New builds the handler.
@@ -70,7 +75,8 @@ func New(deps Deps) *Handler {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
-	h := &Handler{deps: deps, mux: http.NewServeMux(), groups: map[string]*group.Group{}, closing: make(chan struct{}), started: time.Now()}
+	h := &Handler{deps: deps, mux: http.NewServeMux(), groups: map[string]*group.Group{}, closing: make(chan struct{}), started: time.Now(),
+		auth: newAuthenticator(deps.Tokens)}
 	for _, g := range deps.Groups {
 		h.groups[g.Name()] = g
 	}
@@ -94,6 +100,8 @@ func New(deps Deps) *Handler {
 	h.mux.HandleFunc("GET /v1/executions/{id}", h.getExecution)
 	h.mux.HandleFunc("POST /v1/executions/{id}/cancel", h.cancelExecution)
 	h.mux.HandleFunc("POST /v1/executions/{id}/approve", h.approveExecution)
+	h.mux.HandleFunc("POST /v1/session", h.session)
+	h.mux.HandleFunc("DELETE /v1/session", h.session)
 	h.mux.HandleFunc("GET /v1/alarms", h.listAlarms)
 	h.mux.HandleFunc("POST /v1/alertmanager", h.alertmanager)
 	h.mux.HandleFunc("GET /v1/incidents", h.listIncidents)
@@ -117,8 +125,9 @@ func New(deps Deps) *Handler {
 	return h
 }
 
-// ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler: every request is authorized first
+// (see auth.go).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serveAuthorized(w, r) }
 
 // Close ends live streams so that the server can shut down.
 func (h *Handler) Close() { h.once.Do(func() { close(h.closing) }) }
@@ -127,6 +136,10 @@ func (h *Handler) Close() { h.once.Do(func() { close(h.closing) }) }
 var (
 	errNotFound = errors.New("not found")
 	errInvalid  = errors.New("invalid request")
+	// errUnauthorized: no token, or one that is not configured.
+	errUnauthorized = errors.New("unauthorized")
+	// errForbidden: a known token whose role may not make the request.
+	errForbidden = errors.New("forbidden")
 )
 
 // Error is the JSON body of every error response.
@@ -147,6 +160,11 @@ func writeError(w http.ResponseWriter, err error) {
 		status, code = http.StatusConflict, "conflict"
 	case errors.Is(err, context.Canceled):
 		status, code = http.StatusServiceUnavailable, "unavailable"
+	case errors.Is(err, errUnauthorized):
+		status, code = http.StatusUnauthorized, "unauthorized"
+		w.Header().Set("WWW-Authenticate", `Bearer realm="autoheal"`)
+	case errors.Is(err, errForbidden):
+		status, code = http.StatusForbidden, "forbidden"
 	}
 	writeJSON(w, status, Error{Error: err.Error(), Code: code})
 }

@@ -24,13 +24,48 @@ type Client struct {
 	http *http.Client
 }
 
-// NewClient returns a client for addr ("127.0.0.1:7070" or a URL).
-func NewClient(addr string) *Client {
+// NewClient returns a client for addr ("127.0.0.1:7070" or a URL) that
+// sends no token: enough for a controller with no auth tokens configured.
+func NewClient(addr string) *Client { return NewClientWithToken(addr, "") }
+
+// NewClientWithToken returns a client for addr that sends token as
+// "Authorization: Bearer TOKEN" on every request, streams included. An
+// empty token sends none.
+func NewClientWithToken(addr, token string) *Client {
 	base := addr
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	return &Client{base: strings.TrimRight(base, "/"), http: &http.Client{}}
+	base = strings.TrimRight(base, "/")
+	hc := &http.Client{}
+	if token != "" {
+		host := ""
+		if u, err := url.Parse(base); err == nil {
+			host = u.Host
+		}
+		hc.Transport = &bearer{next: http.DefaultTransport, token: token, host: host}
+	}
+	return &Client{base: base, http: hc}
+}
+
+// bearer adds the token to every request the client sends to its
+// controller, whichever method built the request.
+type bearer struct {
+	next  http.RoundTripper
+	token string
+	// host is the controller's: the token is never sent anywhere else,
+	// should a response ever redirect.
+	host string
+}
+
+func (b *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Host != b.host || req.Header.Get("Authorization") != "" {
+		return b.next.RoundTrip(req)
+	}
+	// A RoundTripper must not change the caller's request.
+	req = req.Clone(req.Context())
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(req)
 }
 
 // APIError is an error answered by the controller.

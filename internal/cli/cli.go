@@ -55,9 +55,12 @@ type env struct {
 	stdout, stderr io.Writer
 	addr           string
 	output         string
+	// token is sent as a bearer token on every API call (--token, env
+	// AUTOHEAL_TOKEN); empty sends none.
+	token string
 }
 
-func (e *env) client() *api.Client { return api.NewClient(e.addr) }
+func (e *env) client() *api.Client { return api.NewClientWithToken(e.addr, e.token) }
 
 func (e *env) json() bool { return e.output == "json" }
 
@@ -90,7 +93,13 @@ talk to it over its HTTP API (--addr, default 127.0.0.1:7070).`,
 	}
 	root.PersistentFlags().StringVar(&e.addr, "addr", addr, "address of the autoheal API (env AUTOHEAL_ADDR)")
 	root.PersistentFlags().StringVarP(&e.output, "output", "o", "table", "output format: table or json")
+	// The default is read from the environment in PersistentPreRunE, not
+	// here: a flag default is printed by --help, and a token must not be.
+	root.PersistentFlags().StringVar(&e.token, "token", "", "API token, sent as a bearer token (env AUTOHEAL_TOKEN)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if e.token == "" {
+			e.token = os.Getenv("AUTOHEAL_TOKEN")
+		}
 		if e.output != "table" && e.output != "json" {
 			return &exitError{ExitConfig, fmt.Errorf("--output must be table or json, not %q", e.output)}
 		}
@@ -98,7 +107,7 @@ talk to it over its HTTP API (--addr, default 127.0.0.1:7070).`,
 	}
 	root.AddCommand(
 		serveCmd(e), validateCmd(e), statusCmd(e), eventsCmd(e), logsCmd(e),
-		terminateCmd(e), scaleCmd(e), targetsCmd(e), runCmd(e), executionsCmd(e), documentsCmd(e), incidentsCmd(e), alarmsCmd(e), windowsCmd(e), metricsCmd(e), agentCmd(e), versionCmd(e),
+		terminateCmd(e), scaleCmd(e), targetsCmd(e), runCmd(e), executionsCmd(e), documentsCmd(e), incidentsCmd(e), alarmsCmd(e), windowsCmd(e), metricsCmd(e), agentCmd(e), tokenCmd(e), versionCmd(e),
 	)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{ExitConfig, err}

@@ -280,7 +280,14 @@ func TestFullConfig(t *testing.T) {
 		},
 		DefaultEscalate: []string{"team-slack", "signed-by-env"},
 	}
+	want.Auth = Auth{Tokens: []Token{
+		{Name: "ops-laptop", Role: RoleOperator, SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
+		{Name: "metrics-agent", Role: RoleViewer, SHA256: "60303AE22B998861BCE3B28F33EEC1BE758A213C86C93C076DBE9F558C11C752"},
+	}}
 	cfg.src = nil
+	if !reflect.DeepEqual(cfg.Auth, want.Auth) {
+		t.Errorf("auth decoded as\n%+v\nwant\n%+v", cfg.Auth, want.Auth)
+	}
 	if !reflect.DeepEqual(cfg.Metrics, want.Metrics) {
 		t.Errorf("metrics decoded as\n%+v\nwant\n%+v", cfg.Metrics, want.Metrics)
 	}

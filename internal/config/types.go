@@ -34,6 +34,10 @@ type Config struct {
 	// runbooks. Default: no route; every alert is recorded and escalated
 	// to default_escalate (none).
 	Alertmanager Alertmanager `yaml:"alertmanager"`
+	// Auth lists the tokens the API and the UI accept. Default none: the
+	// API is open to anyone who can reach it, and serve then refuses to
+	// listen beyond loopback.
+	Auth Auth `yaml:"auth"`
 
 	// Path is the file the config was read from (not a YAML field).
 	Path string `yaml:"-"`
@@ -988,4 +992,39 @@ type AlertRoute struct {
 	// Escalate names the channels told when the runbook fails, does not
 	// exist, or the alert names no instance. Default: DefaultEscalate.
 	Escalate []string `yaml:"escalate"`
+}
+
+// Auth configures who may call the API. Tokens are never written in clear:
+// the file holds the SHA-256 of each (see `autoheal token new`).
+type Auth struct {
+	// Tokens are the accepted bearer tokens. Default none (the API is open,
+	// loopback only).
+	Tokens []Token `yaml:"tokens"`
+}
+
+// Token roles, from least to most privileged; each may do what the ones
+// before it may.
+const (
+	// RoleViewer may read: GET and HEAD on every endpoint.
+	RoleViewer = "viewer"
+	// RoleOperator may also change state: POST, PUT and DELETE (scale,
+	// terminate, run documents, push metrics, the Alertmanager webhook).
+	RoleOperator = "operator"
+	// RoleAdmin may do everything, including future admin endpoints.
+	RoleAdmin = "admin"
+)
+
+// Roles are the valid token roles, from least to most privileged.
+var Roles = []string{RoleViewer, RoleOperator, RoleAdmin}
+
+// Token is one accepted API token, known by the SHA-256 of its text.
+type Token struct {
+	// Name identifies the token in audit events: [a-z0-9][a-z0-9_-]*, at
+	// most 63 characters, unique. Required.
+	Name string `yaml:"name"`
+	// Role is viewer, operator or admin. Required.
+	Role string `yaml:"role"`
+	// SHA256 is the hex SHA-256 of the token (64 hex digits), as printed
+	// by `autoheal token new` and `autoheal token hash`. Required.
+	SHA256 string `yaml:"sha256"`
 }

@@ -129,6 +129,7 @@ func (v *validator) config() {
 	v.channels()
 	v.alarms()
 	v.alertmanager()
+	v.auth()
 }
 
 func (v *validator) group(g *Group, gp path) {
@@ -1796,4 +1797,49 @@ func includes(m, sub map[string]string) bool {
 		}
 	}
 	return true
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+
+// auth checks the API tokens: unique names, known roles, and hashes that
+// are hashes (a token pasted in clear is the mistake to catch).
+func (v *validator) auth() {
+	p := path{}.field("auth").field("tokens")
+	names := map[string]path{}
+	for ti := range v.c.Auth.Tokens {
+		t := &v.c.Auth.Tokens[ti]
+		tp := p.index(ti)
+		np := tp.field("name")
+		switch {
+		case t.Name == "":
+			v.errorf(np, "token name is required: it names the token in audit events")
+		case !itemName.MatchString(t.Name):
+			v.errorf(np, "token name %q: use lowercase letters, digits, '_' and '-', starting with a letter or digit, at most 63 characters", t.Name)
+		}
+		if first, dup := names[t.Name]; dup && t.Name != "" {
+			v.errorf(np, "duplicate token name %q (first at %s)", t.Name, v.where(first))
+		} else {
+			names[t.Name] = np
+		}
+		rp := tp.field("role")
+		switch {
+		case t.Role == "":
+			v.errorf(rp, "token role is required: one of %s", strings.Join(Roles, ", "))
+		case !slices.Contains(Roles, t.Role):
+			v.errorf(rp, "token role %q: use one of %s%s", t.Role, strings.Join(Roles, ", "), didYouMean(t.Role, Roles...))
+		}
+		hp := tp.field("sha256")
+		switch {
+		case t.SHA256 == "":
+			v.errorf(hp, "token sha256 is required: the SHA-256 of the token (autoheal token new, autoheal token hash)")
+		case strings.HasPrefix(t.SHA256, "ah_"):
+			v.errorf(hp, "this is a token in clear, not its hash: never write a token in the config; put the output of `autoheal token hash` here and revoke this token")
+		case !sha256Hex.MatchString(t.SHA256):
+			what := fmt.Sprintf("%d characters", len(t.SHA256))
+			if len(t.SHA256) == 64 {
+				what = "characters that are not hex digits"
+			}
+			v.errorf(hp, "token sha256: want 64 hex digits (the SHA-256 of the token), got %s", what)
+		}
+	}
 }

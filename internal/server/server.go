@@ -81,6 +81,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if err := checkListen(cfg, opts.Listen); err != nil {
+		return err
+	}
 	stateDir, err := filepath.Abs(opts.StateDir)
 	if err != nil {
 		return fmt.Errorf("state dir: %w", err)
@@ -275,8 +278,11 @@ func Run(ctx context.Context, opts Options) error {
 		Alarms:       al.alarms,
 		Incidents:    al.incidents,
 		Alertmanager: al.alertmanager,
+		Tokens:       cfg.Auth.Tokens,
 	})
-	apiRef.set(h)
+	// Runbook steps call the API in process, past its auth: whoever
+	// started the execution was authorized then.
+	apiRef.set(h.InProcess())
 	if err := eng.Resume(ctx); err != nil {
 		log.Warn("resume executions", "err", err)
 	}

@@ -1,0 +1,36 @@
+package server
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/autoheal/autoheal/internal/config"
+)
+
+// checkListen refuses an API that anyone beyond this host could reach
+// while no tokens are configured: with none, the API is open, and it can
+// kill and replace every instance. It is a config error (exit 2), found
+// before anything starts.
+func checkListen(cfg *config.Config, listen string) error {
+	if len(cfg.Auth.Tokens) > 0 || loopback(listen) {
+		return nil
+	}
+	return &config.Errors{{File: cfg.Path, Msg: fmt.Sprintf(
+		"the API would listen on %s, beyond loopback, with no auth tokens: anyone who reaches it could control every instance; "+
+			"add auth.tokens to the config (autoheal token new NAME --role operator) or listen on loopback (--listen 127.0.0.1:7070)", listen)}}
+}
+
+// loopback reports whether a listen address only accepts connections from
+// this host: 127.0.0.0/8, ::1 or localhost. An empty host (":7070") is
+// every interface; any other name may resolve beyond loopback.
+func loopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

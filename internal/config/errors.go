@@ -1,72 +1,10 @@
 package config
 
-import (
-	"cmp"
-	"fmt"
-	"slices"
-	"strings"
-)
+import "github.com/autoheal/autoheal/internal/diag"
 
-// Error is one problem in a config file. Line and Col are 1-based and point
-// at the offending value, or at the key or list item that lacks a required
-// field; they are 0 when the problem has no place in the file (the file
-// cannot be read, or the Config was built in code).
-type Error struct {
-	File string
-	Line int
-	Col  int
-	Msg  string
-}
-
-// Error renders "FILE:LINE:COL: message", the form editors and CI annotate.
-func (e Error) Error() string {
-	switch {
-	case e.Line > 0:
-		return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg)
-	case e.File != "":
-		return e.File + ": " + e.Msg
-	}
-	return e.Msg
-}
+// Error is one problem in a config file, at FILE:LINE:COL.
+type Error = diag.Error
 
 // Errors are every problem found in one file, in file order. Load, Parse
 // and Validate return them as *Errors, never empty.
-type Errors []Error
-
-// Error renders one Error per line.
-func (es *Errors) Error() string {
-	lines := make([]string, len(*es))
-	for i, e := range *es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
-
-// sorted orders the problems as they appear in the file and drops exact
-// duplicates (a mapping merged in twice through an alias is checked twice).
-func (es Errors) sorted() Errors {
-	slices.SortStableFunc(es, func(a, b Error) int {
-		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
-	})
-	return slices.Compact(es)
-}
-
-// maxErrors bounds a report: past a hundred problems the first ones are
-// what to fix, and a file that expands through aliases could otherwise
-// produce millions.
-const maxErrors = 100
-
-// orNil returns es as an error, or nil when there is no problem; it keeps a
-// nil *Errors out of a non-nil error interface.
-func (es Errors) orNil() error {
-	if len(es) == 0 {
-		return nil
-	}
-	es = es.sorted()
-	if len(es) > maxErrors {
-		last := es[maxErrors-1]
-		last.Msg = fmt.Sprintf("too many problems (%d): fix these first", len(es))
-		es = append(es[:maxErrors:maxErrors], last)
-	}
-	return &es
-}
+type Errors = diag.Errors

@@ -41,11 +41,11 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	body, errs := document(path, file)
 	if len(errs) > 0 {
-		return nil, errs.orNil()
+		return nil, errs.Err()
 	}
 	src, errs := checkSchema(path, body)
 	if len(errs) > 0 {
-		return nil, errs.orNil()
+		return nil, errs.Err()
 	}
 	var cfg Config
 	// The schema check accepted the tree, so the decoder is expected to

@@ -32,7 +32,7 @@ func (c *Config) Validate() error {
 	c.setDefaults()
 	v := &validator{c: c}
 	v.config()
-	return v.errs.orNil()
+	return v.errs.Err()
 }
 
 var (

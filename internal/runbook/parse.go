@@ -35,11 +35,11 @@ func Parse(path string, data []byte) (*Document, error) {
 	}
 	body, errs := document(path, file)
 	if len(errs) > 0 {
-		return nil, errs.orNil()
+		return nil, errs.Err()
 	}
 	tree, errs := buildTree(path, body)
 	if tree.kind == kindNull && len(errs) > 0 {
-		return nil, errs.orNil() // the document is too large
+		return nil, errs.Err() // the document is too large
 	}
 	p := &docParser{file: path, errs: errs}
 	doc := p.document(tree)
@@ -48,7 +48,7 @@ func Parse(path string, data []byte) (*Document, error) {
 		doc.Source = path
 	}
 	p.validate(doc)
-	if err := p.errs.orNil(); err != nil {
+	if err := p.errs.Err(); err != nil {
 		return nil, err
 	}
 	doc.fillDefaults()

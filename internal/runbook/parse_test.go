@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/autoheal/autoheal/internal/diag"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/bad/*.err from the current output")
@@ -354,18 +356,18 @@ func TestErrorFormat(t *testing.T) {
 		{File: "b.yaml", Line: 1, Col: 2, Msg: "first"},
 		{File: "b.yaml", Line: 1, Col: 2, Msg: "first"},
 	}
-	err := es.orNil()
+	err := es.Err()
 	if got, want := err.Error(), "b.yaml:1:2: first\nb.yaml:3:7: second"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	if (Errors{}).orNil() != nil {
+	if (Errors{}).Err() != nil {
 		t.Error("no problem is not a nil error")
 	}
 	var many Errors
 	for i := range 500 {
 		many = append(many, Error{File: "f", Line: i + 1, Col: 1, Msg: "x"})
 	}
-	if got := *many.orNil().(*Errors); len(got) != maxErrors || !strings.Contains(got[maxErrors-1].Msg, "too many problems (500)") {
+	if got := *many.Err().(*Errors); len(got) != diag.Max || !strings.Contains(got[diag.Max-1].Msg, "too many problems (500)") {
 		t.Errorf("%d problems, last %q", len(got), got[len(got)-1].Msg)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/autoheal/autoheal/internal/remediation"
 	"github.com/autoheal/autoheal/internal/runbook"
 	"github.com/autoheal/autoheal/internal/store"
+	"github.com/autoheal/autoheal/internal/web"
 )
 
 // Deps are what the handlers serve from.
@@ -119,6 +120,7 @@ func New(deps Deps) *Handler {
 	h.mux.HandleFunc("GET /v1/metrics/statistics", h.metricStatistics)
 	// Prometheus text exposition, outside /v1/ where scrapers look for it.
 	h.mux.Handle("GET /metrics", h.prometheusHandler())
+	h.mux.Handle("GET /ui/", web.Handler())
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: no route %s %s", errNotFound, r.Method, r.URL.Path))
 	})

@@ -240,7 +240,11 @@ func (m *Manager) Resolved(key, reason string) {
 	if !l.okd {
 		l.okd = true
 		close(l.ok)
-		l.inc.Timeline = append(l.inc.Timeline, Entry{Time: m.deps.Now().UTC(), Type: EntryNote, Message: "alarm returned to OK: " + reason})
+		msg := reason
+		if l.inc.Trigger.Source == "alarm" {
+			msg = "alarm returned to OK: " + reason
+		}
+		l.inc.Timeline = append(l.inc.Timeline, Entry{Time: m.deps.Now().UTC(), Type: EntryNote, Message: msg})
 	}
 	l.mu.Unlock()
 }
@@ -540,6 +544,19 @@ func (m *Manager) Resume(ctx context.Context) error {
 		if json.Unmarshal(r.Body, &inc) != nil || inc.Spec == nil {
 			continue
 		}
+		if inc.Trigger.Source == "heal" {
+			// Its steps were being followed in the journal by the
+			// controller that stopped; healing goes on regardless, but
+			// this incident cannot know when it ends: close it, saying so.
+			now := m.deps.Now().UTC()
+			inc.Status, inc.ResolvedAt = StatusResolved, &now
+			inc.TimeToRecover = now.Sub(inc.OpenedAt).Seconds()
+			inc.Timeline = append(inc.Timeline, Entry{Time: now, Type: EntryResolved,
+				Message: "closed at a controller restart before the heal was confirmed; the instance's events tell the rest"})
+			l := &live{inc: &inc, ok: make(chan struct{})}
+			m.persist(ctx, l)
+			continue
+		}
 		l := &live{inc: &inc, ok: make(chan struct{})}
 		m.mu.Lock()
 		m.open[inc.Trigger.Key] = l
@@ -550,4 +567,56 @@ func (m *Manager) Resume(ctx context.Context) error {
 		m.start(l)
 	}
 	return nil
+}
+
+// track opens an incident that needs no remediation (the group heals it
+// by itself): it only records the steps noted on it and resolves when
+// Resolved is called for its key.
+func (m *Manager) track(ctx context.Context, t Trigger, group string, at time.Time) (string, error) {
+	m.mu.Lock()
+	if l, ok := m.open[t.Key]; ok {
+		m.mu.Unlock()
+		return l.inc.ID, nil
+	}
+	if at.IsZero() {
+		at = m.deps.Now()
+	}
+	inc := &Incident{ID: newID(), Status: StatusOpen, Trigger: t, Group: group, Instance: t.Dimensions["InstanceId"],
+		OpenedAt: at.UTC(), Spec: &Spec{}, Timeline: []Entry{{Time: at.UTC(), Type: EntryDetected, Message: t.Reason}}}
+	l := &live{inc: inc, ok: make(chan struct{})}
+	m.open[t.Key] = l
+	m.byID[inc.ID] = l
+	m.mu.Unlock()
+	if err := m.persist(ctx, l, store.Event{Type: "incident.open", Group: group, Instance: inc.Instance,
+		Message: fmt.Sprintf("incident %s opened: %s", inc.ID, t.Reason)}); err != nil {
+		return "", err
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		select {
+		case <-l.ok:
+			m.resolve(m.ctx, l)
+		case <-m.ctx.Done():
+		}
+	}()
+	return inc.ID, nil
+}
+
+// noteKey appends an entry to the open incident of key, if any.
+func (m *Manager) noteKey(key string, e Entry) {
+	m.mu.Lock()
+	l, ok := m.open[key]
+	m.mu.Unlock()
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	if e.Time.IsZero() {
+		e.Time = m.deps.Now()
+	}
+	e.Time = e.Time.UTC()
+	l.inc.Timeline = append(l.inc.Timeline, e)
+	l.mu.Unlock()
+	m.persist(m.ctx, l)
 }

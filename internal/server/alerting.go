@@ -35,6 +35,9 @@ type alerting struct {
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+	st        *store.Store
+	stopHeals context.CancelFunc
+	heals     sync.WaitGroup
 	// busy reports an instance a maintenance window works on; alarm
 	// actions on it wait. Nil: none.
 	busy func(instanceID string) bool
@@ -42,7 +45,7 @@ type alerting struct {
 
 func newAlerting(cfg *config.Config, st *store.Store, stateDir string, eng *runbook.Engine, lib *runbook.Library,
 	groups []*group.Group, bal *lb.Balancer, log *slog.Logger) (*alerting, error) {
-	a := &alerting{cfg: cfg, log: log, groups: groups, bal: bal, stop: make(chan struct{}), done: make(chan struct{})}
+	a := &alerting{cfg: cfg, log: log, groups: groups, bal: bal, st: st, stop: make(chan struct{}), done: make(chan struct{}), stopHeals: func() {}}
 	journal := func(ctx context.Context, ev store.Event) error { _, err := st.Append(ctx, ev); return err }
 	ms, err := metrics.New(metrics.Options{
 		Resolution: cfg.Metrics.Resolution.D(),
@@ -99,6 +102,15 @@ func (a *alerting) run(ctx context.Context) {
 		a.log.Warn("resume incidents", "err", err)
 	}
 	a.alarms.Run()
+	// Crash healing opens incidents too: their timeline is the journal's
+	// fenced, launched, attached and healthy steps.
+	hctx, cancel := context.WithCancel(context.Background())
+	a.stopHeals = cancel
+	a.heals.Add(1)
+	go func() {
+		defer a.heals.Done()
+		a.incidents.Heals().Run(hctx, a.st)
+	}()
 	go func() {
 		defer close(a.done)
 		t := time.NewTicker(a.cfg.Metrics.Resolution.D())
@@ -120,6 +132,8 @@ func (a *alerting) run(ctx context.Context) {
 func (a *alerting) close() {
 	a.closeOnce.Do(func() {
 		close(a.stop)
+		a.stopHeals()
+		a.heals.Wait()
 		if a.alarms != nil {
 			a.alarms.Close()
 		}

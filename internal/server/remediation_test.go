@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -305,5 +306,50 @@ mainSteps:
 	if alarmAt.IsZero() || taskEnd.IsZero() || restartAt.IsZero() || !alarmAt.Before(taskEnd) || restartAt.Before(taskEnd) {
 		t.Fatalf("alarm %v, window task end %v, restart %v: want the restart after the task although the alarm came first\n%s",
 			alarmAt, taskEnd, restartAt, e.dumpEvents())
+	}
+}
+
+// TestCrashHealOpensIncidentWithTimeline: killing the pet's process opens
+// an incident whose timeline is the heal's steps, resolved with its time
+// to recover once the instance is back InService.
+func TestCrashHealOpensIncidentWithTimeline(t *testing.T) {
+	t.Parallel()
+	port := freePort(t)
+	e := startInProcess(t, writeConfig(t, petConfig(port, fastHeal)), "")
+	in := e.waitInService(1, 20*time.Second)[0]
+	if err := syscall.Kill(in.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	inc := e.waitIncident(remediation.StatusResolved, 30*time.Second)
+	if inc.Trigger.Source != "heal" || inc.Instance != in.ID || inc.TimeToRecover <= 0 {
+		t.Fatalf("incident %+v", inc)
+	}
+	got := timelineTypes(inc)
+	for _, want := range []string{"detected", "fenced", "launched", "healthy", "resolved"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("timeline %q lacks %s:\n%+v", got, want, inc.Timeline)
+		}
+	}
+	t.Logf("healed in %.3fs: %s", inc.TimeToRecover, got)
+}
+
+// TestReplacementHealIncidentFollowsTheNewInstance: with max_restarts 0
+// the crash is healed by a replacement; the incident follows it, from the
+// volume taken over to the new instance InService.
+func TestReplacementHealIncidentFollowsTheNewInstance(t *testing.T) {
+	t.Parallel()
+	port := freePort(t)
+	e := startInProcess(t, writeConfig(t, petConfig(port, "    heal:\n      max_restarts: 0\n      backoff_base: 10ms\n")), "")
+	in := e.waitInService(1, 20*time.Second)[0]
+	syscall.Kill(in.Pid, syscall.SIGKILL)
+	inc := e.waitIncident(remediation.StatusResolved, 30*time.Second)
+	got := timelineTypes(inc)
+	for _, want := range []string{"detected", "fenced", "attached", "launched", "healthy", "resolved"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("timeline %q lacks %s:\n%+v", got, want, inc.Timeline)
+		}
+	}
+	if now := e.live()[0]; now.ID == in.ID {
+		t.Fatal("not replaced")
 	}
 }

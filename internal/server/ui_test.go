@@ -191,6 +191,34 @@ func TestUI(t *testing.T) {
 		b.requireSamePage(t)
 		b.screenshot(t, "crash-healed")
 		b.checkConsole(t, "group pet after a crash")
+
+		// The heal is an incident too, shown live on the overview; its
+		// page has the heal's timeline.
+		var healed store.Instance
+		waitFor(t, 30*time.Second, "the pet back InService", func() bool {
+			for _, in := range e.live() {
+				if in.Group == "pet" && in.State == "InService" && in.Pid != 0 && in.Pid != pet.Pid {
+					healed = in
+					return true
+				}
+			}
+			return false
+		})
+		b.load(t, "#/", `[data-testid=group-row]`)
+		b.eval(t, `window.autohealMarker = "same page";
+			window.autohealIncidents = new Set([...document.querySelectorAll("[data-testid=incident-row]")].map((r) => r.dataset.id))`)
+		if err := syscall.Kill(healed.Pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill %d: %v", healed.Pid, err)
+		}
+		b.waitJS(t, 40*time.Second, `[...document.querySelectorAll("[data-testid=incident-row]")].some((r) => !window.autohealIncidents.has(r.dataset.id))`)
+		b.requireSamePage(t)
+		id := b.evalString(t, `[...document.querySelectorAll("[data-testid=incident-row]")].find((r) => !window.autohealIncidents.has(r.dataset.id)).dataset.id`)
+		b.load(t, "#/incidents/"+id, `[data-testid=incident-timeline]`)
+		for _, typ := range []string{"detected", "fenced", "launched", "healthy"} {
+			b.waitJS(t, 20*time.Second, `!!document.querySelector("[data-testid=timeline-entry][data-type=`+typ+`]")`)
+		}
+		b.screenshot(t, "heal-incident")
+		b.checkConsole(t, "heal incident")
 	})
 }
 
@@ -302,6 +330,17 @@ func (b *browser) waitJS(t *testing.T, timeout time.Duration, js string) {
 func (b *browser) eval(t *testing.T, js string) {
 	t.Helper()
 	b.wait(t, 10*time.Second, chromedp.Evaluate[chromedp.Void](js))
+}
+
+func (b *browser) evalString(t *testing.T, js string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	r, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", js, err)
+	}
+	return r
 }
 
 func (b *browser) attr(t *testing.T, sel, name string) string {

@@ -61,6 +61,10 @@ func TestUI(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(docs, "webapp-uptime#CustomNamespace.yaml"), runbook, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	gate := "schemaVersion: \"0.3\"\nmainSteps:\n  - {name: ask, action: approve, inputs: {Message: go on?}}\n  - {name: done, action: sleep, inputs: {Duration: 10ms}}\n"
+	if err := os.WriteFile(filepath.Join(docs, "gate.yaml"), []byte(gate), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	e := startInProcess(t, cfg, "")
 	e.waitInService(3, 30*time.Second)
 	e.waitHealthyTargets("web", 2, 30*time.Second)
@@ -90,6 +94,15 @@ func TestUI(t *testing.T) {
 			t.Logf("page %s: %s", p.name, p.hash)
 			b.load(t, p.hash, p.ready)
 			b.screenshot(t, p.name)
+			// Every control has a name a screen reader can say, and none is
+			// taken out of the keyboard's tab order.
+			unlabelled := b.evalString(t, `[...document.querySelectorAll("input, select, textarea, button, a[href]")]
+				.filter((e) => e.type !== "hidden" && !e.hidden && e.offsetParent !== null)
+				.filter((e) => e.tabIndex < 0 || !((e.labels && e.labels.length) || e.getAttribute("aria-label") || e.getAttribute("aria-labelledby") || e.textContent.trim() || e.title))
+				.map((e) => e.outerHTML.slice(0, 80)).join(" | ")`)
+			if unlabelled != "" {
+				t.Errorf("page %s: controls without a name or out of the tab order: %s", p.name, unlabelled)
+			}
 			if p.name == "overview" {
 				writeDocsScreenshot(t, b)
 			}
@@ -167,6 +180,34 @@ func TestUI(t *testing.T) {
 
 	// The pet's process is killed: the open group page shows the exit and
 	// the heal decision as they happen.
+	t.Run("ScaleRunApprove", func(t *testing.T) {
+		// Scale the web group from its page, with the confirmation.
+		b.load(t, "#/groups/web", `[data-testid=scale-input]`)
+		b.wait(t, 10*time.Second, chromedp.SetValue(chromedp.CSS(`[data-testid=scale-input]`), "1"))
+		b.wait(t, 10*time.Second, chromedp.Click(chromedp.CSS(`[data-testid=scale-button]`)))
+		b.wait(t, 10*time.Second, chromedp.WaitVisible(chromedp.CSS(`[data-testid=confirm-dialog][open]`)))
+		b.wait(t, 10*time.Second, chromedp.Click(chromedp.CSS(`[data-testid=confirm-button]`)))
+		waitFor(t, 30*time.Second, "the web group scaled to 1", func() bool {
+			g, err := e.client.Group(context.Background(), "web")
+			return err == nil && g.Desired == 1
+		})
+		b.checkConsole(t, "scale web")
+		// Run a document with an approve step, then approve it, each
+		// with the confirmation.
+		b.load(t, "#/run/gate", `[data-testid=run-button]`)
+		b.wait(t, 10*time.Second, chromedp.Click(chromedp.CSS(`[data-testid=run-button]`)))
+		b.wait(t, 10*time.Second, chromedp.WaitVisible(chromedp.CSS(`[data-testid=confirm-dialog][open]`)))
+		b.wait(t, 10*time.Second, chromedp.Click(chromedp.CSS(`[data-testid=confirm-button]`)))
+		b.waitJS(t, 30*time.Second, `!!document.querySelector("[data-testid=approve-button]")`)
+		b.screenshot(t, "execution-waiting")
+		b.wait(t, 10*time.Second, chromedp.Click(chromedp.CSS(`[data-testid=approve-button]`)))
+		b.wait(t, 10*time.Second, chromedp.WaitVisible(chromedp.CSS(`[data-testid=confirm-dialog][open]`)))
+		b.wait(t, 10*time.Second, chromedp.Click(chromedp.CSS(`[data-testid=confirm-button]`)))
+		b.waitJS(t, 30*time.Second, `(document.querySelector("[data-testid=execution-status]") || {}).textContent === "Success"`)
+		b.screenshot(t, "execution-approved")
+		b.checkConsole(t, "run and approve gate")
+	})
+
 	t.Run("CrashHealsLive", func(t *testing.T) {
 		var pet store.Instance
 		for _, in := range e.live() {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/token"
+
+	"github.com/autoheal/autoheal/internal/diag"
 )
 
 // The schema check walks the syntax tree beside the Go types of Config
@@ -473,35 +475,5 @@ func suggest(k string, t reflect.Type) string {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	best, bestDist := "", 3 // more than 2 edits is another word, not a typo
-	for _, name := range names {
-		if d := editDistance(k, name); d < bestDist {
-			best, bestDist = name, d
-		}
-	}
-	if best != "" {
-		return fmt.Sprintf(" (did you mean %q?)", best)
-	}
-	return " (known fields: " + strings.Join(names, ", ") + ")"
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return diag.Suggest(k, names, "known fields")
 }

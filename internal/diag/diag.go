@@ -6,6 +6,7 @@ package diag
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 )
@@ -68,4 +69,52 @@ func (es Errors) Err() error {
 		es = append(es[:Max-1:Max-1], last)
 	}
 	return &es
+}
+
+// Suggest helps with a misspelt word: " (did you mean %q?)" with the
+// closest known word when there is one; else, when label is set, the list
+// of known ones under that label; else "".
+func Suggest(word string, known []string, label string) string {
+	best, bestDist := "", 3 // more than 2 edits is another word, not a typo
+	if len(known) > 1000 {
+		return "" // a search too costly for every problem of a huge file
+	}
+	for _, k := range known {
+		d := editDistance(strings.ToLower(word), strings.ToLower(k))
+		if d < bestDist && d <= max(len(word), len(k))/2 { // "z" is no typo of "a"
+			best, bestDist = k, d
+		}
+	}
+	switch {
+	case best != "":
+		return fmt.Sprintf(" (did you mean %q?)", best)
+	case label != "":
+		return " (" + label + ": " + strings.Join(known, ", ") + ")"
+	}
+	return ""
+}
+
+// editDistance is the Levenshtein distance between a and b, or a large
+// number when they are too long for a typo.
+func editDistance(a, b string) int {
+	if len(a) > 200 || len(b) > 200 {
+		return math.MaxInt
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

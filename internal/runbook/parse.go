@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -14,6 +13,8 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/ohler55/ojg/jp"
+
+	"github.com/autoheal/autoheal/internal/diag"
 )
 
 // Parse reads a document written in YAML or JSON (JSON is YAML's flow
@@ -678,49 +679,7 @@ func (d *Document) fillDefaults() {
 	}
 }
 
-// suggest helps with a misspelt word: the closest known one when there is
-// one; else, when label is set, the list of known ones under that label.
+// suggest helps with a misspelt word (see diag.Suggest).
 func suggest(word string, known []string, label string) string {
-	best, bestDist := "", 3 // more than 2 edits is another word, not a typo
-	if len(known) > 1000 {
-		return "" // a search too costly for every problem of a huge document
-	}
-	for _, k := range known {
-		d := editDistance(strings.ToLower(word), strings.ToLower(k))
-		if d < bestDist && d <= max(len(word), len(k))/2 { // "z" is no typo of "a"
-			best, bestDist = k, d
-		}
-	}
-	switch {
-	case best != "":
-		return fmt.Sprintf(" (did you mean %q?)", best)
-	case label != "":
-		return " (" + label + ": " + strings.Join(known, ", ") + ")"
-	}
-	return ""
-}
-
-// editDistance is the Levenshtein distance between a and b, or a large
-// number when they are too long for a typo.
-func editDistance(a, b string) int {
-	if len(a) > 200 || len(b) > 200 {
-		return math.MaxInt
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return diag.Suggest(word, known, label)
 }

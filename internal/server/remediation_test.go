@@ -139,19 +139,10 @@ func TestNoRunbookEscalatesToSignedWebhook(t *testing.T) {
 	in := e.waitInService(1, 20*time.Second)[0]
 	// Push zeros for the instance by hand, through the API, as an
 	// operator's script would.
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			e.client.PutMetricData(context.Background(), "", metrics.PutRequest{Namespace: "CustomNamespace", MetricData: []metrics.Datum{{
-				MetricName: "webapp-uptime", Value: 0, Dimensions: []metrics.Dimension{{Name: "InstanceId", Value: in.ID}}}}})
-			select {
-			case <-stop:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}()
+	every(t, 200*time.Millisecond, func() {
+		e.client.PutMetricData(context.Background(), "", metrics.PutRequest{Namespace: "CustomNamespace", MetricData: []metrics.Datum{{
+			MetricName: "webapp-uptime", Value: 0, Dimensions: []metrics.Dimension{{Name: "InstanceId", Value: in.ID}}}}})
+	})
 	inc := e.waitIncident(remediation.StatusEscalated, 30*time.Second)
 	if inc.Attempts != 0 || !strings.Contains(timelineTypes(inc), "escalated") {
 		t.Fatalf("incident %+v", inc)
@@ -181,38 +172,15 @@ func TestNoRunbookEscalatesToSignedWebhook(t *testing.T) {
 func TestAlarmRestartsTheInstanceItNames(t *testing.T) {
 	t.Parallel()
 	port := freePort(t)
-	cfg := writeConfig(t, petConfig(port, "")+`
-metrics: {resolution: 1s, retention: 1h}
-alarms:
-  - name: probe
-    namespace: Probes
-    metric: up
-    dimensions: {InstanceId: "*"}
-    statistic: Maximum
-    period: 1s
-    evaluation_periods: 2
-    comparison: LessThanThreshold
-    threshold: 1
-    actions:
-      alarm: [{restart: instance}]
-`)
+	cfg := writeConfig(t, petConfig(port, "")+probeAlarm(2))
 	e := startInProcess(t, cfg, "")
 	in := e.waitInService(1, 20*time.Second)[0]
 	// A URL nothing answers: the agent pushes 0 for the instance.
 	dead := fmt.Sprintf("http://127.0.0.1:%d/", freePort(t))
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			exec.Command(bins.autoheal, "--addr", e.apiAddr, "agent", "--check", dead, "--namespace", "Probes",
-				"--metric", "up", "--instance", in.ID, "--once", "--timeout", "200ms").Run()
-			select {
-			case <-stop:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}()
+	every(t, 200*time.Millisecond, func() {
+		exec.Command(bins.autoheal, "--addr", e.apiAddr, "agent", "--check", dead, "--namespace", "Probes",
+			"--metric", "up", "--instance", in.ID, "--once", "--timeout", "200ms").Run()
+	})
 	waitFor(t, 30*time.Second, "the alarm to restart the instance", func() bool {
 		l := e.live()
 		return len(l) == 1 && l[0].ID == in.ID && l[0].Pid != in.Pid && l[0].State == "InService"
@@ -232,20 +200,7 @@ alarms:
 func TestAlarmReplacementWaitsForMaintenanceWindow(t *testing.T) {
 	t.Parallel()
 	port := freePort(t)
-	cfg := writeConfig(t, petConfig(port, "")+`
-metrics: {resolution: 1s, retention: 1h}
-alarms:
-  - name: probe
-    namespace: Probes
-    metric: up
-    dimensions: {InstanceId: "*"}
-    statistic: Maximum
-    period: 1s
-    evaluation_periods: 1
-    comparison: LessThanThreshold
-    threshold: 1
-    actions:
-      alarm: [{restart: instance}]
+	cfg := writeConfig(t, petConfig(port, "")+probeAlarm(1)+`
 maintenance_windows:
   - name: hold
     schedule: "0 3 1 1 *"
@@ -276,18 +231,9 @@ mainSteps:
 		}
 		return false
 	})
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			e.client.PutMetricData(context.Background(), in.ID, metrics.PutRequest{Namespace: "Probes", MetricData: []metrics.Datum{{MetricName: "up", Value: 0}}})
-			select {
-			case <-stop:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}()
+	every(t, 200*time.Millisecond, func() {
+		e.client.PutMetricData(context.Background(), in.ID, metrics.PutRequest{Namespace: "Probes", MetricData: []metrics.Datum{{MetricName: "up", Value: 0}}})
+	})
 	waitFor(t, 30*time.Second, "the instance to be restarted", func() bool {
 		l := e.live()
 		return len(l) == 1 && l[0].Pid != in.Pid && l[0].State == "InService"
@@ -352,4 +298,42 @@ func TestReplacementHealIncidentFollowsTheNewInstance(t *testing.T) {
 	if now := e.live()[0]; now.ID == in.ID {
 		t.Fatal("not replaced")
 	}
+}
+
+// probeAlarm restarts the instance whose Probes/up stays below 1 for n
+// one-second periods.
+func probeAlarm(n int) string {
+	return fmt.Sprintf(`
+metrics: {resolution: 1s, retention: 1h}
+alarms:
+  - name: probe
+    namespace: Probes
+    metric: up
+    dimensions: {InstanceId: "*"}
+    statistic: Maximum
+    period: 1s
+    evaluation_periods: %d
+    comparison: LessThanThreshold
+    threshold: 1
+    actions:
+      alarm: [{restart: instance}]
+`, n)
+}
+
+// every runs fn now and then every d until the test ends.
+func every(t *testing.T, d time.Duration, fn func()) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	t.Cleanup(func() { close(stop); <-done })
+	go func() {
+		defer close(done)
+		for {
+			fn()
+			select {
+			case <-stop:
+				return
+			case <-time.After(d):
+			}
+		}
+	}()
 }

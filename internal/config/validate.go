@@ -717,16 +717,7 @@ func (v *validator) loadBalancers() {
 		}
 		lp := path{}.field("load_balancers").index(li)
 		np := lp.field("name")
-		switch first, dup := lbNames[lb.Name]; {
-		case lb.Name == "":
-			v.errorf(np, "load balancer name is required")
-		case !groupName.MatchString(lb.Name):
-			v.errorf(np, "load balancer name %q: use lowercase letters, digits and '-', starting with a letter or digit, at most 63 characters", lb.Name)
-		case dup:
-			v.errorf(np, "duplicate load balancer name %q (first at %s)", lb.Name, v.where(first))
-		default:
-			lbNames[lb.Name] = np
-		}
+		v.uniqueName("load balancer", lb.Name, np, lbNames)
 		if len(lb.Listeners) == 0 {
 			v.errorf(lp.field("listeners"), "a load balancer needs at least one listener")
 		}
@@ -740,18 +731,9 @@ func (v *validator) loadBalancers() {
 			tg := &lb.TargetGroups[i]
 			tp := lp.field("target_groups").index(i)
 			np := tp.field("name")
-			switch first, dup := tgNames[tg.Name]; {
-			case tg.Name == "":
-				v.errorf(np, "target group name is required")
-			case !groupName.MatchString(tg.Name):
-				v.errorf(np, "target group name %q: use lowercase letters, digits and '-', starting with a letter or digit, at most 63 characters", tg.Name)
-			case dup:
-				// Unique across load balancers: the API and the metrics
-				// name a target group by its name alone.
-				v.errorf(np, "duplicate target group name %q (first at %s)", tg.Name, v.where(first))
-			default:
-				tgNames[tg.Name] = np
-			}
+			// Unique across load balancers: the API and the metrics name a
+			// target group by its name alone.
+			v.uniqueName("target group", tg.Name, np, tgNames)
 			v.targetGroup(tg, tp, groups)
 		}
 	}
@@ -1094,7 +1076,7 @@ func (v *validator) maintenanceWindows() {
 	for wi := range v.c.MaintenanceWindows {
 		w := &v.c.MaintenanceWindows[wi]
 		wp := path{}.field("maintenance_windows").index(wi)
-		v.scheduleName("maintenance window", w.Name, wp.field("name"), names)
+		v.uniqueName("maintenance window", w.Name, wp.field("name"), names)
 		v.schedule(w.Schedule, wp.field("schedule"))
 		v.timeZone(w.TimeZone, wp.field("time_zone"))
 		dp, cp := wp.field("duration"), wp.field("cutoff")
@@ -1118,9 +1100,10 @@ func (v *validator) maintenanceWindows() {
 	}
 }
 
-// scheduleName checks the name of a window or a scheduled action: like a
-// group name, as it is a path segment of the API and a column of the CLI.
-func (v *validator) scheduleName(kind, name string, p path, names map[string]path) {
+// uniqueName checks the name of a load balancer, target group, window or
+// scheduled action: like a group name, as it is a path segment of the API
+// and a column of the CLI, and unique among those of its kind.
+func (v *validator) uniqueName(kind, name string, p path, names map[string]path) {
 	switch first, dup := names[name]; {
 	case name == "":
 		v.errorf(p, "%s name is required", kind)
@@ -1237,7 +1220,7 @@ func (v *validator) scheduledActions() {
 	for ai := range v.c.ScheduledActions {
 		a := &v.c.ScheduledActions[ai]
 		ap := path{}.field("scheduled_actions").index(ai)
-		v.scheduleName("scheduled action", a.Name, ap.field("name"), names)
+		v.uniqueName("scheduled action", a.Name, ap.field("name"), names)
 		g, known := v.c.Group(a.Group)
 		switch {
 		case a.Group == "":
@@ -1363,7 +1346,7 @@ func (v *validator) channels() {
 	for ci := range v.c.Channels {
 		ch := &v.c.Channels[ci]
 		p := path{}.field("channels").index(ci)
-		v.scheduleName("channel", ch.Name, p.field("name"), names)
+		v.uniqueName("channel", ch.Name, p.field("name"), names)
 
 		tp := p.field("type")
 		known := true
@@ -1499,7 +1482,7 @@ func (v *validator) alarms() {
 	for ai := range v.c.Alarms {
 		a := &v.c.Alarms[ai]
 		p := path{}.field("alarms").index(ai)
-		v.scheduleName("alarm", a.Name, p.field("name"), names)
+		v.uniqueName("alarm", a.Name, p.field("name"), names)
 		v.alarmMetric(a, p)
 		v.alarmRule(a, p)
 		for _, kind := range actionKinds(&a.Actions) {

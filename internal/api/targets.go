@@ -101,9 +101,9 @@ func (h *Handler) deregisterTarget(w http.ResponseWriter, r *http.Request) {
 // lbError maps the load balancer's errors to the API's kinds.
 func lbError(err error) error {
 	if errors.Is(err, lb.ErrNotFound) {
-		return fmt.Errorf("%w: %v", errNotFound, err)
+		return kindError{errNotFound, err}
 	}
-	return fmt.Errorf("%w: %v", errInvalid, err)
+	return kindError{errInvalid, err}
 }
 
 // TargetGroups lists every target group with its targets and metrics.

@@ -6,8 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/autoheal/autoheal/internal/config"
@@ -16,12 +14,11 @@ import (
 // checker probes targets for one target group.
 type checker struct {
 	cfg    config.TargetHealthCheck
-	codes  [][2]int
 	client *http.Client
 }
 
 func newChecker(cfg config.TargetHealthCheck) *checker {
-	c := &checker{cfg: cfg, codes: parseMatcher(cfg.Matcher)}
+	c := &checker{cfg: cfg}
 	if cfg.Protocol == config.ProtocolHTTP {
 		c.client = &http.Client{
 			Transport: &http.Transport{
@@ -35,34 +32,6 @@ func newChecker(cfg config.TargetHealthCheck) *checker {
 		}
 	}
 	return c
-}
-
-// parseMatcher reads "200", "200,204" or "200-299" (validated by config).
-func parseMatcher(m string) [][2]int {
-	if m == "" {
-		m = "200-399"
-	}
-	var out [][2]int
-	for _, part := range strings.Split(m, ",") {
-		part = strings.TrimSpace(part)
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, _ := strconv.Atoi(strings.TrimSpace(lo))
-		b := a
-		if isRange {
-			b, _ = strconv.Atoi(strings.TrimSpace(hi))
-		}
-		out = append(out, [2]int{a, b})
-	}
-	return out
-}
-
-func (c *checker) matches(code int) bool {
-	for _, r := range c.codes {
-		if r[0] <= code && code <= r[1] {
-			return true
-		}
-	}
-	return false
 }
 
 // probe checks one target. Like a Kubernetes probe, it returns a verdict
@@ -93,7 +62,7 @@ func (c *checker) probe(ctx context.Context, addr string) (bool, string) {
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	if !c.matches(resp.StatusCode) {
+	if !c.cfg.Matches(resp.StatusCode) {
 		return false, fmt.Sprintf("HTTP %d does not match %s", resp.StatusCode, c.cfg.Matcher)
 	}
 	return true, fmt.Sprintf("HTTP %d", resp.StatusCode)

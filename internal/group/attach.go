@@ -2,6 +2,7 @@ package group
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -54,9 +55,12 @@ func freePort() (int, error) {
 }
 
 // attach gives the instance its volumes and addresses and returns its launch
-// spec. It fails loudly when a volume's previous holder cannot be proven
-// dead.
-func (g *Group) attach(ctx context.Context, in *instance) (provider.Spec, error) {
+// spec. The attachments are made durable in one write, after first and
+// before last (the launch's transitions), which are applied with them: a
+// replacement pays one fsync, not one per attachment and state. It fails
+// loudly when a volume's previous holder cannot be proven dead.
+func (g *Group) attach(ctx context.Context, in *instance, first, last []change) (provider.Spec, error) {
+	cs := append([]change(nil), first...)
 	tokens := map[string]int64{}
 	for _, v := range g.cfg.Volumes {
 		if _, err := g.deps.Volumes.Prepare(g.cfg.Name, v.Name); err != nil {
@@ -69,45 +73,70 @@ func (g *Group) attach(ctx context.Context, in *instance) (provider.Spec, error)
 			tokens[v.Name] = cur.Token
 			continue
 		}
-		att, err := g.deps.Volumes.Attach(ctx, g.cfg.Name, v.Name, in.id, g.isAlive)
+		att, swap, release, err := g.deps.Volumes.PrepareAttach(ctx, g.cfg.Name, v.Name, in.id, g.isAlive)
 		if err != nil {
 			g.record(g.event(EvError, in.id, fmt.Sprintf("attach volume %s: %v", v.Name, err)))
 			return provider.Spec{}, fmt.Errorf("attach volume %s: %w", v.Name, err)
 		}
+		defer release()
 		tokens[v.Name] = att.Token
+		cs = append(cs, change{swap, func() {}})
 	}
-	for _, a := range g.cfg.Addresses {
-		if err := g.onLoop(func() error { return g.associate(in, a.Name) }); err != nil {
-			return provider.Spec{}, err
+	// The address swaps are decided on the loop, the write is made there,
+	// and the proxies follow it at once.
+	err := g.onLoop(func() error {
+		for _, a := range g.cfg.Addresses {
+			c, ok, err := g.addressSwap(in, a.Name)
+			if err != nil {
+				return err
+			}
+			if ok {
+				cs = append(cs, change{c, func() {}})
+			}
 		}
+		cs = append(cs, last...)
+		if len(cs) > 0 {
+			if err := g.deps.Store.Commit(context.Background(), changesOf(cs)...); err != nil {
+				if !errors.Is(err, store.ErrConflict) {
+					g.fatal(err)
+				}
+				return err
+			}
+		}
+		for _, c := range cs {
+			c.applied()
+		}
+		for _, a := range g.cfg.Addresses {
+			if p, ok := g.proxies[a.Name]; ok {
+				p.Associate(in.id, net.JoinHostPort("127.0.0.1", strconv.Itoa(in.ports[a.Name])))
+			}
+		}
+		g.publish()
+		return nil
+	})
+	if err != nil {
+		return provider.Spec{}, err
 	}
 	return g.spec(in, tokens), nil
 }
 
-// associate gives an address to the instance. Called on the loop.
-func (g *Group) associate(in *instance, name string) error {
-	ctx := context.Background()
-	att, err := g.deps.Store.Attachment(ctx, "address", g.cfg.Name, name)
+// addressSwap is the change that gives an address to the instance, if it
+// does not hold it already (a restart in place keeps its address). Called
+// on the loop.
+func (g *Group) addressSwap(in *instance, name string) (store.Change, bool, error) {
+	att, err := g.deps.Store.Attachment(context.Background(), "address", g.cfg.Name, name)
 	if err != nil {
-		return fmt.Errorf("address %s: %w", name, err)
+		return store.Change{}, false, fmt.Errorf("address %s: %w", name, err)
 	}
-	if att.Holder != "" && att.Holder != in.id && g.isAliveLocked(att.Holder) {
-		return fmt.Errorf("address %s is still held by live instance %s", name, att.Holder)
+	if att.Holder == in.id {
+		return store.Change{}, false, nil
 	}
-	// A restart in place keeps its address: nothing to record, and one
-	// durable write less on the way back to service.
-	if att.Holder != in.id {
-		ev := g.event(EvAddrAssoc, in.id, fmt.Sprintf("address %s associated with %s", name, in.id))
-		if _, err := g.deps.Store.SwapAttachment(ctx, att, in.id, true, ev); err != nil {
-			g.fatal(err)
-			return err
-		}
+	if att.Holder != "" && g.isAliveLocked(att.Holder) {
+		return store.Change{}, false, fmt.Errorf("address %s is still held by live instance %s", name, att.Holder)
 	}
-	if p, ok := g.proxies[name]; ok {
-		p.Associate(in.id, net.JoinHostPort("127.0.0.1", strconv.Itoa(in.ports[name])))
-	}
-	g.publish()
-	return nil
+	ev := g.event(EvAddrAssoc, in.id, fmt.Sprintf("address %s associated with %s", name, in.id))
+	_, c := store.AttachmentSwap(att, in.id, true, ev)
+	return c, true, nil
 }
 
 // detach releases every volume and address the instance holds.

@@ -152,6 +152,11 @@ type instance struct {
 	// gen increments on each launch of the process (restart in place), so
 	// stale exit notifications of an earlier process are ignored.
 	gen int
+	// replaces is the failed, fenced instance a new one replaces, until
+	// the new one's first durable write, which makes it Terminating (with
+	// replacesCause) together with the new one's attachments.
+	replaces      *instance
+	replacesCause string
 }
 
 // Snapshot is a consistent, read-only view of a group for the API.
@@ -541,28 +546,60 @@ func (g *Group) event(typ, inst, msg string) store.Event {
 
 // putGroup writes the group record durably, then adopts it in memory.
 func (g *Group) putGroup(r store.Group, evs ...store.Event) error {
+	return g.commit(g.groupChange(r, evs...))
+}
+
+// A change is a store change and what to do on the loop once it is durable.
+type change struct {
+	store.Change
+	applied func()
+}
+
+// commit makes changes durable in one write, then applies them; a failed
+// write stops the controller, which must not run without its journal.
+// Called on the loop.
+func (g *Group) commit(cs ...change) error {
+	if err := g.deps.Store.Commit(context.Background(), changesOf(cs)...); err != nil {
+		g.fatal(fmt.Errorf("group %s: %w", g.cfg.Name, err))
+		return err
+	}
+	for _, c := range cs {
+		c.applied()
+	}
+	return nil
+}
+
+func changesOf(cs []change) []store.Change {
+	sc := make([]store.Change, len(cs))
+	for i, c := range cs {
+		sc[i] = c.Change
+	}
+	return sc
+}
+
+// groupChange is the group record r, with the heal history, as a change.
+func (g *Group) groupChange(r store.Group, evs ...store.Event) change {
 	h, _ := json.Marshal(g.hist)
 	r.Heal = string(h)
 	r.UpdatedAt = g.deps.Now()
-	if err := g.deps.Store.PutGroup(context.Background(), r, evs...); err != nil {
-		g.fatal(fmt.Errorf("write group %s: %w", g.cfg.Name, err))
-		return err
-	}
-	g.rec = r
-	g.publish()
-	return nil
+	return change{store.GroupChange(r, evs...), func() {
+		g.rec = r
+		g.publish()
+	}}
 }
 
 // putInstance writes an instance record durably, then adopts it in memory.
 func (g *Group) putInstance(in *instance, r store.Instance, evs ...store.Event) error {
+	return g.commit(g.instanceChange(in, r, evs...))
+}
+
+// instanceChange is the instance record r as a change.
+func (g *Group) instanceChange(in *instance, r store.Instance, evs ...store.Event) change {
 	r.UpdatedAt = g.deps.Now()
-	if err := g.deps.Store.PutInstance(context.Background(), r, evs...); err != nil {
-		g.fatal(fmt.Errorf("write instance %s: %w", r.ID, err))
-		return err
-	}
-	in.rec = r
-	g.publish()
-	return nil
+	return change{store.InstanceChange(r, evs...), func() {
+		in.rec = r
+		g.publish()
+	}}
 }
 
 func (g *Group) appendEvents(evs ...store.Event) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -186,35 +187,41 @@ func (g *Group) startJob(f func(ctx context.Context)) {
 
 // transition moves an instance to a state, durably, with its cause.
 func (g *Group) transition(in *instance, state, cause string, extra ...store.Event) error {
-	return g.onLoop(func() error {
-		r := in.rec
-		from := r.State
-		r.State, r.Cause = state, cause
-		msg := fmt.Sprintf("%s -> %s: %s", from, state, cause)
-		if from == "" {
-			msg = fmt.Sprintf("%s: %s", state, cause)
-		}
-		now := g.deps.Now()
-		if state == Terminated {
-			r.TerminatedAt = &now
-		}
+	return g.onLoop(func() error { return g.commit(g.stateChange(in, state, cause, extra...)) })
+}
+
+// stateChange is a transition as a change, to commit alone or with others.
+// Called on the loop.
+func (g *Group) stateChange(in *instance, state, cause string, extra ...store.Event) change {
+	r := in.rec
+	from := r.State
+	r.State, r.Cause = state, cause
+	msg := fmt.Sprintf("%s -> %s: %s", from, state, cause)
+	if from == "" {
+		msg = fmt.Sprintf("%s: %s", state, cause)
+	}
+	now := g.deps.Now()
+	r.UpdatedAt = now
+	if state == Terminated {
+		r.TerminatedAt = &now
+	}
+	ev := g.event(EvState, r.ID, msg)
+	ev.Data = map[string]any{"from": from, "to": state, "cause": cause}
+	// Journal order: what happened before (pending), then the extra
+	// events that lead to this state, then the transition itself.
+	n := len(in.pending)
+	evs := append(append(slices.Clone(in.pending), extra...), ev)
+	return change{store.InstanceChange(r, evs...), func() {
 		switch state {
 		case InService:
 			in.inServiceSince = now
 		case Pending, Terminating:
 			in.inServiceSince = time.Time{}
 		}
-		ev := g.event(EvState, r.ID, msg)
-		ev.Data = map[string]any{"from": from, "to": state, "cause": cause}
-		// Journal order: what happened before (pending), then the extra
-		// events that lead to this state, then the transition itself.
-		evs := append(append(in.pending, extra...), ev)
-		if err := g.putInstance(in, r, evs...); err != nil {
-			return err
-		}
-		in.pending = nil
-		return nil
-	})
+		in.rec = r
+		in.pending = in.pending[min(n, len(in.pending)):] // what came meanwhile stays
+		g.publish()
+	}}
 }
 
 // onLoop runs f on the loop and returns its error.
@@ -232,13 +239,13 @@ func (g *Group) record(evs ...store.Event) {
 }
 
 func (g *Group) jobLaunchNew(ctx context.Context, cause string) {
-	g.launchNew(ctx, cause, nil)
+	g.launchNew(ctx, cause, nil, "")
 }
 
-// launchNew launches a new instance; afterStart runs once its application
-// started.
-func (g *Group) launchNew(ctx context.Context, cause string, afterStart func()) {
-	in := &instance{signal: make(chan struct{}, 1), health: map[int]health.Status{}}
+// launchNew launches a new instance, in place of old if not nil: old becomes
+// Terminating, with oldCause, in the new one's first durable write.
+func (g *Group) launchNew(ctx context.Context, cause string, old *instance, oldCause string) {
+	in := &instance{signal: make(chan struct{}, 1), health: map[int]health.Status{}, replaces: old, replacesCause: oldCause}
 	ports, err := g.allocatePorts()
 	if err != nil {
 		g.record(g.event(EvError, "", "allocate ports: "+err.Error()))
@@ -260,7 +267,7 @@ func (g *Group) launchNew(ctx context.Context, cause string, afterStart func()) 
 	}); err != nil {
 		return
 	}
-	g.runLaunchThen(ctx, in, cause, afterStart)
+	g.runLaunch(ctx, in, cause)
 }
 
 // jobResumeLaunch restarts a launch that a controller restart interrupted.
@@ -273,13 +280,7 @@ func (g *Group) jobResumeLaunch(ctx context.Context, in *instance) {
 // from Pending to InService. On failure it records the failure on the
 // instance; the loop then applies the heal policy.
 func (g *Group) runLaunch(ctx context.Context, in *instance, cause string) {
-	g.runLaunchThen(ctx, in, cause, nil)
-}
-
-// runLaunchThen is runLaunch with a step run once the application started,
-// before waiting for it to be healthy.
-func (g *Group) runLaunchThen(ctx context.Context, in *instance, cause string, afterStart func()) {
-	err := g.launch(ctx, in, cause, afterStart)
+	err := g.launch(ctx, in, cause)
 	if err == nil || errors.Is(err, errFailed) || errors.Is(err, errTerminate) || ctx.Err() != nil {
 		return
 	}
@@ -291,13 +292,14 @@ func (g *Group) runLaunchThen(ctx context.Context, in *instance, cause string, a
 	})
 }
 
-func (g *Group) launch(ctx context.Context, in *instance, cause string, afterStart func()) error {
+func (g *Group) launch(ctx context.Context, in *instance, cause string) error {
 	// With nothing to run in Pending:Wait, the Pending and Pending:Wait
-	// transitions are journaled in the same durable write as
-	// Pending:Proceed, right before the start: one fsync instead of three.
-	// Safe because the attachments are durable on their own and a holder
-	// that has no instance record is, to the next controller, dead (its
-	// volume is then taken over only after the flock proves it).
+	// transitions are journaled in the same durable write as the
+	// attachments and Pending:Proceed, right before the start: one fsync
+	// instead of five. A controller that crashes before it finds the
+	// instance as the previous write left it: absent (a new one) or fenced
+	// and failed (a restart), with its volumes and addresses where they
+	// were.
 	var state string
 	g.call(func() { state = in.rec.State })
 	if !g.hasLaunchSteps() {
@@ -315,15 +317,21 @@ func (g *Group) launch(ctx context.Context, in *instance, cause string, afterSta
 			}
 			g.publish()
 		})
-	} else if err := g.transition(in, Pending, cause); err != nil {
-		return err
+	} else {
+		if err := g.retireReplaced(in); err != nil {
+			return err
+		}
+		if err := g.transition(in, Pending, cause); err != nil {
+			return err
+		}
 	}
-	spec, err := g.attach(ctx, in)
-	if err != nil {
-		g.abandon(in, err.Error())
-		return errFailed
-	}
+	var spec provider.Spec
+	var err error
 	if g.hasLaunchSteps() {
+		if spec, err = g.attach(ctx, in, nil, nil); err != nil {
+			g.abandon(in, err.Error())
+			return errFailed
+		}
 		if err := g.transition(in, PendingWait, "volumes and addresses attached"); err != nil {
 			return err
 		}
@@ -334,15 +342,27 @@ func (g *Group) launch(ctx context.Context, in *instance, cause string, afterSta
 			return err
 		}
 	} else {
-		// Nothing to run in Pending:Wait: journaled with Pending:Proceed.
-		wait := g.event(EvState, in.id, fmt.Sprintf("%s -> %s: volumes and addresses attached; no launch steps", Pending, PendingWait))
-		wait.Data = map[string]any{"from": Pending, "to": PendingWait, "cause": "volumes and addresses attached"}
+		// Nothing to run in Pending:Wait: the attachments, Pending:Wait
+		// and Pending:Proceed are one durable write.
+		var first []change
+		var proceed change
 		g.call(func() {
-			in.pending = append(in.pending, wait)
-			in.rec.State = PendingWait
+			// Taken once: if this write fails, the heal that launched
+			// this instance terminates the old one itself.
+			if old := in.replaces; old != nil {
+				first = append(first, g.stateChange(old, Terminating, in.replacesCause))
+				in.replaces = nil
+			}
+			wait := g.event(EvState, in.id, fmt.Sprintf("%s -> %s: volumes and addresses attached; no launch steps", Pending, PendingWait))
+			wait.Data = map[string]any{"from": Pending, "to": PendingWait, "cause": "volumes and addresses attached"}
+			rec := in.rec
+			in.rec.State = PendingWait // what Pending:Proceed comes from
+			proceed = g.stateChange(in, PendingProceed, "no launch steps; starting application", wait)
+			in.rec = rec
 		})
-		if err := g.transition(in, PendingProceed, "no launch steps; starting application"); err != nil {
-			return err
+		if spec, err = g.attach(ctx, in, first, []change{proceed}); err != nil {
+			g.abandon(in, err.Error())
+			return errFailed
 		}
 	}
 	proc, err := g.deps.Provider.Launch(ctx, spec)
@@ -356,17 +376,29 @@ func (g *Group) launch(ctx context.Context, in *instance, cause string, afterSta
 		g.watch(in, proc)
 		r := in.rec
 		r.Pid = proc.Pid()
-		if err := g.putInstance(in, r); err != nil {
-			return err
+		// The pid, with the heal history if it changed: one write.
+		cs := []change{g.instanceChange(in, r)}
+		if g.histDirty {
+			g.histDirty = false
+			cs = append(cs, g.groupChange(g.rec))
 		}
-		return g.flushHistory()
+		return g.commit(cs...)
 	}); err != nil {
 		return err
 	}
-	if afterStart != nil {
-		afterStart()
-	}
 	return g.waitHealthy(ctx, in)
+}
+
+// retireReplaced makes the instance that in replaces Terminating, in a
+// write of its own (a launch with launch steps, which is not in a hurry).
+func (g *Group) retireReplaced(in *instance) error {
+	var old *instance
+	var cause string
+	g.call(func() { old, cause, in.replaces = in.replaces, in.replacesCause, nil })
+	if old == nil {
+		return nil
+	}
+	return g.transition(old, Terminating, cause)
 }
 
 // abandon marks a launch failure that must replace the instance rather than
@@ -444,13 +476,13 @@ func (g *Group) jobHeal(ctx context.Context, in *instance, d heal.Decision) {
 		ev := g.event(EvHeal, in.id, fmt.Sprintf("%s: %s (%s)", d.Action, d.Reason, failure))
 		ev.Data = map[string]any{"action": d.Action.String(), "delay_ms": d.Delay.Milliseconds(), "failure": failure}
 		// The decision is journaled with the instance's next durable write
-		// and the history once the application is started again: neither
-		// is needed to act safely, and a restart is faster without two
-		// fsyncs in front of it. A controller crash in between only forgets
-		// that one decision.
+		// and the history once the application is started again (or the
+		// launch failed): neither is needed to act safely, and a restart or
+		// a replacement is faster without two fsyncs in front of it. A
+		// controller crash in between only forgets that one decision.
 		in.pending = append(in.pending, ev)
 		g.histDirty = true
-		if d.Action != heal.Restart {
+		if d.Action != heal.Restart && d.Action != heal.Replace {
 			g.flushHistory()
 		}
 	})
@@ -481,33 +513,22 @@ func (g *Group) jobHeal(ctx context.Context, in *instance, d heal.Decision) {
 			if ctx.Err() == nil {
 				g.jobLaunchNew(ctx, "replacement for "+in.id)
 			}
+			g.call(func() { g.flushHistory() }) // if the launch failed before
 			return
 		}
 		// The failed instance is fenced: its volume and address go straight
-		// to the replacement (the attach proves the holder dead and swaps
-		// it in one durable write), and its termination is recorded once
-		// the replacement's application has started.
-		// Terminating is journaled with the old instance's next transition,
-		// after the replacement started: a crash before that finds it
-		// InService and dead, and heals it again.
-		ev := g.event(EvState, in.id, fmt.Sprintf("%s -> %s: replaced: %s", Pending, Terminating, failure))
-		g.call(func() {
-			ev.Message = fmt.Sprintf("%s -> %s: replaced: %s", in.rec.State, Terminating, failure)
-			ev.Data = map[string]any{"from": in.rec.State, "to": Terminating, "cause": "replaced: " + failure}
-			in.pending = append(in.pending, ev)
-			in.rec.State, in.rec.Cause = Terminating, "replaced: "+failure
-			g.publish()
-		})
+		// to the replacement, and it becomes Terminating in the same
+		// durable write as the replacement's attachments, right before the
+		// replacement starts. The rest of its termination waits until the
+		// replacement's launch is over, so as not to take a CPU from the
+		// replacement's start.
+		cause := "replaced: " + failure
 		g.drain(in)
-		finished := false
-		finish := func() {
-			finished = true
-			g.runTerminate(ctx, in, "replaced: "+failure)
+		g.launchNew(ctx, "replacement for "+in.id, in, cause)
+		if ctx.Err() == nil {
+			g.runTerminate(ctx, in, cause)
 		}
-		g.launchNew(ctx, "replacement for "+in.id, finish)
-		if !finished && ctx.Err() == nil {
-			finish()
-		}
+		g.call(func() { g.flushHistory() }) // if the launch failed before
 	default: // Impair
 		g.runTerminate(ctx, in, "group impaired: "+failure)
 		g.call(func() {
@@ -639,13 +660,15 @@ func (g *Group) fence(ctx context.Context, in *instance) error {
 	})
 }
 
-// drain stops routing new connections to the instance.
+// drain stops routing new connections to the instance. The event rides
+// along with the instance's next durable write: the address record itself
+// does not change here, and a replacement is not kept waiting for an fsync.
 func (g *Group) drain(in *instance) {
 	g.call(func() {
 		for name, p := range g.proxies {
 			if h, _ := p.Holder(); h == in.id {
 				p.Disassociate(in.id)
-				g.appendEvents(g.event(EvAddrDisassoc, in.id, fmt.Sprintf("address %s drained from %s", name, in.id)))
+				in.pending = append(in.pending, g.event(EvAddrDisassoc, in.id, fmt.Sprintf("address %s drained from %s", name, in.id)))
 			}
 		}
 	})

@@ -17,6 +17,7 @@ import (
 
 	"github.com/autoheal/autoheal/internal/api"
 	"github.com/autoheal/autoheal/internal/provider"
+	"github.com/autoheal/autoheal/internal/store"
 )
 
 func scaleReq(desired *int) api.ScaleRequest { return api.ScaleRequest{Desired: desired} }
@@ -129,6 +130,77 @@ func TestControllerKilledMidReplacementConverges(t *testing.T) {
 	})
 	if p := getPet(t, fmt.Sprintf("http://127.0.0.1:%d", port)); p.Instance != ins[0].ID {
 		t.Fatalf("address serves %s, want %s", p.Instance, ins[0].ID)
+	}
+}
+
+// TestControllerKilledBeforeTheOldInstanceIsTerminated kills the controller
+// while a replacement runs but is not yet in service: the failed instance it
+// replaces is then Terminating in the store (written with the replacement's
+// attachments) but not yet Terminated (that waits until the replacement's
+// launch is over). The next controller must finish terminating it, not heal
+// it: exactly one instance, holding the volume and the address, and no
+// further launch.
+func TestControllerKilledBeforeTheOldInstanceIsTerminated(t *testing.T) {
+	t.Parallel()
+	port := freePort(t)
+	// A second check that needs 3s of successes keeps the replacement in
+	// Pending:Proceed long enough to kill the controller there.
+	cfg := writeConfig(t, petConfig(port, `      - type: tcp
+        interval: 100ms
+        healthy_threshold: 30
+    heal:
+      max_restarts: 0
+      backoff_base: 10ms
+`))
+	state := t.TempDir()
+	e := startProcess(t, cfg, state)
+	first := e.waitInService(1, 30*time.Second)[0]
+	syscall.Kill(first.Pid, syscall.SIGKILL)
+	var second store.Instance
+	waitFor(t, 20*time.Second, "replacement running in Pending:Proceed, failed instance Terminating", func() bool {
+		var old bool
+		for _, in := range e.live() {
+			switch {
+			case in.ID == first.ID:
+				old = in.State == "Terminating"
+			case in.State == "Pending:Proceed" && in.Pid != 0:
+				second = in
+			}
+		}
+		return old && second.ID != ""
+	})
+	e.kill9()
+
+	e2 := startProcess(t, cfg, state)
+	ins := e2.waitInService(1, 40*time.Second)
+	if ins[0].ID != second.ID {
+		t.Fatalf("in service: %s; want the replacement %s (first %s)", ins[0].ID, second.ID, first.ID)
+	}
+	st, err := e2.client.Status(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := st.Groups[0]; g.Status != "Active" {
+		t.Fatalf("group %s (%s), want Active", g.Status, g.Reason)
+	}
+	for _, in := range st.Instances {
+		switch in.ID {
+		case first.ID:
+			if in.State != "Terminated" {
+				t.Fatalf("failed instance %s is %s, want Terminated", in.ID, in.State)
+			}
+		case second.ID:
+		default:
+			t.Fatalf("unexpected launch %s (%s): %s", in.ID, in.State, in.Cause)
+		}
+	}
+	for _, a := range st.Groups[0].Attachments {
+		if a.Holder != second.ID {
+			t.Fatalf("attachment %s held by %q, want %s", a.Name, a.Holder, second.ID)
+		}
+	}
+	if p := getPet(t, fmt.Sprintf("http://127.0.0.1:%d", port)); p.Instance != second.ID {
+		t.Fatalf("address serves %s, want %s", p.Instance, second.ID)
 	}
 }
 

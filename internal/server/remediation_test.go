@@ -295,7 +295,9 @@ func TestReplacementHealIncidentFollowsTheNewInstance(t *testing.T) {
 			t.Fatalf("timeline %q lacks %s:\n%+v", got, want, inc.Timeline)
 		}
 	}
-	if now := e.live()[0]; now.ID == in.ID {
+	// The replaced instance finishes terminating just after its
+	// replacement is in service.
+	if now := e.waitInService(1, 10*time.Second)[0]; now.ID == in.ID {
 		t.Fatal("not replaced")
 	}
 }

@@ -18,26 +18,31 @@ const Terminated = "Terminated"
 // in the same transaction: a state change and its cause are durable together
 // or not at all. UpdatedAt is set to now when zero.
 func (s *Store) PutInstance(ctx context.Context, in Instance, evs ...Event) error {
-	if in.ID == "" {
-		return errors.New("put instance: empty id")
-	}
+	return s.Commit(ctx, InstanceChange(in, evs...))
+}
+
+// InstanceChange is PutInstance as a part of a Commit.
+func InstanceChange(in Instance, evs ...Event) Change {
 	if in.UpdatedAt.IsZero() {
 		in.UpdatedAt = now()
 	}
-	var ports any
-	if in.Ports != nil {
-		b, err := json.Marshal(in.Ports)
-		if err != nil {
-			return fmt.Errorf("put instance %s: ports: %w", in.ID, err)
-		}
-		ports = string(b)
-	}
-	var terminated any
-	if in.TerminatedAt != nil {
-		terminated = timeArg(*in.TerminatedAt)
-	}
 	evs = slices.Clone(evs)
-	err := s.write(ctx, func(tx *sql.Tx) ([]Event, error) {
+	return Change{what: "put instance " + in.ID, evs: evs, run: func(ctx context.Context, tx *sql.Tx) error {
+		if in.ID == "" {
+			return errors.New("empty id")
+		}
+		var ports any
+		if in.Ports != nil {
+			b, err := json.Marshal(in.Ports)
+			if err != nil {
+				return fmt.Errorf("ports: %w", err)
+			}
+			ports = string(b)
+		}
+		var terminated any
+		if in.TerminatedAt != nil {
+			terminated = timeArg(*in.TerminatedAt)
+		}
 		_, err := tx.ExecContext(ctx, `
 INSERT INTO instances (id, grp, state, health, pid, restarts, ports, launched_at, updated_at, terminated_at, last_exit, cause)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -48,15 +53,8 @@ ON CONFLICT (id) DO UPDATE SET
 	last_exit = excluded.last_exit, cause = excluded.cause`,
 			in.ID, in.Group, in.State, in.Health, in.Pid, in.Restarts, ports,
 			timeArg(in.LaunchedAt), timeArg(in.UpdatedAt), terminated, in.LastExit, in.Cause)
-		if err != nil {
-			return nil, err
-		}
-		return evs, s.appendTx(ctx, tx, evs)
-	})
-	if err != nil {
-		return fmt.Errorf("put instance %s: %w", in.ID, err)
-	}
-	return nil
+		return err
+	}}
 }
 
 const instanceCols = `id, grp, state, health, pid, restarts, ports, launched_at, updated_at, terminated_at, last_exit, cause`
@@ -156,14 +154,18 @@ func scanInstance(sc scanner) (Instance, error) {
 // PutGroup inserts or replaces the durable state of a group and appends evs
 // in the same transaction. UpdatedAt is set to now when zero.
 func (s *Store) PutGroup(ctx context.Context, g Group, evs ...Event) error {
-	if g.Name == "" {
-		return errors.New("put group: empty name")
-	}
+	return s.Commit(ctx, GroupChange(g, evs...))
+}
+
+// GroupChange is PutGroup as a part of a Commit.
+func GroupChange(g Group, evs ...Event) Change {
 	if g.UpdatedAt.IsZero() {
 		g.UpdatedAt = now()
 	}
-	evs = slices.Clone(evs)
-	err := s.write(ctx, func(tx *sql.Tx) ([]Event, error) {
+	return Change{what: "put group " + g.Name, evs: slices.Clone(evs), run: func(ctx context.Context, tx *sql.Tx) error {
+		if g.Name == "" {
+			return errors.New("empty name")
+		}
 		_, err := tx.ExecContext(ctx, `
 INSERT INTO groups (name, status, reason, min, max, desired, heal, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -171,15 +173,8 @@ ON CONFLICT (name) DO UPDATE SET
 	status = excluded.status, reason = excluded.reason, min = excluded.min, max = excluded.max,
 	desired = excluded.desired, heal = excluded.heal, updated_at = excluded.updated_at`,
 			g.Name, g.Status, g.Reason, g.Min, g.Max, g.Desired, g.Heal, timeArg(g.UpdatedAt))
-		if err != nil {
-			return nil, err
-		}
-		return evs, s.appendTx(ctx, tx, evs)
-	})
-	if err != nil {
-		return fmt.Errorf("put group %s: %w", g.Name, err)
-	}
-	return nil
+		return err
+	}}
 }
 
 const groupCols = `name, status, reason, min, max, desired, heal, updated_at`
@@ -289,41 +284,44 @@ func scanAttachment(sc scanner) (Attachment, error) {
 // writes are serialised, so of any number of concurrent swaps from the same
 // old record exactly one succeeds.
 func (s *Store) SwapAttachment(ctx context.Context, old Attachment, holder string, bump bool, evs ...Event) (Attachment, error) {
-	if old.Kind == "" || old.Group == "" || old.Name == "" {
-		return Attachment{}, fmt.Errorf("swap attachment %s %s/%s: kind, group and name are required", old.Kind, old.Group, old.Name)
+	next, c := AttachmentSwap(old, holder, bump, evs...)
+	if err := s.Commit(ctx, c); err != nil {
+		return Attachment{}, err
 	}
-	next := Attachment{Kind: old.Kind, Group: old.Group, Name: old.Name, Holder: holder, UpdatedAt: now()}
-	evs = slices.Clone(evs)
-	err := s.write(ctx, func(tx *sql.Tx) ([]Event, error) {
+	return next, nil
+}
+
+// AttachmentSwap is SwapAttachment as a part of a Commit: it returns the
+// record the swap writes, and the change, which fails the whole commit if
+// the stored record is no longer old.
+func AttachmentSwap(old Attachment, holder string, bump bool, evs ...Event) (Attachment, Change) {
+	next := Attachment{Kind: old.Kind, Group: old.Group, Name: old.Name, Holder: holder, Token: old.Token, UpdatedAt: now()}
+	if bump {
+		next.Token++
+	}
+	what := fmt.Sprintf("swap attachment %s %s/%s", old.Kind, old.Group, old.Name)
+	return next, Change{what: what, evs: slices.Clone(evs), run: func(ctx context.Context, tx *sql.Tx) error {
+		if old.Kind == "" || old.Group == "" || old.Name == "" {
+			return errors.New("kind, group and name are required")
+		}
 		var cur Attachment
 		err := tx.QueryRowContext(ctx,
 			`SELECT holder, token FROM attachments WHERE kind = ? AND grp = ? AND name = ?`,
 			old.Kind, old.Group, old.Name).Scan(&cur.Holder, &cur.Token)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return nil, err
+			return err
 		}
 		if cur.Holder != old.Holder || cur.Token != old.Token {
-			return nil, fmt.Errorf("held by %q with token %d, expected %q with token %d: %w",
+			return fmt.Errorf("held by %q with token %d, expected %q with token %d: %w",
 				cur.Holder, cur.Token, old.Holder, old.Token, ErrConflict)
-		}
-		next.Token = cur.Token
-		if bump {
-			next.Token++
 		}
 		_, err = tx.ExecContext(ctx, `
 INSERT INTO attachments (kind, grp, name, holder, token, updated_at) VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (kind, grp, name) DO UPDATE SET
 	holder = excluded.holder, token = excluded.token, updated_at = excluded.updated_at`,
 			next.Kind, next.Group, next.Name, next.Holder, next.Token, timeArg(next.UpdatedAt))
-		if err != nil {
-			return nil, err
-		}
-		return evs, s.appendTx(ctx, tx, evs)
-	})
-	if err != nil {
-		return Attachment{}, fmt.Errorf("swap attachment %s %s/%s: %w", old.Kind, old.Group, old.Name, err)
-	}
-	return next, nil
+		return err
+	}}
 }
 
 // Get returns the value stored under key, or an error wrapping ErrNotFound.

@@ -222,6 +222,41 @@ func (s *Store) closeDBs() error {
 	return nil
 }
 
+// A Change is one part of a write transaction, for Commit: a record put or
+// swapped, and the events journaled with it.
+type Change struct {
+	what string // names the change in an error
+	evs  []Event
+	run  func(ctx context.Context, tx *sql.Tx) error
+}
+
+// Commit makes changes durable together, in one transaction (one fsync):
+// all of them or, if one fails, none. Their events are journaled in order.
+// The error names the change that failed.
+func (s *Store) Commit(ctx context.Context, changes ...Change) error {
+	var failed string
+	err := s.write(ctx, func(tx *sql.Tx) ([]Event, error) {
+		var evs []Event
+		for _, c := range changes {
+			if err := c.run(ctx, tx); err != nil {
+				failed = c.what
+				return nil, err
+			}
+			evs = append(evs, c.evs...)
+		}
+		return evs, s.appendTx(ctx, tx, evs)
+	})
+	switch {
+	case err == nil:
+		return nil
+	case failed != "":
+		return fmt.Errorf("%s: %w", failed, err)
+	case len(changes) == 1:
+		return fmt.Errorf("%s: %w", changes[0].what, err)
+	}
+	return err
+}
+
 // write runs fn in one write transaction and, once it has committed,
 // publishes the events it returns. Nothing is published for a transaction
 // that did not commit.

@@ -124,7 +124,7 @@ func (m *Manager) MarkInitialized(group, name string) error {
 		return fmt.Errorf("mark volume %s/%s initialized: flush data: %w", group, name, err)
 	}
 	stamp := time.Now().UTC().Format(time.RFC3339Nano) + "\n"
-	if err := writeFileDurable(p.Marker, []byte(stamp)); err != nil {
+	if err := writeFileAtomic(p.Marker, []byte(stamp), true); err != nil {
 		return fmt.Errorf("mark volume %s/%s initialized: %w", group, name, err)
 	}
 	return nil
@@ -138,53 +138,13 @@ func (m *Manager) MarkInitialized(group, name string) error {
 // the same instance (a restart in place) also bumps the token, so the
 // instance's previous run is fenced too.
 func (m *Manager) Attach(ctx context.Context, group, name, instance string, isAlive func(id string) bool) (store.Attachment, error) {
-	if err := validate(group, name); err != nil {
-		return store.Attachment{}, fmt.Errorf("attach volume: %w", err)
-	}
-	if instance == "" {
-		return store.Attachment{}, fmt.Errorf("attach volume %s/%s: empty instance id", group, name)
-	}
-	release, err := m.acquire(ctx, group, name)
-	if err != nil {
-		return store.Attachment{}, fmt.Errorf("attach volume %s/%s to %s: %w", group, name, instance, err)
-	}
-	defer release()
-	p := m.Paths(group, name)
-	if err := os.MkdirAll(filepath.Dir(p.Lock), 0o700); err != nil {
-		return store.Attachment{}, fmt.Errorf("attach volume %s/%s to %s: %w", group, name, instance, err)
-	}
 	for attempt := 1; ; attempt++ {
-		cur, err := m.st.Attachment(ctx, Kind, group, name)
+		att, swap, release, err := m.PrepareAttach(ctx, group, name, instance, isAlive)
 		if err != nil {
-			return store.Attachment{}, fmt.Errorf("attach volume %s/%s to %s: %w", group, name, instance, err)
+			return store.Attachment{}, err
 		}
-		if cur.Holder != "" && cur.Holder != instance && (isAlive == nil || isAlive(cur.Holder)) {
-			return store.Attachment{}, fmt.Errorf("attach volume %s/%s to %s: held by live instance %s (token %d): %w",
-				group, name, instance, cur.Holder, cur.Token, ErrHeld)
-		}
-		// The record says nobody alive holds it; the lock says whether a
-		// process of any earlier holder survives (an orphaned child, a
-		// holder the controller lost track of). Only both together are
-		// proof.
-		if err := probeLock(p.Lock); err != nil {
-			if errors.Is(err, syscall.EWOULDBLOCK) {
-				who := cur.Holder
-				if who == "" {
-					who = "none"
-				}
-				return store.Attachment{}, fmt.Errorf("attach volume %s/%s to %s: lock %s is held by a running process (recorded holder %s): %w",
-					group, name, instance, p.Lock, who, ErrHeld)
-			}
-			return store.Attachment{}, fmt.Errorf("attach volume %s/%s to %s: probe lock: %w", group, name, instance, err)
-		}
-		token := cur.Token + 1
-		msg := fmt.Sprintf("%s attached to %s (token %d)", name, instance, token)
-		if cur.Holder != "" && cur.Holder != instance {
-			msg += fmt.Sprintf(", taken over from %s which is gone", cur.Holder)
-		}
-		ev := store.Event{Type: EventAttach, Group: group, Instance: instance, Message: msg,
-			Data: map[string]any{"volume": name, "token": token, "previous_holder": cur.Holder}}
-		att, err := m.st.SwapAttachment(ctx, cur, instance, true, ev)
+		err = m.st.Commit(ctx, swap)
+		release()
 		if errors.Is(err, store.ErrConflict) && attempt < attachRetries {
 			continue // changed under us (another process?): decide again on the new record
 		}
@@ -193,6 +153,65 @@ func (m *Manager) Attach(ctx context.Context, group, name, instance string, isAl
 		}
 		return att, nil
 	}
+}
+
+// PrepareAttach decides an attach as Attach does, and returns the
+// attachment it makes and the change that makes it, for the caller to
+// commit with others in one durable write (store.Commit). The change fails
+// that write with ErrConflict if the record moved meanwhile. Until release
+// is called, after the commit, other attaches and detaches of the volume
+// in this process wait.
+func (m *Manager) PrepareAttach(ctx context.Context, group, name, instance string, isAlive func(id string) bool) (att store.Attachment, swap store.Change, release func(), err error) {
+	if err := validate(group, name); err != nil {
+		return att, swap, nil, fmt.Errorf("attach volume: %w", err)
+	}
+	if instance == "" {
+		return att, swap, nil, fmt.Errorf("attach volume %s/%s: empty instance id", group, name)
+	}
+	fail := func(err error) (store.Attachment, store.Change, func(), error) {
+		return store.Attachment{}, store.Change{}, nil, fmt.Errorf("attach volume %s/%s to %s: %w", group, name, instance, err)
+	}
+	release, err = m.acquire(ctx, group, name)
+	if err != nil {
+		return fail(err)
+	}
+	p := m.Paths(group, name)
+	if err := os.MkdirAll(filepath.Dir(p.Lock), 0o700); err != nil {
+		release()
+		return fail(err)
+	}
+	cur, err := m.st.Attachment(ctx, Kind, group, name)
+	if err != nil {
+		release()
+		return fail(err)
+	}
+	if cur.Holder != "" && cur.Holder != instance && (isAlive == nil || isAlive(cur.Holder)) {
+		release()
+		return fail(fmt.Errorf("held by live instance %s (token %d): %w", cur.Holder, cur.Token, ErrHeld))
+	}
+	// The record says nobody alive holds it; the lock says whether a
+	// process of any earlier holder survives (an orphaned child, a holder
+	// the controller lost track of). Only both together are proof.
+	if err := probeLock(p.Lock); err != nil {
+		release()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			who := cur.Holder
+			if who == "" {
+				who = "none"
+			}
+			return fail(fmt.Errorf("lock %s is held by a running process (recorded holder %s): %w", p.Lock, who, ErrHeld))
+		}
+		return fail(fmt.Errorf("probe lock: %w", err))
+	}
+	token := cur.Token + 1
+	msg := fmt.Sprintf("%s attached to %s (token %d)", name, instance, token)
+	if cur.Holder != "" && cur.Holder != instance {
+		msg += fmt.Sprintf(", taken over from %s which is gone", cur.Holder)
+	}
+	ev := store.Event{Type: EventAttach, Group: group, Instance: instance, Message: msg,
+		Data: map[string]any{"volume": name, "token": token, "previous_holder": cur.Holder}}
+	att, swap = store.AttachmentSwap(cur, instance, true, ev)
+	return att, swap, release, nil
 }
 
 // Detach releases the volume iff instance holds it. Detaching a volume
@@ -286,9 +305,17 @@ func flock(f *os.File, how int) error {
 // CheckToken is the fencing check the instance side runs while it holds
 // the volume's flock, right before the application starts. If tokenFile
 // records a token newer than token, this holder was superseded and gets an
-// error wrapping ErrFenced; otherwise token is recorded, atomically and
-// durably. A missing or empty file counts as 0. Because the caller holds the
-// flock, the read and the write cannot interleave with another holder's.
+// error wrapping ErrFenced; otherwise token is recorded, atomically. A
+// missing or empty file counts as 0. Because the caller holds the flock, the
+// read and the write cannot interleave with another holder's.
+//
+// The record is not fsynced: it guards against a stale holder started in
+// the same boot, and every process sees the page cache at once. After a
+// power loss or kernel crash the file may show an older token or none (an
+// empty or zero-filled file counts as 0), but no holder from before
+// survives that, and the store (synchronous=FULL) hands out tokens above
+// anything the file ever recorded. The fsyncs (file and
+// dir) were a millisecond on every replacement's way back to service.
 func CheckToken(tokenFile string, token int64) error {
 	if token <= 0 {
 		return fmt.Errorf("check volume token %s: token %d is not a fencing token", tokenFile, token)
@@ -297,7 +324,7 @@ func CheckToken(tokenFile string, token int64) error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("check volume token %s: %w", tokenFile, err)
 	}
-	if s := strings.TrimSpace(string(b)); s != "" {
+	if s := strings.Trim(string(b), " \t\r\n\x00"); s != "" {
 		cur, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
 			// A corrupt token cannot prove this holder is current.
@@ -310,16 +337,17 @@ func CheckToken(tokenFile string, token int64) error {
 			return nil // this attach already recorded it (a retried start)
 		}
 	}
-	if err := writeFileDurable(tokenFile, []byte(strconv.FormatInt(token, 10)+"\n")); err != nil {
+	if err := writeFileAtomic(tokenFile, []byte(strconv.FormatInt(token, 10)+"\n"), false); err != nil {
 		return fmt.Errorf("check volume token %s: %w", tokenFile, err)
 	}
 	return nil
 }
 
-// writeFileDurable replaces path atomically (temp file and rename in the
-// same dir) and durably (file and dir fsynced): after a crash the file holds
-// the old or the new content, never a torn or empty one.
-func writeFileDurable(path string, data []byte) error {
+// writeFileAtomic replaces path atomically (temp file and rename in the
+// same dir): a reader sees the old or the new content, never a torn one.
+// durable also fsyncs the file and the dir, so that after a power loss the
+// file holds the old or the new content; without it, it may even be empty.
+func writeFileAtomic(path string, data []byte, durable bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -327,7 +355,7 @@ func writeFileDurable(path string, data []byte) error {
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -339,6 +367,9 @@ func writeFileDurable(path string, data []byte) error {
 	if err != nil {
 		os.Remove(tmp)
 		return err
+	}
+	if !durable {
+		return nil
 	}
 	d, err := os.Open(dir)
 	if err != nil {

@@ -244,6 +244,8 @@ func TestCheckToken(t *testing.T) {
 	}{
 		{name: "no file", token: 1, after: "1\n"},
 		{name: "empty file", file: "\n", token: 3, after: "3\n"},
+		// What an unsynced write may leave after a power loss.
+		{name: "zero-filled file", file: "\x00\x00\x00", token: 3, after: "3\n"},
 		{name: "newer", file: "4\n", token: 5, after: "5\n"},
 		{name: "same", file: "5\n", token: 5, after: "5\n"},
 		{name: "stale", file: "6\n", token: 5, wantErr: ErrFenced, fail: true, after: "6\n"},

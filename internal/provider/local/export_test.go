@@ -21,3 +21,6 @@ func WarmSpare(l *Local) {
 
 // SparePid is the idle spare shim's pid, 0 if none.
 func SparePid(l *Local) int { return l.sparePid() }
+
+// StopScans is how many /proc scans Stop made.
+func StopScans(l *Local) int64 { return l.scans.Load() }

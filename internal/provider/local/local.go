@@ -49,6 +49,12 @@ type Local struct {
 	mu        sync.Mutex
 	closed    bool
 	watches   map[*pidFD]*os.File // pidfd -> hello pipe (or nil) being followed
+	// mustScan names the instances whose processes Stop finds only by
+	// scanning /proc, whatever their shim reports: adopted ones (a
+	// previous controller may have left a Run behind) and those a Run
+	// ran for (a script's setsid'd leftovers are not the shim's).
+	mustScan map[string]bool
+	scans    atomic.Int64 // /proc scans by Stop, for tests
 	spare     *spare              // started, waiting for an instance
 	refilling bool                // the next spare is on its way
 	// refillTimer starts it; Close stops it.
@@ -92,6 +98,7 @@ func New(opts Options) (*Local, error) {
 		log:      log,
 		hostNS:   threadMountNS(),
 		watches:  map[*pidFD]*os.File{},
+		mustScan: map[string]bool{},
 	}
 	l.noSpare.Store(opts.NoSpareShim)
 	if os.Geteuid() == 0 && !canUnshareMountNS() {
@@ -548,6 +555,7 @@ func readExit(p *process, br *bufio.Reader) {
 		line, err := br.ReadBytes('\n')
 		var m hello
 		if json.Unmarshal(line, &m) == nil && m.Exit != nil {
+			p.alone.Store(m.Alone)
 			p.finish(*m.Exit)
 			return
 		}
@@ -607,6 +615,7 @@ func (l *Local) Adopt(ctx context.Context, id string) (provider.Process, error) 
 	if l.isClosed() {
 		return nil, fmt.Errorf("adopt %s: %w", id, errClosed)
 	}
+	l.markScan(id)
 	dir := l.InstanceDir(id)
 	st, err := readStatus(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -637,4 +646,11 @@ func (l *Local) Adopt(ctx context.Context, id string) (provider.Process, error) 
 	l.killApp(p)
 	p.finish(provider.ExitStatus{Code: -1, Time: time.Now(), Error: "shim lost"})
 	return p, nil
+}
+
+// markScan makes the next Stop of the instance scan /proc.
+func (l *Local) markScan(id string) {
+	l.mu.Lock()
+	l.mustScan[id] = true
+	l.mu.Unlock()
 }

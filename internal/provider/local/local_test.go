@@ -297,6 +297,116 @@ func TestStopKillsEscapedDescendant(t *testing.T) {
 	}
 }
 
+// TestStopScansOnlyWhenSomethingMayBeLeft: the shim is the subreaper of
+// what its application starts, so after an exit it knows whether anything
+// of the application is left. Only then, or when a Run ran for the
+// instance, does Stop scan /proc for it.
+func TestStopScansOnlyWhenSomethingMayBeLeft(t *testing.T) {
+	t.Parallel()
+	bothModes(t, func(t *testing.T, spare bool) {
+		l, dir := newLocalMode(t, spare)
+		scans := local.StopScans(l)
+		stopExited := func(p provider.Process) {
+			t.Helper()
+			waitDone(t, p)
+			stop(t, l, p, syscall.SIGTERM, 5*time.Second)
+		}
+
+		// Children that ended before the application: nothing to find.
+		stopExited(launch(t, l, shSpec(`sleep 0.01 & (sleep 0.01 &); sleep 0.2; exit 3`)))
+		if got := local.StopScans(l) - scans; got != 0 {
+			t.Fatalf("%d scans for an application that left nothing", got)
+		}
+
+		// A daemon that outlived the application is found and killed.
+		pidFile := filepath.Join(dir, "daemon.pid")
+		p := launch(t, l, shSpec(`setsid sh -c 'echo $$ > `+pidFile+`; exec sleep 60' & sleep 0.2`))
+		daemon := readPid(t, pidFile)
+		stopExited(p)
+		if got := local.StopScans(l) - scans; got != 1 {
+			t.Fatalf("%d scans, want 1 for the surviving daemon", got)
+		}
+		if alive(daemon) {
+			t.Fatalf("daemon %d survived Stop", daemon)
+		}
+
+		// A Run may leave a process the shim cannot see.
+		spec := shSpec(`sleep 0.3`)
+		p = launch(t, l, spec)
+		if _, err := l.Run(context.Background(), spec, `true`, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		stopExited(p)
+		if got := local.StopScans(l) - scans; got != 2 {
+			t.Fatalf("%d scans, want 2 after a Run", got)
+		}
+	})
+}
+
+// TestShimReapsOrphans: orphans of the application become the shim's
+// children; those that exit while the application runs must not pile up
+// as zombies.
+func TestShimReapsOrphans(t *testing.T) {
+	t.Parallel()
+	l, _ := newLocal(t)
+	p := launch(t, l, shSpec(`for i in 1 2 3 4 5; do (sleep 0.05 &); done; exec sleep 30`))
+	shim := ppid(t, p.Pid())
+	time.Sleep(500 * time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		zombies := 0
+		for _, c := range childrenOf(shim) {
+			if !alive(c) {
+				zombies++
+			}
+		}
+		if zombies == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d zombie children of shim %d", zombies, shim)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := len(childrenOf(shim)); n != 1 {
+		t.Fatalf("shim %d has %d children, want only the application", shim, n)
+	}
+	stop(t, l, p, syscall.SIGTERM, 5*time.Second)
+}
+
+// ppid is the parent of pid.
+func ppid(t testing.TB, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	n, _ := strconv.Atoi(strings.Fields(s[strings.LastIndexByte(s, ')')+1:])[1])
+	return n
+}
+
+// childrenOf lists the pids whose parent is pid, zombies included.
+func childrenOf(pid int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); f[1] == strconv.Itoa(pid) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 func TestExitStatus(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

@@ -30,6 +30,9 @@ type process struct {
 	mu        sync.Mutex
 	exit      provider.ExitStatus
 	fenced    atomic.Bool // a Stop confirmed every process gone
+	// alone is set, before Done, when the shim reported that nothing
+	// descended from the application outlived it.
+	alone atomic.Bool
 }
 
 var _ provider.Process = (*process)(nil)

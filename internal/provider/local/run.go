@@ -31,6 +31,7 @@ func (l *Local) Run(ctx context.Context, spec provider.Spec, script string, time
 	if !provider.ValidInstanceID(spec.ID) {
 		return res, fmt.Errorf("run: invalid instance id %q", spec.ID)
 	}
+	l.markScan(spec.ID)
 	cr, err := resolveUser(spec.User)
 	if err != nil {
 		return res, fmt.Errorf("run: %w", err)

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/autoheal/autoheal/internal/provider"
 	"golang.org/x/sys/unix"
@@ -53,6 +54,11 @@ func runShim(args []string) int {
 	// application's pipes either. A handler, not SIG_IGN: an ignored
 	// disposition would be inherited by the application across exec.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	// Whatever the application starts and leaves behind (a daemon that
+	// double-forked, a child in a session of its own) becomes ours when
+	// its parent dies, instead of init's: then when the application exits
+	// the shim knows whether anything of it survived (see reapOrphans).
+	subreaper := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == nil
 	helloW := os.NewFile(shimHelloFD, "hello")
 
 	dir := args[0]
@@ -188,6 +194,22 @@ func runShim(args []string) int {
 	s.sayHello(helloW, hello{Pid: pid, PidStart: s.st.PidStart, StartedAt: startedAt})
 	defer helloW.Close()
 
+	// Orphans that exit while the application runs are reaped as they go;
+	// the application itself is left to cmd.Wait.
+	sigchld := make(chan os.Signal, 1)
+	reaping := make(chan struct{})
+	if subreaper {
+		signal.Notify(sigchld, syscall.SIGCHLD)
+		go func() {
+			defer close(reaping)
+			for range sigchld {
+				reapOrphans(pid)
+			}
+		}()
+	} else {
+		close(reaping)
+	}
+
 	var copying sync.WaitGroup
 	for _, c := range []struct {
 		w io.Writer
@@ -202,6 +224,11 @@ func runShim(args []string) int {
 
 	cmd.Wait()
 	exit := exitStatus(cmd.ProcessState, time.Now())
+	signal.Stop(sigchld)
+	close(sigchld)
+	<-reaping
+	// By now the kernel has handed the application's children to us.
+	alone := subreaper && reapOrphans(0)
 	// The volume was the application's: release it before anyone hears of
 	// the exit. (Descendants that inherited the lock descriptors hold the
 	// lock until Stop kills them.)
@@ -238,12 +265,48 @@ func runShim(args []string) int {
 	// pipe is broken (the controller is gone, or adopted us later), this
 	// record may be the only copy of the exit until a controller reads it:
 	// it must survive a crash.
-	line, _ := json.Marshal(hello{Exit: &exit})
+	line, _ := json.Marshal(hello{Exit: &exit, Alone: alone})
 	_, perr := helloW.Write(append(line, '\n'))
 	s.save(perr != nil)
 	stdout.Close()
 	stderr.Close()
 	return 0
+}
+
+// reapOrphans reaps the shim's exited children other than keep (the running
+// application, left to its own Wait), without blocking. It reports whether
+// the shim has no child left at all: with the shim as their subreaper, that
+// means no process descended from the application is alive.
+func reapOrphans(keep int) bool {
+	for {
+		var si siginfo
+		flags := unix.WEXITED | unix.WNOHANG
+		if keep > 0 {
+			flags |= unix.WNOWAIT // look first: it may be keep
+		}
+		_, _, errno := unix.Syscall6(unix.SYS_WAITID, unix.P_ALL, 0, uintptr(unsafe.Pointer(&si)), uintptr(flags), 0, 0)
+		switch {
+		case errno == unix.EINTR:
+			continue
+		case errno == unix.ECHILD:
+			return true
+		case errno != 0, si.Pid == 0: // children, none exited
+			return false
+		case keep > 0 && int(si.Pid) == keep:
+			return false
+		case keep > 0:
+			var ws unix.WaitStatus
+			unix.Wait4(int(si.Pid), &ws, unix.WNOHANG, nil)
+		}
+	}
+}
+
+// siginfo is the head of the kernel's siginfo_t as waitid fills it for
+// SIGCHLD (x/sys/unix leaves the union opaque).
+type siginfo struct {
+	Signo, Errno, Code, _ int32
+	Pid, Uid, Status      int32
+	_                     [100]byte
 }
 
 // copyAvailable copies what the pipe holds now, without waiting for more.

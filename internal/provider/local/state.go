@@ -82,6 +82,10 @@ type hello struct {
 	StartedAt time.Time            `json:"started_at,omitzero"`
 	Error     string               `json:"error,omitempty"`
 	Exit      *provider.ExitStatus `json:"exit,omitempty"`
+	// Alone, with Exit, says that no process descended from the
+	// application outlived it: the shim, their subreaper, had no child
+	// left.
+	Alone bool `json:"alone,omitempty"`
 }
 
 // status is status.json. The shim rewrites it atomically at each step, so a

@@ -56,11 +56,23 @@ func (l *Local) Stop(ctx context.Context, pp provider.Process, sig syscall.Signa
 	}
 	cctx, cancel := context.WithTimeout(ctx, killTimeout)
 	defer cancel()
-	// The shim is left out of the scan: once its application is gone it
-	// finishes its bookkeeping and exits by itself, and the scan runs
-	// meanwhile. It is waited for after, and killed only if it lingers.
-	if err := l.killAll(cctx, p.id, p.pid, p.pidStart, p.shimStart, p.shimPid); err != nil {
-		return fmt.Errorf("stop %s: %w", p.id, err)
+	l.mu.Lock()
+	scan := !p.alone.Load() || l.mustScan[p.id]
+	delete(l.mustScan, p.id)
+	l.mu.Unlock()
+	// The scan reads every process on the host (a millisecond or two on
+	// a small VM, on every heal's path), so it is skipped when the shim,
+	// the subreaper of everything the application started, saw nothing of
+	// it outlive it. The shim is left out of the scan: once its
+	// application is gone it finishes its bookkeeping and exits by
+	// itself, and the scan runs meanwhile. It is waited for after, and
+	// killed only if it lingers.
+	if scan {
+		l.scans.Add(1)
+		if err := l.killAll(cctx, p.id, p.pid, p.pidStart, p.shimStart, p.shimPid); err != nil {
+			l.markScan(p.id)
+			return fmt.Errorf("stop %s: %w", p.id, err)
+		}
 	}
 	grace := shimGrace
 	if !p.isDone() && !isClosed(p.unwatched) {

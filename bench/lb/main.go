@@ -92,6 +92,7 @@ type variant struct {
 	url    string
 	runs   []result
 	failed string // why it was not measured, with its server's output
+	proc   *proc  // its server, whose CPU time is measured
 }
 
 // result is one wrk run.
@@ -100,6 +101,10 @@ type result struct {
 	p50, p99 time.Duration
 	errors   int // non-2xx/3xx responses and socket errors
 	detail   string
+	// cpuPerReq is the CPU time the server (all its processes) spent
+	// per request during the run: on a machine that wrk and the
+	// backends share, what a proxy costs decides what is left for them.
+	cpuPerReq time.Duration
 }
 
 func allVariants() []*variant {
@@ -255,6 +260,9 @@ func run(ctx context.Context) error {
 			continue
 		}
 		procs = append(procs, p)
+		for _, v := range mine {
+			v.proc = p
+		}
 		// Each variant is ready, or failed, on its own: autoheal's tcp
 		// listener may work while its http one does not.
 		for _, v := range mine {
@@ -288,9 +296,16 @@ func run(ctx context.Context) error {
 				prof = make(chan error, 1)
 				go func() { prof <- profile(ctx, apiAddr, *cpuProfile) }()
 			}
+			var cpu0 time.Duration
+			if v.proc != nil {
+				cpu0 = groupCPU(v.proc.cmd.Process.Pid)
+			}
 			res, err := runWrk(ctx, v.url)
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if v.proc != nil && res.rps > 0 {
+				res.cpuPerReq = (groupCPU(v.proc.cmd.Process.Pid) - cpu0) / time.Duration(res.rps*duration.Seconds())
 			}
 			if err != nil {
 				res.detail = err.Error()
@@ -317,6 +332,9 @@ func (r result) summary() string {
 		return "failed: " + firstLine(r.detail)
 	}
 	s := fmt.Sprintf("%.0f req/s, p50 %s, p99 %s", r.rps, ms(r.p50), ms(r.p99))
+	if r.cpuPerReq > 0 {
+		s += fmt.Sprintf(", server CPU %.1fµs/req", float64(r.cpuPerReq)/1e3)
+	}
 	if r.errors > 0 {
 		s += fmt.Sprintf(", %d errors (%s)", r.errors, r.detail)
 	}
@@ -328,17 +346,21 @@ type stats struct {
 	ok       bool
 	rps      float64
 	p50, p99 time.Duration
-	errors   int // summed over rounds
-	failed   int // runs wrk could not complete
+	cpu      time.Duration // server CPU per request; 0 when not measured
+	errors   int           // summed over rounds
+	failed   int           // runs wrk could not complete
 }
 
 func (v *variant) stats() stats {
 	var s stats
-	var rps, p50, p99 []float64
+	var rps, p50, p99, cpu []float64
 	for _, r := range v.runs {
 		if r.errors < 0 {
 			s.failed++
 			continue
+		}
+		if r.cpuPerReq > 0 {
+			cpu = append(cpu, float64(r.cpuPerReq))
 		}
 		rps = append(rps, r.rps)
 		p50 = append(p50, float64(r.p50))
@@ -352,6 +374,9 @@ func (v *variant) stats() stats {
 	s.rps = median(rps)
 	s.p50 = time.Duration(median(p50))
 	s.p99 = time.Duration(median(p99))
+	if len(cpu) > 0 {
+		s.cpu = time.Duration(median(cpu))
+	}
 	return s
 }
 
@@ -360,7 +385,7 @@ func report(vs []*variant) {
 	for _, v := range vs {
 		byName[v.name] = v
 	}
-	fmt.Printf("\n%-14s %10s %9s %9s %7s %10s %10s\n", "variant", "RPS", "p50", "p99", "errors", "RPS ratio", "p99 ratio")
+	fmt.Printf("\n%-14s %10s %9s %9s %7s %10s %10s %12s\n", "variant", "RPS", "p50", "p99", "errors", "RPS ratio", "p99 ratio", "CPU µs/req")
 	var failures []*variant
 	for _, v := range vs {
 		if v.failed != "" {
@@ -385,9 +410,14 @@ func report(vs []*variant) {
 				pr = fmt.Sprintf("%.2fx", float64(s.p99)/float64(bs.p99))
 			}
 		}
-		fmt.Printf("%-14s %10.0f %9s %9s %7s %10s %10s\n", v.name, s.rps, ms(s.p50), ms(s.p99), errs, rr, pr)
+		cpu := "-"
+		if s.cpu > 0 {
+			cpu = fmt.Sprintf("%.1f", float64(s.cpu)/1e3)
+		}
+		fmt.Printf("%-14s %10.0f %9s %9s %7s %10s %10s %12s\n", v.name, s.rps, ms(s.p50), ms(s.p99), errs, rr, pr, cpu)
 	}
-	fmt.Println("\nratios are to haproxy-http, for the tcp rows to haproxy-tcp; errors are non-2xx/3xx responses and socket errors summed over rounds")
+	fmt.Println("\nratios are to haproxy-http, for the tcp rows to haproxy-tcp; errors are non-2xx/3xx responses and socket errors summed over rounds;")
+	fmt.Println("CPU µs/req is the proxy's own CPU time (all its processes, user and system) per request, median over rounds")
 	for _, v := range failures {
 		fmt.Printf("\n%s failed:\n", v.name)
 		msg := v.failed
@@ -899,4 +929,30 @@ func portOf(ports map[string]int, name string) int {
 		return p
 	}
 	return freePort()
+}
+
+// groupCPU is the CPU time (user and system) of the processes in process
+// group pgid, as /proc/PID/stat counts it (in clock ticks of 10ms).
+func groupCPU(pgid int) time.Duration {
+	ents, _ := os.ReadDir("/proc")
+	var ticks int64
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		// f[0] is field 3 (state): pgrp is field 5, utime 14, stime 15.
+		if len(f) < 13 || f[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		k, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + k
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"syscall"
 	"testing"
 	"time"
 )
@@ -76,5 +77,27 @@ func TestMedian(t *testing.T) {
 		if got := median(tc.in); got != tc.want {
 			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestGroupCPU: the CPU time of our own process group grows by what we
+// burn (in clock ticks of 10ms, so burn well over one).
+func TestGroupCPU(t *testing.T) {
+	pg := syscall.Getpgrp()
+	before := groupCPU(pg)
+	var ru0, ru1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	x := 0
+	for {
+		for i := 0; i < 1e6; i++ {
+			x += i
+		}
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+		if time.Duration(ru1.Utime.Nano()-ru0.Utime.Nano()) > 200*time.Millisecond {
+			break
+		}
+	}
+	if got := groupCPU(pg) - before; got < 100*time.Millisecond {
+		t.Fatalf("group CPU grew by %s after burning 200ms (x=%d)", got, x)
 	}
 }

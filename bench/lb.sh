@@ -1,7 +1,7 @@
 #!/bin/sh
 # Load balancer benchmark: direct, HAProxy (http and tcp), nginx and autoheal's
 # http and tcp listeners against the same two backends, with wrk.
-# Usage: bench/lb.sh [-duration 10s] [-rounds 3] [-only autoheal-http,haproxy-http] ...
+# Usage: bench/lb.sh [-duration 10s] [-rounds 5] [-only autoheal-http,haproxy-http] ...
 set -eu
 # Go from the official tarball lives here when it is not on PATH; haproxy and
 # nginx live in sbin, which is not on every user's PATH.

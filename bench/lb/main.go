@@ -44,7 +44,7 @@ var (
 	autoheal    = flag.String("autoheal", "bin/autoheal", "autoheal binary")
 	web         = flag.String("web", "bin/web", "backend binary (examples/web/app)")
 	duration    = flag.Duration("duration", 10*time.Second, "wrk duration of one run, in whole seconds")
-	rounds      = flag.Int("rounds", 3, "alternated rounds; the table shows medians")
+	rounds      = flag.Int("rounds", 5, "alternated rounds; the table shows medians")
 	connections = flag.Int("connections", 50, "wrk connections")
 	threads     = flag.Int("threads", 2, "wrk threads")
 	only        = flag.String("only", "", "comma-separated variants to run (default all): "+strings.Join(variantNames(), ","))

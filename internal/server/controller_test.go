@@ -76,6 +76,17 @@ func TestInstancesOutliveTheControllerAndAreReadopted(t *testing.T) {
 	}
 }
 
+// startAndCrash starts a controller on cfg in a new state dir, waits for
+// its one instance and SIGKILLs the application.
+func startAndCrash(t *testing.T, cfg string) (*env, string, store.Instance) {
+	t.Helper()
+	state := t.TempDir()
+	e := startProcess(t, cfg, state)
+	first := e.waitInService(1, 30*time.Second)[0]
+	syscall.Kill(first.Pid, syscall.SIGKILL)
+	return e, state, first
+}
+
 func TestControllerKilledMidReplacementConverges(t *testing.T) {
 	t.Parallel()
 	port := freePort(t)
@@ -90,10 +101,7 @@ func TestControllerKilledMidReplacementConverges(t *testing.T) {
           script: sleep 3
           heartbeat_timeout: 10s
 `))
-	state := t.TempDir()
-	e := startProcess(t, cfg, state)
-	first := e.waitInService(1, 30*time.Second)[0]
-	syscall.Kill(first.Pid, syscall.SIGKILL)
+	e, state, first := startAndCrash(t, cfg)
 	waitFor(t, 20*time.Second, "replacement in Pending:Wait", func() bool {
 		for _, in := range e.live() {
 			if in.ID != first.ID && in.State == "Pending:Wait" {
@@ -152,10 +160,7 @@ func TestControllerKilledBeforeTheOldInstanceIsTerminated(t *testing.T) {
       max_restarts: 0
       backoff_base: 10ms
 `))
-	state := t.TempDir()
-	e := startProcess(t, cfg, state)
-	first := e.waitInService(1, 30*time.Second)[0]
-	syscall.Kill(first.Pid, syscall.SIGKILL)
+	e, state, first := startAndCrash(t, cfg)
 	var second store.Instance
 	waitFor(t, 20*time.Second, "replacement running in Pending:Proceed, failed instance Terminating", func() bool {
 		var old bool

@@ -179,34 +179,42 @@ func waitContent(t testing.TB, path, want string) string {
 
 // alive reports whether pid is a live process (a zombie is not).
 func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return f[0] != "Z" && f[0] != "X"
+	f := statFields(pid)
+	return f != nil && f[0] != "Z" && f[0] != "X"
 }
 
 // groupAlive reports whether a live process remains in process group pgid.
 func groupAlive(pgid int) bool {
+	found := false
+	eachProcess(func(pid int, f []string) {
+		if f[2] == strconv.Itoa(pgid) && alive(pid) {
+			found = true
+		}
+	})
+	return found
+}
+
+// statFields are the fields of /proc/PID/stat after the command name, the
+// state (field 3) first; nil once the process is gone.
+func statFields(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+}
+
+// eachProcess calls f with every process and its stat fields.
+func eachProcess(f func(pid int, fields []string)) {
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if f[2] == strconv.Itoa(pgid) && f[0] != "Z" && alive(pid) {
-			return true
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			if fs := statFields(pid); fs != nil {
+				f(pid, fs)
+			}
 		}
 	}
-	return false
 }
 
 func readPid(t testing.TB, path string) int {
@@ -377,33 +385,22 @@ func TestShimReapsOrphans(t *testing.T) {
 // ppid is the parent of pid.
 func ppid(t testing.TB, pid int) int {
 	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		t.Fatal(err)
+	f := statFields(pid)
+	if f == nil {
+		t.Fatalf("process %d is gone", pid)
 	}
-	s := string(b)
-	n, _ := strconv.Atoi(strings.Fields(s[strings.LastIndexByte(s, ')')+1:])[1])
+	n, _ := strconv.Atoi(f[1])
 	return n
 }
 
 // childrenOf lists the pids whose parent is pid, zombies included.
 func childrenOf(pid int) []int {
 	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		c, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); f[1] == strconv.Itoa(pid) {
+	eachProcess(func(c int, f []string) {
+		if f[1] == strconv.Itoa(pid) {
 			out = append(out, c)
 		}
-	}
+	})
 	return out
 }
 

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -74,14 +75,43 @@ func moduleRoot() string {
 }
 
 // freePort returns a loopback port that was free a moment ago.
+//
+// The port is taken below the kernel's ephemeral range: tests that restart
+// a controller leave its address port free for a moment, and a port the
+// kernel may hand to any connection or `listen :0` of another test meanwhile
+// would make the restart fail with "address already in use".
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lo, hi := 10000, ephemeralLow()
+	for range 1000 {
+		p := lo + int(nextPort.Add(1))%(hi-lo)
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			l.Close()
+			return p
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port below the ephemeral range")
+	return 0
+}
+
+// nextPort starts where this test binary's pid says, so that packages
+// tested in parallel start far apart.
+var nextPort = func() *atomic.Int32 {
+	var n atomic.Int32
+	n.Store(int32(os.Getpid() * 7919 % 20000))
+	return &n
+}()
+
+// ephemeralLow is the first port the kernel hands out for `listen :0` and
+// outgoing connections.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if f := strings.Fields(string(b)); err == nil && len(f) == 2 {
+		if n, err := strconv.Atoi(f[0]); err == nil && n > 12000 {
+			return n
+		}
+	}
+	return 32768
 }
 
 // env is one running controller under test.

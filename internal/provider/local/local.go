@@ -46,17 +46,17 @@ type Local struct {
 
 	noSpare atomic.Bool // spares disabled, by option or because they cannot work here
 
-	mu        sync.Mutex
-	closed    bool
-	watches   map[*pidFD]*os.File // pidfd -> hello pipe (or nil) being followed
+	mu      sync.Mutex
+	closed  bool
+	watches map[*pidFD]*os.File // pidfd -> hello pipe (or nil) being followed
 	// mustScan names the instances whose processes Stop finds only by
 	// scanning /proc, whatever their shim reports: adopted ones (a
 	// previous controller may have left a Run behind) and those a Run
 	// ran for (a script's setsid'd leftovers are not the shim's).
-	mustScan map[string]bool
-	scans    atomic.Int64 // /proc scans by Stop, for tests
-	spare     *spare              // started, waiting for an instance
-	refilling bool                // the next spare is on its way
+	mustScan  map[string]bool
+	scans     atomic.Int64 // /proc scans by Stop, for tests
+	spare     *spare       // started, waiting for an instance
+	refilling bool         // the next spare is on its way
 	// refillTimer starts it; Close stops it.
 	refillTimer *time.Timer
 	wg          sync.WaitGroup

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs the whole test suite on a fresh machine: installs what the tests need,
-# vets, and runs every test with the race detector. CI runs exactly this.
+# checks formatting, vets, and runs every test with the race detector. CI runs
+# exactly this.
 set -eu
 # Go from the official tarball lives here when it is not on PATH.
 command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
@@ -46,5 +47,11 @@ if have_tools; then
 	export AUTOHEAL_REQUIRE_TOOLS="${AUTOHEAL_REQUIRE_TOOLS:-1}"
 fi
 
+unformatted=$(gofmt -l cmd internal bench examples)
+if [ -n "$unformatted" ]; then
+	echo "not gofmt'd (run gofmt -w):" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
 go vet ./...
 go test -race -count=1 -timeout 14m ./...

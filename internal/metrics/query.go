@@ -399,17 +399,21 @@ func (s *Store) Match(namespace, metric string, dims map[string]string) []Series
 // changes.
 func (s *Store) each(fn func(*series)) {
 	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.RLock()
-		all := make([]*series, 0, len(sh.m))
-		for _, sr := range sh.m {
-			all = append(all, sr)
-		}
-		sh.mu.RUnlock()
-		for _, sr := range all {
+		for _, sr := range s.shards[i].snapshot() {
 			fn(sr)
 		}
 	}
+}
+
+// snapshot lists the shard's series, holding its lock only meanwhile.
+func (sh *shard) snapshot() []*series {
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	all := make([]*series, 0, len(sh.m))
+	for _, sr := range sh.m {
+		all = append(all, sr)
+	}
+	return all
 }
 
 // SeriesInfo describes one series.

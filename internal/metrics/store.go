@@ -568,14 +568,8 @@ func (s *Store) Sweep() {
 	horizon := s.opts.Now().UnixNano()/s.res - s.retSlots
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.mu.RLock()
-		all := make([]*series, 0, len(sh.m))
-		for _, sr := range sh.m {
-			all = append(all, sr)
-		}
-		sh.mu.RUnlock()
 		var empty []*series
-		for _, sr := range all {
+		for _, sr := range sh.snapshot() {
 			sr.mu.Lock()
 			if sweepSeries(sr, horizon) {
 				empty = append(empty, sr)

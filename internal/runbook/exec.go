@@ -353,29 +353,34 @@ func ended(status string) bool {
 
 // Cancel stops a running execution; it ends Cancelled.
 func (e *Engine) Cancel(ctx context.Context, id string) error {
-	e.mu.Lock()
-	r := e.runs[id]
-	e.mu.Unlock()
-	if r == nil {
-		if _, err := e.Get(ctx, id); err != nil {
-			return err
-		}
-		return fmt.Errorf("%w: execution %s is not running", ErrInvalid, id)
+	r, err := e.running(ctx, id)
+	if err != nil {
+		return err
 	}
 	r.cancel()
 	return nil
 }
 
-// Approve answers the approve step an execution waits at.
-func (e *Engine) Approve(ctx context.Context, id string, a Approval) error {
+// running is the run of a running execution; an execution that is not
+// running is an error wrapping ErrInvalid, an unknown one ErrNotFound.
+func (e *Engine) running(ctx context.Context, id string) (*run, error) {
 	e.mu.Lock()
 	r := e.runs[id]
 	e.mu.Unlock()
 	if r == nil {
 		if _, err := e.Get(ctx, id); err != nil {
-			return err
+			return nil, err
 		}
-		return fmt.Errorf("%w: execution %s is not running", ErrInvalid, id)
+		return nil, fmt.Errorf("%w: execution %s is not running", ErrInvalid, id)
+	}
+	return r, nil
+}
+
+// Approve answers the approve step an execution waits at.
+func (e *Engine) Approve(ctx context.Context, id string, a Approval) error {
+	r, err := e.running(ctx, id)
+	if err != nil {
+		return err
 	}
 	ex, err := e.Get(ctx, id)
 	if err != nil {

@@ -403,9 +403,8 @@ func (g *Group) Scale(ctx context.Context, min, max, desired *int) (Snapshot, er
 func (g *Group) Terminate(ctx context.Context, id string, decrement bool) error {
 	var err error
 	cerr := g.call(func() {
-		in, ok := g.instances[id]
-		if !ok || in.rec.State == Terminated {
-			err = fmt.Errorf("instance %s: %w", id, ErrNotFound)
+		var in *instance
+		if in, err = g.known(id); err != nil {
 			return
 		}
 		if decrement {
@@ -440,8 +439,11 @@ func (g *Group) Terminate(ctx context.Context, id string, decrement bool) error 
 func (g *Group) Restart(ctx context.Context, id string) error {
 	var err error
 	cerr := g.call(func() {
-		in, ok := g.instances[id]
-		if !ok || in.rec.State == Terminated || in.terminate != "" {
+		var in *instance
+		if in, err = g.known(id); err != nil {
+			return
+		}
+		if in.terminate != "" {
 			err = fmt.Errorf("instance %s: %w", id, ErrNotFound)
 			return
 		}
@@ -461,6 +463,16 @@ func (g *Group) Restart(ctx context.Context, id string) error {
 		return cerr
 	}
 	return err
+}
+
+// known is an instance that is not Terminated, or an error wrapping
+// ErrNotFound. Called on the loop.
+func (g *Group) known(id string) (*instance, error) {
+	in, ok := g.instances[id]
+	if !ok || in.rec.State == Terminated {
+		return nil, fmt.Errorf("instance %s: %w", id, ErrNotFound)
+	}
+	return in, nil
 }
 
 // Has reports whether the group knows the instance.
@@ -673,9 +685,8 @@ func (g *Group) RunCommand(ctx context.Context, id, script string, extra map[str
 	var spec provider.Spec
 	var err error
 	cerr := g.call(func() {
-		in, ok := g.instances[id]
-		if !ok || in.rec.State == Terminated {
-			err = fmt.Errorf("instance %s: %w", id, ErrNotFound)
+		var in *instance
+		if in, err = g.known(id); err != nil {
 			return
 		}
 		spec = g.spec(in, nil)

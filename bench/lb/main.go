@@ -6,7 +6,10 @@
 //   - nginx: proxy_pass to an upstream with keepalive;
 //   - autoheal-http: autoheal's http listener;
 //   - haproxy-tcp: HAProxy in tcp mode, the baseline of autoheal-tcp;
-//   - autoheal-tcp: autoheal's tcp listener.
+//   - autoheal-tcp: autoheal's tcp listener;
+//   - candidate-http, candidate-tcp: the same, served by the binary given
+//     with -candidate (a change being measured against the current build
+//     in the same alternated run).
 //
 // Each round runs `wrk -t2 -c50 -d10s --latency` once per variant, rounds
 // alternate so that machine noise hits all variants alike, and the table
@@ -47,8 +50,9 @@ var (
 	rounds      = flag.Int("rounds", 5, "alternated rounds; the table shows medians")
 	connections = flag.Int("connections", 50, "wrk connections")
 	threads     = flag.Int("threads", 2, "wrk threads")
-	only        = flag.String("only", "", "comma-separated variants to run (default all): "+strings.Join(variantNames(), ","))
+	only        = flag.String("only", "", "comma-separated variants to run (default all, candidate-* only with -candidate): "+strings.Join(variantNames(), ","))
 	unbuilt     = flag.String("autoheal-unbuilt", "", "why autoheal could not be built (set by bench/lb.sh); its variants are reported failed")
+	candidate   = flag.String("candidate", "", "another autoheal binary, measured beside -autoheal as candidate-http and candidate-tcp")
 	cpuProfile  = flag.String("cpu-profile-autoheal", "", "write a 5s CPU profile of autoheal, taken during the first autoheal-http round, to this file")
 )
 
@@ -115,6 +119,8 @@ func allVariants() []*variant {
 		{name: "autoheal-http", server: "autoheal", base: "haproxy-http"},
 		{name: "haproxy-tcp", server: "haproxy", base: "haproxy-tcp"},
 		{name: "autoheal-tcp", server: "autoheal", base: "haproxy-tcp"},
+		{name: "candidate-http", server: "candidate", base: "haproxy-http"},
+		{name: "candidate-tcp", server: "candidate", base: "haproxy-tcp"},
 	}
 }
 
@@ -183,6 +189,20 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if *candidate == "" {
+		// Not selectable without a binary: drop them from the default set.
+		keep := vs[:0]
+		for _, v := range vs {
+			if v.server == "candidate" {
+				if *only != "" {
+					return fmt.Errorf("-only %s: needs -candidate", v.name)
+				}
+				continue
+			}
+			keep = append(keep, v)
+		}
+		vs = keep
+	}
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return fmt.Errorf("wrk not found (bench/lb.sh installs it): %w", err)
 	}
@@ -226,8 +246,8 @@ func run(ctx context.Context) error {
 
 	// Start each server the selected variants need, once; a server that
 	// fails marks its variants failed and the others still run.
-	var apiAddr string
-	for _, server := range []string{"haproxy", "nginx", "autoheal"} {
+	apiAddrs := map[string]string{}
+	for _, server := range []string{"haproxy", "nginx", "autoheal", "candidate"} {
 		var mine []*variant
 		for _, v := range vs {
 			if v.server == server {
@@ -249,8 +269,11 @@ func run(ctx context.Context) error {
 				err = fmt.Errorf("go build ./cmd/autoheal failed:\n%s", *unbuilt)
 				break
 			}
-			apiAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
-			p, err = startAutoheal(tmp, apiAddr, backends, ports)
+			apiAddrs[server] = fmt.Sprintf("127.0.0.1:%d", freePort())
+			p, err = startAutoheal(tmp, server, *autoheal, apiAddrs[server], backends, ports)
+		case "candidate":
+			apiAddrs[server] = fmt.Sprintf("127.0.0.1:%d", freePort())
+			p, err = startAutoheal(tmp, server, *candidate, apiAddrs[server], backends, ports)
 		}
 		if err != nil {
 			for _, v := range mine {
@@ -267,8 +290,8 @@ func run(ctx context.Context) error {
 		// listener may work while its http one does not.
 		for _, v := range mine {
 			err := waitOK(ctx, p, v.url, startTimeout)
-			if err == nil && server == "autoheal" {
-				err = waitHealthy(ctx, p, apiAddr, v)
+			if err == nil && apiAddrs[server] != "" {
+				err = waitHealthy(ctx, p, apiAddrs[server], v)
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -294,7 +317,7 @@ func run(ctx context.Context) error {
 			var prof chan error
 			if *cpuProfile != "" && r == 0 && v.name == "autoheal-http" {
 				prof = make(chan error, 1)
-				go func() { prof <- profile(ctx, apiAddr, *cpuProfile) }()
+				go func() { prof <- profile(ctx, apiAddrs["autoheal"], *cpuProfile) }()
 			}
 			var cpu0 time.Duration
 			if v.proc != nil {
@@ -418,6 +441,26 @@ func report(vs []*variant) {
 	}
 	fmt.Println("\nratios are to haproxy-http, for the tcp rows to haproxy-tcp; errors are non-2xx/3xx responses and socket errors summed over rounds;")
 	fmt.Println("CPU µs/req is the proxy's own CPU time (all its processes, user and system) per request, median over rounds")
+	// Per-round ratios pair each run with its base's run of the same
+	// round, seconds apart: the machine's drift over a long run (±15%
+	// within minutes here) cancels out of them, not out of the medians.
+	var pairs [][2]*variant
+	for _, v := range vs {
+		if b := byName[v.base]; b != nil && b != v {
+			pairs = append(pairs, [2]*variant{v, b})
+		}
+		if cur := byName["autoheal-"+strings.TrimPrefix(v.name, "candidate-")]; v.server == "candidate" && cur != nil {
+			pairs = append(pairs, [2]*variant{v, cur})
+		}
+	}
+	if len(pairs) > 0 && *rounds > 1 {
+		fmt.Println("\nper-round RPS ratios (each run over its base's run in the same round): median [quartiles]")
+		for _, p := range pairs {
+			if q, n := pairedRatios(p[0], p[1]); n > 0 {
+				fmt.Printf("  %-14s / %-14s %.3f [%.3f–%.3f] over %d rounds\n", p[0].name, p[1].name, q[1], q[0], q[2], n)
+			}
+		}
+	}
 	for _, v := range failures {
 		fmt.Printf("\n%s failed:\n", v.name)
 		msg := v.failed
@@ -440,6 +483,34 @@ func report(vs []*variant) {
 	if v := byName["autoheal-tcp"]; v != nil {
 		fmt.Printf("  %-5s %s\n", "tcp", judge(v, byName["haproxy-tcp"], tcpMinRPS, 0))
 	}
+}
+
+// pairedRatios are the quartiles of v's RPS over base's, round by round,
+// over the rounds both completed.
+func pairedRatios(v, base *variant) (q [3]float64, n int) {
+	var rs []float64
+	for i := range min(len(v.runs), len(base.runs)) {
+		a, b := v.runs[i], base.runs[i]
+		if a.errors < 0 || b.errors < 0 || b.rps == 0 {
+			continue
+		}
+		rs = append(rs, a.rps/b.rps)
+	}
+	if len(rs) == 0 {
+		return q, 0
+	}
+	sort.Float64s(rs)
+	return [3]float64{quantile(rs, 0.25), quantile(rs, 0.5), quantile(rs, 0.75)}, len(rs)
+}
+
+// quantile of sorted xs, interpolating between neighbours.
+func quantile(xs []float64, f float64) float64 {
+	pos := f * float64(len(xs)-1)
+	lo := int(pos)
+	if lo+1 >= len(xs) {
+		return xs[len(xs)-1]
+	}
+	return xs[lo] + (xs[lo+1]-xs[lo])*(pos-float64(lo))
 }
 
 // judge says whether v meets its target against base; maxP99 0 means no
@@ -717,7 +788,7 @@ func waitOK(ctx context.Context, p *proc, url string, timeout time.Duration) err
 // answering 200 only says one target is. An API without the endpoint
 // (404) is taken at the listener's word.
 func waitHealthy(ctx context.Context, p *proc, apiAddr string, v *variant) error {
-	tg := "web-" + strings.TrimPrefix(v.name, "autoheal-")
+	tg := "web-" + v.name[strings.LastIndex(v.name, "-")+1:]
 	url := "http://" + apiAddr + "/v1/target-groups/" + tg + "/health"
 	deadline := time.Now().Add(startTimeout)
 	for {
@@ -887,8 +958,8 @@ http {
 	return start(nil, "nginx", "-p", dir, "-e", "stderr", "-c", path, "-g", "daemon off;")
 }
 
-func startAutoheal(tmp, apiAddr string, backends []string, ports map[string]int) (*proc, error) {
-	dir := filepath.Join(tmp, "autoheal")
+func startAutoheal(tmp, name, bin, apiAddr string, backends []string, ports map[string]int) (*proc, error) {
+	dir := filepath.Join(tmp, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -910,7 +981,7 @@ load_balancers:
         protocol: tcp
         targets: [{address: %[1]s}, {address: %[2]s}]
         health_check: {protocol: tcp, interval: 1s}
-`, backends[0], backends[1], portOf(ports, "autoheal-http"), portOf(ports, "autoheal-tcp"))
+`, backends[0], backends[1], portOf(ports, name+"-http"), portOf(ports, name+"-tcp"))
 	path := filepath.Join(dir, "autoheal.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
@@ -919,7 +990,7 @@ load_balancers:
 	if *cpuProfile != "" {
 		args = append(args, "--pprof")
 	}
-	return start(nil, *autoheal, args...)
+	return start(nil, bin, args...)
 }
 
 // portOf is the port of a variant, or a fresh one when the variant is not

@@ -82,6 +82,31 @@ func TestMedian(t *testing.T) {
 	}
 }
 
+// TestPairedRatios: each run is paired with its base's run of the same
+// round; a round either failed is left out.
+func TestPairedRatios(t *testing.T) {
+	runs := func(rps ...float64) []result {
+		var rs []result
+		for _, r := range rps {
+			if r < 0 {
+				rs = append(rs, result{errors: -1})
+				continue
+			}
+			rs = append(rs, result{rps: r})
+		}
+		return rs
+	}
+	v := &variant{runs: runs(300, 100, -1, 200, 150)}
+	base := &variant{runs: runs(100, 100, 100, 100, -1)}
+	q, n := pairedRatios(v, base)
+	if n != 3 || q != [3]float64{1.5, 2, 2.5} {
+		t.Errorf("pairedRatios = %v over %d rounds, want [1.5 2 2.5] over 3", q, n)
+	}
+	if _, n := pairedRatios(&variant{runs: runs(-1)}, base); n != 0 {
+		t.Errorf("no round in common: got %d rounds", n)
+	}
+}
+
 // TestGroupCPU: the CPU time of a process group grows with what its
 // processes burn (in clock ticks of 10ms). The group is a busy shell of its
 // own: the test binary's group is shared with whatever runs the tests.

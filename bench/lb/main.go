@@ -264,16 +264,16 @@ func run(ctx context.Context) error {
 			p, err = startHAProxy(tmp, backends, ports)
 		case "nginx":
 			p, err = startNginx(tmp, backends, ports)
-		case "autoheal":
-			if *unbuilt != "" {
+		case "autoheal", "candidate":
+			bin := *autoheal
+			if server == "candidate" {
+				bin = *candidate
+			} else if *unbuilt != "" {
 				err = fmt.Errorf("go build ./cmd/autoheal failed:\n%s", *unbuilt)
 				break
 			}
 			apiAddrs[server] = fmt.Sprintf("127.0.0.1:%d", freePort())
-			p, err = startAutoheal(tmp, server, *autoheal, apiAddrs[server], backends, ports)
-		case "candidate":
-			apiAddrs[server] = fmt.Sprintf("127.0.0.1:%d", freePort())
-			p, err = startAutoheal(tmp, server, *candidate, apiAddrs[server], backends, ports)
+			p, err = startAutoheal(tmp, server, bin, apiAddrs[server], backends, ports)
 		}
 		if err != nil {
 			for _, v := range mine {
@@ -548,11 +548,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/1e6) }
 func median(xs []float64) float64 {
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
+	return quantile(s, 0.5)
 }
 
 // clip shortens s to n runes for a table cell.

@@ -565,13 +565,25 @@ func firstLine(s string) string {
 	return l
 }
 
+// givenPorts are the ports freePort handed out in this run.
+var givenPorts = map[int]bool{}
+
+// freePort is a loopback port nothing listens on and that this run has not
+// handed out before: the kernel may offer a port again once the probe that
+// found it is closed, and two listeners of one config then collide.
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !givenPorts[port] {
+			givenPorts[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // loadAverage is the 1-minute load average: other work on the machine

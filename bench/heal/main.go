@@ -20,7 +20,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -33,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/autoheal/autoheal/bench/internal/freeport"
 	"github.com/autoheal/autoheal/internal/api"
 )
 
@@ -66,12 +66,12 @@ func run() error {
 		return err
 	}
 	defer base.close()
-	restart, err := startAutoheal(tmp, "restart", petConfig(freePort(), 1000, "1s"))
+	restart, err := startAutoheal(tmp, "restart", petConfig(freeport.Next(), 1000, "1s"))
 	if err != nil {
 		return err
 	}
 	defer restart.close()
-	replace, err := startAutoheal(tmp, "replace", petConfig(freePort(), 0, "1s"))
+	replace, err := startAutoheal(tmp, "replace", petConfig(freeport.Next(), 0, "1s"))
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func run() error {
 	}
 
 	if *hangs > 0 {
-		hang, err := startAutoheal(tmp, "hang", petConfig(freePort(), 0, "100ms"))
+		hang, err := startAutoheal(tmp, "hang", petConfig(freeport.Next(), 0, "100ms"))
 		if err != nil {
 			return err
 		}
@@ -169,25 +169,6 @@ func pct(ds []time.Duration, p int) time.Duration {
 	return s[min(i, len(s))-1]
 }
 
-// usedPorts are the ports freePort handed out: the kernel may offer a
-// closed one again, and two addresses of one config must differ.
-var usedPorts = map[int]bool{}
-
-func freePort() int {
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			panic(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !usedPorts[p] {
-			usedPorts[p] = true
-			return p
-		}
-	}
-}
-
 var client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
 // petPid asks the pet at url for its pid; 0 when it does not answer 200.
@@ -214,7 +195,7 @@ type baseline struct {
 }
 
 func newBaseline(tmp string) (*baseline, error) {
-	b := &baseline{port: freePort(), data: filepath.Join(tmp, "baseline-data")}
+	b := &baseline{port: freeport.Next(), data: filepath.Join(tmp, "baseline-data")}
 	os.MkdirAll(b.data, 0o755)
 	if err := b.start(); err != nil {
 		return nil, err
@@ -454,7 +435,7 @@ func idle(tmp string) error {
       - type: http
         path: /healthz
         interval: 1s
-`, i, mustAbs(*web), freePort())
+`, i, mustAbs(*web), freeport.Next())
 	}
 	dir := filepath.Join(tmp, "idle")
 	os.MkdirAll(dir, 0o755)

@@ -27,7 +27,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,6 +40,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/autoheal/autoheal/bench/internal/freeport"
 )
 
 var (
@@ -222,7 +223,7 @@ func run(ctx context.Context) error {
 	// The two backends every variant reaches.
 	var backends []string
 	for _, id := range []string{"b1", "b2"} {
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+		addr := fmt.Sprintf("127.0.0.1:%d", freeport.Next())
 		p, err := start([]string{"AUTOHEAL_INSTANCE_ID=" + id}, *web, "--listen", addr)
 		if err != nil {
 			return fmt.Errorf("backend %s: %w", id, err)
@@ -240,7 +241,7 @@ func run(ctx context.Context) error {
 			v.url = "http://" + backends[0] + "/"
 			continue
 		}
-		ports[v.name] = freePort()
+		ports[v.name] = freeport.Next()
 		v.url = fmt.Sprintf("http://127.0.0.1:%d/", ports[v.name])
 	}
 
@@ -272,7 +273,7 @@ func run(ctx context.Context) error {
 				err = fmt.Errorf("go build ./cmd/autoheal failed:\n%s", *unbuilt)
 				break
 			}
-			apiAddrs[server] = fmt.Sprintf("127.0.0.1:%d", freePort())
+			apiAddrs[server] = fmt.Sprintf("127.0.0.1:%d", freeport.Next())
 			p, err = startAutoheal(tmp, server, bin, apiAddrs[server], backends, ports)
 		}
 		if err != nil {
@@ -563,27 +564,6 @@ func clip(s string, n int) string {
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
-}
-
-// givenPorts are the ports freePort handed out in this run.
-var givenPorts = map[int]bool{}
-
-// freePort is a loopback port nothing listens on and that this run has not
-// handed out before: the kernel may offer a port again once the probe that
-// found it is closed, and two listeners of one config then collide.
-func freePort() int {
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			panic(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !givenPorts[port] {
-			givenPorts[port] = true
-			return port
-		}
-	}
 }
 
 // loadAverage is the 1-minute load average: other work on the machine
@@ -1007,7 +987,7 @@ func portOf(ports map[string]int, name string) int {
 	if p, ok := ports[name]; ok {
 		return p
 	}
-	return freePort()
+	return freeport.Next()
 }
 
 // groupCPU is the CPU time (user and system) of the processes in process

@@ -131,17 +131,3 @@ func TestGroupCPU(t *testing.T) {
 		t.Fatalf("a group with no process shows %s", got)
 	}
 }
-
-// TestFreePortDistinct: ports from one run never repeat, though the kernel
-// offers a closed probe's port again (2,000 draws from ~28,000 ephemeral
-// ports repeat dozens of times without the bookkeeping).
-func TestFreePortDistinct(t *testing.T) {
-	seen := map[int]bool{}
-	for range 2000 {
-		p := freePort()
-		if seen[p] {
-			t.Fatalf("port %d handed out twice", p)
-		}
-		seen[p] = true
-	}
-}

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/autoheal/autoheal/internal/health"
 	"github.com/autoheal/autoheal/internal/provider"
@@ -44,14 +46,41 @@ func (g *Group) allocatePorts() (map[string]int, error) {
 	return ports, nil
 }
 
-// freePort asks the kernel for a free loopback port.
+// portHold is how long a port handed to an instance is not handed out
+// again: the probe that finds a port closes it, so until the instance binds
+// it the kernel may offer it to the next probe, for this instance's other
+// port or another group's launch.
+const portHold = 10 * time.Minute
+
+var portsGiven = struct {
+	sync.Mutex
+	at map[int]time.Time
+}{at: map[int]time.Time{}}
+
+// freePort asks the kernel for a free loopback port not handed out in the
+// last portHold.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	portsGiven.Lock()
+	defer portsGiven.Unlock()
+	now := time.Now()
+	for p, at := range portsGiven.at {
+		if now.Sub(at) > portHold {
+			delete(portsGiven.at, p)
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if _, ok := portsGiven.at[p]; !ok {
+			portsGiven.at[p] = now
+			return p, nil
+		}
+	}
+	return 0, errors.New("no free loopback port that was not handed out in the last " + portHold.String())
 }
 
 // attach gives the instance its volumes and addresses and returns its launch

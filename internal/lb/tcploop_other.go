@@ -3,6 +3,7 @@
 package lb
 
 import (
+	"log/slog"
 	"net"
 	"time"
 )
@@ -17,4 +18,6 @@ type killConn struct {
 	p *pair
 }
 
-func spliceLoop(a, b net.Conn, idle time.Duration) (*pair, bool) { return nil, false }
+func spliceLoop(a, b net.Conn, idle time.Duration, log *slog.Logger) (*pair, bool) {
+	return nil, false
+}

@@ -1,0 +1,181 @@
+package lb
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// liveWorkers is the workers started so far that have not exited.
+func liveWorkers() []*worker {
+	workers.mu.Lock()
+	defer workers.mu.Unlock()
+	var ws []*worker
+	for _, w := range workers.slots {
+		if w != nil && !w.isDead() {
+			ws = append(ws, w)
+		}
+	}
+	return ws
+}
+
+func echoOnce(t *testing.T, c io.ReadWriter, s string) {
+	t.Helper()
+	if _, err := c.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len(s))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != s {
+		t.Fatalf("echo %q %v", buf, err)
+	}
+}
+
+// TestTCPWorkerDies: tcp connections are served by worker processes; when
+// one is killed its connections close (the client sees the end, the
+// listener's accounting ends), and the next connection gets a new worker.
+// Not parallel: it kills every worker.
+func TestTCPWorkerDies(t *testing.T) {
+	bal, url := start(t, tcpYAML(echoServer(t), ""))
+	waitHealthy(t, bal, "tg", 1)
+	c := dialLB(t, url)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	echoOnce(t, c, "before")
+	ws := liveWorkers()
+	if len(ws) == 0 {
+		t.Fatal("a tcp connection is served and no worker runs")
+	}
+	for _, w := range ws {
+		env, err := os.ReadFile("/proc/" + strconv.Itoa(w.cmd.Process.Pid) + "/environ")
+		if err != nil || !bytes.Contains(env, []byte(workerEnv+"=1")) {
+			t.Fatalf("worker %d: environ %v", w.cmd.Process.Pid, err)
+		}
+		w.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("connection of a killed worker still open")
+	}
+	tg, _ := bal.TargetGroup("tg")
+	deadline := time.Now().Add(10 * time.Second)
+	for tg.Health().Targets[0].InFlight != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still counted in flight", tg.Health().Targets[0].InFlight)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, w := range ws {
+		if !w.isDead() {
+			t.Fatalf("worker %d killed but not reaped", w.cmd.Process.Pid)
+		}
+	}
+	// They died young, which holds new workers back for workerRetry.
+	workers.mu.Lock()
+	if !workers.retryAt.After(time.Now()) {
+		t.Error("workers that died right after their start are restarted at once")
+	}
+	workers.retryAt = time.Time{}
+	workers.mu.Unlock()
+	c2 := dialLB(t, url)
+	c2.SetDeadline(time.Now().Add(10 * time.Second))
+	echoOnce(t, c2, "after")
+	if len(liveWorkers()) == 0 {
+		t.Fatal("no worker restarted")
+	}
+}
+
+func setWorkerPath(p string) {
+	workers.mu.Lock()
+	workerPath = p
+	workers.mu.Unlock()
+}
+
+// killWorkers kills every worker and waits until each is reaped.
+func killWorkers(t *testing.T) {
+	t.Helper()
+	for _, w := range liveWorkers() {
+		w.cmd.Process.Signal(syscall.SIGKILL)
+		deadline := time.Now().Add(10 * time.Second)
+		for !w.isDead() {
+			if time.Now().After(deadline) {
+				t.Fatalf("worker %d not reaped", w.cmd.Process.Pid)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	workers.mu.Lock()
+	workers.retryAt = time.Time{}
+	workers.mu.Unlock()
+}
+
+// TestTCPWorkerCannotStart: when no worker can be started the controller
+// copies the connection itself, tries again only after workerRetry, and
+// uses workers again once they start. Not parallel: it kills every worker.
+func TestTCPWorkerCannotStart(t *testing.T) {
+	bal, url := start(t, tcpYAML(echoServer(t), ""))
+	waitHealthy(t, bal, "tg", 1)
+	killWorkers(t)
+	setWorkerPath("/nonexistent/autoheal")
+	defer setWorkerPath("/proc/self/exe")
+	c := dialLB(t, url)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	echoOnce(t, c, "copied by the controller")
+	if n := len(liveWorkers()); n != 0 {
+		t.Fatalf("%d workers from a binary that does not exist", n)
+	}
+	workers.mu.Lock()
+	backoff := time.Until(workers.retryAt)
+	workers.mu.Unlock()
+	if backoff <= 0 || backoff > workerRetry {
+		t.Fatalf("next start in %v after a failed one", backoff)
+	}
+	setWorkerPath("/proc/self/exe")
+	killWorkers(t) // clears the backoff
+	c2 := dialLB(t, url)
+	c2.SetDeadline(time.Now().Add(10 * time.Second))
+	echoOnce(t, c2, "served by a worker")
+	if len(liveWorkers()) == 0 {
+		t.Fatal("no worker once the binary can start")
+	}
+}
+
+// TestTCPWorkerOutlivesSignalsNotController: a worker ignores the signals
+// a terminal or service manager sends the whole process group (the
+// controller drains first), and exits once the controller's end of its
+// control socket closes.
+func TestTCPWorkerOutlivesSignalsNotController(t *testing.T) {
+	t.Parallel()
+	w, err := startWorker(slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // past init, where the signals are set
+	for _, s := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		if err := w.cmd.Process.Signal(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if w.isDead() {
+		t.Fatal("worker exited on a signal")
+	}
+	stat, _ := os.ReadFile("/proc/" + strconv.Itoa(w.cmd.Process.Pid) + "/status")
+	if !strings.Contains(string(stat), "Threads:") {
+		t.Fatalf("worker %d not running: %s", w.cmd.Process.Pid, stat)
+	}
+	w.ctl.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for !w.isDead() {
+		if time.Now().After(deadline) {
+			t.Fatal("worker still running 10s after its controller closed the control socket")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !w.cmd.ProcessState.Success() {
+		t.Fatalf("worker exited %v", w.cmd.ProcessState)
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -311,7 +312,7 @@ func run(ctx context.Context) error {
 		fmt.Fprintln(os.Stderr, "cpu profile: not taken, autoheal-http is not measured")
 	}
 	for r := 0; r < *rounds; r++ {
-		for _, v := range vs {
+		for _, v := range roundOrder(vs, r) {
 			if v.failed != "" {
 				continue
 			}
@@ -559,6 +560,16 @@ func clip(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// roundOrder is the order of round r, a shuffle seeded by r: in a fixed
+// order each variant would always run right after the same other one, and
+// what a run leaves behind (sockets in TIME_WAIT, a backend's garbage)
+// would always fall on it.
+func roundOrder(vs []*variant, r int) []*variant {
+	out := append([]*variant(nil), vs...)
+	rand.New(rand.NewPCG(uint64(r), 0x6175746f6865616c)).Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
 }
 
 func firstLine(s string) string {

@@ -131,3 +131,33 @@ func TestGroupCPU(t *testing.T) {
 		t.Fatalf("a group with no process shows %s", got)
 	}
 }
+
+// TestRoundOrder: every round runs each variant once, and over the rounds
+// of a run each variant runs right after each other one and in each place.
+func TestRoundOrder(t *testing.T) {
+	vs := []*variant{{name: "a"}, {name: "b"}, {name: "c"}}
+	after := map[string]map[string]bool{}
+	place := map[string]map[int]bool{}
+	for r := range 30 {
+		order := roundOrder(vs, r)
+		seen := map[string]bool{}
+		for i, v := range order {
+			seen[v.name] = true
+			if place[v.name] == nil {
+				place[v.name], after[v.name] = map[int]bool{}, map[string]bool{}
+			}
+			place[v.name][i] = true
+			if i > 0 {
+				after[order[i-1].name][v.name] = true
+			}
+		}
+		if len(order) != 3 || len(seen) != 3 {
+			t.Fatalf("round %d: %v", r, order)
+		}
+	}
+	for _, v := range []string{"a", "b", "c"} {
+		if len(after[v]) != 2 || len(place[v]) != 3 {
+			t.Errorf("%s: followed by %v, in places %v over 30 rounds", v, after[v], place[v])
+		}
+	}
+}

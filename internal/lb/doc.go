@@ -13,4 +13,8 @@
 // buffer, forwards them on pooled keep-alive connections to targets, and
 // streams bodies both ways without buffering them. That is what keeps it
 // near HAProxy's request rate on two cores (see bench/lb.sh).
+//
+// TCP listeners hand each accepted connection and its target connection
+// to a worker process (this binary re-executed, see tcploop_linux.go) that
+// copies bytes from an epoll loop in a one-processor runtime.
 package lb

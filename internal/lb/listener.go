@@ -166,7 +166,7 @@ func (l *listener) serveTCP(c net.Conn) {
 		}
 		t.inflight.Add(1)
 		defer t.inflight.Add(-1)
-		if p, ok := spliceLoop(c, bc, l.cfg.IdleTimeout.D(), l.log); ok {
+		if p, ok := spliceLoop(c, bc, l.cfg.IdleTimeout.D(), t.seq, l.log); ok {
 			conn := &backendConn{t: t, c: killConn{bc, p}}
 			if !t.pool.track(conn) {
 				p.kill() // drained meanwhile

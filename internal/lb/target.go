@@ -26,6 +26,7 @@ type target struct {
 	addr   string
 	group  string // the group whose instance it is; "" for a static target
 	weight int
+	seq    uint64 // order of making in its target group: picks its tcp worker
 
 	// Guarded by tg.mu.
 	state        string

@@ -28,6 +28,7 @@ type TargetGroup struct {
 
 	mu      sync.Mutex
 	targets map[string]*target
+	nextSeq uint64 // of the next target made
 	// changed is closed and replaced whenever the rotation changes, so that
 	// held requests wake up.
 	changed chan struct{}
@@ -111,7 +112,8 @@ func (tg *TargetGroup) add(id, addr, group string, weight int, manual bool) *tar
 		// its checks read it without the lock. A new address is a new
 		// target under the same id (the old one finishes its drain alone).
 		old := t
-		t = &target{tg: tg, id: id, addr: addr, group: group, weight: weight}
+		t = &target{tg: tg, id: id, addr: addr, group: group, weight: weight, seq: tg.nextSeq}
+		tg.nextSeq++
 		tg.targets[id] = t
 		if old != nil {
 			tg.stopChecking(old)

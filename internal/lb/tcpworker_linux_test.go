@@ -179,3 +179,60 @@ func TestTCPWorkerOutlivesSignalsNotController(t *testing.T) {
 		t.Fatalf("worker exited %v", w.cmd.ProcessState)
 	}
 }
+
+// TestTCPWorkerHome: a target's connections go to its home worker, and to
+// the least loaded one once home has more than the slack over it. Not
+// parallel: it loads the workers with pairs of its own.
+func TestTCPWorkerHome(t *testing.T) {
+	killWorkers(t)
+	log := slog.New(slog.DiscardHandler)
+	w0, _ := pickWorker(0, log)
+	if w0 == nil {
+		t.Fatal("no worker")
+	}
+	workers.mu.Lock()
+	n := uint64(len(workers.slots))
+	workers.mu.Unlock()
+	if n < 2 {
+		t.Skip("one worker: GOMAXPROCS is 1")
+	}
+	w1, _ := pickWorker(1, log)
+	if w1 == w0 || w1 == nil {
+		t.Fatalf("targets 0 and 1 share worker %p", w0)
+	}
+	if w, _ := pickWorker(n, log); w != w0 {
+		t.Fatal("home n is not worker 0's")
+	}
+	load := func(w *worker, k int) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for range k {
+			id := uint64(len(w.pairs)) + 1<<40
+			w.pairs[id] = &pair{id: id, w: w, done: make(chan struct{})}
+		}
+	}
+	defer func() {
+		for _, w := range []*worker{w0, w1} {
+			w.mu.Lock()
+			for id := range w.pairs {
+				if id >= 1<<40 {
+					delete(w.pairs, id)
+				}
+			}
+			w.mu.Unlock()
+		}
+	}()
+	load(w0, 2)
+	if w, _ := pickWorker(0, log); w != w0 {
+		t.Fatal("left home with 2 pairs more than the other worker (the slack)")
+	}
+	load(w0, 1)
+	if w, _ := pickWorker(0, log); w != w1 {
+		t.Fatal("stayed home with 3 pairs more than the other worker")
+	}
+	load(w1, 40)
+	load(w0, 40) // 43 against 40: within an eighth
+	if w, _ := pickWorker(0, log); w != w0 {
+		t.Fatal("left home within the slack")
+	}
+}

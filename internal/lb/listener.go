@@ -211,8 +211,8 @@ func (l *listener) close(grace time.Duration) {
 	}
 	l.cancel()
 	if l.cfg.Protocol == config.ProtocolTCP {
-		// Each connection's goroutine has its event loop close it: the
-		// loop owns the socket until then.
+		// Each connection's goroutine has its worker close it: the worker
+		// owns the sockets until then.
 		<-done
 		return
 	}

@@ -23,7 +23,7 @@ import (
 // passes through the scheduler's hand-offs between threads. So, as nginx
 // does, each loop runs in a worker process of its own with one processor:
 // its one thread sleeps in the poller and runs the loop as soon as it wakes
-// (1.05-1.08x HAProxy on two cores, see the README).
+// (about 1.03-1.05x HAProxy on two cores, see the README).
 //
 // The controller accepts, picks a target, connects (with its retries and
 // hold) and hands both sockets to a worker over a unix socket

@@ -115,7 +115,7 @@ func rawFD(c net.Conn) (int, bool) {
 // pickWorker is the worker for a new pair to a target whose home is home,
 // and an id for the pair. Each target has a home worker (home modulo the
 // workers), so that a worker's batch of requests goes to few targets, each
-// woken once for several: with two backends on two CPUs, 1.06x the
+// woken once for several: with two backends on two CPUs, 1.05x the
 // requests of spreading each target's connections over every worker. The
 // pair goes to the worker with the fewest pairs instead when home has more
 // than that one and a slack (2, or an eighth): one busy target, or more
@@ -139,17 +139,16 @@ func pickWorker(home uint64, log *slog.Logger) (*worker, uint64) {
 		// The home slot first, then the others in order after it.
 		i := (home + uint64(k)) % uint64(len(workers.slots))
 		w := workers.slots[i]
-		if (w == nil || w.isDead()) && time.Now().After(workers.retryAt) {
-			var err error
-			if w, err = startWorker(log); err != nil {
+		n, ok := w.load()
+		if !ok && time.Now().After(workers.retryAt) {
+			nw, err := startWorker(log)
+			if err != nil {
 				workers.retryAt = time.Now().Add(workerRetry)
 				log.Error("tcp worker did not start; tcp connections go to the other workers, or are copied by the controller", "err", err, "retry_in", workerRetry)
-				w = nil
 			} else {
-				workers.slots[i] = w
+				workers.slots[i], w, n, ok = nw, nw, 0, true
 			}
 		}
-		n, ok := w.load()
 		if !ok {
 			continue
 		}
@@ -164,7 +163,7 @@ func pickWorker(home uint64, log *slog.Logger) (*worker, uint64) {
 	return best, workers.nextID
 }
 
-// load is how many pairs w serves; false when it is not running.
+// load is how many pairs w serves; false when it is nil or not running.
 func (w *worker) load() (int, bool) {
 	if w == nil {
 		return 0, false
@@ -203,12 +202,6 @@ func startWorker(log *slog.Logger) (*worker, error) {
 	w := &worker{ctl: ctl, cmd: cmd, pairs: map[uint64]*pair{}, started: time.Now()}
 	go w.read(log)
 	return w, nil
-}
-
-func (w *worker) isDead() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.dead
 }
 
 // send writes one message, with descriptors when oob holds them.

@@ -12,13 +12,19 @@ import (
 	"time"
 )
 
+// dead: w is not running.
+func dead(w *worker) bool {
+	_, live := w.load()
+	return !live
+}
+
 // liveWorkers is the workers started so far that have not exited.
 func liveWorkers() []*worker {
 	workers.mu.Lock()
 	defer workers.mu.Unlock()
 	var ws []*worker
 	for _, w := range workers.slots {
-		if w != nil && !w.isDead() {
+		if _, live := w.load(); live {
 			ws = append(ws, w)
 		}
 	}
@@ -69,7 +75,7 @@ func TestTCPWorkerDies(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	for _, w := range ws {
-		if !w.isDead() {
+		if !dead(w) {
 			t.Fatalf("worker %d killed but not reaped", w.cmd.Process.Pid)
 		}
 	}
@@ -100,7 +106,7 @@ func killWorkers(t *testing.T) {
 	for _, w := range liveWorkers() {
 		w.cmd.Process.Signal(syscall.SIGKILL)
 		deadline := time.Now().Add(10 * time.Second)
-		for !w.isDead() {
+		for !dead(w) {
 			if time.Now().After(deadline) {
 				t.Fatalf("worker %d not reaped", w.cmd.Process.Pid)
 			}
@@ -160,7 +166,7 @@ func TestTCPWorkerOutlivesSignalsNotController(t *testing.T) {
 		}
 	}
 	time.Sleep(200 * time.Millisecond)
-	if w.isDead() {
+	if dead(w) {
 		t.Fatal("worker exited on a signal")
 	}
 	stat, _ := os.ReadFile("/proc/" + strconv.Itoa(w.cmd.Process.Pid) + "/status")
@@ -169,7 +175,7 @@ func TestTCPWorkerOutlivesSignalsNotController(t *testing.T) {
 	}
 	w.ctl.Close()
 	deadline := time.Now().Add(10 * time.Second)
-	for !w.isDead() {
+	for !dead(w) {
 		if time.Now().After(deadline) {
 			t.Fatal("worker still running 10s after its controller closed the control socket")
 		}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/metrics"
 	"github.com/autoheal/autoheal/internal/store"
@@ -288,9 +289,10 @@ func (m *Manager) apply(a *compiled, key string, dims map[string]string, sk metr
 	}
 	inst := dims[config.DimensionInstanceID]
 	if m.deps.Journal != nil {
-		m.deps.Journal(context.Background(), store.Event{Time: now, Type: "alarm.state", Instance: inst,
+		m.deps.Journal(context.Background(), store.Event{Time: now, Type: event.KindAlarmState, Instance: inst,
 			Message: fmt.Sprintf("alarm %s %s -> %s: %s", key, prev, res.State, res.Reason),
-			Data:    map[string]any{"alarm": a.cfg.Name, "key": key, "from": prev.String(), "to": res.State.String(), "dimensions": dims}})
+			Data: event.AlarmState{Alarm: a.cfg.Name, Key: key, From: prev.String(), To: res.State.String(),
+				Reason: res.Reason, Dimensions: dims}})
 	}
 	if m.deps.OnChange != nil {
 		m.deps.OnChange(Transition{Alarm: a.cfg, Key: key, Dimensions: dims, From: prev, To: res.State, Reason: res.Reason, Time: now})

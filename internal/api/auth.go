@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/store"
 )
 
@@ -18,9 +19,6 @@ import (
 // would end up in logs and history, so the UI uses this cookie instead;
 // ?token= is never accepted.
 const TokenCookie = "autoheal_token"
-
-// auditEvent is the journal event type of an audited API call.
-const auditEvent = "api.audit"
 
 // roleRank orders the roles: a token may do what its rank or a lower one
 // needs.
@@ -214,12 +212,10 @@ func (h *Handler) audit(r *http.Request, tok authToken, status int) {
 		return
 	}
 	ev := store.Event{
-		Type:    auditEvent,
+		Type:    event.KindAPIAudit,
 		Message: fmt.Sprintf("%s %s %s -> %d", tok.name, r.Method, r.URL.Path, status),
-		Data: map[string]any{
-			"token": tok.name, "role": tok.role, "method": r.Method,
-			"path": r.URL.Path, "status": status, "remote": r.RemoteAddr,
-		},
+		Data: event.APIAudit{Token: tok.name, Role: tok.role, Method: r.Method,
+			Path: r.URL.Path, Status: status, Remote: r.RemoteAddr},
 	}
 	// The call has happened: record it even when the client went away.
 	if _, err := h.deps.Store.Append(context.WithoutCancel(r.Context()), ev); err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/metrics"
 	"github.com/autoheal/autoheal/internal/store"
@@ -138,8 +139,9 @@ func TestAuth(t *testing.T) {
 					t.Errorf("audit message %q, want %q", ev.Message, tt.wantAudit)
 				}
 				name, _, _ := strings.Cut(tt.wantAudit, " ")
-				if ev.Data["token"] != name || ev.Data["method"] != tt.method || ev.Data["path"] != tt.path ||
-					ev.Data["status"] != float64(tt.want) || ev.Data["remote"] == "" || ev.Data["role"] == "" {
+				d, _ := ev.Data.(event.APIAudit)
+				if d.Token != name || d.Method != tt.method || d.Path != tt.path ||
+					d.Status != tt.want || d.Remote == "" || d.Role == "" {
 					t.Errorf("audit data %+v", ev.Data)
 				}
 			}
@@ -244,7 +246,7 @@ func auditEvents(t *testing.T, st *store.Store) []store.Event {
 	}
 	var out []store.Event
 	for _, ev := range evs {
-		if ev.Type == auditEvent {
+		if ev.Type == event.KindAPIAudit {
 			out = append(out, ev)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/address"
 	"github.com/autoheal/autoheal/internal/health"
 	"github.com/autoheal/autoheal/internal/provider"
@@ -34,7 +35,7 @@ func (g *Group) adopt(ctx context.Context) ([]string, error) {
 			if r.State == InService || r.State == PendingProceed {
 				in.failure = "instance lost while the controller was down"
 			}
-			g.appendEvents(g.event(EvAdopt, r.ID, fmt.Sprintf("not running (was %s)", r.State)))
+			g.appendEvents(g.event(r.ID, fmt.Sprintf("not running (was %s)", r.State), event.InstanceAdopt{State: r.State}))
 			continue
 		case err != nil:
 			return nil, fmt.Errorf("adopt %s: %w", r.ID, err)
@@ -51,10 +52,10 @@ func (g *Group) adopt(ctx context.Context) ([]string, error) {
 			if r.State == InService || r.State == PendingProceed {
 				in.failure = "application " + exit.String() + " while the controller was down"
 			}
-			g.appendEvents(g.event(EvAdopt, r.ID, msg))
+			g.appendEvents(g.event(r.ID, msg, event.InstanceAdopt{State: r.State, Exit: exit.String()}))
 		default:
 			alive = append(alive, r.ID)
-			g.appendEvents(g.event(EvAdopt, r.ID, fmt.Sprintf("re-adopted %s pid %d", r.State, proc.Pid())))
+			g.appendEvents(g.event(r.ID, fmt.Sprintf("re-adopted %s pid %d", r.State, proc.Pid()), event.InstanceAdopt{State: r.State, Alive: true, Pid: proc.Pid()}))
 		}
 	}
 	if err := g.openAddresses(ctx); err != nil {

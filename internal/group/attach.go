@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/health"
 	"github.com/autoheal/autoheal/internal/provider"
 	"github.com/autoheal/autoheal/internal/store"
@@ -104,7 +105,7 @@ func (g *Group) attach(ctx context.Context, in *instance, first, last []change) 
 		}
 		att, swap, release, err := g.deps.Volumes.PrepareAttach(ctx, g.cfg.Name, v.Name, in.id, g.isAlive)
 		if err != nil {
-			g.record(g.event(EvError, in.id, fmt.Sprintf("attach volume %s: %v", v.Name, err)))
+			g.record(g.event(in.id, fmt.Sprintf("attach volume %s: %v", v.Name, err), event.GroupError{Op: "attach_volume", Error: err.Error()}))
 			return provider.Spec{}, fmt.Errorf("attach volume %s: %w", v.Name, err)
 		}
 		defer release()
@@ -163,7 +164,7 @@ func (g *Group) addressSwap(in *instance, name string) (store.Change, bool, erro
 	if att.Holder != "" && g.isAliveLocked(att.Holder) {
 		return store.Change{}, false, fmt.Errorf("address %s is still held by live instance %s", name, att.Holder)
 	}
-	ev := g.event(EvAddrAssoc, in.id, fmt.Sprintf("address %s associated with %s", name, in.id))
+	ev := g.event(in.id, fmt.Sprintf("address %s associated with %s", name, in.id), event.AddressAssociate{Address: name, PreviousHolder: att.Holder})
 	_, c := store.AttachmentSwap(att, in.id, true, ev)
 	return c, true, nil
 }
@@ -175,7 +176,7 @@ func (g *Group) detach(ctx context.Context, in *instance) {
 			continue // already taken over by a replacement, or never held
 		}
 		if err := g.deps.Volumes.Detach(ctx, g.cfg.Name, v.Name, in.id); err != nil {
-			g.record(g.event(EvError, in.id, fmt.Sprintf("detach volume %s: %v", v.Name, err)))
+			g.record(g.event(in.id, fmt.Sprintf("detach volume %s: %v", v.Name, err), event.GroupError{Op: "detach_volume", Error: err.Error()}))
 		}
 	}
 	g.call(func() {
@@ -187,7 +188,7 @@ func (g *Group) detach(ctx context.Context, in *instance) {
 			if p, ok := g.proxies[a.Name]; ok {
 				p.Disassociate(in.id)
 			}
-			ev := g.event(EvAddrDisassoc, in.id, fmt.Sprintf("address %s released by %s", a.Name, in.id))
+			ev := g.event(in.id, fmt.Sprintf("address %s released by %s", a.Name, in.id), event.AddressDisassociate{Address: a.Name})
 			if _, err := g.deps.Store.SwapAttachment(ctx, att, "", false, ev); err != nil {
 				g.fatal(err)
 			}
@@ -231,8 +232,8 @@ func (g *Group) prepare(ctx context.Context, in *instance, spec provider.Spec) e
 		if v.Init != "" {
 			res, err := g.deps.Provider.Run(ctx, runSpec, v.Init, volumeInitTimeout)
 			ok := err == nil && res.ExitCode == 0 && !res.TimedOut
-			ev := g.event(EvVolumeInit, in.id, fmt.Sprintf("volume %s init %s", v.Name, outcome(ok, res, err)))
-			ev.Data = map[string]any{"volume": v.Name, "output": res.Output, "exit_code": res.ExitCode}
+			ev := g.event(in.id, fmt.Sprintf("volume %s init %s", v.Name, outcome(ok, res, err)),
+				event.VolumeInit{Volume: v.Name, ExitCode: res.ExitCode, TimedOut: res.TimedOut, OK: ok, Output: res.Output})
 			g.record(ev)
 			if !ok {
 				g.abandon(in, fmt.Sprintf("volume %s init failed", v.Name))
@@ -246,8 +247,8 @@ func (g *Group) prepare(ctx context.Context, in *instance, spec provider.Spec) e
 	if g.cfg.Launch.UserData != "" {
 		res, err := g.deps.Provider.Run(ctx, runSpec, g.cfg.Launch.UserData, userDataTimeout)
 		ok := err == nil && res.ExitCode == 0 && !res.TimedOut
-		ev := g.event(EvUserData, in.id, "user_data "+outcome(ok, res, err))
-		ev.Data = map[string]any{"output": res.Output, "exit_code": res.ExitCode}
+		ev := g.event(in.id, "user_data "+outcome(ok, res, err),
+			event.InstanceUserData{ExitCode: res.ExitCode, TimedOut: res.TimedOut, OK: ok, Output: res.Output})
 		g.record(ev)
 		if !ok {
 			g.abandon(in, "user_data failed")

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/address"
 	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/heal"
@@ -37,26 +38,6 @@ const (
 const (
 	Active   = "Active"
 	Impaired = "Impaired"
-)
-
-// Event types written to the journal.
-const (
-	EvState        = "instance.state"
-	EvExit         = "instance.exit"
-	EvHealth       = "instance.health"
-	EvHeal         = "instance.heal"
-	EvHook         = "instance.hook"
-	EvUserData     = "instance.user_data"
-	EvVolumeAttach = "volume.attach"
-	EvVolumeDetach = "volume.detach"
-	EvVolumeInit   = "volume.init"
-	EvAddrAssoc    = "address.associate"
-	EvAddrDisassoc = "address.disassociate"
-	EvScale        = "group.scale"
-	EvImpaired     = "group.impaired"
-	EvActive       = "group.active"
-	EvAdopt        = "instance.adopt"
-	EvError        = "group.error"
 )
 
 // ErrNotFound is returned for an unknown instance.
@@ -157,6 +138,9 @@ type instance struct {
 	// replacesCause) together with the new one's attachments.
 	replaces      *instance
 	replacesCause string
+	// replacesID is the failed instance this one was launched to replace
+	// ("" for a launch to reach capacity), for its first state's event.
+	replacesID string
 }
 
 // Snapshot is a consistent, read-only view of a group for the API.
@@ -383,12 +367,13 @@ func (g *Group) Scale(ctx context.Context, min, max, desired *int) (Snapshot, er
 			err = fmt.Errorf("%w: desired %d is outside min %d and max %d", ErrInvalid, r.Desired, r.Min, r.Max)
 			return
 		}
-		evs := []store.Event{g.event(EvScale, "", fmt.Sprintf("capacity min %d max %d desired %d (was %d/%d/%d)", r.Min, r.Max, r.Desired, g.rec.Min, g.rec.Max, g.rec.Desired))}
+		evs := []store.Event{g.event("", fmt.Sprintf("capacity min %d max %d desired %d (was %d/%d/%d)", r.Min, r.Max, r.Desired, g.rec.Min, g.rec.Max, g.rec.Desired),
+			scaled(r, &g.rec, "scale"))}
 		if r.Status == Impaired {
 			r.Status, r.Reason = Active, ""
 			g.hist.Reset()
 			g.notBefore = time.Time{}
-			evs = append(evs, g.event(EvActive, "", "impaired state cleared by scale"))
+			evs = append(evs, g.event("", "impaired state cleared by scale", event.GroupActive{Reason: "cleared by scale"}))
 		}
 		err = g.putGroup(r, evs...)
 	})
@@ -414,7 +399,7 @@ func (g *Group) Terminate(ctx context.Context, id string, decrement bool) error 
 			}
 			r := g.rec
 			r.Desired--
-			if err = g.putGroup(r, g.event(EvScale, id, fmt.Sprintf("desired %d -> %d: instance terminated with decrement", g.rec.Desired, r.Desired))); err != nil {
+			if err = g.putGroup(r, g.event(id, fmt.Sprintf("desired %d -> %d: instance terminated with decrement", g.rec.Desired, r.Desired), scaled(r, &g.rec, "terminate"))); err != nil {
 				return
 			}
 		}
@@ -552,8 +537,20 @@ func (g *Group) publish() {
 	}
 }
 
-func (g *Group) event(typ, inst, msg string) store.Event {
-	return store.Event{Time: g.deps.Now(), Type: typ, Group: g.cfg.Name, Instance: inst, Message: msg}
+// event is a journal event of the group about inst ("" for the group).
+func (g *Group) event(inst, msg string, d event.Data) store.Event {
+	ev := event.New(g.cfg.Name, inst, msg, d)
+	ev.Time = g.deps.Now()
+	return ev
+}
+
+// scaled is the data of a capacity change to r from prev (nil: created).
+func scaled(r store.Group, prev *store.Group, cause string) event.GroupScale {
+	d := event.GroupScale{Min: r.Min, Max: r.Max, Desired: r.Desired, Cause: cause}
+	if prev != nil {
+		d.Prev = &event.Capacity{Min: prev.Min, Max: prev.Max, Desired: prev.Desired}
+	}
+	return d
 }
 
 // putGroup writes the group record durably, then adopts it in memory.
@@ -631,7 +628,7 @@ func (g *Group) loadState(ctx context.Context) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		r = store.Group{Name: g.cfg.Name, Status: Active, Min: g.cfg.Min, Max: g.cfg.Max, Desired: g.cfg.DesiredCount()}
-		if err := g.putGroup(r, g.event(EvScale, "", fmt.Sprintf("group created with min %d max %d desired %d", r.Min, r.Max, r.Desired))); err != nil {
+		if err := g.putGroup(r, g.event("", fmt.Sprintf("group created with min %d max %d desired %d", r.Min, r.Max, r.Desired), scaled(r, nil, "created"))); err != nil {
 			return err
 		}
 	case err != nil:
@@ -645,6 +642,7 @@ func (g *Group) loadState(ctx context.Context) error {
 		// The config file's capacity wins when the file changed it; otherwise
 		// the stored capacity (it may have been scaled) is kept, clamped to
 		// the bounds.
+		prev := r
 		changed := r.Min != g.cfg.Min || r.Max != g.cfg.Max
 		r.Min, r.Max = g.cfg.Min, g.cfg.Max
 		key := "group/" + g.cfg.Name + "/config_desired"
@@ -658,7 +656,7 @@ func (g *Group) loadState(ctx context.Context) error {
 			r.Desired = r.Max
 		}
 		if changed {
-			if err := g.putGroup(r, g.event(EvScale, "", fmt.Sprintf("capacity bounds from config: min %d max %d desired %d", r.Min, r.Max, r.Desired))); err != nil {
+			if err := g.putGroup(r, g.event("", fmt.Sprintf("capacity bounds from config: min %d max %d desired %d", r.Min, r.Max, r.Desired), scaled(r, &prev, "config"))); err != nil {
 				return err
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/heal"
 	"github.com/autoheal/autoheal/internal/health"
 	"github.com/autoheal/autoheal/internal/provider"
@@ -108,7 +109,7 @@ func (g *Group) reconcile() {
 			return
 		}
 		cause := fmt.Sprintf("capacity %d below desired %d", live, g.rec.Desired)
-		g.startJob(func(ctx context.Context) { g.jobLaunchNew(ctx, cause) })
+		g.startJob(func(ctx context.Context) { g.jobLaunchNew(ctx, cause, "") })
 	case live > g.rec.Desired:
 		victim := g.scaleInVictim(ins)
 		cause := fmt.Sprintf("capacity %d above desired %d", live, g.rec.Desired)
@@ -193,20 +194,22 @@ func (g *Group) transition(in *instance, state, cause string, extra ...store.Eve
 // stateChange is a transition as a change, to commit alone or with others.
 // Called on the loop.
 func (g *Group) stateChange(in *instance, state, cause string, extra ...store.Event) change {
+	return g.stateChangeWith(in, event.InstanceState{To: state, Cause: cause}, extra...)
+}
+
+// stateChangeWith is stateChange with more of the transition's data (d.To
+// and d.Cause set; From is filled in).
+func (g *Group) stateChangeWith(in *instance, d event.InstanceState, extra ...store.Event) change {
+	state, cause := d.To, d.Cause
 	r := in.rec
 	from := r.State
 	r.State, r.Cause = state, cause
-	msg := fmt.Sprintf("%s -> %s: %s", from, state, cause)
-	if from == "" {
-		msg = fmt.Sprintf("%s: %s", state, cause)
-	}
 	now := g.deps.Now()
 	r.UpdatedAt = now
 	if state == Terminated {
 		r.TerminatedAt = &now
 	}
-	ev := g.event(EvState, r.ID, msg)
-	ev.Data = map[string]any{"from": from, "to": state, "cause": cause}
+	ev := g.stateEvent(in, from, d)
 	// Journal order: what happened before (pending), then the extra
 	// events that lead to this state, then the transition itself.
 	n := len(in.pending)
@@ -224,6 +227,21 @@ func (g *Group) stateChange(in *instance, state, cause string, extra ...store.Ev
 	}}
 }
 
+// stateEvent is the journal event of in's transition from the state from
+// to d.To. A replacement's first state names the instance it replaces.
+// Called on the loop.
+func (g *Group) stateEvent(in *instance, from string, d event.InstanceState) store.Event {
+	d.From = from
+	if d.To == Pending && d.Replaces == "" {
+		d.Replaces = in.replacesID
+	}
+	msg := fmt.Sprintf("%s -> %s: %s", from, d.To, d.Cause)
+	if from == "" {
+		msg = fmt.Sprintf("%s: %s", d.To, d.Cause)
+	}
+	return g.event(in.id, msg, d)
+}
+
 // onLoop runs f on the loop and returns its error.
 func (g *Group) onLoop(f func() error) error {
 	var err error
@@ -238,17 +256,20 @@ func (g *Group) record(evs ...store.Event) {
 	g.call(func() { g.appendEvents(evs...) })
 }
 
-func (g *Group) jobLaunchNew(ctx context.Context, cause string) {
-	g.launchNew(ctx, cause, nil, "")
+// jobLaunchNew launches a new instance; replaces names the instance it
+// replaces, if any (already terminated).
+func (g *Group) jobLaunchNew(ctx context.Context, cause, replaces string) {
+	in := &instance{signal: make(chan struct{}, 1), health: map[int]health.Status{}, replacesID: replaces}
+	g.launchNew(ctx, in, cause)
 }
 
-// launchNew launches a new instance, in place of old if not nil: old becomes
-// Terminating, with oldCause, in the new one's first durable write.
-func (g *Group) launchNew(ctx context.Context, cause string, old *instance, oldCause string) {
-	in := &instance{signal: make(chan struct{}, 1), health: map[int]health.Status{}, replaces: old, replacesCause: oldCause}
+// launchNew launches the new instance in. When in.replaces is set, that
+// failed instance becomes Terminating, with in.replacesCause, in the new
+// one's first durable write.
+func (g *Group) launchNew(ctx context.Context, in *instance, cause string) {
 	ports, err := g.allocatePorts()
 	if err != nil {
-		g.record(g.event(EvError, "", "allocate ports: "+err.Error()))
+		g.record(g.event("", "allocate ports: "+err.Error(), event.GroupError{Op: "allocate_ports", Error: err.Error()}))
 		g.call(func() { g.notBefore = g.deps.Now().Add(g.policy.BackoffBase) })
 		return
 	}
@@ -303,12 +324,7 @@ func (g *Group) launch(ctx context.Context, in *instance, cause string) error {
 	var state string
 	g.call(func() { state = in.rec.State })
 	if !g.hasLaunchSteps() {
-		msg := fmt.Sprintf("%s -> %s: %s", state, Pending, cause)
-		if state == "" {
-			msg = fmt.Sprintf("%s: %s", Pending, cause)
-		}
-		ev := g.event(EvState, in.id, msg)
-		ev.Data = map[string]any{"from": state, "to": Pending, "cause": cause}
+		ev := g.stateEvent(in, state, event.InstanceState{To: Pending, Cause: cause})
 		g.call(func() {
 			in.pending = append(in.pending, ev)
 			in.rec.State, in.rec.Cause = Pending, cause
@@ -350,11 +366,10 @@ func (g *Group) launch(ctx context.Context, in *instance, cause string) error {
 			// Taken once: if this write fails, the heal that launched
 			// this instance terminates the old one itself.
 			if old := in.replaces; old != nil {
-				first = append(first, g.stateChange(old, Terminating, in.replacesCause))
+				first = append(first, g.stateChangeWith(old, event.InstanceState{To: Terminating, Cause: in.replacesCause, ReplacedBy: in.id}))
 				in.replaces = nil
 			}
-			wait := g.event(EvState, in.id, fmt.Sprintf("%s -> %s: volumes and addresses attached; no launch steps", Pending, PendingWait))
-			wait.Data = map[string]any{"from": Pending, "to": PendingWait, "cause": "volumes and addresses attached"}
+			wait := g.stateEvent(in, Pending, event.InstanceState{To: PendingWait, Cause: "volumes and addresses attached; no launch steps"})
 			rec := in.rec
 			in.rec.State = PendingWait // what Pending:Proceed comes from
 			proceed = g.stateChange(in, PendingProceed, "no launch steps; starting application", wait)
@@ -473,8 +488,8 @@ func (g *Group) jobHeal(ctx context.Context, in *instance, d heal.Decision) {
 			d.Reason = "launch abandoned: replacing"
 		}
 		g.hist.Record(in.id, d, g.deps.Now())
-		ev := g.event(EvHeal, in.id, fmt.Sprintf("%s: %s (%s)", d.Action, d.Reason, failure))
-		ev.Data = map[string]any{"action": d.Action.String(), "delay_ms": d.Delay.Milliseconds(), "failure": failure}
+		ev := g.event(in.id, fmt.Sprintf("%s: %s (%s)", d.Action, d.Reason, failure),
+			event.InstanceHeal{Action: d.Action.String(), DelayMS: d.Delay.Milliseconds(), Failure: failure, Reason: d.Reason})
 		// The decision is journaled with the instance's next durable write
 		// and the history once the application is started again (or the
 		// launch failed): neither is needed to act safely, and a restart or
@@ -511,7 +526,7 @@ func (g *Group) jobHeal(ctx context.Context, in *instance, d heal.Decision) {
 			// Terminate hooks run before the volume moves.
 			g.runTerminate(ctx, in, "replaced: "+failure)
 			if ctx.Err() == nil {
-				g.jobLaunchNew(ctx, "replacement for "+in.id)
+				g.jobLaunchNew(ctx, "replacement for "+in.id, in.id)
 			}
 			g.call(func() { g.flushHistory() }) // if the launch failed before
 			return
@@ -524,7 +539,9 @@ func (g *Group) jobHeal(ctx context.Context, in *instance, d heal.Decision) {
 		// replacement's start.
 		cause := "replaced: " + failure
 		g.drain(in)
-		g.launchNew(ctx, "replacement for "+in.id, in, cause)
+		next := &instance{signal: make(chan struct{}, 1), health: map[int]health.Status{},
+			replaces: in, replacesCause: cause, replacesID: in.id}
+		g.launchNew(ctx, next, "replacement for "+in.id)
 		if ctx.Err() == nil {
 			g.runTerminate(ctx, in, cause)
 		}
@@ -534,7 +551,7 @@ func (g *Group) jobHeal(ctx context.Context, in *instance, d heal.Decision) {
 		g.call(func() {
 			r := g.rec
 			r.Status, r.Reason = Impaired, d.Reason
-			g.putGroup(r, g.event(EvImpaired, in.id, d.Reason))
+			g.putGroup(r, g.event(in.id, d.Reason, event.GroupImpaired{Reason: d.Reason}))
 		})
 	}
 }
@@ -570,7 +587,7 @@ func (g *Group) jobTerminate(ctx context.Context, in *instance, cause string, re
 			launch = live < g.rec.Desired && g.rec.Status != Impaired
 		})
 		if launch {
-			g.jobLaunchNew(ctx, "replacement for "+in.id)
+			g.jobLaunchNew(ctx, "replacement for "+in.id, in.id)
 		}
 	}
 }
@@ -636,7 +653,7 @@ func (g *Group) fence(ctx context.Context, in *instance) error {
 	start := g.deps.Now()
 	exited := isDone(proc)
 	if err := g.deps.Provider.Stop(ctx, proc, g.sig, g.cfg.Launch.StopTimeout.D()); err != nil {
-		g.record(g.event(EvError, in.id, "fence: "+err.Error()))
+		g.record(g.event(in.id, "fence: "+err.Error(), event.GroupError{Op: "fence", Error: err.Error()}))
 		return err
 	}
 	exit := proc.Exit()
@@ -647,7 +664,9 @@ func (g *Group) fence(ctx context.Context, in *instance) error {
 		if b, err := json.Marshal(exit); err == nil {
 			r.LastExit = string(b)
 		}
-		ev := g.event(EvExit, in.id, fmt.Sprintf("fenced in %s: %s", g.deps.Now().Sub(start).Round(time.Millisecond), exit))
+		took := g.deps.Now().Sub(start)
+		ev := g.event(in.id, fmt.Sprintf("fenced in %s: %s", took.Round(time.Millisecond), exit),
+			event.InstanceFenced{Code: exit.Code, Signal: exit.Signal, Error: exit.Error, DurationMS: took.Milliseconds()})
 		if exited {
 			// Its exit is already in the journal; the confirmation rides
 			// along with the next transition.
@@ -668,7 +687,7 @@ func (g *Group) drain(in *instance) {
 		for name, p := range g.proxies {
 			if h, _ := p.Holder(); h == in.id {
 				p.Disassociate(in.id)
-				in.pending = append(in.pending, g.event(EvAddrDisassoc, in.id, fmt.Sprintf("address %s drained from %s", name, in.id)))
+				in.pending = append(in.pending, g.event(in.id, fmt.Sprintf("address %s drained from %s", name, in.id), event.AddressDisassociate{Address: name, Drained: true}))
 			}
 		}
 	})
@@ -691,8 +710,7 @@ func (g *Group) runHook(ctx context.Context, in *instance, spec provider.Spec, k
 	if !ok {
 		msg = fmt.Sprintf("%s hook %s failed (%s): default_result %s", kind, name, why, def)
 	}
-	ev := g.event(EvHook, in.id, msg)
-	ev.Data = map[string]any{"hook": name, "kind": kind, "exit_code": res.ExitCode, "output": res.Output, "ok": ok}
+	ev := g.event(in.id, msg, event.InstanceHook{Hook: name, Phase: kind, ExitCode: res.ExitCode, TimedOut: res.TimedOut, OK: ok, Output: res.Output})
 	g.record(ev)
 	return ok || def == "continue"
 }
@@ -726,9 +744,9 @@ func (g *Group) onExit(in *instance, gen int) {
 	if b, err := json.Marshal(exit); err == nil {
 		r.LastExit = string(b)
 	}
-	ev := g.event(EvExit, r.ID, "application "+exit.String())
-	ev.Data = map[string]any{"code": exit.Code, "signal": exit.Signal, "error": exit.Error}
 	planned := r.State == Terminating || r.State == TerminatingWait || r.State == Terminated
+	ev := g.event(r.ID, "application "+exit.String(), event.InstanceExit{Code: exit.Code, Signal: exit.Signal, Error: exit.Error,
+		Planned: planned || in.terminate != "" || in.restarting != ""})
 	if !planned && in.failure == "" && in.terminate == "" && in.restarting == "" {
 		in.failure = "application " + exit.String()
 		// The heal that follows journals this with its first transition,
@@ -772,8 +790,8 @@ func (g *Group) onHealth(in *instance, gen, idx int, tr health.Transition) {
 	r := in.rec
 	r.Health = agg.String()
 	hc := g.cfg.HealthChecks[idx]
-	ev := g.event(EvHealth, r.ID, fmt.Sprintf("%s check %s after %d in a row: %s", hc.Type, tr.Status, tr.Consecutive, truncate(tr.Output, 200)))
-	ev.Data = map[string]any{"check": idx, "type": hc.Type, "status": tr.Status.String(), "output": tr.Output}
+	ev := g.event(r.ID, fmt.Sprintf("%s check %s after %d in a row: %s", hc.Type, tr.Status, tr.Consecutive, truncate(tr.Output, 200)),
+		event.InstanceHealth{Check: idx, Type: hc.Type, Status: tr.Status.String(), Consecutive: tr.Consecutive, Output: tr.Output})
 	if tr.Status == health.Unhealthy && in.failure == "" && in.terminate == "" && in.restarting == "" &&
 		(r.State == InService || r.State == PendingProceed) {
 		in.failure = fmt.Sprintf("%s health check unhealthy: %s", hc.Type, truncate(tr.Output, 200))

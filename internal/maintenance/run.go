@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/store"
 )
 
@@ -79,11 +80,11 @@ func (s *Scheduler) execute(r *run) {
 		}
 		s.update(r, func(st *RunStatus) { st.Targets = len(targets) })
 		win := r.win
-		s.journal(store.Event{Type: EvWindowStart,
+		s.journal(store.Event{Type: event.KindWindowStart,
 			Message: fmt.Sprintf("maintenance window %s run %s started (%s): %d target(s), %d task(s), cutoff %s, end %s",
 				name, id, trigger, len(targets), len(ws.cfg.Tasks), win.Cutoff.Format(time.RFC3339), win.End.Format(time.RFC3339)),
-			Data: map[string]any{"window": name, "run_id": id, "trigger": trigger, "targets": ids,
-				"start": win.Start, "cutoff": win.Cutoff, "end": win.End}})
+			Data: event.WindowStart{Window: name, RunID: id, Trigger: trigger, Targets: ids,
+				Start: win.Start, Cutoff: win.Cutoff, End: win.End}})
 		for n, ti := range orderedTasks(ws.cfg.Tasks) {
 			s.update(r, func(st *RunStatus) { st.Task = n + 1 })
 			if reason = s.runTask(end, r, ti, targets); reason != "" {
@@ -170,13 +171,7 @@ func (s *Scheduler) invoke(end context.Context, r *run, ti int, t Target) (statu
 	ws := r.ws
 	task := ws.cfg.Tasks[ti]
 	name, runID := ws.cfg.Name, r.id
-	data := func(kv ...any) map[string]any {
-		d := map[string]any{"window": name, "run_id": runID, "task": ti + 1, "document": task.Document}
-		for i := 0; i+1 < len(kv); i += 2 {
-			d[kv[i].(string)] = kv[i+1]
-		}
-		return d
-	}
+	about := event.Task{Window: name, RunID: runID, Task: ti + 1, Document: task.Document}
 	var execID, errText string
 	defer func() {
 		s.update(r, func(st *RunStatus) {
@@ -191,16 +186,15 @@ func (s *Scheduler) invoke(end context.Context, r *run, ti int, t Target) (statu
 			}
 		})
 		msg := fmt.Sprintf("maintenance window %s run %s: %s on %s: %s", name, runID, task.Document, t.ID, status)
-		d := data("status", status)
+		d := event.TaskEnd{Task: about, Status: status, Error: errText}
+		d.Execution = execID
 		if execID != "" {
-			d["execution_id"] = execID
 			msg += " (execution " + execID + ")"
 		}
 		if errText != "" {
-			d["error"] = errText
 			msg += ": " + errText
 		}
-		s.journal(store.Event{Type: EvTaskEnd, Group: t.Group, Instance: t.ID, Message: msg, Data: d})
+		s.journal(store.Event{Type: event.KindTaskEnd, Group: t.Group, Instance: t.ID, Message: msg, Data: d})
 	}()
 	// Runs before the journaling above: a panic in the Runner fails this
 	// target, not the controller.
@@ -225,9 +219,9 @@ func (s *Scheduler) invoke(end context.Context, r *run, ti int, t Target) (statu
 		return StatusFailed
 	}
 	execID = id
-	s.journal(store.Event{Type: EvTaskStart, Group: t.Group, Instance: t.ID,
+	s.journal(store.Event{Type: event.KindTaskStart, Group: t.Group, Instance: t.ID,
 		Message: fmt.Sprintf("maintenance window %s run %s: %s started on %s (execution %s)", name, runID, task.Document, t.ID, id),
-		Data:    data("execution_id", id)})
+		Data:    event.TaskStart{Task: with(about, id)}})
 
 	status, err = s.deps.Runner.Wait(end, id)
 	switch {
@@ -299,11 +293,17 @@ func (s *Scheduler) finish(r *run, targets int, reason string) {
 	if reason != "" {
 		msg += " (" + reason + ")"
 	}
-	s.journal(store.Event{Type: EvWindowEnd, Message: msg, Data: map[string]any{
-		"window": ws.cfg.Name, "run_id": final.ID, "outcome": final.Outcome, "targets": targets,
-		"succeeded": final.Succeeded, "failed": final.Failed, "cancelled": final.Cancelled, "not_run": final.NotRun,
-		"reason": reason,
+	s.journal(store.Event{Type: event.KindWindowEnd, Message: msg, Data: event.WindowEnd{
+		Window: ws.cfg.Name, RunID: final.ID, Outcome: final.Outcome, Targets: targets,
+		Succeeded: final.Succeeded, Failed: final.Failed, Cancelled: final.Cancelled, NotRun: final.NotRun,
+		Reason: reason,
 	}})
+}
+
+// with is the task t with its execution.
+func with(t event.Task, execution string) event.Task {
+	t.Execution = execution
+	return t
 }
 
 func (s *Scheduler) recoverPanicValue(what string, p any) {

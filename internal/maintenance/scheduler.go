@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/store"
 )
 
@@ -52,18 +53,6 @@ const (
 	OutcomeTimedOut = "TimedOut"
 	// OutcomeInterrupted: the controller stopped during the run.
 	OutcomeInterrupted = "Interrupted"
-)
-
-// Journal event types.
-const (
-	EvWindowStart = "maintenance.window.start"
-	EvWindowEnd   = "maintenance.window.end"
-	// EvWindowSkip: a scheduled start found the previous run still
-	// running, or came too late (the host slept past the cutoff).
-	EvWindowSkip = "maintenance.window.skip"
-	EvTaskStart  = "maintenance.task.start"
-	EvTaskEnd    = "maintenance.task.end"
-	EvAction     = "schedule.action"
 )
 
 // Triggers of a window run.
@@ -362,9 +351,11 @@ func (s *Scheduler) windowLoop(ws *windowState) {
 }
 
 func (s *Scheduler) skip(ws *windowState, win Window, why string) {
-	s.journal(store.Event{Type: EvWindowSkip,
+	// A skip: a scheduled start found the previous run still running, or
+	// came too late (the host slept past the cutoff).
+	s.journal(store.Event{Type: event.KindWindowSkip,
 		Message: fmt.Sprintf("maintenance window %s: start at %s skipped: %s", ws.cfg.Name, win.Start.Format(time.RFC3339), why),
-		Data:    map[string]any{"window": ws.cfg.Name, "start": win.Start, "reason": why}})
+		Data:    event.WindowSkip{Window: ws.cfg.Name, Start: win.Start, Reason: why}})
 }
 
 // actionLoop applies a scheduled action at each scheduled time until Close.
@@ -398,22 +389,14 @@ func (s *Scheduler) apply(as *actionState, at time.Time) {
 	defer cancel()
 	err := s.deps.Scale(ctx, a.Group, a.Min, a.Max, a.Desired)
 	caps := capacities(a)
-	data := map[string]any{"action": a.Name, "schedule": a.Schedule, "time": at}
-	for _, c := range []struct {
-		k string
-		v *int
-	}{{"min", a.Min}, {"max", a.Max}, {"desired", a.Desired}} {
-		if c.v != nil {
-			data[c.k] = *c.v
-		}
-	}
+	data := event.ScheduledAction{Action: a.Name, Schedule: a.Schedule, Time: at, Min: a.Min, Max: a.Max, Desired: a.Desired}
 	msg := fmt.Sprintf("scheduled action %s set %s of group %s", a.Name, caps, a.Group)
 	if err != nil {
 		msg = fmt.Sprintf("scheduled action %s could not set %s of group %s: %v", a.Name, caps, a.Group, err)
-		data["error"] = err.Error()
+		data.Error = err.Error()
 		s.log.Warn("scheduled action failed", "action", a.Name, "group", a.Group, "err", err)
 	}
-	s.journal(store.Event{Type: EvAction, Group: a.Group, Message: msg, Data: data})
+	s.journal(store.Event{Type: event.KindScheduledAction, Group: a.Group, Message: msg, Data: data})
 }
 
 func capacities(a config.ScheduledAction) string {

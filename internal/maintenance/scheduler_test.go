@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/store"
 )
@@ -121,7 +122,7 @@ func (j *journal) append(_ context.Context, ev store.Event) error {
 	return nil
 }
 
-func (j *journal) events(typ string) []store.Event {
+func (j *journal) events(typ event.Kind) []store.Event {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	var out []store.Event
@@ -151,8 +152,8 @@ func waitEnd(t *testing.T, j *journal, runID string) store.Event {
 	t.Helper()
 	var end store.Event
 	waitFor(t, "the end of run "+runID, func() bool {
-		for _, ev := range j.events(EvWindowEnd) {
-			if ev.Data["run_id"] == runID {
+		for _, ev := range j.events(event.KindWindowEnd) {
+			if ev.Data.(event.WindowEnd).RunID == runID {
 				end = ev
 				return true
 			}
@@ -243,15 +244,15 @@ func maxOpen(t *testing.T, evs []store.Event) int {
 	open := map[string]bool{}
 	most := 0
 	for _, ev := range evs {
-		id, _ := ev.Data["execution_id"].(string)
+		id := taskOf(ev.Data).Execution
 		switch ev.Type {
-		case EvTaskStart:
+		case event.KindTaskStart:
 			if open[id] {
 				t.Errorf("execution %s started twice", id)
 			}
 			open[id] = true
 			most = max(most, len(open))
-		case EvTaskEnd:
+		case event.KindTaskEnd:
 			if id != "" && !open[id] {
 				t.Errorf("execution %s ended without a start", id)
 			}
@@ -267,8 +268,8 @@ func maxOpen(t *testing.T, evs []store.Event) int {
 func statuses(evs []store.Event) map[string]string {
 	out := map[string]string{}
 	for _, ev := range evs {
-		if ev.Type == EvTaskEnd {
-			out[ev.Instance], _ = ev.Data["status"].(string)
+		if ev.Type == event.KindTaskEnd {
+			out[ev.Instance] = ev.Data.(event.TaskEnd).Status
 		}
 	}
 	return out
@@ -308,7 +309,7 @@ func TestMaxConcurrencyIsNeverExceeded(t *testing.T) {
 			if got := maxOpen(t, evs); got != c.want {
 				t.Errorf("at most %d executions ran at once, want exactly %d (max_concurrency %s of %d targets)", got, c.want, c.concurrency, c.targets)
 			}
-			if end.Data["outcome"] != OutcomeSuccess || end.Data["succeeded"] != c.targets {
+			if end.Data.(event.WindowEnd).Outcome != OutcomeSuccess || end.Data.(event.WindowEnd).Succeeded != c.targets {
 				t.Errorf("end: %s %v", end.Message, end.Data)
 			}
 			for _, e := range f.x.all() {
@@ -355,8 +356,8 @@ func TestMaxErrorsStopsTheWindow(t *testing.T) {
 			})
 			_, end := f.run(t)
 			var started, verified []string
-			for _, ev := range f.j.events(EvTaskStart) {
-				if ev.Data["document"] == "patch" {
+			for _, ev := range f.j.events(event.KindTaskStart) {
+				if taskOf(ev.Data).Document == "patch" {
 					started = append(started, ev.Instance)
 				} else {
 					verified = append(verified, ev.Instance)
@@ -368,7 +369,7 @@ func TestMaxErrorsStopsTheWindow(t *testing.T) {
 			if wantVerified := map[bool]int{true: 5, false: 0}[c.notRun == 0]; len(verified) != wantVerified {
 				t.Errorf("the next task started on %v, want %d targets", verified, wantVerified)
 			}
-			if end.Data["outcome"] != OutcomeFailed || end.Data["not_run"] != c.notRun {
+			if end.Data.(event.WindowEnd).Outcome != OutcomeFailed || end.Data.(event.WindowEnd).NotRun != c.notRun {
 				t.Errorf("end: %s %v", end.Message, end.Data)
 			}
 			if c.notRun > 0 && !strings.Contains(end.Message, "max_errors "+c.maxErrors) {
@@ -410,7 +411,7 @@ func TestMaxErrorsWithConcurrency(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("executions %v, want %v", got, want)
 	}
-	if end.Data["not_run"] != 5 {
+	if end.Data.(event.WindowEnd).NotRun != 5 {
 		t.Errorf("end: %s", end.Message)
 	}
 }
@@ -448,7 +449,7 @@ func TestCutoffStopsNewTasks(t *testing.T) {
 	})
 	_, end := f.run(t)
 	cutoff := time.Date(2024, 5, 2, 3, 30, 0, 0, time.UTC)
-	starts := f.j.events(EvTaskStart)
+	starts := f.j.events(event.KindTaskStart)
 	for _, ev := range starts {
 		if !ev.Time.Before(cutoff) {
 			t.Errorf("%s started at %s, past the cutoff %s", ev.Instance, ev.Time, cutoff)
@@ -458,7 +459,7 @@ func TestCutoffStopsNewTasks(t *testing.T) {
 	if len(starts) != 3 {
 		t.Errorf("%d executions started, want 3", len(starts))
 	}
-	if end.Data["outcome"] != OutcomeTimedOut || end.Data["not_run"] != 7 || !strings.Contains(end.Message, "cutoff reached") {
+	if end.Data.(event.WindowEnd).Outcome != OutcomeTimedOut || end.Data.(event.WindowEnd).NotRun != 7 || !strings.Contains(end.Message, "cutoff reached") {
 		t.Errorf("end: %s %v", end.Message, end.Data)
 	}
 }
@@ -484,7 +485,7 @@ func TestWindowEndCancelsRunningTasks(t *testing.T) {
 	if !slices.Equal(cancelled, []string{"exec-001", "exec-002"}) {
 		t.Errorf("cancelled %v, want both running executions", cancelled)
 	}
-	if end.Data["outcome"] != OutcomeTimedOut || end.Data["cancelled"] != 2 || end.Data["not_run"] != 2 {
+	if end.Data.(event.WindowEnd).Outcome != OutcomeTimedOut || end.Data.(event.WindowEnd).Cancelled != 2 || end.Data.(event.WindowEnd).NotRun != 2 {
 		t.Errorf("end: %s %v", end.Message, end.Data)
 	}
 	for _, id := range []string{"i-01", "i-02"} {
@@ -505,15 +506,15 @@ func TestTasksRunInPriorityOrder(t *testing.T) {
 	})
 	_, end := f.run(t)
 	var order []string
-	for _, ev := range f.j.events(EvTaskStart) {
-		if len(order) == 0 || order[len(order)-1] != ev.Data["document"] {
-			order = append(order, ev.Data["document"].(string))
+	for _, ev := range f.j.events(event.KindTaskStart) {
+		if len(order) == 0 || order[len(order)-1] != taskOf(ev.Data).Document {
+			order = append(order, taskOf(ev.Data).Document)
 		}
 	}
 	if !slices.Equal(order, []string{"first", "second", "third"}) {
 		t.Errorf("documents ran in the order %v", order)
 	}
-	if end.Data["succeeded"] != 9 || end.Data["outcome"] != OutcomeSuccess {
+	if end.Data.(event.WindowEnd).Succeeded != 9 || end.Data.(event.WindowEnd).Outcome != OutcomeSuccess {
 		t.Errorf("end: %s", end.Message)
 	}
 	for _, e := range f.x.all() {
@@ -534,21 +535,21 @@ func TestTaskEventsNameTheirTarget(t *testing.T) {
 	})
 	id, _ := f.run(t)
 	evs := f.j.events("")
-	var types []string
+	var types []event.Kind
 	for _, ev := range evs {
 		types = append(types, ev.Type)
 	}
-	if !slices.Equal(types, []string{EvWindowStart, EvTaskStart, EvTaskEnd, EvWindowEnd}) {
+	if !slices.Equal(types, []event.Kind{event.KindWindowStart, event.KindTaskStart, event.KindTaskEnd, event.KindWindowEnd}) {
 		t.Fatalf("events %v", types)
 	}
 	for _, ev := range evs[1:3] {
-		if ev.Instance != "i-01" || ev.Group != "web" || ev.Data["execution_id"] != "exec-001" ||
-			ev.Data["window"] != "patch" || ev.Data["run_id"] != id || ev.Data["task"] != 1 {
+		if ev.Instance != "i-01" || ev.Group != "web" || taskOf(ev.Data).Execution != "exec-001" ||
+			taskOf(ev.Data).Window != "patch" || taskOf(ev.Data).RunID != id || taskOf(ev.Data).Task != 1 {
 			t.Errorf("%s: %+v", ev.Type, ev)
 		}
 	}
-	if evs[2].Data["status"] != StatusSuccess {
-		t.Errorf("task end status %v", evs[2].Data["status"])
+	if evs[2].Data.(event.TaskEnd).Status != StatusSuccess {
+		t.Errorf("task end status %v", evs[2].Data.(event.TaskEnd).Status)
 	}
 }
 
@@ -561,14 +562,14 @@ func TestStartErrorIsAFailure(t *testing.T) {
 		return "", errors.New(`document "missing" not found`)
 	}
 	_, end := f.run(t)
-	ends := f.j.events(EvTaskEnd)
-	if len(ends) != 1 || ends[0].Data["status"] != StatusFailed || !strings.Contains(ends[0].Message, "not found") {
+	ends := f.j.events(event.KindTaskEnd)
+	if len(ends) != 1 || ends[0].Data.(event.TaskEnd).Status != StatusFailed || !strings.Contains(ends[0].Message, "not found") {
 		t.Errorf("task ends %+v", ends)
 	}
-	if len(f.j.events(EvTaskStart)) != 0 {
+	if len(f.j.events(event.KindTaskStart)) != 0 {
 		t.Error("a task that never started was journaled as started")
 	}
-	if end.Data["outcome"] != OutcomeFailed || end.Data["not_run"] != 2 {
+	if end.Data.(event.WindowEnd).Outcome != OutcomeFailed || end.Data.(event.WindowEnd).NotRun != 2 {
 		t.Errorf("end: %s", end.Message)
 	}
 }
@@ -576,7 +577,7 @@ func TestStartErrorIsAFailure(t *testing.T) {
 func TestNoTargets(t *testing.T) {
 	f := start(t, setup{window: testWindow(task("patch", "1", "0"))})
 	_, end := f.run(t)
-	if end.Data["outcome"] != OutcomeSuccess || end.Data["targets"] != 0 {
+	if end.Data.(event.WindowEnd).Outcome != OutcomeSuccess || end.Data.(event.WindowEnd).Targets != 0 {
 		t.Errorf("end: %s", end.Message)
 	}
 }
@@ -602,7 +603,7 @@ func TestRunNow(t *testing.T) {
 	if _, err := f.sched.RunNow(ctx, "patch"); !errors.Is(err, ErrRunning) || !strings.Contains(err.Error(), id) {
 		t.Errorf("second run while the first runs: %v", err)
 	}
-	waitFor(t, "an execution", func() bool { return len(f.j.events(EvTaskStart)) == 1 })
+	waitFor(t, "an execution", func() bool { return len(f.j.events(event.KindTaskStart)) == 1 })
 	ws := f.sched.Windows()
 	if len(ws) != 1 || ws[0].Running == nil || ws[0].Running.ID != id || ws[0].Running.Running != 1 ||
 		ws[0].Running.Targets != 2 || ws[0].Running.Trigger != TriggerManual || ws[0].Next == nil || ws[0].Last != nil {
@@ -641,10 +642,10 @@ func TestCloseInterruptsRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "two executions", func() bool { return len(f.j.events(EvTaskStart)) == 2 })
+	waitFor(t, "two executions", func() bool { return len(f.j.events(event.KindTaskStart)) == 2 })
 	f.sched.Close()
 	end := waitEnd(t, f.j, id)
-	if end.Data["outcome"] != OutcomeInterrupted {
+	if end.Data.(event.WindowEnd).Outcome != OutcomeInterrupted {
 		t.Errorf("end: %s", end.Message)
 	}
 	f.x.mu.Lock()
@@ -675,9 +676,9 @@ func TestScheduledWindowStarts(t *testing.T) {
 		end:     func(context.Context, *execution) string { return StatusSuccess },
 	})
 	f.sched.Run()
-	waitFor(t, "the scheduled run", func() bool { return len(f.j.events(EvWindowEnd)) == 1 })
-	st := f.j.events(EvWindowStart)[0]
-	if st.Data["trigger"] != TriggerSchedule || !st.Data["start"].(time.Time).Equal(time.Date(2024, 5, 2, 8, 0, 0, 0, time.UTC)) {
+	waitFor(t, "the scheduled run", func() bool { return len(f.j.events(event.KindWindowEnd)) == 1 })
+	st := f.j.events(event.KindWindowStart)[0]
+	if st.Data.(event.WindowStart).Trigger != TriggerSchedule || !st.Data.(event.WindowStart).Start.Equal(time.Date(2024, 5, 2, 8, 0, 0, 0, time.UTC)) {
 		t.Errorf("start: %s %v", st.Message, st.Data)
 	}
 	if next := f.sched.Windows()[0].Next; next == nil || !next.Start.Equal(time.Date(2024, 5, 3, 8, 0, 0, 0, time.UTC)) {
@@ -721,7 +722,7 @@ func TestScheduledActionsCallScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	sched.Run()
-	waitFor(t, "two scheduled actions", func() bool { return len(j.events(EvAction)) == 2 })
+	waitFor(t, "two scheduled actions", func() bool { return len(j.events(event.KindScheduledAction)) == 2 })
 	sched.Close()
 
 	slices.SortFunc(calls, func(a, b call) int { return strings.Compare(a.group, b.group) })
@@ -729,10 +730,10 @@ func TestScheduledActionsCallScale(t *testing.T) {
 		calls[1].group != "web" || calls[1].min != nil || calls[1].max != nil || *calls[1].desired != 3 {
 		t.Errorf("Scale calls %+v", calls)
 	}
-	for _, ev := range j.events(EvAction) {
+	for _, ev := range j.events(event.KindScheduledAction) {
 		want := map[string]string{"web": "scheduled action morning-utc set desired 3 of group web",
 			"dev": "scheduled action morning-paris set min 1 desired 1 of group dev"}[ev.Group]
-		if ev.Message != want || ev.Data["error"] != nil {
+		if ev.Message != want || ev.Data.(event.ScheduledAction).Error != "" {
 			t.Errorf("event %q %v, want %q", ev.Message, ev.Data, want)
 		}
 	}
@@ -753,10 +754,10 @@ func TestScheduledActionFailureIsJournaled(t *testing.T) {
 		t.Fatal(err)
 	}
 	sched.Run()
-	waitFor(t, "the action", func() bool { return len(j.events(EvAction)) == 1 })
+	waitFor(t, "the action", func() bool { return len(j.events(event.KindScheduledAction)) == 1 })
 	sched.Close()
-	ev := j.events(EvAction)[0]
-	if !strings.Contains(ev.Message, "could not set max 2 of group web: invalid request") || ev.Data["error"] == nil || ev.Data["max"] != 2 {
+	ev := j.events(event.KindScheduledAction)[0]
+	if !strings.Contains(ev.Message, "could not set max 2 of group web: invalid request") || ev.Data.(event.ScheduledAction).Error == "" || *ev.Data.(event.ScheduledAction).Max != 2 {
 		t.Errorf("event %q %v", ev.Message, ev.Data)
 	}
 }
@@ -820,7 +821,18 @@ func TestRunnerPanicFailsTheTarget(t *testing.T) {
 	if got := statuses(f.j.events("")); got["i-01"] != StatusFailed || got["i-02"] != StatusSuccess {
 		t.Errorf("executions %v", got)
 	}
-	if end.Data["outcome"] != OutcomeFailed {
+	if end.Data.(event.WindowEnd).Outcome != OutcomeFailed {
 		t.Errorf("end: %s", end.Message)
 	}
+}
+
+// taskOf is the task a task start or end event is about.
+func taskOf(d event.Data) event.Task {
+	switch d := d.(type) {
+	case event.TaskStart:
+		return d.Task
+	case event.TaskEnd:
+		return d.Task
+	}
+	return event.Task{}
 }

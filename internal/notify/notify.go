@@ -49,12 +49,6 @@ const (
 	StatusFailed    = store.NotificationFailed
 )
 
-// Journal event types.
-const (
-	EvDelivered = "notify.delivered"
-	EvFailed    = "notify.failed"
-)
-
 // Defaults.
 const (
 	// DefaultTimeout bounds one delivery attempt.
@@ -183,7 +177,7 @@ type Options struct {
 	BaseBackoff time.Duration
 	// MaxBackoff caps the pause. Default DefaultMaxBackoff.
 	MaxBackoff time.Duration
-	// Journal appends EvDelivered and EvFailed events to the durable
+	// Journal appends notify.delivered and notify.failed events to the durable
 	// journal. Default: none.
 	Journal func(ctx context.Context, ev store.Event) error
 }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/store"
 )
 
@@ -59,7 +60,7 @@ func (j *journal) types() []string {
 	defer j.mu.Unlock()
 	var out []string
 	for _, ev := range j.evs {
-		out = append(out, ev.Type)
+		out = append(out, string(ev.Type))
 	}
 	return out
 }
@@ -232,8 +233,8 @@ func TestWebhookSignatureVerifies(t *testing.T) {
 		body.Group != "web" || body.Instance != "i-3" || body.Details["runbook"] != "restart-web" {
 		t.Fatalf("body = %+v", body)
 	}
-	if got := j.wait(t, 1); len(got) != 1 || got[0] != EvDelivered {
-		t.Fatalf("journal = %v, want [%s]", got, EvDelivered)
+	if got := j.wait(t, 1); len(got) != 1 || got[0] != string(event.KindNotifyDelivered) {
+		t.Fatalf("journal = %v, want [%s]", got, string(event.KindNotifyDelivered))
 	}
 }
 
@@ -371,8 +372,8 @@ func TestRetriesUntilSuccess(t *testing.T) {
 			t.Errorf("request %d: delivery id %s, want %d", i, got, d.ID)
 		}
 	}
-	if got := j.wait(t, 1); len(got) != 1 || got[0] != EvDelivered {
-		t.Fatalf("journal = %v, want one %s", got, EvDelivered)
+	if got := j.wait(t, 1); len(got) != 1 || got[0] != string(event.KindNotifyDelivered) {
+		t.Fatalf("journal = %v, want one %s", got, string(event.KindNotifyDelivered))
 	}
 }
 
@@ -405,8 +406,8 @@ func TestPermanentFailure(t *testing.T) {
 			if got := len(rc.requests()); got != 1 {
 				t.Fatalf("receiver got %d requests, want 1 (no retry)", got)
 			}
-			if got := j.wait(t, 1); len(got) != 1 || got[0] != EvFailed {
-				t.Fatalf("journal = %v, want one %s", got, EvFailed)
+			if got := j.wait(t, 1); len(got) != 1 || got[0] != string(event.KindNotifyFailed) {
+				t.Fatalf("journal = %v, want one %s", got, string(event.KindNotifyFailed))
 			}
 		})
 	}

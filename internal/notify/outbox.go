@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/store"
 )
 
@@ -327,31 +328,24 @@ func errText(status int, err error) string {
 // finish records r and, when it reached a final status, journals it.
 func (n *Notifier) finish(r store.NotificationRecord, m Message, c ChannelSpec) {
 	n.record(r)
+	d := event.Delivery{Delivery: r.ID, Channel: r.Channel, ChannelType: c.Type, Key: r.Key, Event: r.Event,
+		Attempts: r.Attempts, HTTPStatus: r.LastStatus, Error: r.LastError}
 	var ev store.Event
 	switch r.Status {
 	case StatusDelivered:
-		ev = store.Event{Type: EvDelivered,
-			Message: fmt.Sprintf("%s of %s delivered to %s (%s) after %d attempt(s)", r.Event, keyText(r.Key), r.Channel, c.Type, r.Attempts)}
+		ev = event.New(m.Group, m.Instance,
+			fmt.Sprintf("%s of %s delivered to %s (%s) after %d attempt(s)", r.Event, keyText(r.Key), r.Channel, c.Type, r.Attempts),
+			event.NotifyDelivered{Delivery: d})
 	case StatusFailed:
 		n.log.Warn("notify: delivery failed", "delivery", r.ID, "channel", r.Channel, "key", r.Key,
 			"attempts", r.Attempts, "err", r.LastError)
-		ev = store.Event{Type: EvFailed,
-			Message: fmt.Sprintf("%s of %s to %s (%s) failed after %d attempt(s): %s", r.Event, keyText(r.Key), r.Channel, c.Type, r.Attempts, r.LastError)}
+		ev = event.New(m.Group, m.Instance,
+			fmt.Sprintf("%s of %s to %s (%s) failed after %d attempt(s): %s", r.Event, keyText(r.Key), r.Channel, c.Type, r.Attempts, r.LastError),
+			event.NotifyFailed{Delivery: d})
 	default:
 		return
 	}
 	ev.Time = r.UpdatedAt
-	ev.Group, ev.Instance = m.Group, m.Instance
-	ev.Data = map[string]any{
-		"delivery": r.ID, "channel": r.Channel, "type": c.Type, "key": r.Key, "event": r.Event,
-		"attempts": r.Attempts,
-	}
-	if r.LastStatus != 0 {
-		ev.Data["http_status"] = r.LastStatus
-	}
-	if r.LastError != "" {
-		ev.Data["error"] = r.LastError
-	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(n.ctx), writeTimeout)
 	defer cancel()
 	if err := n.opts.Journal(ctx, ev); err != nil {

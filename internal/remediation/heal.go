@@ -3,10 +3,10 @@ package remediation
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/store"
 )
 
@@ -74,72 +74,16 @@ func (h *HealTracker) Observe(ctx context.Context, ev store.Event) {
 	if ev.Instance == "" {
 		return
 	}
-	if ev.Type == "instance.heal" {
-		h.mu.Lock()
-		_, open := h.byInstance[ev.Instance]
-		h.mu.Unlock()
-		if open {
-			return // a second heal of one failure series: same incident
-		}
-		key := "heal/" + ev.Instance
-		t := Trigger{Source: "heal", Alarm: "instance " + ev.Instance, Key: key, Reason: ev.Message,
-			Dimensions: map[string]string{"InstanceId": ev.Instance}}
-		if _, err := h.m.track(ctx, t, ev.Group, ev.Time); err != nil {
-			return
-		}
-		h.mu.Lock()
-		h.byInstance[ev.Instance] = key
-		early := h.early[ev.Instance]
-		delete(h.early, ev.Instance)
-		h.mu.Unlock()
-		for _, e := range early {
-			h.Observe(ctx, e)
-		}
+	if _, ok := ev.Data.(event.InstanceHeal); ok {
+		h.open(ctx, ev)
 		return
 	}
-	h.mu.Lock()
-	key, ok := h.byInstance[ev.Instance]
-	if !ok {
-		// The replacement joins the failed instance's incident: its
-		// volume is "taken over from i-…" (journaled first), its state
-		// "Pending: replacement for i-…".
-		marker := ""
-		switch ev.Type {
-		case "volume.attach":
-			marker = "taken over from "
-		case "instance.state":
-			marker = "replacement for "
-		}
-		if _, old, found := strings.Cut(ev.Message, marker); marker != "" && found {
-			if f := strings.Fields(old); len(f) > 0 {
-				if key, ok = h.byInstance[f[0]]; ok {
-					h.byInstance[ev.Instance] = key
-				} else {
-					h.remember(f[0], ev.Instance, ev)
-				}
-			}
-		} else if failed := h.replacing(ev.Instance); failed != "" {
-			h.remember(failed, ev.Instance, ev)
-		}
-	}
-	h.mu.Unlock()
+	key, ok := h.incidentOf(ev)
 	if !ok {
 		return
 	}
-	var typ string
-	resolve := false
-	switch {
-	case ev.Type == "instance.exit" && strings.HasPrefix(ev.Message, "fenced"):
-		typ = EntryFenced
-	case ev.Type == "instance.state" && strings.Contains(ev.Message, "-> InService"):
-		typ, resolve = EntryHealthy, true
-	case ev.Type == "instance.state" && (strings.HasPrefix(ev.Message, "Pending") || strings.Contains(ev.Message, "-> Pending")):
-		typ = EntryLaunched
-	case ev.Type == "volume.attach" || ev.Type == "address.associate":
-		typ = EntryAttached
-	case ev.Type == "group.impaired":
-		typ = EntryNote
-	default:
+	typ, resolve := entryType(ev.Data)
+	if typ == "" {
 		return
 	}
 	h.m.noteKey(key, Entry{Time: ev.Time, Type: typ, Message: ev.Message})
@@ -153,6 +97,87 @@ func (h *HealTracker) Observe(ctx context.Context, ev store.Event) {
 		}
 		h.mu.Unlock()
 	}
+}
+
+// open opens the incident of a heal decision, unless one is open for the
+// instance (a second heal of one failure series is the same incident),
+// and replays the replacement's steps journaled before it.
+func (h *HealTracker) open(ctx context.Context, ev store.Event) {
+	h.mu.Lock()
+	_, open := h.byInstance[ev.Instance]
+	h.mu.Unlock()
+	if open {
+		return
+	}
+	key := "heal/" + ev.Instance
+	t := Trigger{Source: "heal", Alarm: "instance " + ev.Instance, Key: key, Reason: ev.Message,
+		Dimensions: map[string]string{"InstanceId": ev.Instance}}
+	if _, err := h.m.track(ctx, t, ev.Group, ev.Time); err != nil {
+		return
+	}
+	h.mu.Lock()
+	h.byInstance[ev.Instance] = key
+	early := h.early[ev.Instance]
+	delete(h.early, ev.Instance)
+	h.mu.Unlock()
+	for _, e := range early {
+		h.Observe(ctx, e)
+	}
+}
+
+// incidentOf returns the incident key ev belongs to. A replacement joins
+// the failed instance's incident: its volume or address names the failed
+// instance as previous holder (journaled first), its first state names
+// the instance it replaces. Steps of a replacement whose failed
+// instance's incident is not open yet are remembered until it opens.
+func (h *HealTracker) incidentOf(ev store.Event) (string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if key, ok := h.byInstance[ev.Instance]; ok {
+		return key, true
+	}
+	var old string
+	switch d := ev.Data.(type) {
+	case event.VolumeAttach:
+		old = d.PreviousHolder
+	case event.AddressAssociate:
+		old = d.PreviousHolder
+	case event.InstanceState:
+		old = d.Replaces
+	}
+	if old == "" {
+		if failed := h.replacing(ev.Instance); failed != "" {
+			h.remember(failed, ev.Instance, ev)
+		}
+		return "", false
+	}
+	if key, ok := h.byInstance[old]; ok {
+		h.byInstance[ev.Instance] = key
+		return key, true
+	}
+	h.remember(old, ev.Instance, ev)
+	return "", false
+}
+
+// entryType is the timeline entry a journal event makes in a heal
+// incident ("" for none), and whether it resolves the incident.
+func entryType(d event.Data) (typ string, resolve bool) {
+	switch d := d.(type) {
+	case event.InstanceFenced:
+		return EntryFenced, false
+	case event.InstanceState:
+		switch d.To {
+		case "InService":
+			return EntryHealthy, true
+		case "Pending":
+			return EntryLaunched, false
+		}
+	case event.VolumeAttach, event.AddressAssociate:
+		return EntryAttached, false
+	case event.GroupImpaired:
+		return EntryNote, false
+	}
+	return "", false
 }
 
 // remember keeps an early event of the replacement of failed. Called with

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/notify"
 	"github.com/autoheal/autoheal/internal/runbook"
 	"github.com/autoheal/autoheal/internal/store"
@@ -203,8 +204,9 @@ func (m *Manager) Open(ctx context.Context, t Trigger, spec *Spec, escalate []st
 	m.open[t.Key] = l
 	m.byID[inc.ID] = l
 	m.mu.Unlock()
-	if err := m.persist(ctx, l, store.Event{Type: "incident.open", Group: inc.Group, Instance: inc.Instance,
-		Message: fmt.Sprintf("incident %s opened: %s %s: %s", inc.ID, t.Source, t.Alarm, t.Reason)}); err != nil {
+	if err := m.persist(ctx, l, event.New(inc.Group, inc.Instance,
+		fmt.Sprintf("incident %s opened: %s %s: %s", inc.ID, t.Source, t.Alarm, t.Reason),
+		event.IncidentOpen{Source: t.Source, Alarm: t.Alarm, Reason: t.Reason})); err != nil {
 		m.mu.Lock()
 		delete(m.open, t.Key)
 		delete(m.byID, inc.ID)
@@ -266,9 +268,10 @@ func (m *Manager) persist(ctx context.Context, l *live, evs ...store.Event) erro
 	if err != nil {
 		return err
 	}
+	about := event.Incident{Incident: inc.ID, Status: inc.Status}
 	for i := range evs {
 		evs[i].Time = m.deps.Now()
-		evs[i].Data = map[string]any{"incident": inc.ID, "status": inc.Status}
+		evs[i].Data = withIncident(evs[i].Data, about)
 	}
 	rec := store.IncidentRecord{ID: inc.ID, Key: inc.Trigger.Key, Status: inc.Status, OpenedAt: inc.OpenedAt, Body: body}
 	if err := m.deps.Store.PutIncident(context.WithoutCancel(ctx), rec, evs...); err != nil {
@@ -371,7 +374,8 @@ func (m *Manager) attempt(ctx context.Context, l *live, doc *runbook.Document) b
 		return false
 	}
 	m.note(l, Entry{Type: EntryAttempt, Attempt: n, Execution: id, Message: fmt.Sprintf("attempt %d of %d: running runbook %s", n, spec.MaxAttempts, doc.Name)},
-		store.Event{Type: "incident.attempt", Group: inc.Group, Instance: inc.Instance, Message: fmt.Sprintf("incident %s: attempt %d: runbook %s (%s)", inc.ID, n, doc.Name, id)})
+		event.New(inc.Group, inc.Instance, fmt.Sprintf("incident %s: attempt %d: runbook %s (%s)", inc.ID, n, doc.Name, id),
+			event.IncidentAttempt{Attempt: n, Runbook: doc.Name, Execution: id}))
 	status, err := m.deps.Runner.Wait(ctx, id)
 	if ctx.Err() != nil {
 		return false
@@ -472,7 +476,7 @@ func (m *Manager) escalate(ctx context.Context, l *live) {
 		}
 	}
 	m.note(l, Entry{Type: EntryEscalated, Message: msg},
-		store.Event{Type: "incident.escalated", Group: inc.Group, Instance: inc.Instance, Message: fmt.Sprintf("incident %s %s", inc.ID, msg)})
+		event.New(inc.Group, inc.Instance, fmt.Sprintf("incident %s %s", inc.ID, msg), event.IncidentEscalated{Reason: msg}))
 }
 
 func (m *Manager) resolve(ctx context.Context, l *live) {
@@ -488,8 +492,8 @@ func (m *Manager) resolve(ctx context.Context, l *live) {
 		m.deps.Notify(ctx, snap.Notified, m.message(snap, notify.EventResolve))
 	}
 	m.note(l, Entry{Type: EntryResolved, Message: fmt.Sprintf("resolved: time to recover %s", now.Sub(snap.OpenedAt).Round(time.Millisecond))},
-		store.Event{Type: "incident.resolved", Group: inc.Group, Instance: inc.Instance,
-			Message: fmt.Sprintf("incident %s resolved in %s", inc.ID, now.Sub(snap.OpenedAt).Round(time.Millisecond))})
+		event.New(inc.Group, inc.Instance, fmt.Sprintf("incident %s resolved in %s", inc.ID, now.Sub(snap.OpenedAt).Round(time.Millisecond)),
+			event.IncidentResolved{RecoverMS: now.Sub(snap.OpenedAt).Milliseconds()}))
 	m.mu.Lock()
 	delete(m.open, inc.Trigger.Key)
 	delete(m.byID, inc.ID)
@@ -587,8 +591,8 @@ func (m *Manager) track(ctx context.Context, t Trigger, group string, at time.Ti
 	m.open[t.Key] = l
 	m.byID[inc.ID] = l
 	m.mu.Unlock()
-	if err := m.persist(ctx, l, store.Event{Type: "incident.open", Group: group, Instance: inc.Instance,
-		Message: fmt.Sprintf("incident %s opened: %s", inc.ID, t.Reason)}); err != nil {
+	if err := m.persist(ctx, l, event.New(group, inc.Instance, fmt.Sprintf("incident %s opened: %s", inc.ID, t.Reason),
+		event.IncidentOpen{Source: t.Source, Alarm: t.Alarm, Reason: t.Reason})); err != nil {
 		return "", err
 	}
 	m.wg.Add(1)
@@ -619,4 +623,23 @@ func (m *Manager) noteKey(key string, e Entry) {
 	l.inc.Timeline = append(l.inc.Timeline, e)
 	l.mu.Unlock()
 	m.persist(m.ctx, l)
+}
+
+// withIncident is d with the incident it is about filled in.
+func withIncident(d event.Data, about event.Incident) event.Data {
+	switch d := d.(type) {
+	case event.IncidentOpen:
+		d.Incident = about
+		return d
+	case event.IncidentAttempt:
+		d.Incident = about
+		return d
+	case event.IncidentEscalated:
+		d.Incident = about
+		return d
+	case event.IncidentResolved:
+		d.Incident = about
+		return d
+	}
+	return d
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/store"
 )
 
@@ -198,7 +199,8 @@ func (e *Engine) start(ctx context.Context, document string, params map[string]s
 	}
 	ex.Current = doc.MainSteps[0].Name
 	r := e.newRun(doc, ex)
-	if err := e.persist(ctx, r, store.Event{Type: "execution.start", Message: fmt.Sprintf("execution %s of %s started (%s)", ex.ID, doc.Name, originOr(origin))}); err != nil {
+	if err := e.persist(ctx, r, store.Event{Type: event.KindExecutionStart, Message: fmt.Sprintf("execution %s of %s started (%s)", ex.ID, doc.Name, originOr(origin)),
+		Data: event.ExecutionStart{Execution: ofExecution(ex.ID, ex.Document), Origin: originOr(origin)}}); err != nil {
 		return "", err
 	}
 	e.launch(r, 0)
@@ -250,7 +252,6 @@ func (e *Engine) persist(ctx context.Context, r *run, evs ...store.Event) error 
 		if evs[i].Time.IsZero() {
 			evs[i].Time = e.deps.Now()
 		}
-		evs[i].Data = mergeData(evs[i].Data, map[string]any{"execution": ex.ID, "document": ex.Document, "status": ex.Status})
 	}
 	rec := store.ExecutionRecord{ID: ex.ID, Document: ex.Document, Status: ex.Status, Parent: ex.Parent, StartedAt: ex.StartedAt, UpdatedAt: e.deps.Now(), Body: body}
 	// Written even when the execution's own context is cancelled: its
@@ -264,16 +265,9 @@ func (e *Engine) persist(ctx context.Context, r *run, evs ...store.Event) error 
 	return nil
 }
 
-func mergeData(a, b map[string]any) map[string]any {
-	if a == nil {
-		return b
-	}
-	for k, v := range b {
-		if _, ok := a[k]; !ok {
-			a[k] = v
-		}
-	}
-	return a
+// ofExecution names ex in its events' data.
+func ofExecution(id, document string) event.Execution {
+	return event.Execution{Execution: id, Document: document}
 }
 
 // Get returns an execution, live or finished.
@@ -432,7 +426,8 @@ func (e *Engine) Resume(ctx context.Context) error {
 		if ex.Status == StatusWaiting {
 			ex.Status = StatusInProgress
 		}
-		e.persist(ctx, r, store.Event{Type: "execution.resume", Message: fmt.Sprintf("execution %s of %s resumed at step %s after a controller restart", ex.ID, ex.Document, ex.Current)})
+		e.persist(ctx, r, store.Event{Type: event.KindExecutionResume, Message: fmt.Sprintf("execution %s of %s resumed at step %s after a controller restart", ex.ID, ex.Document, ex.Current),
+			Data: event.ExecutionResume{Execution: ofExecution(ex.ID, ex.Document), Step: ex.Current}})
 		e.launch(r, from)
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ohler55/ojg/jp"
 
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/store"
 )
 
@@ -48,11 +49,13 @@ func (e *Engine) execute(ctx context.Context, r *run, i int) {
 			return
 		}
 		if err == nil {
-			e.persist(ctx, r, store.Event{Type: "execution.step", Message: fmt.Sprintf("execution %s: step %s succeeded", ex.ID, st.Name)})
+			e.persist(ctx, r, store.Event{Type: event.KindExecutionStep, Message: fmt.Sprintf("execution %s: step %s succeeded", ex.ID, st.Name),
+				Data: event.ExecutionStep{Execution: ofExecution(ex.ID, ex.Document), Step: st.Name, Status: se.Status}})
 			i = next
 			continue
 		}
-		e.persist(ctx, r, store.Event{Type: "execution.step", Message: fmt.Sprintf("execution %s: step %s %s: %v", ex.ID, st.Name, strings.ToLower(se.Status), err)})
+		e.persist(ctx, r, store.Event{Type: event.KindExecutionStep, Message: fmt.Sprintf("execution %s: step %s %s: %v", ex.ID, st.Name, strings.ToLower(se.Status), err),
+			Data: event.ExecutionStep{Execution: ofExecution(ex.ID, ex.Document), Step: st.Name, Status: se.Status, Error: err.Error()}})
 		critical := st.Critical()
 		switch {
 		case st.OnFailure == OnFailureContinue:
@@ -118,7 +121,8 @@ func (e *Engine) finish(ctx context.Context, r *run, status, why string) {
 	if why != "" {
 		msg += ": " + why
 	}
-	e.persist(ctx, r, store.Event{Type: "execution.end", Message: msg})
+	e.persist(ctx, r, store.Event{Type: event.KindExecutionEnd, Message: msg,
+		Data: event.ExecutionEnd{Execution: ofExecution(ex.ID, ex.Document), Status: status, Error: why}})
 }
 
 // runStep runs one step with its attempts and returns the next step.
@@ -683,7 +687,8 @@ func (e *Engine) approve(ctx context.Context, r *run, i int, in map[string]any) 
 	se := &r.ex.Steps[i]
 	se.Status = StatusWaiting
 	r.ex.Status = StatusWaiting
-	e.persist(ctx, r, store.Event{Type: "execution.approval", Message: fmt.Sprintf("execution %s waits for approval at step %s: %s (autoheal executions approve %s)", r.ex.ID, se.Name, str(in, "Message", ""), r.ex.ID)})
+	e.persist(ctx, r, store.Event{Type: event.KindExecutionApproval, Message: fmt.Sprintf("execution %s waits for approval at step %s: %s (autoheal executions approve %s)", r.ex.ID, se.Name, str(in, "Message", ""), r.ex.ID),
+		Data: event.ExecutionApproval{Execution: ofExecution(r.ex.ID, r.ex.Document), Step: se.Name, Message: str(in, "Message", "")}})
 	defer func() {
 		r.ex.Status = StatusInProgress
 		se.Status = StatusInProgress

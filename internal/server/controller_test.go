@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/api"
 	"github.com/autoheal/autoheal/internal/provider"
 	"github.com/autoheal/autoheal/internal/store"
@@ -442,7 +443,7 @@ groups:
 		if ev.Type != "instance.state" {
 			continue
 		}
-		to, _ := ev.Data["to"].(string)
+		to := ev.Data.(event.InstanceState).To
 		switch to {
 		case "Pending", "Terminating":
 			for id, st := range busy {

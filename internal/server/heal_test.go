@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/store"
 )
 
@@ -117,9 +118,13 @@ func TestCrashIsHealedWithDataIntactAtSameAddress(t *testing.T) {
 	// Every transition is in the journal with its cause.
 	var sawExit, sawRestart, sawReplace bool
 	for _, ev := range e.events() {
-		sawExit = sawExit || (ev.Type == "instance.exit" && strings.Contains(ev.Message, "SIGKILL"))
-		sawRestart = sawRestart || (ev.Type == "instance.heal" && strings.HasPrefix(ev.Message, "restart"))
-		sawReplace = sawReplace || (ev.Type == "instance.heal" && strings.HasPrefix(ev.Message, "replace"))
+		switch d := ev.Data.(type) {
+		case event.InstanceExit:
+			sawExit = sawExit || d.Signal == "SIGKILL"
+		case event.InstanceHeal:
+			sawRestart = sawRestart || d.Action == "restart"
+			sawReplace = sawReplace || d.Action == "replace"
+		}
 	}
 	if !sawExit || !sawRestart || !sawReplace {
 		t.Fatalf("journal misses exit/restart/replace events:\n%s", e.dumpEvents())
@@ -252,13 +257,15 @@ groups:
 	var delays []int64
 	launches := 0
 	for _, ev := range e.events() {
-		if ev.Type == "instance.heal" && ev.Data["action"] != "impair" {
-			if d, ok := ev.Data["delay_ms"].(float64); ok {
-				delays = append(delays, int64(d))
+		switch d := ev.Data.(type) {
+		case event.InstanceHeal:
+			if d.Action != "impair" {
+				delays = append(delays, d.DelayMS)
 			}
-		}
-		if ev.Type == "instance.state" && strings.Contains(ev.Message, "-> Pending:Proceed") {
-			launches++
+		case event.InstanceState:
+			if d.To == "Pending:Proceed" {
+				launches++
+			}
 		}
 	}
 	// 3 instances x (1 launch + 2 restarts) = 9 launches, then Impaired.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/autoheal/autoheal/internal/api"
 	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/group"
 	"github.com/autoheal/autoheal/internal/lb"
 	"github.com/autoheal/autoheal/internal/maintenance"
@@ -133,7 +134,8 @@ func Run(ctx context.Context, opts Options) error {
 			g.Close()
 		}
 	}()
-	st.Append(ctx, store.Event{Type: "controller.start", Message: fmt.Sprintf("autoheal %s starting with %s (pid %d)", opts.Version, cfg.Path, os.Getpid())})
+	st.Append(ctx, event.New("", "", fmt.Sprintf("autoheal %s starting with %s (pid %d)", opts.Version, cfg.Path, os.Getpid()),
+		event.ControllerStart{Version: opts.Version, Config: cfg.Path, Pid: os.Getpid()}))
 	var alive []string
 	for _, gc := range cfg.Groups {
 		g, err := group.New(gc, group.Deps{
@@ -170,7 +172,8 @@ func Run(ctx context.Context, opts Options) error {
 	if killed, err := prov.Sweep(ctx, alive); err != nil {
 		log.Warn("orphan sweep failed", "err", err)
 	} else if len(killed) > 0 {
-		st.Append(ctx, store.Event{Type: "controller.sweep", Message: fmt.Sprintf("killed %d orphan process(es) of interrupted launches: %v", len(killed), killed)})
+		st.Append(ctx, event.New("", "", fmt.Sprintf("killed %d orphan process(es) of interrupted launches: %v", len(killed), killed),
+			event.ControllerSweep{Pids: killed}))
 	}
 	// Only now may groups launch: the sweep above would take a new
 	// instance for an orphan.
@@ -338,7 +341,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	groups = nil
 	cause := context.Cause(ctx)
-	st.Append(context.Background(), store.Event{Type: "controller.stop", Message: "controller stopping; instances keep running"})
+	st.Append(context.Background(), event.New("", "", "controller stopping; instances keep running", event.ControllerStop{}))
 	if errors.Is(cause, context.Canceled) {
 		return nil
 	}
@@ -363,8 +366,9 @@ func retireRemovedGroups(ctx context.Context, st *store.Store, cfg *config.Confi
 		}
 		// Keep them out of the sweep; say so loudly.
 		*alive = append(*alive, in.ID)
-		st.Append(ctx, store.Event{Type: "controller.orphan_group", Group: in.Group, Instance: in.ID,
-			Message: fmt.Sprintf("group %s is not in the config any more; instance %s left as it was (%s)", in.Group, in.ID, in.State)})
+		st.Append(ctx, event.New(in.Group, in.ID,
+			fmt.Sprintf("group %s is not in the config any more; instance %s left as it was (%s)", in.Group, in.ID, in.State),
+			event.ControllerOrphanGroup{State: in.State}))
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/store"
 )
 
@@ -100,8 +101,8 @@ func TestMaintenanceWindowRollsGracefullyUnderLoad(t *testing.T) {
 		t.Fatalf("%d tasks ran at once, max_concurrency is 1", n)
 	}
 	for _, ev := range ends {
-		if ev.Data["status"] != "Success" {
-			t.Fatalf("task on %s ended %v: %s", ev.Instance, ev.Data["status"], ev.Message)
+		if st := ev.Data.(event.TaskEnd).Status; st != "Success" {
+			t.Fatalf("task on %s ended %v: %s", ev.Instance, st, ev.Message)
 		}
 	}
 	for _, in := range e.live() {
@@ -133,7 +134,7 @@ mainSteps:
 		t.Fatal(err)
 	}
 	starts, ends := e.windowRun("rolling", 60*time.Second)
-	if len(starts) != 1 || len(ends) != 1 || ends[0].Data["status"] != "Failed" {
+	if len(starts) != 1 || len(ends) != 1 || ends[0].Data.(event.TaskEnd).Status != "Failed" {
 		t.Fatalf("%d starts, %d ends; want the window to stop after one failure:\n%s", len(starts), len(ends), e.dumpEvents())
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/autoheal/autoheal/internal/event"
 )
 
 // The benchmarks below measure Append end to end: one durable transaction
@@ -19,9 +21,9 @@ func benchEvents(n int) []Event {
 	evs := make([]Event, n)
 	for i := range evs {
 		evs[i] = Event{
-			Type: "instance.state", Group: "web", Instance: "i-0123456789abcdef0",
+			Type: event.KindInstanceState, Group: "web", Instance: "i-0123456789abcdef0",
 			Message: "Pending:Wait -> InService (health check passed 3 times)",
-			Data:    map[string]any{"from": "Pending:Wait", "to": "InService"},
+			Data:    event.InstanceState{From: "Pending:Wait", To: "InService"},
 		}
 	}
 	return evs

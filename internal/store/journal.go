@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/autoheal/autoheal/internal/event"
 )
 
 // Append writes events to the journal in one transaction and returns them
@@ -42,8 +44,8 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, evs []Event) error {
 	t := now()
 	for i := range evs {
 		ev := &evs[i]
-		if ev.Type == "" {
-			return fmt.Errorf("event %d has no type", i)
+		if err := ev.Check(); err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
 		}
 		if ev.Time.IsZero() {
 			ev.Time = t
@@ -112,8 +114,10 @@ func (s *Store) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 		}
 		ev.Time = timeOf(t)
 		if data.Valid && data.String != "" {
-			if err := json.Unmarshal([]byte(data.String), &ev.Data); err != nil {
-				return nil, fmt.Errorf("read events: event %d data: %w", ev.Seq, err)
+			// Data an older build wrote in another shape stays readable,
+			// as it was: the journal never fails to read for its payloads.
+			if ev.Data, err = event.Decode(ev.Type, []byte(data.String)); err != nil {
+				ev.Data = event.Raw{K: ev.Type, JSON: []byte(data.String)}
 			}
 		}
 		out = append(out, ev)

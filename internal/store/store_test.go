@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/autoheal/autoheal/internal/event"
 )
 
 func open(t testing.TB, dir string) *Store {
@@ -197,22 +199,29 @@ func TestRoundTrip(t *testing.T) {
 	})
 
 	t.Run("event", func(t *testing.T) {
-		ev := Event{Time: t0, Type: "instance.launch", Group: "web", Instance: "i-1", Message: "launched",
-			Data: map[string]any{"pid": float64(42), "argv": []any{"a", "b"}}}
-		out, err := s.Append(ctx, ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if out[0].Seq == 0 {
-			t.Fatal("no seq assigned")
-		}
-		ev.Seq = out[0].Seq
-		got, err := s.Events(ctx, EventFilter{AfterSeq: ev.Seq - 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) != 1 || !reflect.DeepEqual(got[0], ev) {
-			t.Fatalf("got %+v\nwant %+v", got, ev)
+		// A known kind comes back with its typed data; an unknown one
+		// (a newer build's) as the raw JSON it was written with.
+		for _, ev := range []Event{
+			{Time: t0, Type: event.KindInstanceAdopt, Group: "web", Instance: "i-1", Message: "re-adopted",
+				Data: event.InstanceAdopt{State: "InService", Alive: true, Pid: 42}},
+			{Time: t0, Type: "instance.launch", Group: "web", Instance: "i-1", Message: "launched",
+				Data: event.Raw{K: "instance.launch", JSON: []byte(`{"argv":["a","b"],"pid":42}`)}},
+		} {
+			out, err := s.Append(ctx, ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out[0].Seq == 0 {
+				t.Fatal("no seq assigned")
+			}
+			ev.Seq = out[0].Seq
+			got, err := s.Events(ctx, EventFilter{AfterSeq: ev.Seq - 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || !reflect.DeepEqual(got[0], ev) {
+				t.Fatalf("got %+v\nwant %+v", got, ev)
+			}
 		}
 	})
 }
@@ -345,8 +354,11 @@ func TestAppend(t *testing.T) {
 	if evs, _ := s.Events(ctx, EventFilter{}); len(evs) != 2 {
 		t.Fatalf("a failed batch must write nothing, journal has %d events", len(evs))
 	}
-	if _, err := s.Append(ctx, Event{Type: "bad", Data: map[string]any{"ch": make(chan int)}}); err == nil {
+	if _, err := s.Append(ctx, Event{Type: "bad", Data: event.Raw{K: "bad", JSON: []byte("{")}}); err == nil {
 		t.Fatal("unencodable data was accepted")
+	}
+	if _, err := s.Append(ctx, Event{Type: event.KindGroupActive, Data: event.GroupImpaired{}}); err == nil {
+		t.Fatal("an event whose data is of another kind was accepted")
 	}
 }
 

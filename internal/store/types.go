@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 	"time"
+
+	"github.com/autoheal/autoheal/internal/event"
 )
 
 // ErrNotFound is returned when a record does not exist.
@@ -12,17 +14,9 @@ var ErrNotFound = errors.New("not found")
 // longer matches: someone else changed the record first.
 var ErrConflict = errors.New("conflict")
 
-// Event is one entry of the durable journal.
-type Event struct {
-	// Seq is assigned by Append, increasing.
-	Seq      int64          `json:"seq"`
-	Time     time.Time      `json:"time"`
-	Type     string         `json:"type"`
-	Group    string         `json:"group,omitempty"`
-	Instance string         `json:"instance,omitempty"`
-	Message  string         `json:"message"`
-	Data     map[string]any `json:"data,omitempty"`
-}
+// Event is one entry of the durable journal: its kind, a message for
+// people and the kind's typed data (package event).
+type Event = event.Event
 
 // EventFilter selects events. Zero fields match everything.
 type EventFilter struct {

@@ -12,17 +12,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/store"
 )
 
 // Kind is the attachment kind of volumes in the store.
 const Kind = "volume"
 
-// Journal event types.
-const (
-	EventAttach = "volume.attach"
-	EventDetach = "volume.detach"
-)
 
 // ErrHeld means a volume could not be attached because its previous holder
 // could not be proven dead. The wrapping error names the holder.
@@ -208,8 +204,8 @@ func (m *Manager) PrepareAttach(ctx context.Context, group, name, instance strin
 	if cur.Holder != "" && cur.Holder != instance {
 		msg += fmt.Sprintf(", taken over from %s which is gone", cur.Holder)
 	}
-	ev := store.Event{Type: EventAttach, Group: group, Instance: instance, Message: msg,
-		Data: map[string]any{"volume": name, "token": token, "previous_holder": cur.Holder}}
+	ev := store.Event{Type: event.KindVolumeAttach, Group: group, Instance: instance, Message: msg,
+		Data: event.VolumeAttach{Volume: name, Token: token, PreviousHolder: cur.Holder}}
 	att, swap = store.AttachmentSwap(cur, instance, true, ev)
 	return att, swap, release, nil
 }
@@ -238,9 +234,9 @@ func (m *Manager) Detach(ctx context.Context, group, name, instance string) erro
 			return fmt.Errorf("detach volume %s/%s from %s: held by %s (token %d): %w",
 				group, name, instance, cur.Holder, cur.Token, store.ErrConflict)
 		}
-		ev := store.Event{Type: EventDetach, Group: group, Instance: instance,
+		ev := store.Event{Type: event.KindVolumeDetach, Group: group, Instance: instance,
 			Message: fmt.Sprintf("%s detached from %s (token %d)", name, instance, cur.Token),
-			Data:    map[string]any{"volume": name, "token": cur.Token}}
+			Data:    event.VolumeDetach{Volume: name, Token: cur.Token}}
 		_, err = m.st.SwapAttachment(ctx, cur, "", false, ev)
 		if errors.Is(err, store.ErrConflict) && attempt < attachRetries {
 			continue

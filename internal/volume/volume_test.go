@@ -135,7 +135,7 @@ func TestAttachDetachCycle(t *testing.T) {
 	}
 	var got []string
 	for _, ev := range evs {
-		got = append(got, ev.Type+" "+ev.Instance+": "+ev.Message)
+		got = append(got, string(ev.Type)+" "+ev.Instance+": "+ev.Message)
 	}
 	want := []string{
 		"volume.attach i-1: data attached to i-1 (token 1)",

@@ -1,0 +1,283 @@
+package event
+
+import "time"
+
+// Kinds of the controller, the API, notifications, alarms, incidents,
+// executions and maintenance.
+const (
+	KindControllerStart       Kind = "controller.start"
+	KindControllerStop        Kind = "controller.stop"
+	KindControllerSweep       Kind = "controller.sweep"
+	KindControllerOrphanGroup Kind = "controller.orphan_group"
+	KindAPIAudit              Kind = "api.audit"
+	KindNotifyDelivered       Kind = "notify.delivered"
+	KindNotifyFailed          Kind = "notify.failed"
+	KindAlarmState            Kind = "alarm.state"
+	KindIncidentOpen          Kind = "incident.open"
+	KindIncidentAttempt       Kind = "incident.attempt"
+	KindIncidentEscalated     Kind = "incident.escalated"
+	KindIncidentResolved      Kind = "incident.resolved"
+	KindExecutionStart        Kind = "execution.start"
+	KindExecutionStep         Kind = "execution.step"
+	KindExecutionEnd          Kind = "execution.end"
+	KindExecutionApproval     Kind = "execution.approval"
+	KindExecutionResume       Kind = "execution.resume"
+	KindWindowStart           Kind = "maintenance.window.start"
+	KindWindowEnd             Kind = "maintenance.window.end"
+	KindWindowSkip            Kind = "maintenance.window.skip"
+	KindTaskStart             Kind = "maintenance.task.start"
+	KindTaskEnd               Kind = "maintenance.task.end"
+	KindScheduledAction       Kind = "schedule.action"
+)
+
+// ControllerStart is a controller run's start.
+type ControllerStart struct {
+	Version string `json:"version"`
+	Config  string `json:"config"`
+	Pid     int    `json:"pid"`
+}
+
+// ControllerStop is a controller run's orderly end; instances keep running.
+type ControllerStop struct {
+	Cause string `json:"cause,omitempty"`
+}
+
+// ControllerSweep lists the orphan processes a starting controller killed.
+type ControllerSweep struct {
+	Pids []int `json:"pids"`
+}
+
+// ControllerOrphanGroup is an instance of a group no longer in the config,
+// left as it was.
+type ControllerOrphanGroup struct {
+	State string `json:"state"`
+}
+
+// APIAudit is a state-changing API call made with a token.
+type APIAudit struct {
+	Token  string `json:"token"`
+	Role   string `json:"role"`
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	Status int    `json:"status"`
+	Remote string `json:"remote"`
+}
+
+// Delivery is a notification's delivery outcome.
+type Delivery struct {
+	Delivery int64  `json:"delivery"`
+	Channel  string `json:"channel"`
+	// ChannelType is webhook, slack or pagerduty.
+	ChannelType string `json:"type"`
+	// Key is what the notification is about (an incident).
+	Key string `json:"key"`
+	// Event is what was notified: trigger, resolve...
+	Event      string `json:"event"`
+	Attempts   int    `json:"attempts"`
+	HTTPStatus int    `json:"http_status,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+// NotifyDelivered is a delivered notification.
+type NotifyDelivered struct{ Delivery }
+
+// NotifyFailed is a notification given up on.
+type NotifyFailed struct{ Delivery }
+
+// AlarmState is an alarm's (or one of its per-dimension states')
+// transition.
+type AlarmState struct {
+	Alarm      string            `json:"alarm"`
+	Key        string            `json:"key"`
+	From       string            `json:"from"`
+	To         string            `json:"to"`
+	Reason     string            `json:"reason,omitempty"`
+	Dimensions map[string]string `json:"dimensions,omitempty"`
+}
+
+// Incident names an incident and its status after the event.
+type Incident struct {
+	Incident string `json:"incident"`
+	Status   string `json:"status"`
+}
+
+// IncidentOpen opens an incident.
+type IncidentOpen struct {
+	Incident
+	// Source is alarm, alertmanager or heal.
+	Source string `json:"source"`
+	Alarm  string `json:"alarm,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// IncidentAttempt starts a remediation attempt.
+type IncidentAttempt struct {
+	Incident
+	Attempt   int    `json:"attempt"`
+	Runbook   string `json:"runbook"`
+	Execution string `json:"execution"`
+}
+
+// IncidentEscalated hands an incident to people.
+type IncidentEscalated struct {
+	Incident
+	Reason string `json:"reason"`
+}
+
+// IncidentResolved closes an incident.
+type IncidentResolved struct {
+	Incident
+	// RecoverMS is the time to recover, from open to resolved.
+	RecoverMS int64 `json:"recover_ms"`
+}
+
+// Execution names a runbook execution.
+type Execution struct {
+	Execution string `json:"execution"`
+	Document  string `json:"document,omitempty"`
+}
+
+// ExecutionStart starts an execution.
+type ExecutionStart struct {
+	Execution
+	Origin string `json:"origin,omitempty"`
+}
+
+// ExecutionStep ends one step of an execution.
+type ExecutionStep struct {
+	Execution
+	Step   string `json:"step"`
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+// ExecutionEnd ends an execution.
+type ExecutionEnd struct {
+	Execution
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+// ExecutionApproval waits for an approval.
+type ExecutionApproval struct {
+	Execution
+	Step    string `json:"step"`
+	Message string `json:"message,omitempty"`
+}
+
+// ExecutionResume resumes an execution after a controller restart.
+type ExecutionResume struct {
+	Execution
+	Step string `json:"step"`
+}
+
+// WindowStart starts a maintenance window's run.
+type WindowStart struct {
+	Window  string    `json:"window"`
+	RunID   string    `json:"run_id"`
+	Trigger string    `json:"trigger"`
+	Targets []string  `json:"targets"`
+	Start   time.Time `json:"start"`
+	Cutoff  time.Time `json:"cutoff"`
+	End     time.Time `json:"end"`
+}
+
+// WindowEnd ends a maintenance window's run.
+type WindowEnd struct {
+	Window    string `json:"window"`
+	RunID     string `json:"run_id"`
+	Outcome   string `json:"outcome"`
+	Targets   int    `json:"targets"`
+	Succeeded int    `json:"succeeded"`
+	Failed    int    `json:"failed"`
+	Cancelled int    `json:"cancelled"`
+	NotRun    int    `json:"not_run"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// WindowSkip is a window start that did not run.
+type WindowSkip struct {
+	Window string    `json:"window"`
+	Start  time.Time `json:"start"`
+	Reason string    `json:"reason"`
+}
+
+// Task names a window task on one target.
+type Task struct {
+	Window    string `json:"window"`
+	RunID     string `json:"run_id"`
+	Task      int    `json:"task"`
+	Document  string `json:"document"`
+	Execution string `json:"execution_id,omitempty"`
+}
+
+// TaskStart starts a window task on one target.
+type TaskStart struct{ Task }
+
+// TaskEnd ends a window task on one target.
+type TaskEnd struct {
+	Task
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+// ScheduledAction is a scheduled capacity change, applied or failed.
+type ScheduledAction struct {
+	Action   string    `json:"action"`
+	Schedule string    `json:"schedule"`
+	Time     time.Time `json:"time"`
+	Min      *int      `json:"min,omitempty"`
+	Max      *int      `json:"max,omitempty"`
+	Desired  *int      `json:"desired,omitempty"`
+	Error    string    `json:"error,omitempty"`
+}
+
+func (ControllerStart) Kind() Kind       { return KindControllerStart }
+func (ControllerStop) Kind() Kind        { return KindControllerStop }
+func (ControllerSweep) Kind() Kind       { return KindControllerSweep }
+func (ControllerOrphanGroup) Kind() Kind { return KindControllerOrphanGroup }
+func (APIAudit) Kind() Kind              { return KindAPIAudit }
+func (NotifyDelivered) Kind() Kind       { return KindNotifyDelivered }
+func (NotifyFailed) Kind() Kind          { return KindNotifyFailed }
+func (AlarmState) Kind() Kind            { return KindAlarmState }
+func (IncidentOpen) Kind() Kind          { return KindIncidentOpen }
+func (IncidentAttempt) Kind() Kind       { return KindIncidentAttempt }
+func (IncidentEscalated) Kind() Kind     { return KindIncidentEscalated }
+func (IncidentResolved) Kind() Kind      { return KindIncidentResolved }
+func (ExecutionStart) Kind() Kind        { return KindExecutionStart }
+func (ExecutionStep) Kind() Kind         { return KindExecutionStep }
+func (ExecutionEnd) Kind() Kind          { return KindExecutionEnd }
+func (ExecutionApproval) Kind() Kind     { return KindExecutionApproval }
+func (ExecutionResume) Kind() Kind       { return KindExecutionResume }
+func (WindowStart) Kind() Kind           { return KindWindowStart }
+func (WindowEnd) Kind() Kind             { return KindWindowEnd }
+func (WindowSkip) Kind() Kind            { return KindWindowSkip }
+func (TaskStart) Kind() Kind             { return KindTaskStart }
+func (TaskEnd) Kind() Kind               { return KindTaskEnd }
+func (ScheduledAction) Kind() Kind       { return KindScheduledAction }
+
+func init() {
+	register[ControllerStart]()
+	register[ControllerStop]()
+	register[ControllerSweep]()
+	register[ControllerOrphanGroup]()
+	register[APIAudit]()
+	register[NotifyDelivered]()
+	register[NotifyFailed]()
+	register[AlarmState]()
+	register[IncidentOpen]()
+	register[IncidentAttempt]()
+	register[IncidentEscalated]()
+	register[IncidentResolved]()
+	register[ExecutionStart]()
+	register[ExecutionStep]()
+	register[ExecutionEnd]()
+	register[ExecutionApproval]()
+	register[ExecutionResume]()
+	register[WindowStart]()
+	register[WindowEnd]()
+	register[WindowSkip]()
+	register[TaskStart]()
+	register[TaskEnd]()
+	register[ScheduledAction]()
+}

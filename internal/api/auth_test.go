@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/metrics"
 	"github.com/autoheal/autoheal/internal/store"
 )

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/address"
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/health"
 	"github.com/autoheal/autoheal/internal/provider"
 	"github.com/autoheal/autoheal/internal/store"

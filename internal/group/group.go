@@ -13,9 +13,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/address"
 	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/heal"
 	"github.com/autoheal/autoheal/internal/health"
 	"github.com/autoheal/autoheal/internal/provider"

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/store"
 )
 

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/api"
+	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/provider"
 	"github.com/autoheal/autoheal/internal/store"
 )

@@ -19,7 +19,6 @@ import (
 // Kind is the attachment kind of volumes in the store.
 const Kind = "volume"
 
-
 // ErrHeld means a volume could not be attached because its previous holder
 // could not be proven dead. The wrapping error names the holder.
 var ErrHeld = errors.New("volume is held")

@@ -51,7 +51,9 @@ func TestMain(m *testing.M) {
 	bins.autoheal = filepath.Join(dir, "autoheal")
 	root := moduleRoot()
 	for out, pkg := range map[string]string{bins.pet: "./examples/pet", bins.web: "./examples/web/app", bins.autoheal: "./cmd/autoheal"} {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
+		// autoheal is built with its crash points, so that tests can kill
+		// it between two steps (AUTOHEAL_CRASH_AT, package crashpoint).
+		cmd := exec.Command("go", "build", "-tags", "crashpoints", "-o", out, pkg)
 		cmd.Dir = root
 		cmd.Stderr = os.Stderr
 		if err := cmd.Run(); err != nil {

@@ -34,6 +34,14 @@ func newChecker(cfg config.TargetHealthCheck) *checker {
 	return c
 }
 
+// close releases the kept-alive connections of the http checks: targets
+// outlive the balancer (instances keep running), and so would they.
+func (c *checker) close() {
+	if c.client != nil {
+		c.client.CloseIdleConnections()
+	}
+}
+
 // probe checks one target. Like a Kubernetes probe, it returns a verdict
 // and what it saw.
 func (c *checker) probe(ctx context.Context, addr string) (bool, string) {

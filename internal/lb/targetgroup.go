@@ -94,6 +94,7 @@ func (tg *TargetGroup) close() {
 		t.pool.closeIdle(true)
 	}
 	tg.mu.Unlock()
+	tg.hc.close()
 }
 
 // add registers a target, or re-registers a drained or draining one.

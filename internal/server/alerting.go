@@ -32,12 +32,13 @@ type alerting struct {
 	incidents *remediation.Manager
 	groups    []*group.Group
 	bal       *lb.Balancer
+	// stop ends every goroutine of alerting; wg waits for them: the
+	// built-in metrics ticker, the heal tracker and alarm actions waiting
+	// for a maintenance window.
 	stop      chan struct{}
-	done      chan struct{}
+	wg        sync.WaitGroup
 	closeOnce sync.Once
 	st        *store.Store
-	stopHeals context.CancelFunc
-	heals     sync.WaitGroup
 	// busy reports an instance a maintenance window works on; alarm
 	// actions on it wait. Nil: none.
 	busy func(instanceID string) bool
@@ -45,7 +46,7 @@ type alerting struct {
 
 func newAlerting(cfg *config.Config, st *store.Store, stateDir string, eng *runbook.Engine, lib *runbook.Library,
 	groups []*group.Group, bal *lb.Balancer, log *slog.Logger) (*alerting, error) {
-	a := &alerting{cfg: cfg, log: log, groups: groups, bal: bal, st: st, stop: make(chan struct{}), done: make(chan struct{}), stopHeals: func() {}}
+	a := &alerting{cfg: cfg, log: log, groups: groups, bal: bal, st: st, stop: make(chan struct{})}
 	journal := func(ctx context.Context, ev store.Event) error { _, err := st.Append(ctx, ev); return err }
 	ms, err := metrics.New(metrics.Options{
 		Resolution: cfg.Metrics.Resolution.D(),
@@ -105,14 +106,19 @@ func (a *alerting) run(ctx context.Context) {
 	// Crash healing opens incidents too: their timeline is the journal's
 	// fenced, launched, attached and healthy steps.
 	hctx, cancel := context.WithCancel(context.Background())
-	a.stopHeals = cancel
-	a.heals.Add(1)
+	a.wg.Add(2)
 	go func() {
-		defer a.heals.Done()
-		a.incidents.Heals().Run(hctx, a.st)
+		defer a.wg.Done()
+		<-a.stop
+		cancel()
 	}()
 	go func() {
-		defer close(a.done)
+		defer a.wg.Done()
+		a.incidents.Heals().Run(hctx, a.st)
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
 		t := time.NewTicker(a.cfg.Metrics.Resolution.D())
 		defer t.Stop()
 		for {
@@ -132,11 +138,12 @@ func (a *alerting) run(ctx context.Context) {
 func (a *alerting) close() {
 	a.closeOnce.Do(func() {
 		close(a.stop)
-		a.stopHeals()
-		a.heals.Wait()
+		// Alarms first: no transition starts an action goroutine after
+		// the wait below.
 		if a.alarms != nil {
 			a.alarms.Close()
 		}
+		a.wg.Wait()
 		a.incidents.Close()
 		a.notifier.Close()
 		a.metrics.Close()
@@ -207,7 +214,11 @@ func (a *alerting) onChange(t alarm.Transition) {
 				continue
 			}
 			a.log.Info("alarm action waits for a maintenance window working on the instance", "alarm", t.Key, "instance", inst)
-			go a.afterMaintenance(inst, do)
+			a.wg.Add(1)
+			go func() {
+				defer a.wg.Done()
+				a.afterMaintenance(inst, do)
+			}()
 		}
 	}
 }

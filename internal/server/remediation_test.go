@@ -236,7 +236,9 @@ mainSteps:
 	})
 	waitFor(t, 30*time.Second, "the instance to be restarted", func() bool {
 		l := e.live()
-		return len(l) == 1 && l[0].Pid != in.Pid && l[0].State == "InService"
+		// A fenced instance keeps its state with pid 0 until its restart
+		// is recorded: the restart is done once a new pid serves.
+		return len(l) == 1 && l[0].Pid != 0 && l[0].Pid != in.Pid && l[0].State == "InService"
 	})
 	var alarmAt, taskEnd, restartAt time.Time
 	for _, ev := range e.events() {

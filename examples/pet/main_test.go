@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/autoheal/autoheal/internal/testutil"
 )
 
 // petBin is the pet, built once for all the tests: they run it as a real
@@ -111,19 +113,15 @@ func start(t *testing.T, data string, port int, env ...string) *proc {
 
 func (p *proc) waitUp(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	testutil.WaitFor(t, testutil.Timeout, "the pet at "+p.base+" to answer", func() bool {
 		select {
 		case <-p.exited:
 			t.Fatalf("pet exited: %v\n%s", p.err, p.out)
 		default:
 		}
-		if code, _ := get(p.base + "/healthz"); code == 200 {
-			return
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	t.Fatalf("pet at %s did not answer within 10s\n%s", p.base, p.out)
+		code, _ := get(p.base + "/healthz")
+		return code == 200
+	})
 }
 
 // kill9 kills the pet the hard way and waits until it is gone.
@@ -473,16 +471,26 @@ func TestHangStopsAnsweringAndSIGTERMStillExits(t *testing.T) {
 	}
 	c.Close()
 
-	// A hung request is in flight; SIGTERM must not wait for it.
-	go short.Get(p.base + "/healthz")
-	time.Sleep(50 * time.Millisecond)
-	t0 := time.Now()
+	// A hung request is in flight, from a client that never gives up;
+	// SIGTERM must release it rather than wait out the shutdown grace.
+	hung, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Close()
+	io.WriteString(hung, "GET /healthz HTTP/1.1\r\nHost: pet\r\n\r\n")
+	testutil.WaitRead(t, testutil.Timeout, hung) // the pet has the request
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p.exitCode(t, 3*time.Second); code != 0 {
+	if code := p.exitCode(t, testutil.Timeout); code != 0 {
 		t.Fatalf("exit code after SIGTERM = %d, want 0", code)
 	}
-	if d := time.Since(t0); d > 500*time.Millisecond {
-		t.Errorf("SIGTERM of a hung pet took %v", d)
+	if out := p.out.String(); strings.Contains(out, "still running") {
+		t.Errorf("SIGTERM waited for the hung request:\n%s", out)
+	}
+	// And the hung request got no answer: its connection was dropped.
+	hung.SetReadDeadline(time.Now().Add(testutil.Timeout))
+	if b, err := io.ReadAll(hung); len(b) != 0 {
+		t.Errorf("the hung request was answered: %q (%v)", b, err)
 	}
 }
 
@@ -507,12 +515,17 @@ func TestSIGTERMLetsAnInFlightWriteFinish(t *testing.T) {
 	}
 	defer c.Close()
 	io.WriteString(c, "POST /write HTTP/1.1\r\nHost: pet\r\nContent-Length: 9\r\n\r\nin-f")
-	time.Sleep(50 * time.Millisecond) // the handler is now reading the body
+	testutil.WaitRead(t, testutil.Timeout, c) // the request is in flight, its body half read
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(200 * time.Millisecond)
-	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
-		t.Error("still accepting connections after SIGTERM")
-	}
+	// The pet stops accepting at once. (This must be seen within the
+	// pet's one-second shutdown grace, or the write would be cut short.)
+	testutil.WaitFor(t, testutil.Timeout, "the pet to stop accepting connections", func() bool {
+		d, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			d.Close()
+		}
+		return errors.Is(err, syscall.ECONNREFUSED)
+	})
 	io.WriteString(c, "light")
 	c.SetReadDeadline(time.Now().Add(2 * time.Second))
 	resp, err := io.ReadAll(c)

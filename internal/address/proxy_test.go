@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/autoheal/autoheal/internal/testutil"
 )
 
 // echoServer listens on addr ("127.0.0.1:0" for any port) and echoes every
@@ -122,26 +124,19 @@ func expectClosed(t testing.TB, c net.Conn) {
 	}
 }
 
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestProxyWaitsForHolder(t *testing.T) {
 	backend := echoServer(t, "127.0.0.1:0")
 	p := newProxy(t, 10*time.Second)
 	c := dial(t, p) // accepted, not refused, although nobody holds the address
-	go func() {
-		time.Sleep(200 * time.Millisecond)
-		p.Associate("i-1", backend.Addr().String())
-	}()
-	roundTrip(t, c, "hello")
+	io.WriteString(c, "hello")
+	// The holder comes only once the connection is waiting for one.
+	testutil.WaitFor(t, testutil.Timeout, "the connection to wait for a holder", func() bool { return p.Stats().Waited == 1 })
+	p.Associate("i-1", backend.Addr().String())
+	c.SetReadDeadline(time.Now().Add(testutil.Timeout))
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("read %q, %v; want hello", buf, err)
+	}
 	if s := p.Stats(); s.Accepted != 1 || s.Waited != 1 || s.TimedOut != 0 {
 		t.Fatalf("stats %+v", s)
 	}
@@ -154,7 +149,7 @@ func TestProxyWaitTimeout(t *testing.T) {
 	p := newProxy(t, 100*time.Millisecond)
 	c := dial(t, p)
 	expectClosed(t, c)
-	waitFor(t, "the connection to be counted", func() bool { return p.Stats().Active == 0 })
+	testutil.WaitFor(t, testutil.Timeout, "the connection to be counted", func() bool { return p.Stats().Active == 0 })
 	if s := p.Stats(); s.TimedOut != 1 || s.Waited != 1 || s.DialFailures != 0 {
 		t.Fatalf("stats %+v", s)
 	}
@@ -167,7 +162,7 @@ func TestProxyDialRetry(t *testing.T) {
 	p := newProxy(t, 10*time.Second)
 	p.Associate("i-1", addr)
 	c := dial(t, p)
-	waitFor(t, "a refused dial", func() bool { return p.Stats().DialRetries > 0 })
+	testutil.WaitFor(t, testutil.Timeout, "a refused dial", func() bool { return p.Stats().DialRetries > 0 })
 	echoServer(t, addr)
 	roundTrip(t, c, "still here")
 	if s := p.Stats(); s.DialFailures != 0 || s.Waited != 0 {
@@ -180,7 +175,7 @@ func TestProxyDialFailsUntilTimeout(t *testing.T) {
 	p.Associate("i-1", freePort(t))
 	c := dial(t, p)
 	expectClosed(t, c)
-	waitFor(t, "the connection to be counted", func() bool { return p.Stats().Active == 0 })
+	testutil.WaitFor(t, testutil.Timeout, "the connection to be counted", func() bool { return p.Stats().Active == 0 })
 	if s := p.Stats(); s.DialFailures != 1 || s.TimedOut != 0 || s.DialRetries == 0 {
 		t.Fatalf("stats %+v", s)
 	}
@@ -192,7 +187,7 @@ func TestProxyHolderChangesWhileRetrying(t *testing.T) {
 	p := newProxy(t, 10*time.Second)
 	p.Associate("i-old", freePort(t))
 	c := dial(t, p)
-	waitFor(t, "a refused dial", func() bool { return p.Stats().DialRetries > 0 })
+	testutil.WaitFor(t, testutil.Timeout, "a refused dial", func() bool { return p.Stats().DialRetries > 0 })
 	p.Associate("i-new", echoServer(t, "127.0.0.1:0").Addr().String())
 	roundTrip(t, c, "moved")
 }
@@ -220,7 +215,7 @@ func TestProxyDisassociate(t *testing.T) {
 		}
 		roundTrip(t, old, "after") // still forwarded to i-a
 		waiting := dial(t, p)
-		waitFor(t, "the new connection to wait", func() bool { return p.Stats().Waited == 1 })
+		testutil.WaitFor(t, testutil.Timeout, "the new connection to wait", func() bool { return p.Stats().Waited == 1 })
 		p.Associate("i-b", b.Addr().String())
 		roundTrip(t, waiting, "b")
 	})
@@ -284,7 +279,7 @@ func TestProxyBackendReset(t *testing.T) {
 	p.Associate("i-1", ln.Addr().String())
 	c := dial(t, p)
 	expectClosed(t, c)
-	waitFor(t, "the connection to end", func() bool { return p.Stats().Active == 0 })
+	testutil.WaitFor(t, testutil.Timeout, "the connection to end", func() bool { return p.Stats().Active == 0 })
 }
 
 func TestProxyClose(t *testing.T) {
@@ -306,7 +301,7 @@ func TestProxyClose(t *testing.T) {
 	for range 5 {
 		waiting = append(waiting, dial(t, p))
 	}
-	waitFor(t, "the waiters", func() bool { return p.Stats().Waited == 5 })
+	testutil.WaitFor(t, testutil.Timeout, "the waiters", func() bool { return p.Stats().Waited == 5 })
 	if s := p.Stats(); s.Active != 10 {
 		t.Fatalf("stats %+v", s)
 	}
@@ -337,7 +332,7 @@ func TestProxyClose(t *testing.T) {
 	for _, c := range append(forwarding, waiting...) {
 		c.Close()
 	}
-	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before+2 })
+	testutil.WaitFor(t, testutil.Timeout, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before+2 })
 }
 
 func TestProxyManyConnections(t *testing.T) {
@@ -374,14 +369,14 @@ func TestProxyManyConnections(t *testing.T) {
 	close(start)
 	// Half of them arrive before the holder, and the holder flips under
 	// the others.
-	time.Sleep(10 * time.Millisecond)
+	testutil.WaitFor(t, testutil.Timeout, "half the connections to wait", func() bool { return p.Stats().Waited >= n/2 })
 	p.Associate("i-1", backend.Addr().String())
 	p.Associate("i-1", backend.Addr().String())
 	wg.Wait()
 	if failed.Load() > 0 {
 		t.Fatalf("%d of %d connections failed", failed.Load(), n)
 	}
-	waitFor(t, "connections to end", func() bool { return p.Stats().Active == 0 })
+	testutil.WaitFor(t, testutil.Timeout, "connections to end", func() bool { return p.Stats().Active == 0 })
 	if s := p.Stats(); s.Accepted != n {
 		t.Fatalf("stats %+v", s)
 	}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/autoheal/autoheal/internal/testutil"
 )
 
 // The test binary doubles as the instance of socket-mode tests: with this
@@ -114,22 +116,35 @@ func TestSocketHandoverRefusesNothing(t *testing.T) {
 					byPid[strings.TrimSpace(line)]++
 				}
 				mu.Unlock()
-				time.Sleep(time.Millisecond)
 			}
+		})
+	}
+	// allQueued waits until every client has a connection in the backlog
+	// and nobody accepts them: the kernel, not a sleep, says they arrived
+	// while no instance was there.
+	allQueued := func(when string) {
+		t.Helper()
+		testutil.WaitFor(t, testutil.Timeout, "the 4 clients to queue in the backlog "+when, func() bool {
+			n, err := testutil.Backlog(s.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n == 4
 		})
 	}
 
 	// The clients start before any instance: they queue in the backlog.
-	time.Sleep(50 * time.Millisecond)
+	allQueued("before the first instance")
 	first := startInstance(t, s)
-	waitFor(t, "the first instance to serve", func() bool { return served(first.Process.Pid) >= 20 })
+	testutil.WaitFor(t, testutil.Timeout, "the first instance to serve", func() bool { return served(first.Process.Pid) >= 20 })
 
 	first.Process.Kill()
 	first.Wait()
-	// No instance at all for a while, as during a replacement.
-	time.Sleep(200 * time.Millisecond)
+	// No instance at all, as during a replacement, until the clients
+	// whose connection died with the first instance have connected again.
+	allQueued("between the instances")
 	second := startInstance(t, s)
-	waitFor(t, "the second instance to serve", func() bool { return served(second.Process.Pid) >= 20 })
+	testutil.WaitFor(t, testutil.Timeout, "the second instance to serve", func() bool { return served(second.Process.Pid) >= 20 })
 	stop.Store(true)
 	wg.Wait()
 

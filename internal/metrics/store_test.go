@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -618,35 +619,42 @@ func TestPersistence(t *testing.T) {
 }
 
 // TestConcurrent runs every operation at once, for the race detector.
+// Rounds, not time, bound it: each goroutine goes on until every one has
+// done its share, so all of them overlap however the machine schedules
+// them.
 func TestConcurrent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "metrics.snap")
 	s, c := newStore(t, Options{Path: path, Resolution: time.Second, Retention: time.Minute, MaxSeries: 50})
+	const writers = 4
 	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for w := range 4 {
+	var done atomic.Int32 // goroutines that have done their share
+	// until runs round until all writers+1 goroutines have done their
+	// rounds, counting this one's when it has.
+	until := func(rounds int, round func()) {
+		for i := 1; ; i++ {
+			round()
+			if i == rounds {
+				done.Add(1)
+			}
+			if i >= rounds && done.Load() == writers+1 {
+				return
+			}
+		}
+	}
+	for w := range writers {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), 0))
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+			until(100, func() {
 				data := make([]Datum, 20)
 				for j := range data {
 					data[j] = Datum{MetricName: "m", Dimensions: []Dimension{{"InstanceId", fmt.Sprint("i-", rng.IntN(60))}}, Values: []float64{rng.Float64() + 1, 2}}
 				}
 				s.Put("App", data)
-			}
+			})
 		})
 	}
 	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
+		until(5, func() {
 			c.Add(100 * time.Millisecond)
 			s.Sweep()
 			s.Series()
@@ -656,10 +664,8 @@ func TestConcurrent(t *testing.T) {
 			if err := s.Snapshot(); err != nil {
 				t.Error(err)
 			}
-		}
+		})
 	})
-	time.Sleep(300 * time.Millisecond)
-	close(stop)
 	wg.Wait()
 	if s.Len() > 50 {
 		t.Errorf("%d series, at most 50", s.Len())

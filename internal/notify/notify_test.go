@@ -21,6 +21,7 @@ import (
 
 	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/store"
+	"github.com/autoheal/autoheal/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.json")
@@ -51,7 +52,7 @@ func (j *journal) append(_ context.Context, ev store.Event) error {
 // wait returns the types of the events journaled once there are n.
 func (j *journal) wait(t *testing.T, n int) []string {
 	t.Helper()
-	waitFor(t, "journal events", func() bool { return len(j.types()) >= n })
+	testutil.WaitFor(t, testutil.Timeout, "journal events", func() bool { return len(j.types()) >= n })
 	return j.types()
 }
 
@@ -128,25 +129,12 @@ func (rc *receiver) requests() []received {
 	return append([]received(nil), rc.got...)
 }
 
-// waitFor polls cond until it holds; the deadline only turns a hang into a
-// failure, it asserts nothing about speed.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // waitStatus waits until every delivery of key has left pending and returns
 // them oldest first.
 func waitDone(t *testing.T, n *Notifier, f Filter, want int) []Delivery {
 	t.Helper()
 	var ds []Delivery
-	waitFor(t, "deliveries to finish", func() bool {
+	testutil.WaitFor(t, testutil.Timeout, "deliveries to finish", func() bool {
 		var err error
 		ds, err = n.Deliveries(context.Background(), f)
 		if err != nil {
@@ -481,7 +469,7 @@ func TestDurableAcrossRestart(t *testing.T) {
 	if err := n.Send(context.Background(), "ops", incident("inc-1", EventTrigger)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a failed attempt", func() bool { return len(rc.requests()) > 0 })
+	testutil.WaitFor(t, testutil.Timeout, "a failed attempt", func() bool { return len(rc.requests()) > 0 })
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -683,7 +671,7 @@ func TestRemovedChannelIsAbandoned(t *testing.T) {
 	if err := n.Send(context.Background(), "old", incident("inc-1", EventTrigger)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a failed attempt", func() bool { return len(rc.requests()) > 0 })
+	testutil.WaitFor(t, testutil.Timeout, "a failed attempt", func() bool { return len(rc.requests()) > 0 })
 	n.Close()
 
 	n = newNotifier(t, st, []ChannelSpec{{Name: "new", Type: TypeWebhook, URL: rc.URL}}, opts)

@@ -266,7 +266,10 @@ groups:
 		}()
 	}
 	for i := 0; i < 3; i++ { // restart in place, replace, restart
-		time.Sleep(300 * time.Millisecond)
+		// The kill comes while the clients are being served: in flight,
+		// and dialling again at once.
+		served := ok.Load()
+		waitFor(t, 20*time.Second, "requests served by the instance", func() bool { return ok.Load() >= served+20 })
 		pid := e.waitInService(1, 20*time.Second)[0].Pid
 		syscall.Kill(pid, syscall.SIGKILL)
 		waitFor(t, 20*time.Second, "new pid", func() bool {

@@ -25,6 +25,7 @@ import (
 	"github.com/autoheal/autoheal/internal/provider/local"
 	"github.com/autoheal/autoheal/internal/server"
 	"github.com/autoheal/autoheal/internal/store"
+	"github.com/autoheal/autoheal/internal/testutil"
 )
 
 // bins holds the binaries the tests build once: the pet app, the stateless
@@ -288,17 +289,12 @@ func isZombie(stat []byte) bool {
 	return i > 0 && i+2 < len(stat) && stat[i+2] == 'Z'
 }
 
-// waitFor polls cond until it is true or the timeout passes.
+// waitFor polls cond until it is true, and fails the test naming what if
+// the timeout passes first (testutil.WaitFor, under the name every test of
+// this package calls).
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	testutil.WaitFor(t, timeout, what, cond)
 }
 
 // live returns the non-terminated instances.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/autoheal/autoheal/internal/api"
 	"github.com/autoheal/autoheal/internal/store"
+	"github.com/autoheal/autoheal/internal/testutil"
 )
 
 // Fault tests of the load balancer: real web app instances behind an
@@ -137,33 +138,28 @@ func stateOf(ts []targetView, id string) string {
 // healthy ones' ids.
 func (e *env) waitHealthyTargets(name string, n int, timeout time.Duration) []string {
 	e.t.Helper()
-	var ids []string
-	var last []targetView
-	deadline := time.Now().Add(timeout)
-	for {
+	what := fmt.Sprintf("%d healthy targets in %s", n, name)
+	return testutil.Eventually(e.t, timeout, what, func() ([]string, error) {
 		ts, err := e.targets(name)
-		if err == nil {
-			last = ts
-			ids = ids[:0]
-			others := false
-			for _, t := range ts {
-				switch t.State {
-				case "healthy":
-					ids = append(ids, t.ID)
-				case "unused":
-				default:
-					others = true
-				}
-			}
-			if len(ids) == n && !others {
-				return ids
+		if err != nil {
+			return nil, err
+		}
+		var ids []string
+		others := false
+		for _, t := range ts {
+			switch t.State {
+			case "healthy":
+				ids = append(ids, t.ID)
+			case "unused":
+			default:
+				others = true
 			}
 		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out after %s waiting for %d healthy targets in %s: %+v (%v)", timeout, n, name, last, err)
+		if len(ids) != n || others {
+			return ids, fmt.Errorf("targets %+v", ts)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return ids, nil
+	})
 }
 
 // served is one answered request of a load run.

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -271,6 +272,7 @@ type browser struct {
 
 	mu      sync.Mutex
 	console []string // errors and exceptions not yet reported
+	marks   int      // written by checkConsole, to know it has read up to them
 }
 
 func newBrowser(t *testing.T, chromium, base string) *browser {
@@ -434,12 +436,22 @@ func (b *browser) takeConsole() []string {
 }
 
 // checkConsole fails on any console error or uncaught exception since the
-// last check.
+// last check. Messages arrive on their own stream, after the command that
+// caused them has returned: the check writes a mark of its own on the
+// console and waits for it, and the stream keeps the page's order, so
+// every message the page wrote before is in by then.
 func (b *browser) checkConsole(t *testing.T, page string) {
 	t.Helper()
-	// Messages arrive on their own stream: let the last ones in.
-	time.Sleep(200 * time.Millisecond)
-	if c := b.takeConsole(); len(c) > 0 {
+	b.marks++
+	mark := fmt.Sprintf("[autoheal test mark %d]", b.marks)
+	b.eval(t, fmt.Sprintf("console.error(%q)", mark))
+	isMark := func(m string) bool { return strings.Contains(m, mark) }
+	waitFor(t, 10*time.Second, "the console to catch up with the page", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return slices.ContainsFunc(b.console, isMark)
+	})
+	if c := slices.DeleteFunc(b.takeConsole(), isMark); len(c) > 0 {
 		t.Errorf("console errors on %s:\n%s", page, strings.Join(c, "\n"))
 	}
 }

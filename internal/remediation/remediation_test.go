@@ -186,3 +186,78 @@ func TestResumeAfterRestart(t *testing.T) {
 		t.Fatalf("timeline %s", types(inc))
 	}
 }
+
+// Regression: "Remediation runs twice after a controller restart." An
+// incident whose runbook had succeeded and that waited for its alert to
+// resolve ran the runbook again at once when the controller restarted,
+// without waiting out verify_timeout. The second attempt must come only
+// when the first one's verification deadline (recorded before the
+// restart) has passed.
+func TestRestartDuringVerificationDoesNotRunTheRunbookAgain(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.doc("fix", `echo ran >> "$DIR/runs"`)
+	const verify = 3 * time.Second
+	tr := trigger
+	tr.Source, tr.Metric, tr.Namespace = "alertmanager", "", ""
+	id, err := h.m.Open(context.Background(), tr, &Spec{Runbook: "fix", MaxAttempts: 2, VerifyTimeout: verify, Escalate: []string{"ops"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var succeeded time.Time
+	waitFor(t, "the runbook to succeed and verification to begin", func() bool {
+		inc, err := h.m.Get(context.Background(), id)
+		for _, e := range inc.Timeline {
+			if err == nil && e.Type == EntryOutput {
+				succeeded = e.Time
+				return true
+			}
+		}
+		return false
+	})
+	h.m.Close() // the controller stops during verification
+	h.m = New(h.m.deps)
+	t.Cleanup(h.m.Close)
+	if err := h.m.Resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	inc := h.waitStatus(id, StatusEscalated)
+	var second time.Time
+	for _, e := range inc.Timeline {
+		if e.Type == EntryAttempt && e.Attempt == 2 {
+			second = e.Time
+		}
+	}
+	if second.IsZero() || second.Before(succeeded.Add(verify)) {
+		t.Fatalf("attempt 2 at %s, %s after attempt 1 succeeded; want it once verify_timeout (%s) has passed:\n%s",
+			second.Format(time.RFC3339Nano), second.Sub(succeeded), verify, types(inc))
+	}
+	if inc.Attempts != 2 || runs(t, h.dir) != 2 {
+		t.Fatalf("%d attempts, %d runs of the runbook; want 2 and 2: %s", inc.Attempts, runs(t, h.dir), types(inc))
+	}
+}
+
+// runs counts the lines the runbook's script appended to dir/runs.
+func runs(t *testing.T, dir string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "runs"))
+	if os.IsNotExist(err) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "\n")
+}
+
+// waitFor polls cond until it holds, for at most 20 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

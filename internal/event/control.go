@@ -169,6 +169,13 @@ type ExecutionApproval struct {
 type ExecutionResume struct {
 	Execution
 	Step string `json:"step"`
+	// Action is what the restarted controller does with the step: run (it
+	// had not begun), continue (an attempt safe to repeat goes on under
+	// its recorded deadline), retry (the next attempt at its recorded
+	// time), timed_out (its deadline passed meanwhile), interrupted (an
+	// attempt with effects is not repeated: the step fails), ended,
+	// finish.
+	Action string `json:"action,omitempty"`
 }
 
 // WindowStart starts a maintenance window's run.

@@ -25,11 +25,11 @@ type harness struct {
 	st      *store.Store
 	eng     *runbook.Engine
 	engDeps runbook.Deps
-	lib  *runbook.Library
-	m    *Manager
-	mu   sync.Mutex
-	sent []notify.Message
-	to   [][]string
+	lib     *runbook.Library
+	m       *Manager
+	mu      sync.Mutex
+	sent    []notify.Message
+	to      [][]string
 }
 
 // newHarness: real store, real runbook engine running real scripts; the

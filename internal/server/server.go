@@ -244,6 +244,7 @@ func Run(ctx context.Context, opts Options) error {
 				return fmt.Errorf("group %s: %w", name, group.ErrNotFound)
 			},
 			Journal: func(ctx context.Context, ev store.Event) error { _, err := st.Append(ctx, ev); return err },
+			Records: st,
 			Logger:  log,
 		})
 		if err != nil {

@@ -113,7 +113,7 @@ func (s *Scheduler) execute(r *run) {
 			}
 		}
 	}()
-	if !r.resumed.IsZero() && !r.win.End.After(r.resumed) {
+	if reason != "" && !r.resumed.IsZero() && !r.win.End.After(r.resumed) {
 		reason = "the window ended while the controller was down"
 	}
 	s.finish(r, len(targets), reason)

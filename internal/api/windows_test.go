@@ -22,9 +22,11 @@ type windowRunner struct {
 	release chan struct{}
 }
 
-func (f *windowRunner) Start(context.Context, string, map[string]string, string) (string, error) {
-	return "exec-1", nil
+func (f *windowRunner) StartAs(context.Context, string, string, map[string]string, string) error {
+	return nil
 }
+
+func (f *windowRunner) Exists(context.Context, string) (bool, error) { return true, nil }
 
 func (f *windowRunner) Wait(ctx context.Context, _ string) (string, error) {
 	select {

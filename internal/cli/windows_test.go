@@ -19,9 +19,10 @@ import (
 // succeeds at once.
 type windowsRunner struct{}
 
-func (windowsRunner) Start(context.Context, string, map[string]string, string) (string, error) {
-	return "exec-1", nil
+func (windowsRunner) StartAs(context.Context, string, string, map[string]string, string) error {
+	return nil
 }
+func (windowsRunner) Exists(context.Context, string) (bool, error) { return true, nil }
 func (windowsRunner) Wait(context.Context, string) (string, error) {
 	return maintenance.StatusSuccess, nil
 }

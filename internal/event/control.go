@@ -25,6 +25,7 @@ const (
 	KindWindowStart           Kind = "maintenance.window.start"
 	KindWindowEnd             Kind = "maintenance.window.end"
 	KindWindowSkip            Kind = "maintenance.window.skip"
+	KindWindowResume          Kind = "maintenance.window.resume"
 	KindTaskStart             Kind = "maintenance.task.start"
 	KindTaskEnd               Kind = "maintenance.task.end"
 	KindScheduledAction       Kind = "schedule.action"
@@ -169,6 +170,13 @@ type ExecutionApproval struct {
 type ExecutionResume struct {
 	Execution
 	Step string `json:"step"`
+	// Action is what the restarted controller does with the step: run (it
+	// had not begun), continue (an attempt safe to repeat goes on under
+	// its recorded deadline), retry (the next attempt at its recorded
+	// time), timed_out (its deadline passed meanwhile), interrupted (an
+	// attempt with effects is not repeated: the step fails), ended,
+	// finish.
+	Action string `json:"action,omitempty"`
 }
 
 // WindowStart starts a maintenance window's run.
@@ -193,6 +201,20 @@ type WindowEnd struct {
 	Cancelled int    `json:"cancelled"`
 	NotRun    int    `json:"not_run"`
 	Reason    string `json:"reason,omitempty"`
+}
+
+// WindowResume is a window's run taken up by a restarted controller.
+type WindowResume struct {
+	Window string `json:"window"`
+	RunID  string `json:"run_id"`
+	// Action is continue (the window is open: the run goes on) or end
+	// (it closed meanwhile: the run ends with its tasks' outcomes).
+	Action string `json:"action"`
+	// Tasks are the tasks recorded as started, Running those of them not
+	// recorded as ended.
+	Tasks   int       `json:"tasks"`
+	Running int       `json:"running"`
+	End     time.Time `json:"end"`
 }
 
 // WindowSkip is a window start that did not run.
@@ -252,6 +274,7 @@ func (ExecutionResume) Kind() Kind       { return KindExecutionResume }
 func (WindowStart) Kind() Kind           { return KindWindowStart }
 func (WindowEnd) Kind() Kind             { return KindWindowEnd }
 func (WindowSkip) Kind() Kind            { return KindWindowSkip }
+func (WindowResume) Kind() Kind          { return KindWindowResume }
 func (TaskStart) Kind() Kind             { return KindTaskStart }
 func (TaskEnd) Kind() Kind               { return KindTaskEnd }
 func (ScheduledAction) Kind() Kind       { return KindScheduledAction }
@@ -277,6 +300,7 @@ func init() {
 	register[WindowStart]()
 	register[WindowEnd]()
 	register[WindowSkip]()
+	register[WindowResume]()
 	register[TaskStart]()
 	register[TaskEnd]()
 	register[ScheduledAction]()

@@ -9,19 +9,24 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/crashpoint"
 	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/store"
 )
 
 // Runner runs documents. The runbook executor implements it.
 type Runner interface {
-	// Start runs a document with string parameters and returns its
-	// execution id. origin says who asked (see Origin).
-	Start(ctx context.Context, document string, params map[string]string, origin string) (string, error)
+	// StartAs runs a document with string parameters under an execution
+	// id the scheduler chose and recorded first; an id that already has
+	// an execution starts nothing. origin says who asked (see Origin).
+	StartAs(ctx context.Context, id, document string, params map[string]string, origin string) error
+	// Exists reports whether an execution has the id.
+	Exists(ctx context.Context, id string) (bool, error)
 	// Wait blocks until the execution ends and returns its final status:
 	// "Success", "Failed", "Cancelled" or "TimedOut".
 	Wait(ctx context.Context, id string) (string, error)
@@ -82,6 +87,11 @@ type Deps struct {
 	Scale func(ctx context.Context, group string, min, max, desired *int) error
 	// Journal appends an event to the durable journal. Default: none.
 	Journal func(ctx context.Context, ev store.Event) error
+	// Records keeps the runs in progress and the last scheduled times
+	// durably (the store), with their events: a restarted controller
+	// takes them up. Default: kept in memory, events to Journal, and a
+	// run the controller stops in the middle of ends Interrupted.
+	Records Records
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger. Default slog.Default().
@@ -119,6 +129,12 @@ type Scheduler struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// records keeps state; durable when it is the caller's.
+	records Records
+	durable bool
+	// wmu orders the writes of state.
+	wmu sync.Mutex
+
 	// mu guards the fields below and the state of every run. It is held
 	// only for short reads and updates, never across a call out.
 	mu      sync.Mutex
@@ -126,6 +142,8 @@ type Scheduler struct {
 	closed  bool
 	// busy counts the executions running on each instance.
 	busy map[string]int
+	// state is what is recorded (records.go).
+	state state
 }
 
 type windowState struct {
@@ -163,7 +181,12 @@ func New(cfg *config.Config, deps Deps) (*Scheduler, error) {
 	if len(cfg.ScheduledActions) > 0 && deps.Scale == nil {
 		return nil, errors.New("maintenance: scheduled actions need Scale")
 	}
-	s := &Scheduler{deps: deps, log: deps.Logger, byName: map[string]*windowState{}, busy: map[string]int{}}
+	s := &Scheduler{deps: deps, log: deps.Logger, byName: map[string]*windowState{}, busy: map[string]int{},
+		records: deps.Records, durable: deps.Records != nil,
+		state: state{Runs: map[string]*runRecord{}, Windows: map[string]time.Time{}, Actions: map[string]actionRecord{}}}
+	if s.records == nil {
+		s.records = &memRecords{journal: deps.Journal, m: map[string]string{}}
+	}
 	for _, w := range cfg.MaintenanceWindows {
 		sc, err := parseSchedule(w.Schedule, w.TimeZone)
 		if err != nil {
@@ -187,29 +210,85 @@ func New(cfg *config.Config, deps Deps) (*Scheduler, error) {
 	return s, nil
 }
 
-// Run starts following the schedules. Starts that passed before Run are
-// not run, even when their window is still open. It returns at once; a
-// second call does nothing.
+// Run takes up the runs an earlier controller recorded (resumeRun) and
+// starts following the schedules. Starts that passed before Run are not
+// run, even when their window is still open, except a scheduled action
+// begun but not known applied within a minute (actionStart). It returns
+// at once; a second call does nothing.
 func (s *Scheduler) Run() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.started || s.closed {
+		s.mu.Unlock()
 		return
 	}
 	s.started = true
+	s.mu.Unlock()
+	if err := s.load(s.ctx); err != nil {
+		s.log.Error("maintenance runs cannot be taken up", "err", err)
+	}
+	s.resumeRuns()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
 	for _, ws := range s.windows {
 		s.wg.Add(1)
-		go s.windowLoop(ws)
+		go s.windowLoop(ws, s.state.Windows[ws.cfg.Name])
 	}
 	for _, as := range s.actions {
 		s.wg.Add(1)
-		go s.actionLoop(as)
+		go s.actionLoop(as, s.state.Actions[as.cfg.Name])
+	}
+}
+
+// resumeRuns takes up each recorded run, or ends it when its window is
+// gone from the config.
+func (s *Scheduler) resumeRuns() {
+	now := s.deps.Now()
+	s.mu.Lock()
+	recs := make([]*runRecord, 0, len(s.state.Runs))
+	for _, rec := range s.state.Runs {
+		recs = append(recs, rec)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(recs, func(a, b *runRecord) int { return strings.Compare(a.Window, b.Window) })
+	for _, rec := range recs {
+		ws := s.byName[rec.Window]
+		var docs []string
+		if ws != nil {
+			docs = documents(ws.cfg)
+		}
+		verdict := resumeRun(*rec, docs, now)
+		running := 0
+		for _, t := range rec.Tasks {
+			if t.Status == "" {
+				running++
+			}
+		}
+		if verdict == resumeDrop {
+			final := RunStatus{ID: rec.ID, Outcome: OutcomeInterrupted,
+				Reason: "its window is no longer in the config, or its tasks changed; executions still running are left to the runbook executor"}
+			rec.counts(&final)
+			final.NotRun = max(0, len(rec.Targets)*len(rec.Documents)-final.Succeeded-final.Failed-final.Cancelled-running)
+			s.ended(rec.Window, rec, final, len(rec.Targets), len(rec.Documents))
+			continue
+		}
+		action := map[resumeVerdict]string{resumeGoOn: "continue", resumeEnd: "end"}[verdict]
+		s.save(func(*state) {}, store.Event{Type: event.KindWindowResume,
+			Message: fmt.Sprintf("maintenance window %s run %s taken up after a controller restart (%s): %d task(s) recorded, %d of them running; the window ends at %s",
+				rec.Window, rec.ID, action, len(rec.Tasks), running, rec.Win.End.Format(time.RFC3339)),
+			Data: event.WindowResume{Window: rec.Window, RunID: rec.ID, Action: action, Tasks: len(rec.Tasks), Running: running, End: rec.Win.End}})
+		s.mu.Lock()
+		s.resume(ws, rec, now)
+		s.mu.Unlock()
 	}
 }
 
 // Close stops the schedules and every run, and waits for them. Executions
 // that are still running are not cancelled: they belong to the runbook
-// executor, which stops or resumes them; their runs end as Interrupted.
+// executor, which stops or resumes them; their runs stay recorded for the
+// next controller to take up (without Records they end Interrupted).
 func (s *Scheduler) Close() {
 	s.mu.Lock()
 	s.closed = true
@@ -321,11 +400,12 @@ func (s *Scheduler) Windows() []WindowStatus {
 // Origin is the origin a window run gives the Runner for its executions.
 func Origin(window, runID string) string { return "maintenance-window/" + window + "/" + runID }
 
-// windowLoop starts the window at each scheduled start until Close.
-func (s *Scheduler) windowLoop(ws *windowState) {
+// windowLoop starts the window at each scheduled start after last (the
+// last one begun, recorded) until Close.
+func (s *Scheduler) windowLoop(ws *windowState, last time.Time) {
 	defer s.wg.Done()
 	defer s.recoverPanic("maintenance window " + ws.cfg.Name)
-	after := s.deps.Now()
+	after := maxTime(s.deps.Now(), last)
 	for {
 		next, err := ws.sched.next(after)
 		if err != nil {
@@ -358,11 +438,20 @@ func (s *Scheduler) skip(ws *windowState, win Window, why string) {
 		Data:    event.WindowSkip{Window: ws.cfg.Name, Start: win.Start, Reason: why}})
 }
 
-// actionLoop applies a scheduled action at each scheduled time until Close.
-func (s *Scheduler) actionLoop(as *actionState) {
+// actionLoop applies a scheduled action at each scheduled time until
+// Close. rec is the last time begun, recorded: one begun but not known
+// applied is applied again if still on time (actionStart), and no time
+// is applied twice.
+func (s *Scheduler) actionLoop(as *actionState, rec actionRecord) {
 	defer s.wg.Done()
 	defer s.recoverPanic("scheduled action " + as.cfg.Name)
-	after := s.deps.Now()
+	reapply, after := actionStart(rec, s.deps.Now())
+	switch {
+	case reapply:
+		s.apply(as, rec.Time)
+	case !rec.Time.IsZero() && !rec.Done:
+		s.unknown(as, rec.Time)
+	}
 	for {
 		next, err := as.sched.next(after)
 		if err != nil {
@@ -382,12 +471,19 @@ func (s *Scheduler) actionLoop(as *actionState) {
 	}
 }
 
-// apply sets the group's capacity and journals the result.
+// apply records the scheduled time, sets the group's capacity, and
+// records and journals the result.
 func (s *Scheduler) apply(as *actionState, at time.Time) {
 	a := as.cfg
+	if err := s.save(func(st *state) { st.Actions[a.Name] = actionRecord{Time: at} }); err != nil {
+		s.log.Warn("scheduled action not applied: it could not be recorded first", "action", a.Name, "err", err)
+		return
+	}
+	crashpoint.Hit("maintenance.action.recorded")
 	ctx, cancel := context.WithTimeout(s.ctx, callTimeout)
 	defer cancel()
 	err := s.deps.Scale(ctx, a.Group, a.Min, a.Max, a.Desired)
+	crashpoint.Hit("maintenance.action.applied")
 	caps := capacities(a)
 	data := event.ScheduledAction{Action: a.Name, Schedule: a.Schedule, Time: at, Min: a.Min, Max: a.Max, Desired: a.Desired}
 	msg := fmt.Sprintf("scheduled action %s set %s of group %s", a.Name, caps, a.Group)
@@ -396,7 +492,19 @@ func (s *Scheduler) apply(as *actionState, at time.Time) {
 		data.Error = err.Error()
 		s.log.Warn("scheduled action failed", "action", a.Name, "group", a.Group, "err", err)
 	}
-	s.journal(store.Event{Type: event.KindScheduledAction, Group: a.Group, Message: msg, Data: data})
+	s.save(func(st *state) { st.Actions[a.Name] = actionRecord{Time: at, Done: true} },
+		store.Event{Type: event.KindScheduledAction, Group: a.Group, Message: msg, Data: data})
+}
+
+// unknown journals a scheduled time begun by an earlier controller that
+// stopped before its result was recorded, too long ago to apply it again.
+func (s *Scheduler) unknown(as *actionState, at time.Time) {
+	a := as.cfg
+	why := "the controller stopped while applying it; too late to apply it again, it may or may not have been applied"
+	s.save(func(st *state) { st.Actions[a.Name] = actionRecord{Time: at, Done: true} },
+		store.Event{Type: event.KindScheduledAction, Group: a.Group,
+			Message: fmt.Sprintf("scheduled action %s of %s: %s", a.Name, at.Format(time.RFC3339), why),
+			Data:    event.ScheduledAction{Action: a.Name, Schedule: a.Schedule, Time: at, Min: a.Min, Max: a.Max, Desired: a.Desired, Error: why}})
 }
 
 func capacities(a config.ScheduledAction) string {

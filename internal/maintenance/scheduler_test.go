@@ -20,13 +20,17 @@ import (
 // fakeRunner is the runbook executor, faked at its edge: the real one is
 // another package's, and what is tested here is the scheduling around it.
 type fakeRunner struct {
-	StartFunc  func(ctx context.Context, document string, params map[string]string, origin string) (string, error)
+	StartFunc  func(ctx context.Context, id, document string, params map[string]string, origin string) error
+	ExistsFunc func(ctx context.Context, id string) (bool, error)
 	WaitFunc   func(ctx context.Context, id string) (string, error)
 	CancelFunc func(ctx context.Context, id string) error
 }
 
-func (f *fakeRunner) Start(ctx context.Context, document string, params map[string]string, origin string) (string, error) {
-	return f.StartFunc(ctx, document, params, origin)
+func (f *fakeRunner) StartAs(ctx context.Context, id, document string, params map[string]string, origin string) error {
+	return f.StartFunc(ctx, id, document, params, origin)
+}
+func (f *fakeRunner) Exists(ctx context.Context, id string) (bool, error) {
+	return f.ExistsFunc(ctx, id)
 }
 func (f *fakeRunner) Wait(ctx context.Context, id string) (string, error) { return f.WaitFunc(ctx, id) }
 func (f *fakeRunner) Cancel(ctx context.Context, id string) error         { return f.CancelFunc(ctx, id) }
@@ -37,7 +41,7 @@ var _ Runner = (*fakeRunner)(nil)
 // status its end function gives, or Cancelled when cancelled.
 type executions struct {
 	mu        sync.Mutex
-	n         int
+	order     []string // ids, in the order started
 	byID      map[string]*execution
 	cancelled []string
 	// end decides an execution's status; it may block (until ctx ends, to
@@ -61,16 +65,25 @@ func newExecutions(end func(ctx context.Context, e *execution) string) *executio
 // the target is busy at each Start.
 func (x *executions) runner(sched **Scheduler) *fakeRunner {
 	return &fakeRunner{
-		StartFunc: func(ctx context.Context, document string, params map[string]string, origin string) (string, error) {
+		StartFunc: func(ctx context.Context, id, document string, params map[string]string, origin string) error {
 			x.mu.Lock()
 			defer x.mu.Unlock()
-			x.n++
-			e := &execution{id: fmt.Sprintf("exec-%03d", x.n), document: document, origin: origin, params: params, cancel: make(chan struct{})}
+			if _, ok := x.byID[id]; ok {
+				return nil // as the engine: an id starts once
+			}
+			e := &execution{id: id, document: document, origin: origin, params: params, cancel: make(chan struct{})}
 			if sched != nil && *sched != nil {
 				e.busy = (*sched).Busy(params["Target"])
 			}
 			x.byID[e.id] = e
-			return e.id, nil
+			x.order = append(x.order, id)
+			return nil
+		},
+		ExistsFunc: func(ctx context.Context, id string) (bool, error) {
+			x.mu.Lock()
+			defer x.mu.Unlock()
+			_, ok := x.byID[id]
+			return ok, nil
 		},
 		WaitFunc: func(ctx context.Context, id string) (string, error) {
 			x.mu.Lock()
@@ -104,7 +117,9 @@ func (x *executions) all() []*execution {
 	for _, e := range x.byID {
 		out = append(out, e)
 	}
-	slices.SortFunc(out, func(a, b *execution) int { return strings.Compare(a.id, b.id) })
+	slices.SortFunc(out, func(a, b *execution) int {
+		return slices.Index(x.order, a.id) - slices.Index(x.order, b.id)
+	})
 	return out
 }
 
@@ -481,8 +496,9 @@ func TestWindowEndCancelsRunningTasks(t *testing.T) {
 	}
 	f.x.mu.Lock()
 	cancelled := slices.Sorted(slices.Values(f.x.cancelled))
+	started := slices.Sorted(slices.Values(f.x.order))
 	f.x.mu.Unlock()
-	if !slices.Equal(cancelled, []string{"exec-001", "exec-002"}) {
+	if !slices.Equal(cancelled, started) || len(started) != 2 {
 		t.Errorf("cancelled %v, want both running executions", cancelled)
 	}
 	if end.Data.(event.WindowEnd).Outcome != OutcomeTimedOut || end.Data.(event.WindowEnd).Cancelled != 2 || end.Data.(event.WindowEnd).NotRun != 2 {
@@ -543,7 +559,7 @@ func TestTaskEventsNameTheirTarget(t *testing.T) {
 		t.Fatalf("events %v", types)
 	}
 	for _, ev := range evs[1:3] {
-		if ev.Instance != "i-01" || ev.Group != "web" || taskOf(ev.Data).Execution != "exec-001" ||
+		if ev.Instance != "i-01" || ev.Group != "web" || taskOf(ev.Data).Execution != f.x.all()[0].id ||
 			taskOf(ev.Data).Window != "patch" || taskOf(ev.Data).RunID != id || taskOf(ev.Data).Task != 1 {
 			t.Errorf("%s: %+v", ev.Type, ev)
 		}
@@ -558,16 +574,18 @@ func TestStartErrorIsAFailure(t *testing.T) {
 		window:  testWindow(task("missing", "1", "0")),
 		targets: targets("web", 3),
 	})
-	f.sched.deps.Runner.(*fakeRunner).StartFunc = func(context.Context, string, map[string]string, string) (string, error) {
-		return "", errors.New(`document "missing" not found`)
+	f.sched.deps.Runner.(*fakeRunner).StartFunc = func(context.Context, string, string, map[string]string, string) error {
+		return errors.New(`document "missing" not found`)
 	}
 	_, end := f.run(t)
 	ends := f.j.events(event.KindTaskEnd)
 	if len(ends) != 1 || ends[0].Data.(event.TaskEnd).Status != StatusFailed || !strings.Contains(ends[0].Message, "not found") {
 		t.Errorf("task ends %+v", ends)
 	}
-	if len(f.j.events(event.KindTaskStart)) != 0 {
-		t.Error("a task that never started was journaled as started")
+	// The task is recorded as starting, with its execution's id, before
+	// the execution starts; its end says it did not.
+	if starts := f.j.events(event.KindTaskStart); len(starts) != 1 || taskOf(starts[0].Data).Execution != taskOf(ends[0].Data).Execution {
+		t.Errorf("task starts %+v", starts)
 	}
 	if end.Data.(event.WindowEnd).Outcome != OutcomeFailed || end.Data.(event.WindowEnd).NotRun != 2 {
 		t.Errorf("end: %s", end.Message)
@@ -811,11 +829,11 @@ func TestRunnerPanicFailsTheTarget(t *testing.T) {
 	})
 	r := f.sched.deps.Runner.(*fakeRunner)
 	start := r.StartFunc
-	r.StartFunc = func(ctx context.Context, doc string, params map[string]string, origin string) (string, error) {
+	r.StartFunc = func(ctx context.Context, id, doc string, params map[string]string, origin string) error {
 		if params["Target"] == "i-01" {
 			panic("runner bug")
 		}
-		return start(ctx, doc, params, origin)
+		return start(ctx, id, doc, params, origin)
 	}
 	_, end := f.run(t)
 	if got := statuses(f.j.events("")); got["i-01"] != StatusFailed || got["i-02"] != StatusSuccess {

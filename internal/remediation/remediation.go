@@ -99,15 +99,28 @@ type Incident struct {
 	// TimeToRecover is from detection to resolution, in seconds.
 	TimeToRecover float64 `json:"time_to_recover_seconds,omitempty"`
 	// Notified are the channels told about it (they are told when it is
-	// resolved too).
+	// resolved too), recorded before they are told.
 	Notified []string `json:"notified,omitempty"`
+	// Current is the latest attempt: what a restarted controller resumes
+	// from (Decide).
+	Current *Attempt `json:"current_attempt,omitempty"`
+	// OKAt is when the alarm (or the alert) was seen back to OK, recorded
+	// when it was: a resolved Alertmanager alert is not sent again.
+	OKAt *time.Time `json:"ok_at,omitempty"`
+	// Unsent are notifications decided and recorded ("trigger": the
+	// escalation) that are not yet known to be in the notify outbox.
+	Unsent   []string `json:"unsent,omitempty"`
 	Spec     *Spec    `json:"spec,omitempty"`
 	Timeline []Entry  `json:"timeline"`
 }
 
 // Runner runs documents (the runbook engine).
 type Runner interface {
-	Start(ctx context.Context, document string, params map[string]string, origin string) (string, error)
+	// StartAs starts document under an execution id the incident recorded
+	// first; an id that already has an execution starts nothing.
+	StartAs(ctx context.Context, id, document string, params map[string]string, origin string) error
+	// Exists reports whether an execution has the id.
+	Exists(ctx context.Context, id string) (bool, error)
 	Wait(ctx context.Context, id string) (string, error)
 	Get(ctx context.Context, id string) (runbook.Execution, error)
 }
@@ -147,10 +160,23 @@ type Manager struct {
 }
 
 type live struct {
-	mu  sync.Mutex // guards inc against the API reading it
+	// wmu orders the incident's writes: each is made of the state at
+	// its time, and none overtakes another.
+	wmu sync.Mutex
+	mu  sync.Mutex // guards inc and okd; held for no I/O
 	inc *Incident
 	ok  chan struct{} // closed when the alarm returns to OK
 	okd bool
+}
+
+func newLive(inc *Incident) *live { return &live{inc: inc, ok: make(chan struct{})} }
+
+// signal closes l.ok once. Called with l.mu held.
+func (l *live) signal() {
+	if !l.okd {
+		l.okd = true
+		close(l.ok)
+	}
 }
 
 // New returns a manager; Resume continues open incidents.
@@ -200,11 +226,11 @@ func (m *Manager) Open(ctx context.Context, t Trigger, spec *Spec, escalate []st
 		}
 	}
 	inc.Timeline = append(inc.Timeline, Entry{Time: now, Type: EntryDetected, Message: fmt.Sprintf("%s %s: %s", t.Source, t.Alarm, t.Reason)})
-	l := &live{inc: inc, ok: make(chan struct{})}
+	l := newLive(inc)
 	m.open[t.Key] = l
 	m.byID[inc.ID] = l
 	m.mu.Unlock()
-	if err := m.persist(ctx, l, event.New(inc.Group, inc.Instance,
+	if err := m.update(ctx, l, nil, event.New(inc.Group, inc.Instance,
 		fmt.Sprintf("incident %s opened: %s %s: %s", inc.ID, t.Source, t.Alarm, t.Reason),
 		event.IncidentOpen{Source: t.Source, Alarm: t.Alarm, Reason: t.Reason})); err != nil {
 		m.mu.Lock()
@@ -230,7 +256,9 @@ func (m *Manager) start(l *live) {
 	}()
 }
 
-// Resolved tells the incident of key that its alarm returned to OK.
+// Resolved tells the incident of key that its alarm returned to OK. It is
+// recorded before it returns: a restarted controller resolves the
+// incident even if no one says it again.
 func (m *Manager) Resolved(key, reason string) {
 	m.mu.Lock()
 	l, ok := m.open[key]
@@ -238,30 +266,41 @@ func (m *Manager) Resolved(key, reason string) {
 	if !ok {
 		return
 	}
-	l.mu.Lock()
-	if !l.okd {
-		l.okd = true
-		close(l.ok)
+	m.update(context.Background(), l, func(inc *Incident) {
+		if inc.OKAt != nil {
+			return
+		}
+		now := m.deps.Now().UTC()
+		inc.OKAt = &now
 		msg := reason
-		if l.inc.Trigger.Source == "alarm" {
+		if inc.Trigger.Source == "alarm" {
 			msg = "alarm returned to OK: " + reason
 		}
-		l.inc.Timeline = append(l.inc.Timeline, Entry{Time: m.deps.Now().UTC(), Type: EntryNote, Message: msg})
-	}
+		inc.Timeline = append(inc.Timeline, Entry{Time: now, Type: EntryNote, Message: msg})
+	})
+	l.mu.Lock()
+	l.signal()
 	l.mu.Unlock()
 }
 
 // note appends to the timeline and persists.
 func (m *Manager) note(l *live, e Entry, evs ...store.Event) {
-	l.mu.Lock()
-	e.Time = m.deps.Now().UTC()
-	l.inc.Timeline = append(l.inc.Timeline, e)
-	l.mu.Unlock()
-	m.persist(m.ctx, l, evs...)
+	m.update(m.ctx, l, func(inc *Incident) {
+		e.Time = m.deps.Now().UTC()
+		inc.Timeline = append(inc.Timeline, e)
+	}, evs...)
 }
 
-func (m *Manager) persist(ctx context.Context, l *live, evs ...store.Event) error {
+// update applies f to the incident under its lock and writes it durably
+// with evs, in one write. Writes of one incident are made one at a time,
+// each of the state after its own change, so the record never goes back.
+func (m *Manager) update(ctx context.Context, l *live, f func(inc *Incident), evs ...store.Event) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	l.mu.Lock()
+	if f != nil {
+		f(l.inc)
+	}
 	body, err := json.Marshal(l.inc)
 	inc := *l.inc
 	l.mu.Unlock()
@@ -279,137 +318,11 @@ func (m *Manager) persist(ctx context.Context, l *live, evs ...store.Event) erro
 		return err
 	}
 	m.mu.Lock()
-	m.snaps[inc.ID] = body
+	if _, live := m.byID[inc.ID]; live {
+		m.snaps[inc.ID] = body
+	}
 	m.mu.Unlock()
 	return nil
-}
-
-// remediate runs the incident's loop: attempts, verification, escalation,
-// then waits for the alarm to return to OK.
-func (m *Manager) remediate(l *live) {
-	ctx := m.ctx
-	inc := l.inc
-	spec := inc.Spec
-	if spec.Runbook == "" && inc.Trigger.Metric != "" {
-		spec.Runbook = inc.Trigger.Metric + "#" + inc.Trigger.Namespace
-	}
-	var doc *runbook.Document
-	if spec.MaxAttempts > 0 && spec.Runbook != "" {
-		d, err := m.deps.Document(spec.Runbook)
-		if err != nil {
-			m.note(l, Entry{Type: EntryNote, Message: fmt.Sprintf("no runbook: %v", err)})
-		} else {
-			doc = d
-			l.mu.Lock()
-			inc.Runbook = d.Name
-			l.mu.Unlock()
-		}
-	}
-	fixed := false
-	for doc != nil && inc.Attempts < spec.MaxAttempts && ctx.Err() == nil {
-		if m.isOK(l) {
-			fixed = true
-			break
-		}
-		fixed = m.attempt(ctx, l, doc)
-		if fixed || ctx.Err() != nil {
-			break
-		}
-		if inc.Attempts < spec.MaxAttempts {
-			select {
-			case <-time.After(spec.RetryPause):
-			case <-l.ok:
-			case <-ctx.Done():
-			}
-		}
-	}
-	if ctx.Err() != nil {
-		return // the controller stops; the next one resumes
-	}
-	if !fixed && !m.isOK(l) && inc.Status != StatusEscalated {
-		m.escalate(ctx, l)
-	}
-	// Open until the alarm says OK (at once when it already does).
-	select {
-	case <-l.ok:
-	case <-ctx.Done():
-		return
-	}
-	m.resolve(ctx, l)
-}
-
-func (m *Manager) isOK(l *live) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.okd {
-		return true
-	}
-	if m.deps.State != nil && m.deps.State(l.inc.Trigger.Key) == "OK" {
-		l.okd = true
-		close(l.ok)
-		return true
-	}
-	return false
-}
-
-// attempt runs the runbook once and waits for verification.
-func (m *Manager) attempt(ctx context.Context, l *live, doc *runbook.Document) bool {
-	inc, spec := l.inc, l.inc.Spec
-	l.mu.Lock()
-	inc.Attempts++
-	n := inc.Attempts
-	l.mu.Unlock()
-	params := map[string]string{}
-	for k, v := range spec.Parameters {
-		params[k] = v
-	}
-	if _, takes := doc.Parameters["InstanceId"]; takes && inc.Instance != "" {
-		if _, set := params["InstanceId"]; !set {
-			params["InstanceId"] = inc.Instance
-		}
-	}
-	id, err := m.deps.Runner.Start(ctx, doc.Name, params, "incident:"+inc.ID)
-	if err != nil {
-		m.note(l, Entry{Type: EntryFailed, Attempt: n, Message: fmt.Sprintf("attempt %d of %d: runbook %s did not start: %v", n, spec.MaxAttempts, doc.Name, err)})
-		return false
-	}
-	m.note(l, Entry{Type: EntryAttempt, Attempt: n, Execution: id, Message: fmt.Sprintf("attempt %d of %d: running runbook %s", n, spec.MaxAttempts, doc.Name)},
-		event.New(inc.Group, inc.Instance, fmt.Sprintf("incident %s: attempt %d: runbook %s (%s)", inc.ID, n, doc.Name, id),
-			event.IncidentAttempt{Attempt: n, Runbook: doc.Name, Execution: id}))
-	status, err := m.deps.Runner.Wait(ctx, id)
-	if ctx.Err() != nil {
-		return false
-	}
-	ex, _ := m.deps.Runner.Get(ctx, id)
-	out := summarize(ex)
-	if err != nil || status != runbook.StatusSuccess {
-		why := ex.Error
-		if err != nil {
-			why = err.Error()
-		}
-		m.note(l, Entry{Type: EntryFailed, Attempt: n, Execution: id, Output: out, Message: fmt.Sprintf("attempt %d: runbook %s ended %s: %s", n, doc.Name, status, why)})
-		return false
-	}
-	m.note(l, Entry{Type: EntryOutput, Attempt: n, Execution: id, Output: out, Message: fmt.Sprintf("attempt %d: runbook %s succeeded; verifying for up to %s", n, doc.Name, spec.VerifyTimeout)})
-	t := time.NewTimer(spec.VerifyTimeout)
-	defer t.Stop()
-	poll := time.NewTicker(250 * time.Millisecond)
-	defer poll.Stop()
-	for {
-		if m.isOK(l) {
-			m.note(l, Entry{Type: EntryVerified, Attempt: n, Message: fmt.Sprintf("verified: alarm back to OK after attempt %d", n)})
-			return true
-		}
-		select {
-		case <-l.ok:
-		case <-poll.C:
-		case <-t.C:
-			m.note(l, Entry{Type: EntryFailed, Attempt: n, Message: fmt.Sprintf("attempt %d: alarm still not OK %s after the runbook", n, spec.VerifyTimeout)})
-			return false
-		case <-ctx.Done():
-			return false
-		}
-	}
 }
 
 // summarize is what a timeline keeps of an execution: each step's status
@@ -453,54 +366,6 @@ func (m *Manager) message(inc Incident, event string) notify.Message {
 	}
 }
 
-func (m *Manager) escalate(ctx context.Context, l *live) {
-	l.mu.Lock()
-	inc := l.inc
-	inc.Status = StatusEscalated
-	channels := inc.Spec.Escalate
-	inc.Notified = append([]string(nil), channels...)
-	why := "no runbook"
-	if inc.Runbook != "" {
-		why = fmt.Sprintf("runbook %s did not fix it in %d attempt(s)", inc.Runbook, inc.Attempts)
-	}
-	snap := *inc
-	l.mu.Unlock()
-	msg := fmt.Sprintf("escalated (%s) to %s", why, strings.Join(channels, ", "))
-	if len(channels) == 0 {
-		msg = fmt.Sprintf("needs a person (%s), and no escalation channel is configured", why)
-	}
-	snap.Status = StatusEscalated
-	if len(channels) > 0 && m.deps.Notify != nil {
-		if err := m.deps.Notify(ctx, channels, m.message(snap, notify.EventTrigger)); err != nil {
-			msg += ": " + err.Error()
-		}
-	}
-	m.note(l, Entry{Type: EntryEscalated, Message: msg},
-		event.New(inc.Group, inc.Instance, fmt.Sprintf("incident %s %s", inc.ID, msg), event.IncidentEscalated{Reason: msg}))
-}
-
-func (m *Manager) resolve(ctx context.Context, l *live) {
-	now := m.deps.Now().UTC()
-	l.mu.Lock()
-	inc := l.inc
-	inc.Status = StatusResolved
-	inc.ResolvedAt = &now
-	inc.TimeToRecover = now.Sub(inc.OpenedAt).Seconds()
-	snap := *inc
-	l.mu.Unlock()
-	if len(snap.Notified) > 0 && m.deps.Notify != nil {
-		m.deps.Notify(ctx, snap.Notified, m.message(snap, notify.EventResolve))
-	}
-	m.note(l, Entry{Type: EntryResolved, Message: fmt.Sprintf("resolved: time to recover %s", now.Sub(snap.OpenedAt).Round(time.Millisecond))},
-		event.New(inc.Group, inc.Instance, fmt.Sprintf("incident %s resolved in %s", inc.ID, now.Sub(snap.OpenedAt).Round(time.Millisecond)),
-			event.IncidentResolved{RecoverMS: now.Sub(snap.OpenedAt).Milliseconds()}))
-	m.mu.Lock()
-	delete(m.open, inc.Trigger.Key)
-	delete(m.byID, inc.ID)
-	delete(m.snaps, inc.ID)
-	m.mu.Unlock()
-}
-
 // Get returns an incident.
 func (m *Manager) Get(ctx context.Context, id string) (Incident, error) {
 	m.mu.Lock()
@@ -537,7 +402,10 @@ func (m *Manager) List(ctx context.Context, limit int) ([]Incident, error) {
 	return out, nil
 }
 
-// Resume continues the incidents an earlier controller left open.
+// Resume continues the incidents an earlier controller left open, each
+// from its record (Decide): an attempt whose runbook runs is waited for, a
+// verification or a pause goes on until its recorded deadline, attempts
+// already made count.
 func (m *Manager) Resume(ctx context.Context) error {
 	recs, err := m.deps.Store.Incidents(ctx, 1000, StatusOpen, StatusEscalated)
 	if err != nil {
@@ -557,20 +425,36 @@ func (m *Manager) Resume(ctx context.Context) error {
 			inc.TimeToRecover = now.Sub(inc.OpenedAt).Seconds()
 			inc.Timeline = append(inc.Timeline, Entry{Time: now, Type: EntryResolved,
 				Message: "closed at a controller restart before the heal was confirmed; the instance's events tell the rest"})
-			l := &live{inc: &inc, ok: make(chan struct{})}
-			m.persist(ctx, l)
+			m.update(ctx, newLive(&inc), nil)
 			continue
 		}
-		l := &live{inc: &inc, ok: make(chan struct{})}
+		upgrade(&inc)
+		l := newLive(&inc)
 		m.mu.Lock()
 		m.open[inc.Trigger.Key] = l
 		m.byID[inc.ID] = l
 		m.snaps[inc.ID] = r.Body
 		m.mu.Unlock()
-		m.note(l, Entry{Type: EntryNote, Message: "controller restarted; remediation continues"})
+		m.note(l, Entry{Type: EntryNote, Message: "controller restarted; remediation continues: " + resumeText(&inc, m.deps.Now())})
 		m.start(l)
 	}
 	return nil
+}
+
+// resumeText says what a resumed incident does first, for its timeline.
+func resumeText(inc *Incident, now time.Time) string {
+	d := Decide(inc, inc.OKAt != nil, now)
+	switch d.Do {
+	case DoWaitExecution:
+		return fmt.Sprintf("waiting for attempt %d's runbook (%s), not running it again", inc.Current.N, inc.Current.Execution)
+	case DoVerify:
+		return fmt.Sprintf("verifying attempt %d until %s", inc.Current.N, d.At.Format(time.RFC3339))
+	case DoVerifyFailed:
+		return fmt.Sprintf("attempt %d's verification ended at %s", inc.Current.N, inc.Current.VerifyBy.Format(time.RFC3339))
+	case DoPause:
+		return fmt.Sprintf("next attempt at %s", d.At.Format(time.RFC3339))
+	}
+	return d.Do.String()
 }
 
 // track opens an incident that needs no remediation (the group heals it
@@ -587,11 +471,11 @@ func (m *Manager) track(ctx context.Context, t Trigger, group string, at time.Ti
 	}
 	inc := &Incident{ID: newID(), Status: StatusOpen, Trigger: t, Group: group, Instance: t.Dimensions["InstanceId"],
 		OpenedAt: at.UTC(), Spec: &Spec{}, Timeline: []Entry{{Time: at.UTC(), Type: EntryDetected, Message: t.Reason}}}
-	l := &live{inc: inc, ok: make(chan struct{})}
+	l := newLive(inc)
 	m.open[t.Key] = l
 	m.byID[inc.ID] = l
 	m.mu.Unlock()
-	if err := m.persist(ctx, l, event.New(group, inc.Instance, fmt.Sprintf("incident %s opened: %s", inc.ID, t.Reason),
+	if err := m.update(ctx, l, nil, event.New(group, inc.Instance, fmt.Sprintf("incident %s opened: %s", inc.ID, t.Reason),
 		event.IncidentOpen{Source: t.Source, Alarm: t.Alarm, Reason: t.Reason})); err != nil {
 		return "", err
 	}
@@ -615,14 +499,11 @@ func (m *Manager) noteKey(key string, e Entry) {
 	if !ok {
 		return
 	}
-	l.mu.Lock()
 	if e.Time.IsZero() {
 		e.Time = m.deps.Now()
 	}
 	e.Time = e.Time.UTC()
-	l.inc.Timeline = append(l.inc.Timeline, e)
-	l.mu.Unlock()
-	m.persist(m.ctx, l)
+	m.update(m.ctx, l, func(inc *Incident) { inc.Timeline = append(inc.Timeline, e) })
 }
 
 // withIncident is d with the incident it is about filled in.

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,8 +66,15 @@ type StepExecution struct {
 	// command's exit code and output), which output selectors read.
 	Result any    `json:"result,omitempty"`
 	Error  string `json:"error,omitempty"`
-	// Child is the nested execution of an executeAutomation step.
+	// Child is the nested execution of an executeAutomation step; its id
+	// is recorded with the attempt, before the child starts.
 	Child string `json:"child,omitempty"`
+	// Deadline is when the attempt under way times out: its start plus
+	// timeoutSeconds, recorded before it begins, so that a resumed attempt
+	// keeps it.
+	Deadline *time.Time `json:"deadline,omitempty"`
+	// RetryAt is when the next attempt may start, after a failed one.
+	RetryAt *time.Time `json:"retry_at,omitempty"`
 }
 
 // Approval is one answer to an approve step.
@@ -132,18 +139,18 @@ type Engine struct {
 
 	mu   sync.Mutex
 	runs map[string]*run
+	// startMu makes StartAs's look-up and creation one step.
+	startMu sync.Mutex
 }
 
 // run is a live execution.
 type run struct {
 	doc     *Document
 	ex      *Execution // owned by the run's goroutine
+	ctx     context.Context
 	cancel  context.CancelFunc
 	answers chan Approval
 	done    chan struct{}
-	// resumeFailed: the step to resume at was marked failed by Resume;
-	// apply its onFailure instead of running it.
-	resumeFailed bool
 
 	mu   sync.Mutex
 	snap []byte // JSON of ex as last persisted
@@ -168,29 +175,82 @@ func (e *Engine) Close() {
 	e.wg.Wait()
 }
 
-func newExecutionID() string {
+// NewExecutionID returns a new execution id: "exec-" and 16 hex digits.
+// A caller that must record an execution before it starts (an incident's
+// attempt, a window's task) takes one and passes it to StartAs.
+func NewExecutionID() string {
 	var b [8]byte
 	rand.Read(b[:])
 	return "exec-" + hex.EncodeToString(b[:])
 }
 
+// ValidExecutionID reports whether id has the form NewExecutionID gives.
+func ValidExecutionID(id string) bool {
+	h, ok := strings.CutPrefix(id, "exec-")
+	if !ok || len(h) != 16 {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil && strings.ToLower(h) == h
+}
+
 // Start binds params to the document's parameters and starts an
 // execution. It returns once the execution is durably recorded.
 func (e *Engine) Start(ctx context.Context, document string, params map[string]string, origin string) (string, error) {
-	return e.start(ctx, document, params, origin, "")
+	id := NewExecutionID()
+	if err := e.start(ctx, id, document, params, origin, ""); err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
-func (e *Engine) start(ctx context.Context, document string, params map[string]string, origin, parent string) (string, error) {
+// StartAs is Start under an id the caller chose (NewExecutionID) and
+// recorded before calling it. An id that already names an execution
+// starts nothing and is not an error: an earlier controller started it
+// before it stopped, this engine resumed it, and the caller waits for it
+// as for one it started. So a caller that records the id, then calls
+// StartAs, starts the execution at most once however often it is killed.
+func (e *Engine) StartAs(ctx context.Context, id, document string, params map[string]string, origin string) error {
+	if !ValidExecutionID(id) {
+		return fmt.Errorf("%w: execution id %q: want exec- and 16 hex digits", ErrInvalid, id)
+	}
+	e.startMu.Lock()
+	defer e.startMu.Unlock()
+	if ok, err := e.Exists(ctx, id); err != nil || ok {
+		return err
+	}
+	return e.start(ctx, id, document, params, origin, "")
+}
+
+// Exists reports whether an execution has the id, live or finished.
+func (e *Engine) Exists(ctx context.Context, id string) (bool, error) {
+	e.mu.Lock()
+	_, live := e.runs[id]
+	e.mu.Unlock()
+	if live {
+		return true, nil
+	}
+	_, err := e.deps.Store.Execution(ctx, id)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	}
+	return false, fmt.Errorf("execution %s: %w", id, err)
+}
+
+func (e *Engine) start(ctx context.Context, id, document string, params map[string]string, origin, parent string) error {
 	doc, err := e.deps.Documents(document)
 	if err != nil {
-		return "", err
+		return err
 	}
 	values, err := doc.Bind(params)
 	if err != nil {
-		return "", fmt.Errorf("%w: document %s: %v", ErrInvalid, document, err)
+		return fmt.Errorf("%w: document %s: %v", ErrInvalid, document, err)
 	}
 	ex := &Execution{
-		ID: newExecutionID(), Document: doc.Name, Parameters: values, Status: StatusInProgress,
+		ID: id, Document: doc.Name, Parameters: values, Status: StatusInProgress,
 		Origin: origin, Parent: parent, StartedAt: e.deps.Now().UTC(), Outputs: map[string]any{},
 		DocumentV: doc,
 	}
@@ -201,10 +261,11 @@ func (e *Engine) start(ctx context.Context, document string, params map[string]s
 	r := e.newRun(doc, ex)
 	if err := e.persist(ctx, r, store.Event{Type: event.KindExecutionStart, Message: fmt.Sprintf("execution %s of %s started (%s)", ex.ID, doc.Name, originOr(origin)),
 		Data: event.ExecutionStart{Execution: ofExecution(ex.ID, ex.Document), Origin: originOr(origin)}}); err != nil {
-		return "", err
+		return err
 	}
-	e.launch(r, 0)
-	return ex.ID, nil
+	e.register(r)
+	e.launch(r, 0, resumeRun)
+	return nil
 }
 
 func originOr(o string) string {
@@ -218,16 +279,21 @@ func (e *Engine) newRun(doc *Document, ex *Execution) *run {
 	return &run{doc: doc, ex: ex, answers: make(chan Approval, 4), done: make(chan struct{})}
 }
 
-func (e *Engine) launch(r *run, from int) {
+// register makes r live: Get, Wait, Cancel and Approve find it.
+func (e *Engine) register(r *run) {
 	ctx, cancel := context.WithCancel(e.ctx)
-	r.cancel = cancel
+	r.ctx, r.cancel = ctx, cancel
 	e.mu.Lock()
 	e.runs[r.ex.ID] = r
 	e.mu.Unlock()
+}
+
+// launch runs a registered execution from step from, handled as how says.
+func (e *Engine) launch(r *run, from int, how resumeKind) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		defer cancel()
+		defer r.cancel()
 		defer func() {
 			if p := recover(); p != nil {
 				e.log.Error("execution panicked", "execution", r.ex.ID, "panic", p)
@@ -237,7 +303,7 @@ func (e *Engine) launch(r *run, from int) {
 			e.mu.Unlock()
 			close(r.done)
 		}()
-		e.execute(ctx, r, from)
+		e.execute(r.ctx, r, from, how)
 	}()
 }
 
@@ -390,47 +456,6 @@ func (e *Engine) Approve(ctx context.Context, id string, a Approval) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// Resume continues the executions an earlier controller left running:
-// each resumes at its step, except a step that may have had effects
-// (runCommand, executeApi), which is marked failed with the reason and
-// handled by its onFailure.
-func (e *Engine) Resume(ctx context.Context) error {
-	recs, err := e.deps.Store.Executions(ctx, 1000, StatusInProgress, StatusWaiting, StatusPending)
-	if err != nil {
-		return err
-	}
-	// Oldest first, so a parent is relaunched before its children finish.
-	sort.Slice(recs, func(i, j int) bool { return recs[i].StartedAt.Before(recs[j].StartedAt) })
-	for _, rec := range recs {
-		var ex Execution
-		if err := json.Unmarshal(rec.Body, &ex); err != nil || ex.DocumentV == nil {
-			continue
-		}
-		r := e.newRun(ex.DocumentV, &ex)
-		if ex.Outputs == nil {
-			ex.Outputs = map[string]any{}
-		}
-		from := r.index(ex.Current)
-		if from < 0 {
-			from = 0
-		}
-		se := &ex.Steps[from]
-		if se.Status == StatusInProgress && (se.Action == ActionRunCommand || se.Action == ActionExecuteAPI) {
-			se.Status = StatusFailed
-			se.Error = "interrupted by a controller restart; not run again because it may already have had effects"
-			e.endStep(se)
-			r.resumeFailed = true
-		}
-		if ex.Status == StatusWaiting {
-			ex.Status = StatusInProgress
-		}
-		e.persist(ctx, r, store.Event{Type: event.KindExecutionResume, Message: fmt.Sprintf("execution %s of %s resumed at step %s after a controller restart", ex.ID, ex.Document, ex.Current),
-			Data: event.ExecutionResume{Execution: ofExecution(ex.ID, ex.Document), Step: ex.Current}})
-		e.launch(r, from)
-	}
-	return nil
 }
 
 func (r *run) index(name string) int {

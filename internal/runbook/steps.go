@@ -19,180 +19,6 @@ import (
 	"github.com/autoheal/autoheal/internal/store"
 )
 
-// errCancelled ends an execution that an operator cancelled.
-var errCancelled = errors.New("cancelled")
-
-// execute runs the steps from index i until the execution ends.
-func (e *Engine) execute(ctx context.Context, r *run, i int) {
-	ex, doc := r.ex, r.doc
-	for i >= 0 && i < len(doc.MainSteps) {
-		st := doc.MainSteps[i]
-		se := &ex.Steps[i]
-		ex.Current = st.Name
-		var next int
-		var err error
-		if r.resumeFailed {
-			r.resumeFailed = false
-			err = errors.New(se.Error)
-		} else {
-			next, err = e.runStep(ctx, r, i)
-		}
-		if e.ctx.Err() != nil {
-			// The controller is stopping: leave the execution as it is
-			// recorded; the next controller resumes it.
-			return
-		}
-		if errors.Is(err, errCancelled) || (err != nil && ctx.Err() != nil) {
-			se.Status = StatusCancelled
-			e.endStep(se)
-			e.finish(ctx, r, StatusCancelled, "cancelled by operator at step "+st.Name)
-			return
-		}
-		if err == nil {
-			e.persist(ctx, r, store.Event{Type: event.KindExecutionStep, Message: fmt.Sprintf("execution %s: step %s succeeded", ex.ID, st.Name),
-				Data: event.ExecutionStep{Execution: ofExecution(ex.ID, ex.Document), Step: st.Name, Status: se.Status}})
-			i = next
-			continue
-		}
-		e.persist(ctx, r, store.Event{Type: event.KindExecutionStep, Message: fmt.Sprintf("execution %s: step %s %s: %v", ex.ID, st.Name, strings.ToLower(se.Status), err),
-			Data: event.ExecutionStep{Execution: ofExecution(ex.ID, ex.Document), Step: st.Name, Status: se.Status, Error: err.Error()}})
-		critical := st.Critical()
-		switch {
-		case st.OnFailure == OnFailureContinue:
-			if critical {
-				ex.Error = fmt.Sprintf("step %s failed: %v", st.Name, err)
-			}
-			i = e.after(r, i)
-		case strings.HasPrefix(st.OnFailure, "step:"):
-			if critical {
-				ex.Error = fmt.Sprintf("step %s failed: %v", st.Name, err)
-			}
-			i = r.index(strings.TrimPrefix(st.OnFailure, "step:"))
-		default: // Abort
-			if critical {
-				e.finish(ctx, r, failStatus(se.Status), fmt.Sprintf("step %s failed: %v", st.Name, err))
-			} else {
-				e.finish(ctx, r, StatusSuccess, "")
-			}
-			return
-		}
-	}
-	if ex.Error != "" {
-		// A critical step failed and the document went on (Continue or
-		// step:NAME): the execution still failed, as in SSM.
-		e.finish(ctx, r, StatusFailed, ex.Error)
-		return
-	}
-	e.finish(ctx, r, StatusSuccess, "")
-}
-
-func failStatus(stepStatus string) string {
-	if stepStatus == StatusTimedOut {
-		return StatusTimedOut
-	}
-	return StatusFailed
-}
-
-// after is the step that follows step i when it does not choose one.
-func (e *Engine) after(r *run, i int) int {
-	st := r.doc.MainSteps[i]
-	switch {
-	case st.IsEnd:
-		return -1
-	case st.NextStep != "":
-		return r.index(st.NextStep)
-	}
-	return i + 1
-}
-
-// finish records the end of the execution and its outputs.
-func (e *Engine) finish(ctx context.Context, r *run, status, why string) {
-	ex := r.ex
-	ex.Status, ex.Error = status, why
-	t := e.deps.Now().UTC()
-	ex.EndedAt = &t
-	ex.Current = ""
-	for i := range ex.Steps {
-		if ex.Steps[i].Status == StatusPending {
-			ex.Steps[i].Status = StatusSkipped
-		}
-	}
-	msg := fmt.Sprintf("execution %s of %s ended %s in %s", ex.ID, ex.Document, status, t.Sub(ex.StartedAt).Round(time.Millisecond))
-	if why != "" {
-		msg += ": " + why
-	}
-	e.persist(ctx, r, store.Event{Type: event.KindExecutionEnd, Message: msg,
-		Data: event.ExecutionEnd{Execution: ofExecution(ex.ID, ex.Document), Status: status, Error: why}})
-}
-
-// runStep runs one step with its attempts and returns the next step.
-func (e *Engine) runStep(ctx context.Context, r *run, i int) (int, error) {
-	ex, st := r.ex, r.doc.MainSteps[i]
-	se := &ex.Steps[i]
-	now := e.deps.Now().UTC()
-	if se.StartedAt == nil || se.Status != StatusInProgress && se.Status != StatusWaiting {
-		se.StartedAt = &now
-		se.Attempts = 0
-	}
-	se.Status, se.Error, se.EndedAt = StatusInProgress, "", nil
-	e.persist(ctx, r)
-	var err error
-	var res any
-	var next = -2
-	for se.Attempts < st.MaxAttempts {
-		se.Attempts++
-		var inputs any
-		inputs, err = Render(st.Inputs, r.lookup)
-		if err != nil {
-			break // a reference that cannot be resolved: retrying will not help
-		}
-		se.Inputs = inputs
-		in, _ := inputs.(map[string]any)
-		actx, cancel := context.WithTimeout(ctx, time.Duration(st.TimeoutSeconds)*time.Second)
-		res, next, err = e.action(actx, r, i, in)
-		timedOut := actx.Err() == context.DeadlineExceeded && ctx.Err() == nil
-		cancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return 0, errCancelled
-		}
-		if timedOut {
-			err = fmt.Errorf("timed out after %ds: %w", st.TimeoutSeconds, err)
-			se.Status = StatusTimedOut
-		}
-		if se.Attempts < st.MaxAttempts {
-			se.Error = fmt.Sprintf("attempt %d: %v", se.Attempts, err)
-			e.persist(ctx, r)
-			select {
-			case <-time.After(time.Second):
-			case <-ctx.Done():
-				return 0, errCancelled
-			}
-			se.Status = StatusInProgress
-		}
-	}
-	se.Result = res
-	e.endStep(se)
-	if err != nil {
-		if se.Status != StatusTimedOut {
-			se.Status = StatusFailed
-		}
-		se.Error = err.Error()
-		return 0, err
-	}
-	se.Status = StatusSuccess
-	if err := e.outputs(r, st, se, res); err != nil {
-		se.Status, se.Error = StatusFailed, err.Error()
-		return 0, err
-	}
-	if next == -2 {
-		next = e.after(r, i)
-	}
-	return next, nil
-}
-
 // outputs applies the step's output selectors to its result.
 func (e *Engine) outputs(r *run, st *Step, se *StepExecution, res any) error {
 	if len(st.Outputs) == 0 {
@@ -601,32 +427,34 @@ func (e *Engine) waitForProperty(ctx context.Context, in map[string]any) (any, e
 	}
 }
 
-// executeAutomation runs a nested document and waits for it. A resumed
-// step waits for the child it already started.
+// executeAutomation runs a nested document and waits for it. The child's
+// id was recorded with the attempt (attempt), and StartAs starts nothing
+// for an id that exists: a resumed step waits for the child it started,
+// which the engine resumed, and never starts a second one.
 func (e *Engine) executeAutomation(ctx context.Context, r *run, i int, in map[string]any) (any, error) {
 	se := &r.ex.Steps[i]
 	if se.Child == "" {
-		params := map[string]string{}
-		if m, ok := in["RuntimeParameters"].(map[string]any); ok {
-			for k, v := range m {
-				if l := strList(v); l != nil && isList(v) {
-					b, _ := json.Marshal(l)
-					params[k] = string(b)
-					continue
-				}
-				params[k] = stringOf(v)
+		return nil, errors.New("no child execution id recorded")
+	}
+	params := map[string]string{}
+	if m, ok := in["RuntimeParameters"].(map[string]any); ok {
+		for k, v := range m {
+			if l := strList(v); l != nil && isList(v) {
+				b, _ := json.Marshal(l)
+				params[k] = string(b)
+				continue
 			}
+			params[k] = stringOf(v)
 		}
-		id, err := e.start(ctx, str(in, "DocumentName", ""), params, "execution:"+r.ex.ID, r.ex.ID)
-		if err != nil {
-			return nil, err
-		}
-		se.Child = id
-		e.persist(ctx, r)
+	}
+	if err := e.startChild(ctx, se.Child, str(in, "DocumentName", ""), params, r.ex.ID); err != nil {
+		return nil, err
 	}
 	status, err := e.Wait(ctx, se.Child)
 	if err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && e.ctx.Err() == nil {
+			// Cancelled or timed out, not the controller stopping (then
+			// the child stays as recorded and resumes with its parent).
 			e.Cancel(context.WithoutCancel(ctx), se.Child)
 			e.Wait(context.WithoutCancel(ctx), se.Child)
 		}
@@ -640,6 +468,16 @@ func (e *Engine) executeAutomation(ctx context.Context, r *run, i int, in map[st
 	return res, nil
 }
 
+// startChild starts the nested execution id of parent, unless it exists.
+func (e *Engine) startChild(ctx context.Context, id, document string, params map[string]string, parent string) error {
+	e.startMu.Lock()
+	defer e.startMu.Unlock()
+	if ok, err := e.Exists(ctx, id); err != nil || ok {
+		return err
+	}
+	return e.start(ctx, id, document, params, "execution:"+parent, parent)
+}
+
 func isList(v any) bool {
 	switch v.(type) {
 	case []any, []string:
@@ -649,7 +487,7 @@ func isList(v any) bool {
 }
 
 func (e *Engine) sleep(ctx context.Context, r *run, i int, in map[string]any) error {
-	until := time.Time{}
+	var until time.Time
 	if ts := str(in, "Timestamp", ""); ts != "" {
 		t, err := time.Parse(time.RFC3339, ts)
 		if err != nil {
@@ -661,30 +499,38 @@ func (e *Engine) sleep(ctx context.Context, r *run, i int, in map[string]any) er
 		if err != nil {
 			return fmt.Errorf("duration %q: %v", str(in, "Duration", ""), err)
 		}
-		// Measured from the step's start, so a resumed sleep only
+		// Measured from the step's recorded start, so a resumed sleep only
 		// sleeps what is left.
 		until = r.ex.Steps[i].StartedAt.Add(d)
 	}
-	d := time.Until(until)
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
+	if !e.sleepUntil(ctx, until) {
 		return ctx.Err()
 	}
+	return nil
 }
 
+// approve waits for MinRequiredApprovals answers. Every answer is recorded
+// as it comes, so a resumed step counts those given to this visit of the
+// step before the restart, and a rejection among them ends it.
 func (e *Engine) approve(ctx context.Context, r *run, i int, in map[string]any) (any, error) {
 	need := 1
 	if n, err := strconv.Atoi(str(in, "MinRequiredApprovals", "")); err == nil && n > 0 {
 		need = n
 	}
 	se := &r.ex.Steps[i]
+	got := 0
+	for _, a := range r.ex.Approvals {
+		if a.Step != se.Name || (se.StartedAt != nil && a.Time.Before(*se.StartedAt)) {
+			continue // another step's, or an earlier visit's
+		}
+		if !a.Approved {
+			return rejected(a)
+		}
+		got++
+	}
+	if got >= need {
+		return map[string]any{"ApprovalStatus": "Approved", "Approvals": got}, nil
+	}
 	se.Status = StatusWaiting
 	r.ex.Status = StatusWaiting
 	e.persist(ctx, r, store.Event{Type: event.KindExecutionApproval, Message: fmt.Sprintf("execution %s waits for approval at step %s: %s (autoheal executions approve %s)", r.ex.ID, se.Name, str(in, "Message", ""), r.ex.ID),
@@ -693,27 +539,24 @@ func (e *Engine) approve(ctx context.Context, r *run, i int, in map[string]any) 
 		r.ex.Status = StatusInProgress
 		se.Status = StatusInProgress
 	}()
-	got := 0
-	for _, a := range r.ex.Approvals {
-		if a.Step == se.Name && a.Approved {
-			got++
-		}
-	}
 	for got < need {
 		select {
 		case a := <-r.answers:
 			r.ex.Approvals = append(r.ex.Approvals, a)
+			e.persist(ctx, r)
 			if !a.Approved {
-				e.persist(ctx, r)
-				return map[string]any{"ApprovalStatus": "Rejected", "Approver": a.Approver}, fmt.Errorf("rejected by %s: %s", a.Approver, a.Comment)
+				return rejected(a)
 			}
 			got++
-			e.persist(ctx, r)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
 	return map[string]any{"ApprovalStatus": "Approved", "Approvals": got}, nil
+}
+
+func rejected(a Approval) (any, error) {
+	return map[string]any{"ApprovalStatus": "Rejected", "Approver": a.Approver}, fmt.Errorf("rejected by %s: %s", a.Approver, a.Comment)
 }
 
 // branch picks the next step from the first choice that holds.

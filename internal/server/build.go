@@ -268,8 +268,9 @@ func (c *controller) runCommand(ctx context.Context, req runbook.CommandRequest)
 }
 
 // buildMaintenance makes the scheduler of maintenance windows and
-// scheduled actions, when the config has any. It stops before the engine:
-// a window's runs end Interrupted rather than see their executions vanish.
+// scheduled actions, when the config has any. It stops before the engine,
+// leaving a window's run where it is for the next controller, as the
+// engine leaves executions.
 func (c *controller) buildMaintenance() error {
 	if len(c.cfg.MaintenanceWindows) == 0 && len(c.cfg.ScheduledActions) == 0 {
 		return nil
@@ -287,6 +288,7 @@ func (c *controller) buildMaintenance() error {
 			return fmt.Errorf("group %s: %w", name, group.ErrNotFound)
 		},
 		Journal: func(ctx context.Context, ev store.Event) error { _, err := c.st.Append(ctx, ev); return err },
+		Records: c.st,
 		Logger:  c.log,
 	})
 	if err != nil {

@@ -128,6 +128,8 @@ type env struct {
 	// proc is set when the controller runs as a separate process.
 	proc *exec.Cmd
 	logs *bytes.Buffer
+	// logMu guards logs, which the process's output fills.
+	logMu *sync.Mutex
 }
 
 // writeConfig writes cfg (with the {{PET}} and {{WEB}} placeholders filled)
@@ -195,13 +197,18 @@ func startInProcess(t *testing.T, cfgPath, stateDir string) *env {
 
 var apiLine = regexp.MustCompile(`api=(127\.0\.0\.1:\d+)`)
 
-// startProcess runs the real autoheal binary as a child process.
-func startProcess(t *testing.T, cfgPath, stateDir string) *env {
+// startProcess runs the real autoheal binary as a child process, with
+// environ (NAME=value) added to its environment: AUTOHEAL_CRASH_AT=point
+// kills it at a crash point (package crashpoint).
+func startProcess(t *testing.T, cfgPath, stateDir string, environ ...string) *env {
 	t.Helper()
 	cmd := exec.Command(bins.autoheal, "serve", "--config", cfgPath, "--state-dir", stateDir, "--listen", "127.0.0.1:0", "--log-level", "debug")
+	if len(environ) > 0 {
+		cmd.Env = append(os.Environ(), environ...)
+	}
 	pr, pw := io.Pipe()
 	logs := &bytes.Buffer{}
-	var mu sync.Mutex
+	mu := &sync.Mutex{}
 	cmd.Stderr = pw
 	cmd.Stdout = pw
 	if err := cmd.Start(); err != nil {
@@ -227,9 +234,11 @@ func startProcess(t *testing.T, cfgPath, stateDir string) *env {
 	case addr = <-addrc:
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
+		mu.Lock()
+		defer mu.Unlock()
 		t.Fatalf("autoheal serve did not start:\n%s", logs.String())
 	}
-	e := &env{t: t, stateDir: stateDir, cfgPath: cfgPath, apiAddr: addr, client: api.NewClient(addr), proc: cmd, logs: logs}
+	e := &env{t: t, stateDir: stateDir, cfgPath: cfgPath, apiAddr: addr, client: api.NewClient(addr), proc: cmd, logs: logs, logMu: mu}
 	e.stop = func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
@@ -242,6 +251,31 @@ func startProcess(t *testing.T, cfgPath, stateDir string) *env {
 		killInstances(t, stateDir)
 	})
 	return e
+}
+
+// procLogs is what the controller process wrote so far.
+func (e *env) procLogs() string {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	return e.logs.String()
+}
+
+// waitCrash waits until the controller process killed itself at the
+// crash point (its AUTOHEAL_CRASH_AT), and reaps it.
+func (e *env) waitCrash(point string, timeout time.Duration) {
+	e.t.Helper()
+	pid := e.proc.Process.Pid
+	waitFor(e.t, timeout, "the controller to crash at "+point, func() bool {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		return err != nil || isZombie(st)
+	})
+	e.proc.Wait()
+	if ws, ok := e.proc.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		e.t.Fatalf("the controller ended %v, not killed at %s:\n%s", e.proc.ProcessState, point, e.procLogs())
+	}
+	waitFor(e.t, 5*time.Second, "the crash point's line", func() bool {
+		return strings.Contains(e.procLogs(), "crashpoint "+point+"\n")
+	})
 }
 
 // kill9 SIGKILLs the controller process (instances must survive).

@@ -337,13 +337,18 @@ func (s *Store) Get(ctx context.Context, key string) (string, error) {
 	return v, nil
 }
 
-// Set stores value under key, durably.
-func (s *Store) Set(ctx context.Context, key, value string) error {
+// Set stores value under key, durably, and appends evs in the same
+// transaction.
+func (s *Store) Set(ctx context.Context, key, value string, evs ...Event) error {
+	evs = slices.Clone(evs)
 	err := s.write(ctx, func(tx *sql.Tx) ([]Event, error) {
 		_, err := tx.ExecContext(ctx,
 			`INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
 			key, value)
-		return nil, err
+		if err != nil {
+			return nil, err
+		}
+		return evs, s.appendTx(ctx, tx, evs)
 	})
 	if err != nil {
 		return fmt.Errorf("set %s: %w", key, err)

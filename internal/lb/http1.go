@@ -109,6 +109,12 @@ func (h *head) readHead(r *bufio.Reader, max int, request bool) error {
 		if n > 0 && line[n-1] == '\r' {
 			n--
 		}
+		if bytes.IndexByte(line[:n], '\r') >= 0 || bytes.IndexByte(line[:n], 0) >= 0 {
+			// RFC 9112 2.2 and RFC 9110 5.5: a bare CR or a NUL is refused
+			// rather than forwarded, as a target may take a bare CR for a
+			// line end and read other headers than the proxy did.
+			return badHead("bare CR or NUL in line %q", clip(line[:n]))
+		}
 		if first {
 			if n == 0 && request && start == 0 {
 				// RFC 9112 2.2: ignore empty lines before a request line.

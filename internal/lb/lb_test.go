@@ -601,6 +601,11 @@ func TestLimitsAndTimeouts(t *testing.T) {
 		{"chunked body too large", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" + strings.Repeat("a", 2048) + "\r\n0\r\n\r\n", "HTTP/1.1 413 Request Entity Too Large"},
 		{"smuggling: both framings", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "HTTP/1.1 400 Bad Request"},
 		{"smuggling: space before colon", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc", "HTTP/1.1 400 Bad Request"},
+		{"smuggling: folded header", "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n Content-Length: 3\r\n\r\nabc", "HTTP/1.1 400 Bad Request"},
+		// Found by FuzzRequestHead: a bare CR was forwarded to the target,
+		// which may take it for a line end (testdata/fuzz/FuzzRequestHead/bare-cr).
+		{"smuggling: bare CR in a header", "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\rContent-Length: 3\r\n\r\nabc", "HTTP/1.1 400 Bad Request"},
+		{"NUL in a header", "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\x00\r\n\r\n", "HTTP/1.1 400 Bad Request"},
 		{"no host", "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request"},
 		{"slow head", "GET / HTTP/1.1\r\nHost: x\r\n", "HTTP/1.1 408 Request Timeout"},
 		{"chunked body forwarded", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", "HTTP/1.1 200 OK"},

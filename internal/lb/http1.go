@@ -275,6 +275,16 @@ func (h *head) derive(request bool) error {
 			}
 		}
 	}
+	if te && h.http10 {
+		// RFC 9112 6.1: HTTP/1.0 has no Transfer-Encoding, and its
+		// recipients (net/http among them) ignore it: the framing is
+		// faulty. A request is refused; a response is read until close.
+		if request {
+			return badHead("Transfer-Encoding in an HTTP/1.0 request")
+		}
+		h.chunked = false
+		h.contentLength = -1
+	}
 	if te && h.contentLength >= 0 {
 		if request {
 			// Both framings at once is the classic smuggling request.

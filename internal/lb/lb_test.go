@@ -606,6 +606,10 @@ func TestLimitsAndTimeouts(t *testing.T) {
 		// which may take it for a line end (testdata/fuzz/FuzzRequestHead/bare-cr).
 		{"smuggling: bare CR in a header", "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\rContent-Length: 3\r\n\r\nabc", "HTTP/1.1 400 Bad Request"},
 		{"NUL in a header", "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\x00\r\n\r\n", "HTTP/1.1 400 Bad Request"},
+		// Found by FuzzRequestHead: net/http (a target) ignores
+		// Transfer-Encoding in HTTP/1.0 and would read the body as the next
+		// request (testdata/fuzz/FuzzRequestHead/http10-transfer-encoding).
+		{"smuggling: HTTP/1.0 with Transfer-Encoding", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "HTTP/1.1 400 Bad Request"},
 		{"no host", "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request"},
 		{"slow head", "GET / HTTP/1.1\r\nHost: x\r\n", "HTTP/1.1 408 Request Timeout"},
 		{"chunked body forwarded", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", "HTTP/1.1 200 OK"},

@@ -52,10 +52,13 @@ func (t *timedConn) readBy(d time.Time) {
 	t.Conn.SetReadDeadline(d)
 }
 
-// auto returns to idle-based read deadlines.
+// auto returns to idle-based read deadlines (the next Read sets one, when
+// readBy had set another).
 func (t *timedConn) auto() {
-	t.manual = false
-	t.rdl = 0
+	if t.manual {
+		t.manual = false
+		t.rdl = 0
+	}
 }
 
 // CloseWrite half-closes when the connection can.

@@ -33,6 +33,10 @@ type listener struct {
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
 	wg      sync.WaitGroup
+	// idle: http connections waiting for their client, oldest first;
+	// near max_connections each new connection closes the oldest.
+	idle    idleList
+	evicted atomic.Int64
 }
 
 func newListener(cfg config.Listener, tg *TargetGroup, log *slog.Logger) (*listener, error) {
@@ -108,6 +112,24 @@ func (l *listener) accept() {
 		l.mu.Unlock()
 		l.wg.Add(1)
 		go l.serve(c)
+		if shouldEvict(len(l.slots), cap(l.slots)) {
+			l.evictIdle()
+		}
+	}
+}
+
+// evictIdle closes the connection idle longest, if any, to make room for
+// new ones. Its goroutine, woken by the close, sees that it was evicted
+// and ends. A client whose request crossed the close on the wire sees the
+// connection end without an answer, as at an idle timeout: HTTP clients
+// retry an idempotent request on a reused connection that does so.
+func (l *listener) evictIdle() {
+	if l.cfg.Protocol != config.ProtocolHTTP {
+		return
+	}
+	if e := l.idle.evictOldest(); e != nil {
+		e.c.Close()
+		l.evicted.Add(1)
 	}
 }
 

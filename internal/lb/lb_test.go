@@ -284,8 +284,13 @@ func TestHoldUntilATargetIsHealthy(t *testing.T) {
 	t.Parallel()
 	addr := freeAddr(t) // nothing listens yet
 	bal, url := start(t, tgYAML("round_robin", "address: "+addr))
+	tg, _ := bal.TargetGroup("tg")
 	go func() {
-		time.Sleep(300 * time.Millisecond)
+		// Once the request is in and no target can take it: it is held.
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) && tg.Health().Metrics.RequestCount == 0 {
+			time.Sleep(2 * time.Millisecond)
+		}
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			return
@@ -441,9 +446,7 @@ func TestDrainClosesAfterDelay(t *testing.T) {
 		}
 		errc <- err
 	}()
-	for a.hits.Load() == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, "the request to reach the target", func() bool { return a.hits.Load() > 0 })
 	done, _ := tg.Deregister(a.addr())
 	select {
 	case <-done:

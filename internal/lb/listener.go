@@ -188,7 +188,7 @@ func (l *listener) serveTCP(c net.Conn) {
 		}
 		t.inflight.Add(1)
 		defer t.inflight.Add(-1)
-		if p, ok := spliceLoop(c, bc, l.cfg.IdleTimeout.D(), t.seq, l.log); ok {
+		if p, ok := spliceLoop(c, bc, l.cfg.IdleTimeout.D(), l.cfg.FirstByteTimeout.D(), t.seq, l.log); ok {
 			conn := &backendConn{t: t, c: killConn{bc, p}}
 			if !t.pool.track(conn) {
 				p.kill() // drained meanwhile
@@ -207,7 +207,7 @@ func (l *listener) serveTCP(c net.Conn) {
 			bc.Close()
 			return
 		}
-		tunnel(c, bc, nil, nil, l.cfg.IdleTimeout.D())
+		tunnel(c, bc, nil, nil, l.cfg.IdleTimeout.D(), l.cfg.FirstByteTimeout.D())
 		conn.close()
 		return
 	}

@@ -64,11 +64,12 @@ const workerRetry = 5 * time.Second
 var workerPath = "/proc/self/exe"
 
 // spliceLoop hands a and b to a worker, which serves them until both
-// directions end, an error, the idle timeout or kill. home is the
+// directions end, an error, the idle timeout, the first byte timeout (no
+// byte either way since the hand-over) or kill. home is the
 // target's: connections to one target go to one worker while the workers
 // stay balanced (see pickWorker). It returns false (having done nothing)
 // when no worker can take them; the caller then copies itself.
-func spliceLoop(a, b net.Conn, idle time.Duration, home uint64, log *slog.Logger) (*pair, bool) {
+func spliceLoop(a, b net.Conn, idle, first time.Duration, home uint64, log *slog.Logger) (*pair, bool) {
 	afd, ok1 := rawFD(a)
 	bfd, ok2 := rawFD(b)
 	if !ok1 || !ok2 {
@@ -86,7 +87,7 @@ func spliceLoop(a, b net.Conn, idle time.Duration, home uint64, log *slog.Logger
 	}
 	w.pairs[id] = p
 	w.mu.Unlock()
-	if err := w.send(msg{op: opAdd, id: id, idle: int64(idle)}.bytes(), unix.UnixRights(afd, bfd)); err != nil {
+	if err := w.send(msg{op: opAdd, id: id, idle: int64(idle), first: int64(first)}.bytes(), unix.UnixRights(afd, bfd)); err != nil {
 		w.mu.Lock()
 		delete(w.pairs, id)
 		w.mu.Unlock()

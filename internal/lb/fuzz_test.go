@@ -111,8 +111,7 @@ func FuzzRequestHead(f *testing.F) {
 
 // headLines splits in into the lines of a request head the way RFC 9112
 // reads them (leading empty lines skipped, each line ending in LF), up to
-// and without the empty line that ends the head. complete says whether
-// that empty line came.
+// and with the empty line that ends the head, when it came (complete).
 func headLines(in []byte) (lines [][]byte, complete bool) {
 	first := true
 	for len(in) > 0 {
@@ -126,15 +125,17 @@ func headLines(in []byte) (lines [][]byte, complete bool) {
 		if empty && first {
 			continue
 		}
+		first = false
+		lines = append(lines, l)
 		if empty {
 			return lines, true
 		}
-		first = false
-		lines = append(lines, l)
 	}
 	return lines, false
 }
 
+// headBytes is what max_header_bytes counts: the request line, the
+// headers and the empty line after them.
 func headBytes(lines [][]byte) int {
 	n := 0
 	for _, l := range lines {
@@ -148,6 +149,7 @@ func headBytes(lines [][]byte) int {
 func checkRefusals(t *testing.T, lines [][]byte) {
 	t.Helper()
 	var cl, te bool
+	lines = lines[:len(lines)-1] // without the empty line
 	for i, l := range lines {
 		body := bytes.TrimSuffix(bytes.TrimSuffix(l, []byte("\n")), []byte("\r"))
 		if bytes.ContainsAny(body, "\r\x00") {

@@ -45,12 +45,17 @@ var (
 	clientRate    = flag.Int("client-rate", 100, "-attacks: the normal client's requests a second, each on a new connection")
 	clientTimeout = flag.Duration("client-timeout", 2*time.Second, "-attacks: a request not answered within this is counted unanswered")
 	afterWait     = flag.Duration("rss-after", 10*time.Second, "-attacks: RSS is read this long after an attack's connections closed")
+	scenarios     = flag.String("scenarios", "none,slowloris,idle-flood", "-attacks: the scenarios to run, in this order")
 )
+
+// scenarioNames are the scenarios -scenarios may name.
+var scenarioNames = []string{"none", "slowloris", "idle-flood"}
 
 // attackTarget is one proxy under attack.
 type attackTarget struct {
 	name string
 	addr string
+	api  string // autoheal's API address, for a CPU profile
 	proc *proc
 	rows []attackRow
 }
@@ -70,6 +75,11 @@ func runAttackMode(ctx context.Context) error {
 	flag.Visit(func(f *flag.Flag) { roundsSet = roundsSet || f.Name == "rounds" })
 	if !roundsSet {
 		*rounds = 1
+	}
+	for _, sc := range strings.Split(*scenarios, ",") {
+		if !contains(scenarioNames, sc) {
+			return fmt.Errorf("-scenarios: unknown scenario %q (have %s)", sc, strings.Join(scenarioNames, ", "))
+		}
 	}
 	tmp, err := os.MkdirTemp("", "autoheal-bench-lb")
 	if err != nil {
@@ -102,26 +112,27 @@ func runAttacks(ctx context.Context, tmp string, backends []string) ([]*attackTa
 	}()
 	type server struct {
 		name  string
-		start func(port int) (*proc, error)
+		start func(port int, api string) (*proc, error)
 	}
 	servers := []server{
-		{"haproxy", func(port int) (*proc, error) { return startHAProxyAttack(tmp, backends, port) }},
+		{"haproxy", func(port int, _ string) (*proc, error) { return startHAProxyAttack(tmp, backends, port) }},
 	}
 	if *unbuilt == "" {
-		servers = append(servers, server{"autoheal", func(port int) (*proc, error) {
-			return startAutohealAttack(tmp, "autoheal", *autoheal, backends, port)
+		servers = append(servers, server{"autoheal", func(port int, api string) (*proc, error) {
+			return startAutohealAttack(tmp, "autoheal", *autoheal, backends, port, api)
 		}})
 	} else {
 		fmt.Fprintln(os.Stderr, "autoheal does not build; only HAProxy is measured")
 	}
 	if *candidate != "" {
-		servers = append(servers, server{"candidate", func(port int) (*proc, error) {
-			return startAutohealAttack(tmp, "candidate", *candidate, backends, port)
+		servers = append(servers, server{"candidate", func(port int, api string) (*proc, error) {
+			return startAutohealAttack(tmp, "candidate", *candidate, backends, port, api)
 		}})
 	}
 	for _, s := range servers {
 		port := freeport.Next()
-		p, err := s.start(port)
+		api := fmt.Sprintf("127.0.0.1:%d", freeport.Next())
+		p, err := s.start(port, api)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.name, err)
 		}
@@ -130,7 +141,7 @@ func runAttacks(ctx context.Context, tmp string, backends []string) ([]*attackTa
 		if err := waitOK(ctx, p, "http://"+addr+"/", startTimeout); err != nil {
 			return nil, fmt.Errorf("%s: %s", s.name, p.failure(err))
 		}
-		targets = append(targets, &attackTarget{name: s.name, addr: addr, proc: p})
+		targets = append(targets, &attackTarget{name: s.name, addr: addr, api: api, proc: p})
 	}
 	fmt.Printf("attacks: client %d req/s on new connections (timeout %s), %s per scenario; slowloris %d connections (a byte every %s); idle flood %d connections; %d CPUs, load average %s\n",
 		*clientRate, *clientTimeout, *phase, *slowlorisN, *drip, *idleConns, runtime.NumCPU(), loadAverage())
@@ -140,8 +151,8 @@ func runAttacks(ctx context.Context, tmp string, backends []string) ([]*attackTa
 	for r := 0; r < *rounds; r++ {
 		for i := range targets {
 			t := targets[(i+r)%len(targets)]
-			for _, sc := range []string{"none", "slowloris", "idle flood"} {
-				row, err := runScenario(ctx, t, sc)
+			for _, sc := range strings.Split(*scenarios, ",") {
+				row, err := runScenario(ctx, t, sc, r)
 				if err != nil {
 					return targets, err
 				}
@@ -154,7 +165,8 @@ func runAttacks(ctx context.Context, tmp string, backends []string) ([]*attackTa
 }
 
 // runScenario measures the client against t without attack, or under one.
-func runScenario(ctx context.Context, t *attackTarget, scenario string) (attackRow, error) {
+// With -cpu-profile-autoheal, autoheal's first slowloris is profiled.
+func runScenario(ctx context.Context, t *attackTarget, scenario string, round int) (attackRow, error) {
 	row := attackRow{scenario: scenario}
 	pgid := t.proc.cmd.Process.Pid
 	row.rss[0] = groupRSS(pgid)
@@ -162,8 +174,13 @@ func runScenario(ctx context.Context, t *attackTarget, scenario string) (attackR
 	switch scenario {
 	case "slowloris":
 		a = newAttacker(t.addr, *slowlorisN, true)
-	case "idle flood":
+	case "idle-flood":
 		a = newAttacker(t.addr, *idleConns, false)
+	}
+	var prof chan error
+	if *cpuProfile != "" && t.name == "autoheal" && scenario == "slowloris" && round == 0 {
+		prof = make(chan error, 1)
+		go func() { prof <- profile(ctx, t.api, *cpuProfile) }()
 	}
 	if a != nil {
 		if err := a.start(ctx); err != nil {
@@ -174,6 +191,13 @@ func runScenario(ctx context.Context, t *attackTarget, scenario string) (attackR
 	peak := newPeakRSS(pgid)
 	row.client = measureClient(ctx, t.addr, *phase)
 	row.rss[1] = peak.stop()
+	if prof != nil {
+		if err := <-prof; err != nil {
+			fmt.Fprintf(os.Stderr, "cpu profile: %v\n", err)
+		} else {
+			fmt.Fprintf(os.Stderr, "cpu profile of autoheal under slowloris written to %s\n", *cpuProfile)
+		}
+	}
 	if a != nil {
 		row.attack = a.summary()
 		a.stop()
@@ -510,7 +534,7 @@ func rssLine(r [4]int64) string {
 func reportAttacks(ts []*attackTarget) {
 	fmt.Printf("\n%-10s %-10s %9s %9s %9s %11s %11s %11s %11s\n", "scenario", "proxy", "answered", "p50", "p99", "RSS before", "RSS peak", "RSS end", "RSS +"+afterWait.String())
 	base := map[string]clientStats{}
-	for _, sc := range []string{"none", "slowloris", "idle flood"} {
+	for _, sc := range strings.Split(*scenarios, ",") {
 		for _, t := range ts {
 			var share, p50, p99 []float64
 			var rss [4][]float64
@@ -602,7 +626,7 @@ backend be_http
 // startAutohealAttack runs autoheal with an http listener of default
 // limits (max_connections 10000, first_byte_timeout and header_timeout
 // 10s).
-func startAutohealAttack(tmp, name, bin string, backends []string, port int) (*proc, error) {
+func startAutohealAttack(tmp, name, bin string, backends []string, port int, api string) (*proc, error) {
 	dir := filepath.Join(tmp, name+"-attack")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -625,6 +649,9 @@ load_balancers:
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	api := fmt.Sprintf("127.0.0.1:%d", freeport.Next())
-	return start(nil, bin, "serve", "--config", path, "--state-dir", filepath.Join(dir, "state"), "--listen", api)
+	args := []string{"serve", "--config", path, "--state-dir", filepath.Join(dir, "state"), "--listen", api}
+	if *cpuProfile != "" {
+		args = append(args, "--pprof")
+	}
+	return start(nil, bin, args...)
 }

@@ -29,13 +29,23 @@ type httpConn struct {
 	idle  idleEntry
 }
 
-var clientConns = sync.Pool{New: func() any {
-	return &clientConn{
-		tried: make([]*target, 0, 4),
-		br:    bufio.NewReaderSize(nil, 8192),
-		bw:    bufio.NewWriterSize(nil, 8192),
+// clientConns and writers are the buffers of connections that are reading
+// or serving a request. A connection takes a writer only once it has read
+// a head: one that trickles its head (slowloris) holds a reader alone.
+var (
+	clientConns = sync.Pool{New: func() any {
+		return &clientConn{tried: make([]*target, 0, 4), br: bufio.NewReaderSize(nil, 8192)}
+	}}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 8192) }}
+)
+
+// takeWriter gives cc a writer, when it has none, for its answer.
+func (cc *clientConn) takeWriter() {
+	if cc.bw == nil {
+		cc.bw = writers.Get().(*bufio.Writer)
+		cc.bw.Reset(cc.tc)
 	}
-}}
+}
 
 // serveHTTP runs one client connection until it closes.
 func (l *listener) serveHTTP(c net.Conn) {
@@ -104,7 +114,6 @@ func (hc *httpConn) acquire() *clientConn {
 	cc := clientConns.Get().(*clientConn)
 	cc.l, cc.tc = hc.l, &hc.tc
 	cc.br.Reset(&hc.tc)
-	cc.bw.Reset(&hc.tc)
 	cc.ip = cc.ip[:0]
 	if a, ok := hc.raw.RemoteAddr().(*net.TCPAddr); ok {
 		cc.ip, _ = a.IP.AppendText(cc.ip)
@@ -118,7 +127,11 @@ func (hc *httpConn) acquire() *clientConn {
 // served every request they held and flushed every response.
 func (cc *clientConn) release() {
 	cc.br.Reset(nil)
-	cc.bw.Reset(nil)
+	if cc.bw != nil {
+		cc.bw.Reset(nil)
+		writers.Put(cc.bw)
+		cc.bw = nil
+	}
 	cc.l, cc.tc = nil, nil
 	clientConns.Put(cc)
 }

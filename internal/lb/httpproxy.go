@@ -42,6 +42,7 @@ func (cc *clientConn) serveOne() bool {
 	}
 	err := cc.req.readHead(cc.br, int(l.cfg.MaxHeaderBytes), true)
 	cc.tc.auto()
+	cc.takeWriter()
 	if err != nil {
 		switch {
 		case errors.Is(err, io.EOF):

@@ -413,3 +413,46 @@ func TestBusyConnectionsNeverEvicted(t *testing.T) {
 		t.Fatalf("the streamed response: %q %v", rest, err)
 	}
 }
+
+func TestShouldReclaim(t *testing.T) {
+	tests := []struct {
+		peak, open int64
+		want       bool
+	}{
+		{0, 0, false},
+		{10000, 9000, false},
+		{10000, 8977, false},
+		{10000, 8976, true},
+		{2000, 0, true},
+		{1023, 0, false},
+	}
+	for _, tt := range tests {
+		if got := shouldReclaim(tt.peak, tt.open); got != tt.want {
+			t.Errorf("shouldReclaim(%d, %d) = %v, want %v", tt.peak, tt.open, got, tt.want)
+		}
+	}
+}
+
+// TestReclaimAfterMassClose: once more than reclaimAfter connections have
+// closed, the listener has the memory they held collected.
+func TestReclaimAfterMassClose(t *testing.T) {
+	t.Parallel()
+	a := newBackend(t, "a", nil)
+	bal, url := start(t, tgYAML("round_robin", "address: "+a.addr()))
+	waitHealthy(t, bal, "tg", 1)
+	l := listenerOf(t, bal)
+	n := reclaimAfter + 100
+	conns := make([]net.Conn, 0, n)
+	for range n {
+		conns = append(conns, dialRaw(t, url))
+	}
+	waitFor(t, fmt.Sprintf("%d connections open", n), func() bool { return len(l.slots) == n })
+	for _, c := range conns {
+		c.Close()
+	}
+	waitFor(t, "memory reclaimed", func() bool {
+		l.rmu.Lock()
+		defer l.rmu.Unlock()
+		return !l.lastReclaim.IsZero()
+	})
+}

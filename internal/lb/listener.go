@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,12 @@ type listener struct {
 	// near max_connections each new connection closes the oldest.
 	idle    idleList
 	evicted atomic.Int64
+	// peak is the most connections open since memory was last reclaimed
+	// (see reclaimSoon).
+	peak         atomic.Int64
+	rmu          sync.Mutex
+	reclaimTimer *time.Timer
+	lastReclaim  time.Time
 }
 
 func newListener(cfg config.Listener, tg *TargetGroup, log *slog.Logger) (*listener, error) {
@@ -104,6 +111,7 @@ func (l *listener) accept() {
 			continue
 		}
 		backoff = 0
+		l.noteOpen(len(l.slots))
 		if tc, ok := c.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
@@ -144,6 +152,7 @@ func (l *listener) serve(c net.Conn) {
 		delete(l.conns, c)
 		l.mu.Unlock()
 		<-l.slots
+		l.noteClosed(len(l.slots))
 	}()
 	if l.cfg.Protocol == config.ProtocolTCP {
 		l.serveTCP(c)
@@ -217,6 +226,12 @@ func (l *listener) serveTCP(c net.Conn) {
 // then closes every connection.
 func (l *listener) close(grace time.Duration) {
 	l.closing.Store(true)
+	l.rmu.Lock()
+	if l.reclaimTimer != nil && l.reclaimTimer.Stop() {
+		l.reclaimTimer = nil
+		l.wg.Done()
+	}
+	l.rmu.Unlock()
 	l.ln.Close()
 	done := make(chan struct{})
 	go func() { l.wg.Wait(); close(done) }()
@@ -244,4 +259,64 @@ func (l *listener) close(grace time.Duration) {
 	}
 	l.mu.Unlock()
 	<-done
+}
+
+// Memory of closed connections. An idle connection holds little (see
+// httpConn), but each open one still has a goroutine stack, and each busy
+// one a reader and a writer; when thousands close at once (an attack
+// ends, or its connections time out), that memory is free in the Go heap
+// but stays in the process until a collection: a proxy that then idles
+// allocates too little to start one, and the runtime forces one only
+// every two minutes. So once reclaimAfter connections have closed since
+// the peak, the listener asks for two collections (a sync.Pool keeps its
+// buffers across one), after a second (the rest of the burst) and at most
+// every reclaimEvery; the runtime's scavenger then hands the pages back
+// to the OS within seconds.
+const (
+	reclaimAfter = 1024
+	reclaimEvery = 10 * time.Second
+)
+
+// noteOpen records open connections, counted by the accept loop.
+func (l *listener) noteOpen(open int) {
+	for {
+		p := l.peak.Load()
+		if int64(open) <= p || l.peak.CompareAndSwap(p, int64(open)) {
+			return
+		}
+	}
+}
+
+// noteClosed records open connections after one closed.
+func (l *listener) noteClosed(open int) {
+	p := l.peak.Load()
+	if shouldReclaim(p, int64(open)) && l.peak.CompareAndSwap(p, int64(open)) {
+		l.reclaimSoon()
+	}
+}
+
+// shouldReclaim says whether memory is to be reclaimed with open
+// connections left of a peak.
+func shouldReclaim(peak, open int64) bool { return peak-open >= reclaimAfter }
+
+// reclaimSoon schedules the collections, unless they are scheduled.
+func (l *listener) reclaimSoon() {
+	l.rmu.Lock()
+	defer l.rmu.Unlock()
+	if l.reclaimTimer != nil || l.closing.Load() {
+		return
+	}
+	delay := max(time.Second, time.Until(l.lastReclaim.Add(reclaimEvery)))
+	l.wg.Add(1)
+	l.reclaimTimer = time.AfterFunc(delay, func() {
+		defer l.wg.Done()
+		l.rmu.Lock()
+		l.reclaimTimer, l.lastReclaim = nil, time.Now()
+		l.rmu.Unlock()
+		if l.closing.Load() {
+			return
+		}
+		runtime.GC()
+		runtime.GC()
+	})
 }

@@ -76,14 +76,15 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // and b (nil when none). When one side stops sending, the other is
 // half-closed, so request/response protocols finish cleanly. idle bounds a
 // connection with no traffic in either direction; first (when not 0) one
-// that has had none since the tunnel began.
-func tunnel(a, b net.Conn, ar, br *bufio.Reader, idle, first time.Duration) (aToB, bToA int64) {
+// that has had none since the tunnel began. onFirst (when not nil) is
+// called when the first byte passes.
+func tunnel(a, b net.Conn, ar, br *bufio.Reader, idle, first time.Duration, onFirst func()) (aToB, bToA int64) {
 	var last atomic.Int64 // unix ns of the last byte either way; 0: none yet
 	began := time.Now()
 	if first <= 0 || (ar != nil && ar.Buffered() > 0) || (br != nil && br.Buffered() > 0) {
 		last.Store(began.UnixNano())
 	}
-	t := tunnelTimes{idle: idle, first: first, began: began, last: &last}
+	t := tunnelTimes{idle: idle, first: first, began: began, last: &last, onFirst: onFirst}
 	done := make(chan int64, 1)
 	go func() { done <- pipe(a, b, br, t) }()
 	aToB = pipe(b, a, ar, t)
@@ -96,6 +97,7 @@ type tunnelTimes struct {
 	idle, first time.Duration
 	began       time.Time
 	last        *atomic.Int64
+	onFirst     func()
 }
 
 // readBy is the read deadline of a pipe whose last deadline was rdl (unix
@@ -150,7 +152,9 @@ func pipe(dst, src net.Conn, pending *bufio.Reader, t tunnelTimes) int64 {
 		r, err := src.Read(buf)
 		if r > 0 {
 			now := time.Now().UnixNano()
-			t.last.Store(now)
+			if t.last.Swap(now) == 0 && t.onFirst != nil {
+				t.onFirst()
+			}
 			if idle > 0 && wdl-now < int64(idle)*9/10 {
 				wdl = now + int64(idle)
 				dst.SetWriteDeadline(time.Unix(0, wdl))

@@ -269,7 +269,7 @@ func (cc *clientConn) relay(t *target, bc *backendConn, sent time.Time, final bo
 			return false, false
 		}
 		t.pool.forget(bc)
-		tunnel(cc.tc.Conn, bc.c.(*timedConn).Conn, cc.br, bc.br, cc.l.cfg.IdleTimeout.D(), 0)
+		tunnel(cc.tc.Conn, bc.c.(*timedConn).Conn, cc.br, bc.br, cc.l.cfg.IdleTimeout.D(), 0, nil)
 		bc.c.Close()
 		return false, false
 	}

@@ -132,9 +132,6 @@ func (l *listener) accept() {
 // connection end without an answer, as at an idle timeout: HTTP clients
 // retry an idempotent request on a reused connection that does so.
 func (l *listener) evictIdle() {
-	if l.cfg.Protocol != config.ProtocolHTTP {
-		return
-	}
 	if e := l.idle.evictOldest(); e != nil {
 		e.c.Close()
 		l.evicted.Add(1)
@@ -197,7 +194,7 @@ func (l *listener) serveTCP(c net.Conn) {
 		}
 		t.inflight.Add(1)
 		defer t.inflight.Add(-1)
-		if p, ok := spliceLoop(c, bc, l.cfg.IdleTimeout.D(), l.cfg.FirstByteTimeout.D(), t.seq, l.log); ok {
+		if p, ok := spliceLoop(c, bc, l.cfg.IdleTimeout.D(), l.cfg.FirstByteTimeout.D(), t.seq, &l.idle, l.log); ok {
 			conn := &backendConn{t: t, c: killConn{bc, p}}
 			if !t.pool.track(conn) {
 				p.kill() // drained meanwhile
@@ -216,7 +213,11 @@ func (l *listener) serveTCP(c net.Conn) {
 			bc.Close()
 			return
 		}
-		tunnel(c, bc, nil, nil, l.cfg.IdleTimeout.D(), l.cfg.FirstByteTimeout.D())
+		// Idle, and so evictable, until a byte passes either way.
+		entry := idleEntry{c: c}
+		l.idle.add(&entry)
+		tunnel(c, bc, nil, nil, l.cfg.IdleTimeout.D(), l.cfg.FirstByteTimeout.D(), func() { l.idle.remove(&entry) })
+		l.idle.remove(&entry)
 		conn.close()
 		return
 	}

@@ -255,7 +255,7 @@ func TestTunnelFirstByte(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			tunnel(a, b, nil, nil, time.Hour, 100*time.Millisecond)
+			tunnel(a, b, nil, nil, time.Hour, 100*time.Millisecond, nil)
 		}()
 		if !used {
 			select {
@@ -334,5 +334,47 @@ func TestTunnelReadBy(t *testing.T) {
 		if got != tt.want || reset != tt.wantReset {
 			t.Errorf("%s: readBy = %d %v, want %d %v", tt.name, got, reset, tt.want, tt.wantReset)
 		}
+	}
+}
+
+// TestTCPEvictsOldestUnused: near max_connections, a new tcp connection
+// closes the oldest one over which no byte has passed yet; one that
+// passed bytes is never closed for room, though it is older.
+func TestTCPEvictsOldestUnused(t *testing.T) {
+	t.Parallel()
+	bal, url := start(t, tcpYAML(echoServer(t), ", max_connections: 10, first_byte_timeout: 1h, idle_timeout: 1h"))
+	waitHealthy(t, bal, "tg", 1)
+	l := listenerOf(t, bal)
+	busy := dialLB(t, url)
+	busy.SetDeadline(time.Now().Add(30 * time.Second))
+	echoOnce(t, busy, "busy")
+	waitFor(t, "no idle connection", func() bool { return l.idle.len() == 0 })
+	var silent []*net.TCPConn
+	for i := range 8 {
+		silent = append(silent, dialLB(t, url))
+		waitFor(t, "silent connections listed", func() bool { return l.idle.len() == i+1 })
+	}
+	// 9 open: the 10th closes the oldest silent one, and is served.
+	c := dialLB(t, url)
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	echoOnce(t, c, "new")
+	if !closedByPeer(t, silent[0]) {
+		t.Fatal("the oldest silent connection was not closed")
+	}
+	// Seven more new ones (each served: they leave the list as their
+	// first byte passes) close the other seven silent ones, oldest first.
+	for i := range 7 {
+		n := dialLB(t, url)
+		n.SetDeadline(time.Now().Add(30 * time.Second))
+		echoOnce(t, n, fmt.Sprintf("new %d", i))
+	}
+	for i, s := range silent[1:] {
+		if !closedByPeer(t, s) {
+			t.Fatalf("silent connection %d not closed", i+1)
+		}
+	}
+	echoOnce(t, busy, "still busy")
+	if n := l.evicted.Load(); n != 8 {
+		t.Fatalf("%d evicted, want the 8 silent ones", n)
 	}
 }

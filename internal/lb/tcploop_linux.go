@@ -34,6 +34,7 @@ const (
 	opAdd  = 1 // controller -> worker: id, idle, first; the client and target sockets ride along
 	opKill = 2 // controller -> worker: id
 	opDone = 3 // worker -> controller: id
+	opUsed = 4 // worker -> controller: id; the pair's first byte passed (it is no longer idle)
 	msgLen = 25
 )
 
@@ -386,7 +387,11 @@ func (lp *eventLoop) pump(p *conn2, d *dir, now int64) bool {
 	n, errno := rawRead(d.src, lp.buf[:])
 	switch {
 	case n > 0:
-		p.last, p.used = now, true
+		p.last = now
+		if !p.used {
+			p.used = true
+			lp.report(msg{op: opUsed, id: p.id}.bytes())
+		}
 		w := 0
 		for w < n {
 			k, e := rawWrite(d.dst, lp.buf[w:n])

@@ -157,7 +157,7 @@ func runAttacks(ctx context.Context, tmp string, backends []string) ([]*attackTa
 					return targets, err
 				}
 				t.rows = append(t.rows, row)
-				fmt.Fprintf(os.Stderr, "round %d/%d %-9s %-10s %s; RSS %s\n", r+1, *rounds, t.name, sc, row.client, rssLine(row.rss))
+				fmt.Fprintf(os.Stderr, "round %d/%d %-9s %-10s %s; RSS %s%s\n", r+1, *rounds, t.name, sc, row.client, rssLine(row.rss), row.attack)
 			}
 		}
 	}
@@ -199,7 +199,7 @@ func runScenario(ctx context.Context, t *attackTarget, scenario string, round in
 		}
 	}
 	if a != nil {
-		row.attack = a.summary()
+		row.attack = "; attack: " + a.summary()
 		a.stop()
 		row.rss[2] = groupRSS(pgid)
 		select {
@@ -532,51 +532,72 @@ func rssLine(r [4]int64) string {
 // reportAttacks prints each scenario beside HAProxy's: medians over
 // rounds.
 func reportAttacks(ts []*attackTarget) {
-	fmt.Printf("\n%-10s %-10s %9s %9s %9s %11s %11s %11s %11s\n", "scenario", "proxy", "answered", "p50", "p99", "RSS before", "RSS peak", "RSS end", "RSS +"+afterWait.String())
-	base := map[string]clientStats{}
+	fmt.Printf("\n%-10s %-10s %9s %9s %9s %9s %11s %11s %11s %11s\n", "scenario", "proxy", "answered", "p50", "p99", "p99 ratio", "RSS before", "RSS peak", "RSS end", "RSS +"+afterWait.String())
+	base := map[string]time.Duration{}
 	for _, sc := range strings.Split(*scenarios, ",") {
 		for _, t := range ts {
-			var share, p50, p99 []float64
-			var rss [4][]float64
-			for _, r := range t.rows {
-				if r.scenario != sc {
-					continue
-				}
-				share = append(share, r.client.share())
-				if r.client.answered > 0 {
-					p50 = append(p50, float64(r.client.p50))
-					p99 = append(p99, float64(r.client.p99))
-				}
-				for i := range rss {
-					rss[i] = append(rss[i], float64(r.rss[i]))
-				}
-			}
-			if len(share) == 0 {
+			s, ok := t.medians(sc)
+			if !ok {
 				continue
 			}
-			st := clientStats{p50: time.Duration(medianOr0(p50)), p99: time.Duration(medianOr0(p99))}
 			if sc == "none" {
-				base[t.name] = st
+				base[t.name] = s.p99
 			}
-			ratio := ""
-			if b, ok := base[t.name]; ok && sc != "none" && b.p99 > 0 {
-				ratio = fmt.Sprintf(" (%.1fx)", float64(st.p99)/float64(b.p99))
-			}
-			rssCol := func(i int) string {
-				if sc == "none" && (i == 2) {
-					return "-"
+			p50, p99, ratio := "-", "-", "-"
+			if s.p99 > 0 {
+				p50, p99 = ms(s.p50), ms(s.p99)
+				if b := base[t.name]; b > 0 && sc != "none" {
+					ratio = fmt.Sprintf("%.2fx", float64(s.p99)/float64(b))
 				}
-				return mib(int64(medianOr0(rss[i])))
 			}
-			fmt.Printf("%-10s %-10s %8.1f%% %9s %9s%-7s %11s %11s %11s %11s\n", sc, t.name, 100*medianOr0(share), ms(st.p50), ms(st.p99), ratio,
-				rssCol(0), rssCol(1), rssCol(2), rssCol(3))
+			end := mib(s.rss[2])
+			if sc == "none" {
+				end = "-"
+			}
+			fmt.Printf("%-10s %-10s %8.1f%% %9s %9s %9s %11s %11s %11s %11s\n", sc, t.name, 100*s.share, p50, p99, ratio,
+				mib(s.rss[0]), mib(s.rss[1]), end, mib(s.rss[3]))
 		}
 	}
-	fmt.Println("\nanswered: the normal client's requests (each on a new connection) answered 200 within -client-timeout; p50/p99 of those answered,")
-	fmt.Println("(Nx): p99 over the same proxy's p99 without attack; RSS of the proxy's processes: before the attack, its peak, when the attack's")
-	fmt.Println("connections closed and -rss-after later; medians over rounds")
-	fmt.Println("target: under slowloris, autoheal's p99 within 2x of its p99 without attack; under the idle flood, more answered than HAProxy;")
-	fmt.Println("RSS after the attack back near RSS before it")
+	fmt.Println("\nanswered: the normal client's requests (each on a new connection) answered 200 within -client-timeout; p50/p99 of those")
+	fmt.Println("answered; p99 ratio: over the same proxy's p99 without attack; RSS of the proxy's processes: before the attack, its peak,")
+	fmt.Println("when the attack's connections closed, and -rss-after later; medians over rounds")
+	fmt.Println("target: under slowloris, autoheal's p99 within 2x of its p99 without attack; under the idle flood, more answered than")
+	fmt.Println("HAProxy; RSS after the attack back near RSS before it")
+}
+
+// scenarioMedians are a target's medians over rounds in one scenario.
+type scenarioMedians struct {
+	share    float64
+	p50, p99 time.Duration // 0 when nothing was answered
+	rss      [4]int64
+}
+
+func (t *attackTarget) medians(sc string) (scenarioMedians, bool) {
+	var s scenarioMedians
+	var share, p50, p99 []float64
+	var rss [4][]float64
+	for _, r := range t.rows {
+		if r.scenario != sc {
+			continue
+		}
+		share = append(share, r.client.share())
+		if r.client.answered > 0 {
+			p50 = append(p50, float64(r.client.p50))
+			p99 = append(p99, float64(r.client.p99))
+		}
+		for i := range rss {
+			rss[i] = append(rss[i], float64(r.rss[i]))
+		}
+	}
+	if len(share) == 0 {
+		return s, false
+	}
+	s.share = median(share)
+	s.p50, s.p99 = time.Duration(medianOr0(p50)), time.Duration(medianOr0(p99))
+	for i := range rss {
+		s.rss[i] = int64(median(rss[i]))
+	}
+	return s, true
 }
 
 func medianOr0(xs []float64) float64 {

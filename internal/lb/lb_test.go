@@ -376,7 +376,8 @@ func TestDeregisterDrainsInFlight(t *testing.T) {
 	bal, url := start(t, tgYAML("round_robin", "address: "+a.addr(), "address: "+b2.addr()))
 	waitHealthy(t, bal, "tg", 2)
 	tg, _ := bal.TargetGroup("tg")
-	// Get a slow request onto a.
+	// Get a slow request onto a: b answers its /slow at once, so send
+	// them one at a time until one stays on a.
 	slowDone := make(chan string, 1)
 	for a.hits.Load() == 0 {
 		go func() {
@@ -389,11 +390,10 @@ func TestDeregisterDrainsInFlight(t *testing.T) {
 			resp.Body.Close()
 			slowDone <- resp.Status + " " + string(b)
 		}()
-		time.Sleep(50 * time.Millisecond)
-	}
-	// b answers its /slow at once: collect that one.
-	if b2.hits.Load() > 0 {
-		<-slowDone
+		waitFor(t, "a /slow request on a, or answered by b", func() bool { return a.hits.Load() > 0 || len(slowDone) > 0 })
+		if a.hits.Load() == 0 {
+			<-slowDone
+		}
 	}
 	done, err := tg.Deregister(a.addr())
 	if err != nil {

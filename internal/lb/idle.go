@@ -8,13 +8,16 @@ import (
 	"github.com/autoheal/autoheal/internal/config"
 )
 
-// Idle client connections. A connection that waits for its client (before
-// its first request, or between keep-alive requests) is idle: it holds no
-// buffer (see httpConn.wait) and sits in its listener's idle list, oldest
-// first. When the listener nears max_connections, each new connection
-// closes the oldest idle one, so that an attacker holding thousands of
-// silent connections cannot lock out new clients; a connection in the
-// middle of a request or a response is never in the list.
+// Idle client connections. An http connection that waits for its client
+// (before its first request, or between keep-alive requests) is idle: it
+// holds no buffer (see httpConn.wait) and sits in its listener's idle
+// list, oldest first. A tcp connection is idle until a byte passes either
+// way (the proxy knows no protocol: after that it cannot tell a quiet
+// session from an abandoned one). When the listener nears
+// max_connections, each new connection closes the oldest idle one, so that
+// an attacker holding thousands of silent connections cannot lock out new
+// clients; a connection in the middle of a request or a response is never
+// in the list.
 
 // phase is where a client connection is in its life.
 type phase uint8

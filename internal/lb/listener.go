@@ -34,8 +34,9 @@ type listener struct {
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
 	wg      sync.WaitGroup
-	// idle: http connections waiting for their client, oldest first;
-	// near max_connections each new connection closes the oldest.
+	// idle: connections waiting for their client (tcp: no byte passed
+	// yet), oldest first; near max_connections each new connection closes
+	// the oldest.
 	idle    idleList
 	evicted atomic.Int64
 	// peak is the most connections open since memory was last reclaimed

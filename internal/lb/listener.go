@@ -276,7 +276,7 @@ func (l *listener) close(grace time.Duration) {
 // to the OS within seconds.
 const (
 	reclaimAfter = 1024
-	reclaimEvery = 10 * time.Second
+	reclaimEvery = 5 * time.Second
 )
 
 // noteOpen records open connections, counted by the accept loop.

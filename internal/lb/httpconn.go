@@ -27,6 +27,9 @@ type httpConn struct {
 	ready func(uintptr) bool // rc.Read's callback, made once
 	woke  bool
 	idle  idleEntry
+	// ip is the client's address for X-Forwarded-For, in ipBuf.
+	ip    []byte
+	ipBuf [48]byte
 }
 
 // clientConns and writers are the buffers of connections that are reading
@@ -57,6 +60,12 @@ func (l *listener) serveHTTP(c net.Conn) {
 	}
 	hc.tc = timedConn{Conn: c, idle: l.cfg.IdleTimeout.D()}
 	hc.idle.c = hc.raw
+	hc.ip = hc.ipBuf[:0]
+	if a, ok := hc.raw.RemoteAddr().(*net.TCPAddr); ok {
+		hc.ip, _ = a.IP.AppendText(hc.ip)
+	} else if host, _, err := net.SplitHostPort(hc.raw.RemoteAddr().String()); err == nil {
+		hc.ip = append(hc.ip, host...)
+	}
 	if sc, ok := hc.raw.(syscall.Conn); ok && rawWaitSupported {
 		if rc, err := sc.SyscallConn(); err == nil {
 			hc.rc, hc.ready = rc, hc.readable
@@ -114,12 +123,7 @@ func (hc *httpConn) acquire() *clientConn {
 	cc := clientConns.Get().(*clientConn)
 	cc.l, cc.tc = hc.l, &hc.tc
 	cc.br.Reset(&hc.tc)
-	cc.ip = cc.ip[:0]
-	if a, ok := hc.raw.RemoteAddr().(*net.TCPAddr); ok {
-		cc.ip, _ = a.IP.AppendText(cc.ip)
-	} else if host, _, err := net.SplitHostPort(hc.raw.RemoteAddr().String()); err == nil {
-		cc.ip = append(cc.ip, host...)
-	}
+	cc.ip = hc.ip
 	return cc
 }
 
@@ -132,7 +136,7 @@ func (cc *clientConn) release() {
 		writers.Put(cc.bw)
 		cc.bw = nil
 	}
-	cc.l, cc.tc = nil, nil
+	cc.l, cc.tc, cc.ip = nil, nil, nil
 	clientConns.Put(cc)
 }
 

@@ -438,7 +438,9 @@ func TestShouldReclaim(t *testing.T) {
 func TestReclaimAfterMassClose(t *testing.T) {
 	t.Parallel()
 	a := newBackend(t, "a", nil)
-	bal, url := start(t, tgYAML("round_robin", "address: "+a.addr()))
+	// Silent connections, kept open until the test closes them.
+	bal, url := start(t, strings.Replace(tgYAML("round_robin", "address: "+a.addr()),
+		"target_group: tg}", "target_group: tg, first_byte_timeout: 1h}", 1))
 	waitHealthy(t, bal, "tg", 1)
 	l := listenerOf(t, bal)
 	n := reclaimAfter + 100
@@ -446,7 +448,7 @@ func TestReclaimAfterMassClose(t *testing.T) {
 	for range n {
 		conns = append(conns, dialRaw(t, url))
 	}
-	waitFor(t, fmt.Sprintf("%d connections open", n), func() bool { return len(l.slots) == n })
+	waitFor(t, fmt.Sprintf("%d connections waiting", n), func() bool { return l.idle.len() == n })
 	for _, c := range conns {
 		c.Close()
 	}

@@ -458,3 +458,14 @@ func TestReclaimAfterMassClose(t *testing.T) {
 		return !l.lastReclaim.IsZero()
 	})
 }
+
+func TestKeepBuffers(t *testing.T) {
+	for _, tt := range []struct {
+		open int
+		want bool
+	}{{1, true}, {50, true}, {keepBuffersBelow, true}, {keepBuffersBelow + 1, false}, {10000, false}} {
+		if got := keepBuffers(tt.open); got != tt.want {
+			t.Errorf("keepBuffers(%d) = %v, want %v", tt.open, got, tt.want)
+		}
+	}
+}

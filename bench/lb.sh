@@ -2,6 +2,9 @@
 # Load balancer benchmark: direct, HAProxy (http and tcp), nginx and autoheal's
 # http and tcp listeners against the same two backends, with wrk.
 # Usage: bench/lb.sh [-duration 10s] [-rounds 5] [-only autoheal-http,haproxy-http] ...
+#        bench/lb.sh -attacks [-slowloris 2000] [-idle-conns 10000] [-phase 20s] ...
+#        (slowloris and an idle flood against autoheal's http listener and
+#        HAProxy: a normal client's answered share and latency, and RSS)
 set -eu
 # Go from the official tarball lives here when it is not on PATH; haproxy and
 # nginx live in sbin, which is not on every user's PATH.
@@ -23,6 +26,12 @@ if [ -n "$missing" ]; then
 		{ $sudo apt-get update -q >/dev/null &&
 			$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null; }
 fi
+
+# The attacks hold 12,000 connections at once, each a descriptor in this
+# benchmark and one or two in the proxy; HAProxy also sizes itself from
+# its maxconn. Raise the limit when we may (root); else the attacks that
+# do not fit report how many connections could not be dialled.
+ulimit -n 100000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 mkdir -p bin
 export CGO_ENABLED=0

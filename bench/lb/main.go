@@ -187,6 +187,9 @@ func run(ctx context.Context) error {
 	if *rounds < 1 || *duration < time.Second {
 		return fmt.Errorf("want -rounds >= 1 and -duration >= 1s")
 	}
+	if *attacks {
+		return runAttackMode(ctx)
+	}
 	vs, err := selectVariants(*only)
 	if err != nil {
 		return err
@@ -221,19 +224,10 @@ func run(ctx context.Context) error {
 		}
 	}()
 
-	// The two backends every variant reaches.
-	var backends []string
-	for _, id := range []string{"b1", "b2"} {
-		addr := fmt.Sprintf("127.0.0.1:%d", freeport.Next())
-		p, err := start([]string{"AUTOHEAL_INSTANCE_ID=" + id}, *web, "--listen", addr)
-		if err != nil {
-			return fmt.Errorf("backend %s: %w", id, err)
-		}
-		procs = append(procs, p)
-		if err := waitOK(ctx, p, "http://"+addr+"/", startTimeout); err != nil {
-			return fmt.Errorf("backend %s: %s", id, p.failure(err))
-		}
-		backends = append(backends, addr)
+	backends, bprocs, err := startBackends(ctx)
+	procs = append(procs, bprocs...)
+	if err != nil {
+		return err
 	}
 
 	ports := map[string]int{}
@@ -349,6 +343,25 @@ func run(ctx context.Context) error {
 	}
 	report(vs)
 	return nil
+}
+
+// startBackends starts the two backends every variant reaches.
+func startBackends(ctx context.Context) ([]string, []*proc, error) {
+	var backends []string
+	var procs []*proc
+	for _, id := range []string{"b1", "b2"} {
+		addr := fmt.Sprintf("127.0.0.1:%d", freeport.Next())
+		p, err := start([]string{"AUTOHEAL_INSTANCE_ID=" + id}, *web, "--listen", addr)
+		if err != nil {
+			return nil, procs, fmt.Errorf("backend %s: %w", id, err)
+		}
+		procs = append(procs, p)
+		if err := waitOK(ctx, p, "http://"+addr+"/", startTimeout); err != nil {
+			return nil, procs, fmt.Errorf("backend %s: %s", id, p.failure(err))
+		}
+		backends = append(backends, addr)
+	}
+	return backends, procs, nil
 }
 
 // summary is one line of progress.

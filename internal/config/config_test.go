@@ -184,11 +184,11 @@ func TestFullConfig(t *testing.T) {
 				{
 					Protocol: "http", Listen: "127.0.0.1:18443", TargetGroup: "web",
 					TLS:         &TLS{CertFile: filepath.Join(dir, "lb-cert.pem"), KeyFile: filepath.Join(dir, "lb-key.pem")},
-					IdleTimeout: Duration(30 * time.Second), HeaderTimeout: Duration(5 * time.Second),
+					IdleTimeout: Duration(30 * time.Second), FirstByteTimeout: Duration(3 * time.Second), HeaderTimeout: Duration(5 * time.Second),
 					MaxHeaderBytes: 32 << 10, MaxBodyBytes: 10 << 20, MaxConnections: 500,
 				},
 				// The http-only fields stay zero on a tcp listener.
-				{Protocol: "tcp", Listen: ":18432", TargetGroup: "raw", IdleTimeout: DefaultIdleTimeout, MaxConnections: DefaultMaxConnections},
+				{Protocol: "tcp", Listen: ":18432", TargetGroup: "raw", IdleTimeout: DefaultIdleTimeout, FirstByteTimeout: DefaultFirstByteTimeout, MaxConnections: DefaultMaxConnections},
 			},
 			TargetGroups: []TargetGroup{{
 				Name: "web", Protocol: "http",
@@ -766,6 +766,8 @@ load_balancers:
 		got, want any
 	}{
 		{"idle_timeout", h.IdleTimeout.D(), 60 * time.Second},
+		{"first_byte_timeout", h.FirstByteTimeout.D(), 10 * time.Second},
+		{"tcp first_byte_timeout", tcp.FirstByteTimeout.D(), 10 * time.Second},
 		{"header_timeout", h.HeaderTimeout.D(), 10 * time.Second},
 		{"max_header_bytes", h.MaxHeaderBytes, ByteSize(64 << 10)},
 		{"max_body_bytes", h.MaxBodyBytes, ByteSize(100 << 20)},

@@ -34,11 +34,14 @@ const (
 	DefaultResult             = ResultAbandon
 
 	// Load balancers: listeners.
-	DefaultIdleTimeout    = Duration(60 * time.Second)
-	DefaultHeaderTimeout  = Duration(10 * time.Second) // http only
-	DefaultMaxHeaderBytes = ByteSize(64 << 10)         // http only
-	DefaultMaxBodyBytes   = ByteSize(100 << 20)        // http only
-	DefaultMaxConnections = 10000
+	DefaultIdleTimeout = Duration(60 * time.Second)
+	// As HAProxy's usual `timeout http-request 10s`: a connection that
+	// sends nothing is closed as soon as a slow request head would be.
+	DefaultFirstByteTimeout = Duration(10 * time.Second)
+	DefaultHeaderTimeout    = Duration(10 * time.Second) // http only
+	DefaultMaxHeaderBytes   = ByteSize(64 << 10)         // http only
+	DefaultMaxBodyBytes     = ByteSize(100 << 20)        // http only
+	DefaultMaxConnections   = 10000
 
 	// Load balancers: target groups and their targets.
 	DefaultProtocol            = ProtocolHTTP
@@ -298,6 +301,7 @@ func (c *Config) setLoadBalancerDefaults(lb *LoadBalancer, onlyPort map[string]s
 	for i := range lb.Listeners {
 		l := &lb.Listeners[i]
 		l.IdleTimeout = cmp.Or(l.IdleTimeout, DefaultIdleTimeout)
+		l.FirstByteTimeout = cmp.Or(l.FirstByteTimeout, DefaultFirstByteTimeout)
 		l.MaxConnections = cmp.Or(l.MaxConnections, DefaultMaxConnections)
 		if l.Protocol == ProtocolHTTP {
 			l.HeaderTimeout = cmp.Or(l.HeaderTimeout, DefaultHeaderTimeout)

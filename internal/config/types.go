@@ -397,9 +397,15 @@ type Listener struct {
 	// IdleTimeout closes a client connection idle for this long (http:
 	// between requests; tcp: no byte either way). Default 60s.
 	IdleTimeout Duration `yaml:"idle_timeout"`
+	// FirstByteTimeout closes a client connection that sends nothing for
+	// this long after it was accepted (http: no byte of a first request, or
+	// of the TLS handshake; tcp: no byte either way, so that a target's
+	// greeting counts). Such connections are also the first closed when a
+	// listener nears max_connections. Default 10s.
+	FirstByteTimeout Duration `yaml:"first_byte_timeout"`
 	// HeaderTimeout bounds how long a client may take to send a request's
-	// headers (http only), so slow clients cannot hold connections.
-	// Default 10s.
+	// headers from their first byte (http only), so slow clients cannot
+	// hold connections. Default 10s.
 	HeaderTimeout Duration `yaml:"header_timeout"`
 	// MaxHeaderBytes caps a request's request line and headers (http only).
 	// Default 64KiB.
@@ -408,7 +414,10 @@ type Listener struct {
 	// Default 100MiB.
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
 	// MaxConnections caps concurrent client connections; more wait in the
-	// kernel's accept queue. Default 10000.
+	// kernel's accept queue. From 99% of it on (all but max(1, 1%)), each
+	// new connection closes the connection idle longest (http: before its
+	// first request or between requests; tcp: no byte yet either way), so
+	// that new clients are served. Default 10000.
 	MaxConnections int `yaml:"max_connections"`
 }
 

@@ -805,6 +805,7 @@ func (v *validator) listener(lb *LoadBalancer, l *Listener, p path, tgs map[stri
 		}
 	}
 	v.nonNegative(p.field("idle_timeout"), l.IdleTimeout)
+	v.nonNegative(p.field("first_byte_timeout"), l.FirstByteTimeout)
 	v.nonNegative(p.field("header_timeout"), l.HeaderTimeout)
 	if l.MaxHeaderBytes < 0 {
 		v.errorf(p.field("max_header_bytes"), "max_header_bytes must not be negative, got %d", l.MaxHeaderBytes)

@@ -12,7 +12,11 @@
 // one goroutine per client connection parses request heads into a reused
 // buffer, forwards them on pooled keep-alive connections to targets, and
 // streams bodies both ways without buffering them. That is what keeps it
-// near HAProxy's request rate on two cores (see bench/lb.sh).
+// near HAProxy's request rate on two cores (see bench/lb.sh). A connection
+// waiting for its client holds no buffer, a silent one is closed after
+// first_byte_timeout, and near max_connections the connection idle longest
+// is closed for each new one (idle.go), so that slow and idle clients
+// cannot lock others out (bench/lb.sh -attacks).
 //
 // TCP listeners hand each accepted connection and its target connection
 // to a worker process (this binary re-executed, see tcploop_linux.go) that

@@ -109,6 +109,12 @@ func (h *head) readHead(r *bufio.Reader, max int, request bool) error {
 		if n > 0 && line[n-1] == '\r' {
 			n--
 		}
+		if bytes.IndexByte(line[:n], '\r') >= 0 || bytes.IndexByte(line[:n], 0) >= 0 {
+			// RFC 9112 2.2 and RFC 9110 5.5: a bare CR or a NUL is refused
+			// rather than forwarded, as a target may take a bare CR for a
+			// line end and read other headers than the proxy did.
+			return badHead("bare CR or NUL in line %q", clip(line[:n]))
+		}
 		if first {
 			if n == 0 && request && start == 0 {
 				// RFC 9112 2.2: ignore empty lines before a request line.
@@ -268,6 +274,16 @@ func (h *head) derive(request bool) error {
 				}
 			}
 		}
+	}
+	if te && h.http10 {
+		// RFC 9112 6.1: HTTP/1.0 has no Transfer-Encoding, and its
+		// recipients (net/http among them) ignore it: the framing is
+		// faulty. A request is refused; a response is read until close.
+		if request {
+			return badHead("Transfer-Encoding in an HTTP/1.0 request")
+		}
+		h.chunked = false
+		h.contentLength = -1
 	}
 	if te && h.contentLength >= 0 {
 		if request {

@@ -3,14 +3,12 @@ package lb
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 )
 
@@ -28,46 +26,6 @@ type clientConn struct {
 	xff   []byte
 }
 
-var clientConns = sync.Pool{New: func() any {
-	return &clientConn{tried: make([]*target, 0, 4)}
-}}
-
-// serveHTTP runs one client connection until it closes.
-func (l *listener) serveHTTP(c net.Conn) {
-	cc := clientConns.Get().(*clientConn)
-	cc.l = l
-	cc.tc = &timedConn{Conn: c, idle: l.cfg.IdleTimeout.D()}
-	cc.br = getReader(cc.tc)
-	cc.bw = getWriter(cc.tc)
-	cc.ip = cc.ip[:0]
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		cc.ip, _ = a.IP.AppendText(cc.ip)
-	} else if host, _, err := net.SplitHostPort(c.RemoteAddr().String()); err == nil {
-		cc.ip = append(cc.ip, host...)
-	}
-	defer func() {
-		putReader(cc.br)
-		putWriter(cc.bw)
-		cc.l, cc.tc, cc.br, cc.bw = nil, nil, nil, nil
-		clientConns.Put(cc)
-	}()
-	if tc, ok := c.(interface {
-		HandshakeContext(context.Context) error
-	}); ok {
-		// TLS: the handshake is bounded like a request head.
-		c.SetDeadline(time.Now().Add(l.cfg.HeaderTimeout.D()))
-		if err := tc.HandshakeContext(l.ctx); err != nil {
-			return
-		}
-		c.SetDeadline(time.Time{})
-	}
-	for cc.serveOne() {
-		if l.closing.Load() {
-			return
-		}
-	}
-}
-
 // serveOne proxies one request and reports whether the connection may
 // carry another.
 func (cc *clientConn) serveOne() bool {
@@ -80,10 +38,11 @@ func (cc *clientConn) serveOne() bool {
 	// read; else it must arrive within the header timeout, so that a
 	// client trickling bytes cannot hold the connection.
 	if b, _ := cc.br.Peek(cc.br.Buffered()); bytes.Index(b, crlfcrlf) < 0 {
-		cc.tc.readBy(time.Now().Add(l.cfg.HeaderTimeout.D()))
+		cc.tc.readBy(readDeadline(phaseHead, time.Now(), &l.cfg))
 	}
 	err := cc.req.readHead(cc.br, int(l.cfg.MaxHeaderBytes), true)
 	cc.tc.auto()
+	cc.takeWriter()
 	if err != nil {
 		switch {
 		case errors.Is(err, io.EOF):
@@ -310,7 +269,7 @@ func (cc *clientConn) relay(t *target, bc *backendConn, sent time.Time, final bo
 			return false, false
 		}
 		t.pool.forget(bc)
-		tunnel(cc.tc.Conn, bc.c.(*timedConn).Conn, cc.br, bc.br, cc.l.cfg.IdleTimeout.D())
+		tunnel(cc.tc.Conn, bc.c.(*timedConn).Conn, cc.br, bc.br, cc.l.cfg.IdleTimeout.D(), 0, nil)
 		bc.c.Close()
 		return false, false
 	}

@@ -284,8 +284,13 @@ func TestHoldUntilATargetIsHealthy(t *testing.T) {
 	t.Parallel()
 	addr := freeAddr(t) // nothing listens yet
 	bal, url := start(t, tgYAML("round_robin", "address: "+addr))
+	tg, _ := bal.TargetGroup("tg")
 	go func() {
-		time.Sleep(300 * time.Millisecond)
+		// Once the request is in and no target can take it: it is held.
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) && tg.Health().Metrics.RequestCount == 0 {
+			time.Sleep(2 * time.Millisecond)
+		}
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			return
@@ -371,7 +376,8 @@ func TestDeregisterDrainsInFlight(t *testing.T) {
 	bal, url := start(t, tgYAML("round_robin", "address: "+a.addr(), "address: "+b2.addr()))
 	waitHealthy(t, bal, "tg", 2)
 	tg, _ := bal.TargetGroup("tg")
-	// Get a slow request onto a.
+	// Get a slow request onto a: b answers its /slow at once, so send
+	// them one at a time until one stays on a.
 	slowDone := make(chan string, 1)
 	for a.hits.Load() == 0 {
 		go func() {
@@ -384,11 +390,10 @@ func TestDeregisterDrainsInFlight(t *testing.T) {
 			resp.Body.Close()
 			slowDone <- resp.Status + " " + string(b)
 		}()
-		time.Sleep(50 * time.Millisecond)
-	}
-	// b answers its /slow at once: collect that one.
-	if b2.hits.Load() > 0 {
-		<-slowDone
+		waitFor(t, "a /slow request on a, or answered by b", func() bool { return a.hits.Load() > 0 || len(slowDone) > 0 })
+		if a.hits.Load() == 0 {
+			<-slowDone
+		}
 	}
 	done, err := tg.Deregister(a.addr())
 	if err != nil {
@@ -441,9 +446,7 @@ func TestDrainClosesAfterDelay(t *testing.T) {
 		}
 		errc <- err
 	}()
-	for a.hits.Load() == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, "the request to reach the target", func() bool { return a.hits.Load() > 0 })
 	done, _ := tg.Deregister(a.addr())
 	select {
 	case <-done:
@@ -601,6 +604,15 @@ func TestLimitsAndTimeouts(t *testing.T) {
 		{"chunked body too large", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" + strings.Repeat("a", 2048) + "\r\n0\r\n\r\n", "HTTP/1.1 413 Request Entity Too Large"},
 		{"smuggling: both framings", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "HTTP/1.1 400 Bad Request"},
 		{"smuggling: space before colon", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc", "HTTP/1.1 400 Bad Request"},
+		{"smuggling: folded header", "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n Content-Length: 3\r\n\r\nabc", "HTTP/1.1 400 Bad Request"},
+		// Found by FuzzRequestHead: a bare CR was forwarded to the target,
+		// which may take it for a line end (testdata/fuzz/FuzzRequestHead/bare-cr).
+		{"smuggling: bare CR in a header", "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\rContent-Length: 3\r\n\r\nabc", "HTTP/1.1 400 Bad Request"},
+		{"NUL in a header", "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\x00\r\n\r\n", "HTTP/1.1 400 Bad Request"},
+		// Found by FuzzRequestHead: net/http (a target) ignores
+		// Transfer-Encoding in HTTP/1.0 and would read the body as the next
+		// request (testdata/fuzz/FuzzRequestHead/http10-transfer-encoding).
+		{"smuggling: HTTP/1.0 with Transfer-Encoding", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "HTTP/1.1 400 Bad Request"},
 		{"no host", "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request"},
 		{"slow head", "GET / HTTP/1.1\r\nHost: x\r\n", "HTTP/1.1 408 Request Timeout"},
 		{"chunked body forwarded", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", "HTTP/1.1 200 OK"},

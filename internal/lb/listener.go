@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,17 @@ type listener struct {
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
 	wg      sync.WaitGroup
+	// idle: connections waiting for their client (tcp: no byte passed
+	// yet), oldest first; near max_connections each new connection closes
+	// the oldest.
+	idle    idleList
+	evicted atomic.Int64
+	// peak is the most connections open since memory was last reclaimed
+	// (see reclaimSoon).
+	peak         atomic.Int64
+	rmu          sync.Mutex
+	reclaimTimer *time.Timer
+	lastReclaim  time.Time
 }
 
 func newListener(cfg config.Listener, tg *TargetGroup, log *slog.Logger) (*listener, error) {
@@ -100,6 +112,7 @@ func (l *listener) accept() {
 			continue
 		}
 		backoff = 0
+		l.noteOpen(len(l.slots))
 		if tc, ok := c.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
@@ -108,6 +121,21 @@ func (l *listener) accept() {
 		l.mu.Unlock()
 		l.wg.Add(1)
 		go l.serve(c)
+		if shouldEvict(len(l.slots), cap(l.slots)) {
+			l.evictIdle()
+		}
+	}
+}
+
+// evictIdle closes the connection idle longest, if any, to make room for
+// new ones. Its goroutine, woken by the close, sees that it was evicted
+// and ends. A client whose request crossed the close on the wire sees the
+// connection end without an answer, as at an idle timeout: HTTP clients
+// retry an idempotent request on a reused connection that does so.
+func (l *listener) evictIdle() {
+	if e := l.idle.evictOldest(); e != nil {
+		e.c.Close()
+		l.evicted.Add(1)
 	}
 }
 
@@ -122,6 +150,7 @@ func (l *listener) serve(c net.Conn) {
 		delete(l.conns, c)
 		l.mu.Unlock()
 		<-l.slots
+		l.noteClosed(len(l.slots))
 	}()
 	if l.cfg.Protocol == config.ProtocolTCP {
 		l.serveTCP(c)
@@ -166,7 +195,7 @@ func (l *listener) serveTCP(c net.Conn) {
 		}
 		t.inflight.Add(1)
 		defer t.inflight.Add(-1)
-		if p, ok := spliceLoop(c, bc, l.cfg.IdleTimeout.D(), t.seq, l.log); ok {
+		if p, ok := spliceLoop(c, bc, l.cfg.IdleTimeout.D(), l.cfg.FirstByteTimeout.D(), t.seq, &l.idle, l.log); ok {
 			conn := &backendConn{t: t, c: killConn{bc, p}}
 			if !t.pool.track(conn) {
 				p.kill() // drained meanwhile
@@ -185,7 +214,11 @@ func (l *listener) serveTCP(c net.Conn) {
 			bc.Close()
 			return
 		}
-		tunnel(c, bc, nil, nil, l.cfg.IdleTimeout.D())
+		// Idle, and so evictable, until a byte passes either way.
+		entry := idleEntry{c: c}
+		l.idle.add(&entry)
+		tunnel(c, bc, nil, nil, l.cfg.IdleTimeout.D(), l.cfg.FirstByteTimeout.D(), func() { l.idle.remove(&entry) })
+		l.idle.remove(&entry)
 		conn.close()
 		return
 	}
@@ -195,6 +228,12 @@ func (l *listener) serveTCP(c net.Conn) {
 // then closes every connection.
 func (l *listener) close(grace time.Duration) {
 	l.closing.Store(true)
+	l.rmu.Lock()
+	if l.reclaimTimer != nil && l.reclaimTimer.Stop() {
+		l.reclaimTimer = nil
+		l.wg.Done()
+	}
+	l.rmu.Unlock()
 	l.ln.Close()
 	done := make(chan struct{})
 	go func() { l.wg.Wait(); close(done) }()
@@ -222,4 +261,64 @@ func (l *listener) close(grace time.Duration) {
 	}
 	l.mu.Unlock()
 	<-done
+}
+
+// Memory of closed connections. An idle connection holds little (see
+// httpConn), but each open one still has a goroutine stack, and each busy
+// one a reader and a writer; when thousands close at once (an attack
+// ends, or its connections time out), that memory is free in the Go heap
+// but stays in the process until a collection: a proxy that then idles
+// allocates too little to start one, and the runtime forces one only
+// every two minutes. So once reclaimAfter connections have closed since
+// the peak, the listener asks for two collections (a sync.Pool keeps its
+// buffers across one), after a second (the rest of the burst) and at most
+// every reclaimEvery; the runtime's scavenger then hands the pages back
+// to the OS within seconds.
+const (
+	reclaimAfter = 1024
+	reclaimEvery = 5 * time.Second
+)
+
+// noteOpen records open connections, counted by the accept loop.
+func (l *listener) noteOpen(open int) {
+	for {
+		p := l.peak.Load()
+		if int64(open) <= p || l.peak.CompareAndSwap(p, int64(open)) {
+			return
+		}
+	}
+}
+
+// noteClosed records open connections after one closed.
+func (l *listener) noteClosed(open int) {
+	p := l.peak.Load()
+	if shouldReclaim(p, int64(open)) && l.peak.CompareAndSwap(p, int64(open)) {
+		l.reclaimSoon()
+	}
+}
+
+// shouldReclaim says whether memory is to be reclaimed with open
+// connections left of a peak.
+func shouldReclaim(peak, open int64) bool { return peak-open >= reclaimAfter }
+
+// reclaimSoon schedules the collections, unless they are scheduled.
+func (l *listener) reclaimSoon() {
+	l.rmu.Lock()
+	defer l.rmu.Unlock()
+	if l.reclaimTimer != nil || l.closing.Load() {
+		return
+	}
+	delay := max(time.Second, time.Until(l.lastReclaim.Add(reclaimEvery)))
+	l.wg.Add(1)
+	l.reclaimTimer = time.AfterFunc(delay, func() {
+		defer l.wg.Done()
+		l.rmu.Lock()
+		l.reclaimTimer, l.lastReclaim = nil, time.Now()
+		l.rmu.Unlock()
+		if l.closing.Load() {
+			return
+		}
+		runtime.GC()
+		runtime.GC()
+	})
 }

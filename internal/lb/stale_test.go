@@ -20,14 +20,19 @@ import (
 func TestOnlyTargetDiesWithPooledConnections(t *testing.T) {
 	t.Parallel()
 	addr := freeAddr(t)
+	// The four warm-up requests are answered together, once all four are
+	// in: each has had its own connection.
+	var inFlight sync.WaitGroup
+	inFlight.Add(4)
 	serve := func(name string) *http.Server {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/" {
-				time.Sleep(50 * time.Millisecond) // overlap, so each request has its own connection
+			if r.URL.Path == "/" && name == "first" {
+				inFlight.Done()
+				inFlight.Wait()
 			}
 			io.WriteString(w, name)
 		})}
@@ -67,10 +72,22 @@ func TestOnlyTargetDiesWithPooledConnections(t *testing.T) {
 	// new ones are refused. It comes back a little later, as a replaced
 	// instance would (on the same address here).
 	first.Close()
+	tg, _ := bal.TargetGroup("tg")
+	before := tg.Health().Metrics.RequestCount
 	back := make(chan struct{})
 	go func() {
 		defer close(back)
-		time.Sleep(300 * time.Millisecond)
+		// Once the request has found the target gone (its pooled
+		// connections dead, a new one refused: no target in rotation),
+		// the target comes back.
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			h := tg.Health()
+			if h.Metrics.RequestCount > before && h.Metrics.HealthyHostCount == 0 {
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
 		serve("second")
 	}()
 	c := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}

@@ -161,31 +161,3 @@ func (p *pool) reopen() {
 	p.closed = false
 	p.mu.Unlock()
 }
-
-var readerPool, writerPool sync.Pool
-
-func getReader(r net.Conn) *bufio.Reader {
-	if br, ok := readerPool.Get().(*bufio.Reader); ok {
-		br.Reset(r)
-		return br
-	}
-	return bufio.NewReaderSize(r, 8192)
-}
-
-func putReader(br *bufio.Reader) {
-	br.Reset(nil)
-	readerPool.Put(br)
-}
-
-func getWriter(w net.Conn) *bufio.Writer {
-	if bw, ok := writerPool.Get().(*bufio.Writer); ok {
-		bw.Reset(w)
-		return bw
-	}
-	return bufio.NewWriterSize(w, 8192)
-}
-
-func putWriter(bw *bufio.Writer) {
-	bw.Reset(nil)
-	writerPool.Put(bw)
-}

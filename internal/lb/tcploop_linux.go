@@ -31,16 +31,18 @@ import (
 // it. Messages are fixed-size records, one per datagram (SOCK_SEQPACKET).
 
 const (
-	opAdd  = 1 // controller -> worker: id, idle; the client and target sockets ride along
+	opAdd  = 1 // controller -> worker: id, idle, first; the client and target sockets ride along
 	opKill = 2 // controller -> worker: id
 	opDone = 3 // worker -> controller: id
-	msgLen = 17
+	opUsed = 4 // worker -> controller: id; the pair's first byte passed (it is no longer idle)
+	msgLen = 25
 )
 
 type msg struct {
-	op   byte
-	id   uint64
-	idle int64 // ns
+	op    byte
+	id    uint64
+	idle  int64 // ns
+	first int64 // ns: first_byte_timeout
 }
 
 func (m msg) bytes() []byte {
@@ -48,6 +50,7 @@ func (m msg) bytes() []byte {
 	b[0] = m.op
 	binary.LittleEndian.PutUint64(b[1:], m.id)
 	binary.LittleEndian.PutUint64(b[9:], uint64(m.idle))
+	binary.LittleEndian.PutUint64(b[17:], uint64(m.first))
 	return b[:]
 }
 
@@ -55,7 +58,8 @@ func parseMsg(b []byte) (msg, bool) {
 	if len(b) != msgLen {
 		return msg{}, false
 	}
-	return msg{op: b[0], id: binary.LittleEndian.Uint64(b[1:]), idle: int64(binary.LittleEndian.Uint64(b[9:]))}, true
+	return msg{op: b[0], id: binary.LittleEndian.Uint64(b[1:]), idle: int64(binary.LittleEndian.Uint64(b[9:])),
+		first: int64(binary.LittleEndian.Uint64(b[17:]))}, true
 }
 
 // workerEnv marks a process started as a tcp worker; workerFD is its
@@ -118,6 +122,12 @@ type conn2 struct {
 	ab, ba dir
 	idle   time.Duration
 	last   int64 // unix ns of the last byte either way
+	// first bounds a pair that has passed no byte either way since born:
+	// on a tcp listener, that is what idle means (a target that speaks
+	// first makes its pair busy).
+	first  time.Duration
+	born   int64
+	used   bool
 	ia, ib uint32
 	// rega and regb: the socket is in the epoll set. A socket nothing is
 	// wanted from is taken out: epoll reports a hang-up whatever the
@@ -287,8 +297,9 @@ func (lp *eventLoop) report(b []byte) {
 }
 
 func (lp *eventLoop) add(m msg, afd, bfd int) {
+	now := time.Now().UnixNano()
 	p := &conn2{
-		id: m.id, afd: afd, bfd: bfd, idle: time.Duration(m.idle), last: time.Now().UnixNano(),
+		id: m.id, afd: afd, bfd: bfd, idle: time.Duration(m.idle), last: now, first: time.Duration(m.first), born: now,
 		ab: dir{src: afd, dst: bfd},
 		ba: dir{src: bfd, dst: afd},
 	}
@@ -319,13 +330,23 @@ func (lp *eventLoop) close(p *conn2) {
 	lp.report(msg{op: opDone, id: p.id}.bytes())
 }
 
-// sweep closes pairs idle both ways for their idle timeout.
+// sweep closes expired pairs. It runs about once a second: a timeout is
+// kept to within a second.
 func (lp *eventLoop) sweep(now int64) {
 	for _, p := range lp.ids {
-		if p.idle > 0 && now-p.last > int64(p.idle) {
+		if p.expired(now) {
 			lp.close(p)
 		}
 	}
+}
+
+// expired says whether a pair is to be closed at now: no byte either way
+// for first since it was made, or for idle since the last one.
+func (p *conn2) expired(now int64) bool {
+	if !p.used && p.first > 0 && now-p.born > int64(p.first) {
+		return true
+	}
+	return p.idle > 0 && now-p.last > int64(p.idle)
 }
 
 func (lp *eventLoop) handle(p *conn2, fd int, ev uint32, now int64) {
@@ -367,6 +388,10 @@ func (lp *eventLoop) pump(p *conn2, d *dir, now int64) bool {
 	switch {
 	case n > 0:
 		p.last = now
+		if !p.used {
+			p.used = true
+			lp.report(msg{op: opUsed, id: p.id}.bytes())
+		}
 		w := 0
 		for w < n {
 			k, e := rawWrite(d.dst, lp.buf[w:n])

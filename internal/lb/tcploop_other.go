@@ -18,6 +18,6 @@ type killConn struct {
 	p *pair
 }
 
-func spliceLoop(a, b net.Conn, idle time.Duration, home uint64, log *slog.Logger) (*pair, bool) {
+func spliceLoop(a, b net.Conn, idle, first time.Duration, home uint64, list *idleList, log *slog.Logger) (*pair, bool) {
 	return nil, false
 }

@@ -24,6 +24,17 @@ type pair struct {
 	id   uint64
 	w    *worker
 	done chan struct{}
+	// list is the listener's idle list, where the pair stays until its
+	// first byte passes (nil: none).
+	list  *idleList
+	entry idleEntry
+}
+
+// used takes the pair out of its listener's idle list.
+func (p *pair) used() {
+	if p != nil && p.list != nil {
+		p.list.remove(&p.entry)
+	}
 }
 
 // kill asks the worker to close the pair (a drain's end, shutdown).
@@ -64,11 +75,15 @@ const workerRetry = 5 * time.Second
 var workerPath = "/proc/self/exe"
 
 // spliceLoop hands a and b to a worker, which serves them until both
-// directions end, an error, the idle timeout or kill. home is the
+// directions end, an error, the idle timeout, the first byte timeout (no
+// byte either way since the hand-over) or kill. home is the
 // target's: connections to one target go to one worker while the workers
 // stay balanced (see pickWorker). It returns false (having done nothing)
 // when no worker can take them; the caller then copies itself.
-func spliceLoop(a, b net.Conn, idle time.Duration, home uint64, log *slog.Logger) (*pair, bool) {
+//
+// Until a byte passes either way, the pair is in list (when not nil), from
+// which the listener may evict it to make room.
+func spliceLoop(a, b net.Conn, idle, first time.Duration, home uint64, list *idleList, log *slog.Logger) (*pair, bool) {
 	afd, ok1 := rawFD(a)
 	bfd, ok2 := rawFD(b)
 	if !ok1 || !ok2 {
@@ -86,10 +101,17 @@ func spliceLoop(a, b net.Conn, idle time.Duration, home uint64, log *slog.Logger
 	}
 	w.pairs[id] = p
 	w.mu.Unlock()
-	if err := w.send(msg{op: opAdd, id: id, idle: int64(idle)}.bytes(), unix.UnixRights(afd, bfd)); err != nil {
+	if list != nil {
+		// Listed before the worker has the pair: its report of the first
+		// byte cannot come before.
+		p.list, p.entry.c = list, killConn{p: p}
+		list.add(&p.entry)
+	}
+	if err := w.send(msg{op: opAdd, id: id, idle: int64(idle), first: int64(first)}.bytes(), unix.UnixRights(afd, bfd)); err != nil {
 		w.mu.Lock()
 		delete(w.pairs, id)
 		w.mu.Unlock()
+		p.used()
 		return nil, false
 	}
 	// The worker holds its own descriptors for both sockets now.
@@ -220,14 +242,17 @@ func (w *worker) read(log *slog.Logger) {
 			break
 		}
 		m, ok := parseMsg(b[:n])
-		if !ok || m.op != opDone {
+		if !ok || (m.op != opDone && m.op != opUsed) {
 			continue
 		}
 		w.mu.Lock()
 		p := w.pairs[m.id]
-		delete(w.pairs, m.id)
+		if m.op == opDone {
+			delete(w.pairs, m.id)
+		}
 		w.mu.Unlock()
-		if p != nil {
+		p.used()
+		if p != nil && m.op == opDone {
 			close(p.done)
 		}
 	}
@@ -245,6 +270,7 @@ func (w *worker) read(log *slog.Logger) {
 	w.mu.Unlock()
 	log.Warn("tcp worker exited; its connections are closed", "pid", w.cmd.Process.Pid, "connections", len(left), "err", err)
 	for _, p := range left {
+		p.used()
 		close(p.done)
 	}
 }

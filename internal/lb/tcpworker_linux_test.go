@@ -2,6 +2,7 @@ package lb
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // dead: w is not running.
@@ -67,17 +70,11 @@ func TestTCPWorkerDies(t *testing.T) {
 		t.Fatal("connection of a killed worker still open")
 	}
 	tg, _ := bal.TargetGroup("tg")
-	deadline := time.Now().Add(10 * time.Second)
-	for tg.Health().Targets[0].InFlight != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections still counted in flight", tg.Health().Targets[0].InFlight)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "no connection in flight", func() bool { return tg.Health().Targets[0].InFlight == 0 })
+	// A worker that served none of this test's connections is reaped on
+	// its own time.
 	for _, w := range ws {
-		if !dead(w) {
-			t.Fatalf("worker %d killed but not reaped", w.cmd.Process.Pid)
-		}
+		waitFor(t, fmt.Sprintf("worker %d killed to be reaped", w.cmd.Process.Pid), func() bool { return dead(w) })
 	}
 	// They died young, which holds new workers back for workerRetry.
 	workers.mu.Lock()
@@ -105,13 +102,7 @@ func killWorkers(t *testing.T) {
 	t.Helper()
 	for _, w := range liveWorkers() {
 		w.cmd.Process.Signal(syscall.SIGKILL)
-		deadline := time.Now().Add(10 * time.Second)
-		for !dead(w) {
-			if time.Now().After(deadline) {
-				t.Fatalf("worker %d not reaped", w.cmd.Process.Pid)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitFor(t, fmt.Sprintf("worker %d to be reaped", w.cmd.Process.Pid), func() bool { return dead(w) })
 	}
 	workers.mu.Lock()
 	workers.retryAt = time.Time{}
@@ -159,28 +150,23 @@ func TestTCPWorkerOutlivesSignalsNotController(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // past init, where the signals are set
+	// Past init, where the signals are set: the kernel then discards
+	// them at once.
+	ignored := uint64(1)<<(syscall.SIGINT-1) | 1<<(syscall.SIGTERM-1) | 1<<(syscall.SIGHUP-1)
+	waitFor(t, "the worker to ignore SIGINT, SIGTERM and SIGHUP", func() bool { return sigIgn(w.cmd.Process.Pid)&ignored == ignored })
 	for _, s := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
 		if err := w.cmd.Process.Signal(s); err != nil {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
+	// A signal's default action would have been taken before the worker
+	// reads its next message: one it serves proves it outlived them.
+	workerServes(t, w)
 	if dead(w) {
 		t.Fatal("worker exited on a signal")
 	}
-	stat, _ := os.ReadFile("/proc/" + strconv.Itoa(w.cmd.Process.Pid) + "/status")
-	if !strings.Contains(string(stat), "Threads:") {
-		t.Fatalf("worker %d not running: %s", w.cmd.Process.Pid, stat)
-	}
 	w.ctl.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for !dead(w) {
-		if time.Now().After(deadline) {
-			t.Fatal("worker still running 10s after its controller closed the control socket")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "the worker to exit once its controller closed the control socket", func() bool { return dead(w) })
 	if !w.cmd.ProcessState.Success() {
 		t.Fatalf("worker exited %v", w.cmd.ProcessState)
 	}
@@ -240,5 +226,53 @@ func TestTCPWorkerHome(t *testing.T) {
 	load(w0, 40) // 43 against 40: within an eighth
 	if w, _ := pickWorker(0, log); w != w0 {
 		t.Fatal("left home within the slack")
+	}
+}
+
+// sigIgn is the set of signals process pid ignores (SigIgn in its
+// /proc status), bit n-1 for signal n; 0 when unknown.
+func sigIgn(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// workerServes hands w a pair of unix sockets, as spliceLoop hands it a
+// client and its target, and checks that it copies a message across.
+func workerServes(t *testing.T, w *worker) {
+	t.Helper()
+	a, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	near := os.NewFile(uintptr(a[0]), "near")
+	far := os.NewFile(uintptr(b[0]), "far")
+	defer near.Close()
+	defer far.Close()
+	err = w.send(msg{op: opAdd, id: 1 << 50, idle: int64(time.Minute)}.bytes(), unix.UnixRights(a[1], b[1]))
+	unix.Close(a[1]) // the worker has its own now
+	unix.Close(b[1])
+	if err != nil {
+		t.Fatalf("hand the worker a pair: %v", err)
+	}
+	far.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := near.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(far, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("the worker did not copy a message: %q %v", buf, err)
 	}
 }

@@ -53,7 +53,7 @@ type controller struct {
 // build reads the config and builds every part in the order they start,
 // each with its stop (parts.go). Config errors come back as *config.Errors
 // before anything is opened. On any error, what was built is released.
-func build(ctx context.Context, opts Options) (c *controller, err error) {
+func build(ctx context.Context, opts Options) (_ *controller, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -77,7 +77,7 @@ func build(ctx context.Context, opts Options) (c *controller, err error) {
 	if err := store.CheckWritable(stateDir); err != nil {
 		return nil, err
 	}
-	c = &controller{opts: opts, log: opts.Logger, cfg: cfg, stateDir: stateDir}
+	c := &controller{opts: opts, log: opts.Logger, cfg: cfg, stateDir: stateDir}
 	c.parts.log = c.log
 	c.ctx, c.cancel = context.WithCancelCause(ctx)
 	defer func() {

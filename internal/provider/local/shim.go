@@ -88,8 +88,11 @@ func runShim(args []string) int {
 		}
 	}
 	s := &shim{dir: dir}
-	s.st.ShimPid = os.Getpid()
-	s.st.ShimStart, _ = startTime(os.Getpid())
+	// As PID 1 of its namespace the shim sees itself as 1; status.json
+	// and every check of it use the pid that /proc (the host's) shows.
+	s.st.ShimPid = selfPid()
+	s.st.ShimStart, _ = startTime(s.st.ShimPid)
+	namespaced := os.Getpid() == 1
 
 	b, err := os.ReadFile(filepath.Join(s.dir, specFile))
 	var spec shimSpec
@@ -186,12 +189,19 @@ func runShim(args []string) int {
 		fmt.Fprintf(stderr, "autoheal: %v\n", err)
 		return s.refuse(helloW, err)
 	}
+	// pid is the application in the shim's namespace (waits and reaping
+	// use it); the record and the controller need the host's number.
 	pid := cmd.Process.Pid
 	s.st.Pid = pid
-	s.st.PidStart, _ = startTime(pid)
+	if hp, err := hostPid(pid); err == nil {
+		s.st.Pid = hp
+	} else if namespaced {
+		fmt.Fprintf(os.Stderr, "autoheal shim: host pid of %d: %v\n", pid, err)
+	}
+	s.st.PidStart, _ = startTime(s.st.Pid)
 	s.st.StartedAt = startedAt
 	s.save(false)
-	s.sayHello(helloW, hello{Pid: pid, PidStart: s.st.PidStart, StartedAt: startedAt})
+	s.sayHello(helloW, hello{Pid: s.st.Pid, PidStart: s.st.PidStart, StartedAt: startedAt, NS: namespaced})
 	defer helloW.Close()
 
 	// Orphans that exit while the application runs are reaped as they go;
@@ -227,11 +237,13 @@ func runShim(args []string) int {
 	signal.Stop(sigchld)
 	close(sigchld)
 	<-reaping
-	// By now the kernel has handed the application's children to us.
-	alone := subreaper && reapOrphans(0)
+	// By now the kernel has handed the application's children to us. The
+	// instance lives as long as its application: whatever it left behind
+	// is killed now, before anyone hears of the exit.
+	alone := killRest(namespaced, subreaper)
 	// The volume was the application's: release it before anyone hears of
-	// the exit. (Descendants that inherited the lock descriptors hold the
-	// lock until Stop kills them.)
+	// the exit. (A descendant the fallback could not kill may still hold
+	// the lock through an inherited descriptor, until Stop kills it.)
 	for _, f := range locks {
 		f.Close()
 	}

@@ -82,9 +82,11 @@ type hello struct {
 	StartedAt time.Time            `json:"started_at,omitzero"`
 	Error     string               `json:"error,omitempty"`
 	Exit      *provider.ExitStatus `json:"exit,omitempty"`
+	// NS, with Pid, says that the shim is PID 1 of the instance's own PID
+	// namespace: every process of the instance dies with it.
+	NS bool `json:"ns,omitempty"`
 	// Alone, with Exit, says that no process descended from the
-	// application outlived it: the shim, their subreaper, had no child
-	// left.
+	// application outlived it: the shim killed and reaped every one.
 	Alone bool `json:"alone,omitempty"`
 }
 

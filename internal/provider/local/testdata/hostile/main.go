@@ -19,7 +19,8 @@
 //	              volume lock included, before it opens FILE
 //	-bomb N       a fork bomb (perl: fork in a loop, retry at once when
 //	              refused) with RLIMIT_NPROC N, which binds only non-root
-//	-kill-parent  the app SIGKILLs its parent (the shim) once the writer runs
+//	-kill-parent  the app SIGKILLs its parent (the shim) once the writer
+//	              wrote, then creates FILE.killed-parent
 //	-exit-after D the app itself exits after D (its writer stays)
 package main
 
@@ -108,15 +109,27 @@ func app(o options) error {
 		}
 	}
 	if o.killParent {
-		// In a PID namespace the parent is its init, which ignores
-		// SIGKILL from inside; otherwise the shim dies.
-		syscall.Kill(os.Getppid(), syscall.SIGKILL)
+		// Once the writer writes. In a PID namespace the parent is its
+		// init, which ignores SIGKILL from inside; otherwise the shim
+		// dies.
+		for {
+			if fi, err := os.Stat(o.out); err == nil && fi.Size() > 0 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		err := syscall.Kill(os.Getppid(), syscall.SIGKILL)
+		if err := os.WriteFile(o.out+".killed-parent", []byte(fmt.Sprintln(err)), 0o666); err != nil {
+			return err
+		}
 	}
 	if o.exitAfter > 0 {
 		time.Sleep(o.exitAfter)
 		return nil
 	}
-	select {}
+	for {
+		time.Sleep(time.Hour) // select{} would be a deadlock to the runtime
+	}
 }
 
 // command is `hostile ROLE` with o's flags, in a session of its own if

@@ -39,6 +39,9 @@ var hostile struct {
 // read, so that an instance running as nobody can execute it.
 func hostileBin(t testing.TB) string {
 	t.Helper()
+	if p := os.Getenv(envHostile); p != "" {
+		return p // a test re-run as nobody, which cannot build
+	}
 	hostile.once.Do(func() {
 		dir, err := os.MkdirTemp("", "autoheal-hostile")
 		if err != nil {
@@ -61,6 +64,12 @@ func hostileBin(t testing.TB) string {
 // bombs serialises the tests that run as nobody with a fork bomb.
 var bombs sync.Mutex
 
+// Environment of a test binary re-run as nobody by TestFenceUserNamespace.
+const (
+	envAsNobody = "AUTOHEAL_TEST_AS_NOBODY"
+	envHostile  = "AUTOHEAL_TEST_HOSTILE"
+)
+
 // hostileVariant is one way of fighting the fence.
 type hostileVariant struct {
 	name  string
@@ -70,14 +79,17 @@ type hostileVariant struct {
 	nobody bool
 }
 
+// reportedBug: each weapon alone was fenced, all together not: the writer
+// kept writing into the volume after its replacement was in service.
+var reportedBug = hostileVariant{name: "all but the bomb", flags: []string{"-ignore-term", "-double-fork", "-setsid", "-env-clear", "-close-fds"}}
+
 var hostileVariants = []hostileVariant{
 	{name: "ignores SIGTERM", flags: []string{"-ignore-term"}},
 	{name: "double fork and setsid", flags: []string{"-double-fork", "-setsid"}},
 	{name: "cleared environment", flags: []string{"-env-clear"}},
 	{name: "closed descriptors", flags: []string{"-close-fds"}},
 	{name: "fork bomb", flags: []string{"-bomb", "48"}, nobody: true},
-	// The reported bug: each weapon alone was fenced, all together not.
-	{name: "all but the bomb", flags: []string{"-ignore-term", "-double-fork", "-setsid", "-env-clear", "-close-fds"}},
+	reportedBug,
 	{name: "all", flags: []string{"-ignore-term", "-double-fork", "-setsid", "-env-clear", "-close-fds", "-bomb", "48"}, nobody: true},
 }
 
@@ -329,6 +341,69 @@ func TestFenceRunLeftovers(t *testing.T) {
 		t.Fatalf("leftover %d is not in the instance's PID namespace", w.pid)
 	}
 	stop(t, l, p, syscall.SIGKILL, 0)
+	h.checkFenced(t, monotonic())
+}
+
+// TestFenceUserNamespace: a controller that is not root fences each
+// instance with a user and PID namespace of its own, where the kernel lets
+// unprivileged users create them. The test binary runs itself again as
+// nobody for that.
+func TestFenceUserNamespace(t *testing.T) {
+	if os.Getenv(envAsNobody) != "" {
+		testUserNamespace(t)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("runs itself as nobody, which needs root")
+	}
+	t.Parallel()
+	bin := hostileBin(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A copy nobody may execute, beside the hostile binary.
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyPath := filepath.Join(filepath.Dir(bin), "local.test")
+	if err := os.WriteFile(copyPath, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(copyPath, "-test.run=^TestFenceUserNamespace$", "-test.v", "-test.count=1")
+	cmd.Dir = "/"
+	cmd.Env = append(os.Environ(), envAsNobody+"=1", envHostile+"="+bin)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if bytes.Contains(out, []byte("--- SKIP")) {
+		t.Skipf("as nobody:\n%s", out)
+	}
+	if err != nil {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+	t.Logf("as nobody:\n%s", out)
+}
+
+// testUserNamespace is TestFenceUserNamespace as nobody.
+func testUserNamespace(t *testing.T) {
+	for _, end := range []string{"terminate", "controller killed"} {
+		t.Run(end, func(t *testing.T) {
+			l, _ := newLocalWith(t, local.Options{})
+			if f := l.Fence(); f != local.FenceUserNamespace {
+				t.Skipf("fence %s: this kernel does not let unprivileged users create namespaces", f)
+			}
+			testHostile(t, fence{name: "user+pid-namespace"}, reportedBug, end == "controller killed")
+		})
+	}
+	// A script's leftovers die with the script.
+	l, _ := newLocalWith(t, local.Options{})
+	h := newHostile(t, hostileVariant{})
+	res, err := l.Run(context.Background(), h.spec, `setsid env -i `+hostileBin(t)+` writer -close-fds -out `+h.out+` -pids `+h.pids+` -token `+h.token+
+		` & `+waitLines(h.pids, 1)+`; `+waitLines(h.out, 1), 10*time.Second)
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("run: %v %+v", err, res)
+	}
 	h.checkFenced(t, monotonic())
 }
 

@@ -451,14 +451,14 @@ type procRecord struct {
 	start string
 }
 
-// recorded reads the pids file: "<host pid> <start time>" per line.
+// recorded reads the pids file: "<host pid> <start time> <tag>" per line.
 func recorded(t testing.TB, path string) []procRecord {
 	t.Helper()
 	b, _ := os.ReadFile(path)
 	var out []procRecord
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		f := strings.Fields(line)
-		if len(f) != 2 {
+		if len(f) < 2 {
 			continue
 		}
 		pid, err := strconv.Atoi(f[0])

@@ -4,13 +4,17 @@
 //
 //	hostile app -out FILE -pids FILE -token T [flags]
 //
-// starts a writer that appends "<CLOCK_MONOTONIC ns> <token>\n" to FILE
-// every millisecond or so, then waits forever. Every process it starts
-// records "<host pid> <start time>" in the pids file first, and carries the
-// token in its command line (a cleared environment hides it from
-// /proc/<pid>/environ, not from cmdline). The flags choose the weapons:
+// starts a writer that appends "<CLOCK_MONOTONIC ns> <token> <tag>\n" to
+// FILE every millisecond or so, then waits forever. The tag is the
+// instance's id (AUTOHEAL_INSTANCE_ID, read by the app before any
+// environment is cleared), "-" without one. Every process it starts
+// records "<host pid> <start time> <tag>" in the pids file first, and
+// carries the token in its command line (a cleared environment hides it
+// from /proc/<pid>/environ, not from cmdline). The flags choose the
+// weapons:
 //
-//	-ignore-term  ignore SIGTERM (the app and the writer)
+//	-ignore-term  ignore SIGTERM (the app and the writer); the app records
+//	              each one it gets in FILE.<tag>.sigterm
 //	-setsid       the writer calls setsid: a new session and process group
 //	-double-fork  the writer is started by an intermediate that exits at
 //	              once, so that the writer is orphaned
@@ -39,7 +43,7 @@ import (
 )
 
 type options struct {
-	out, pids, token               string
+	out, pids, token, tag          string
 	ignoreTerm, setsid, doubleFork bool
 	envClear, closeFDs, killParent bool
 	bomb                           int
@@ -57,6 +61,7 @@ func main() {
 	fs.StringVar(&o.out, "out", "", "file the writer appends to")
 	fs.StringVar(&o.pids, "pids", "", "file each process records its host pid in")
 	fs.StringVar(&o.token, "token", "", "marks every process in its command line")
+	fs.StringVar(&o.tag, "tag", "", "the instance id (default $AUTOHEAL_INSTANCE_ID, or -)")
 	fs.BoolVar(&o.ignoreTerm, "ignore-term", false, "")
 	fs.BoolVar(&o.setsid, "setsid", false, "")
 	fs.BoolVar(&o.doubleFork, "double-fork", false, "")
@@ -66,7 +71,26 @@ func main() {
 	fs.IntVar(&o.bomb, "bomb", 0, "")
 	fs.DurationVar(&o.exitAfter, "exit-after", 0, "")
 	fs.Parse(os.Args[2:])
-	if o.ignoreTerm {
+	if o.tag == "" {
+		o.tag = os.Getenv("AUTOHEAL_INSTANCE_ID")
+	}
+	if o.tag == "" {
+		o.tag = "-"
+	}
+	if o.ignoreTerm && role == "app" {
+		// Ignored, but seen: the tests know when a stop began.
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGTERM)
+		go func() {
+			for range c {
+				f, err := os.OpenFile(o.out+"."+o.tag+".sigterm", os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
+				if err == nil {
+					f.Write([]byte("SIGTERM\n"))
+					f.Close()
+				}
+			}
+		}()
+	} else if o.ignoreTerm {
 		signal.Ignore(syscall.SIGTERM)
 	}
 	var err error
@@ -87,7 +111,7 @@ func main() {
 }
 
 func app(o options) error {
-	if err := record(o.pids); err != nil {
+	if err := record(o.pids, o.tag); err != nil {
 		return err
 	}
 	if o.doubleFork {
@@ -139,7 +163,7 @@ func command(o options, role string, setsid bool) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := []string{role, "-out", o.out, "-pids", o.pids, "-token", o.token}
+	args := []string{role, "-out", o.out, "-pids", o.pids, "-token", o.token, "-tag", o.tag}
 	for name, on := range map[string]bool{"-ignore-term": o.ignoreTerm, "-setsid": o.setsid, "-double-fork": o.doubleFork, "-env-clear": o.envClear, "-close-fds": o.closeFDs} {
 		if on {
 			args = append(args, name)
@@ -170,7 +194,7 @@ func writer(o options) error {
 	if o.closeFDs {
 		unix.CloseRange(0, ^uint(0), 0)
 	}
-	if err := record(o.pids); err != nil {
+	if err := record(o.pids, o.tag); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(o.out, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
@@ -180,7 +204,7 @@ func writer(o options) error {
 	for {
 		var ts unix.Timespec
 		unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-		if _, err := fmt.Fprintf(f, "%d %s\n", ts.Nano(), o.token); err != nil {
+		if _, err := fmt.Fprintf(f, "%d %s %s\n", ts.Nano(), o.token, o.tag); err != nil {
 			return err
 		}
 		time.Sleep(time.Millisecond)
@@ -203,10 +227,10 @@ func bomb(o options) error {
 	return cmd.Start()
 }
 
-// record appends "<host pid> <start time>" to path. The host pid is what
+// record appends "<host pid> <start time> <tag>" to path. The host pid is what
 // /proc/self resolves to: inside a PID namespace getpid() is another
 // number.
-func record(path string) error {
+func record(path, tag string) error {
 	b, err := os.ReadFile("/proc/self/stat")
 	if err != nil {
 		return err
@@ -222,6 +246,6 @@ func record(path string) error {
 		return err
 	}
 	defer w.Close()
-	_, err = fmt.Fprintf(w, "%s %s\n", pid, f[19])
+	_, err = fmt.Fprintf(w, "%s %s %s\n", pid, f[19], tag)
 	return err
 }

@@ -56,8 +56,9 @@ func runShim(args []string) int {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	// Whatever the application starts and leaves behind (a daemon that
 	// double-forked, a child in a session of its own) becomes ours when
-	// its parent dies, instead of init's: then when the application exits
-	// the shim knows whether anything of it survived (see reapOrphans).
+	// its parent dies, instead of init's (as PID 1 of the instance's
+	// namespace the shim is that init anyway): when the application exits,
+	// the shim kills and reaps it all before it reports (killRest).
 	subreaper := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == nil
 	helloW := os.NewFile(shimHelloFD, "hello")
 
@@ -286,30 +287,20 @@ func runShim(args []string) int {
 }
 
 // reapOrphans reaps the shim's exited children other than keep (the running
-// application, left to its own Wait), without blocking. It reports whether
-// the shim has no child left at all: with the shim as their subreaper, that
-// means no process descended from the application is alive.
-func reapOrphans(keep int) bool {
+// application, left to its own Wait), without blocking.
+func reapOrphans(keep int) {
 	for {
 		var si siginfo
-		flags := unix.WEXITED | unix.WNOHANG
-		if keep > 0 {
-			flags |= unix.WNOWAIT // look first: it may be keep
-		}
-		_, _, errno := unix.Syscall6(unix.SYS_WAITID, unix.P_ALL, 0, uintptr(unsafe.Pointer(&si)), uintptr(flags), 0, 0)
+		// Look first (WNOWAIT): it may be keep.
+		_, _, errno := unix.Syscall6(unix.SYS_WAITID, unix.P_ALL, 0, uintptr(unsafe.Pointer(&si)), unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, 0, 0)
 		switch {
 		case errno == unix.EINTR:
 			continue
-		case errno == unix.ECHILD:
-			return true
-		case errno != 0, si.Pid == 0: // children, none exited
-			return false
-		case keep > 0 && int(si.Pid) == keep:
-			return false
-		case keep > 0:
-			var ws unix.WaitStatus
-			unix.Wait4(int(si.Pid), &ws, unix.WNOHANG, nil)
+		case errno != 0, si.Pid == 0, int(si.Pid) == keep: // no child, none exited, or keep
+			return
 		}
+		var ws unix.WaitStatus
+		unix.Wait4(int(si.Pid), &ws, unix.WNOHANG, nil)
 	}
 }
 

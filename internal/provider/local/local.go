@@ -52,9 +52,9 @@ type Local struct {
 	watches map[*pidFD]*os.File // pidfd -> hello pipe (or nil) being followed
 	// mustScan names the instances whose processes Stop finds only by
 	// scanning /proc, whatever their shim reports: adopted ones (a
-	// previous controller may have left a Run behind) and those a Run
-	// ran for (a script's setsid'd leftovers are not the shim's). Not
-	// used for instances whose shim is a namespace init.
+	// previous controller may have left a Run behind) and, under the
+	// fallback fence, those a Run ran for (a script's setsid'd leftovers
+	// are not the shim's).
 	mustScan map[string]bool
 	// namespaces are the shims that are PID 1 of their instance's
 	// namespace and followed by a watcher, by instance id: Run starts

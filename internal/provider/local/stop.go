@@ -61,15 +61,19 @@ func (l *Local) Stop(ctx context.Context, pp provider.Process, sig syscall.Signa
 	cctx, cancel := context.WithTimeout(ctx, killTimeout)
 	defer cancel()
 	l.mu.Lock()
-	scan := !p.nsInit && (!p.alone.Load() || l.mustScan[p.id])
+	scan := !p.nsInit && !p.alone.Load() || l.mustScan[p.id]
 	delete(l.mustScan, p.id)
 	l.mu.Unlock()
 	// The scan reads every process on the host (a millisecond or two on
-	// a small VM, on every heal's path). It is not needed when the shim
-	// is PID 1 of the instance's namespace: its exit, waited for below,
-	// is the exit of every process of the instance. Without a namespace
-	// it is skipped when the shim, the subreaper of everything the
-	// application started, killed and reaped all of it. The shim is left
+	// a small VM, on every heal's path). It is not needed for what the
+	// application started when the shim is PID 1 of the instance's
+	// namespace: its exit, waited for below, is the exit of every process
+	// of the instance. Without a namespace it is skipped when the shim,
+	// the subreaper of everything the application started, killed and
+	// reaped all of it. Scripts are another matter (mustScan): those Run
+	// started without a namespace, and, for an adopted instance, those a
+	// previous controller may have left (it may have run without
+	// namespaces). The shim is left
 	// out of the scan: once its application is gone it finishes its
 	// bookkeeping and exits by itself, and the scan runs meanwhile. It is
 	// waited for after, and killed only if it lingers.

@@ -68,6 +68,10 @@ var bombs sync.Mutex
 const (
 	envAsNobody = "AUTOHEAL_TEST_AS_NOBODY"
 	envHostile  = "AUTOHEAL_TEST_HOSTILE"
+	// Environment of a test binary that is a controller running a script.
+	envRunController = "AUTOHEAL_TEST_RUN_CONTROLLER"
+	envRunID         = "AUTOHEAL_TEST_RUN_ID"
+	envRunScript     = "AUTOHEAL_TEST_RUN_SCRIPT"
 )
 
 // hostileVariant is one way of fighting the fence.
@@ -405,6 +409,59 @@ func testUserNamespace(t *testing.T) {
 		t.Fatalf("run: %v %+v", err, res)
 	}
 	h.checkFenced(t, monotonic())
+}
+
+// TestFenceRunControllerKilled: a controller SIGKILLed while a script it
+// runs for an instance (no instance running: the script is PID 1 of a
+// namespace of its own) has left a hidden writer behind: the kernel kills
+// the script (its parent-death signal), and its namespace with it.
+func TestFenceRunControllerKilled(t *testing.T) {
+	if dir := os.Getenv(envRunController); dir != "" {
+		// The controller: run the script, which never ends.
+		l, err := local.New(local.Options{StateDir: dir, NoSpareShim: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := provider.Spec{ID: os.Getenv(envRunID), Env: []string{"PATH=/usr/bin:/bin"}}
+		res, err := l.Run(context.Background(), spec, os.Getenv(envRunScript), 0)
+		t.Fatalf("the script ended: %v %+v", err, res)
+	}
+	t.Parallel()
+	l, dir := newLocal(t)
+	if l.Fence() == local.FenceSubreaper {
+		t.Skip("no PID namespaces here")
+	}
+	h := newHostile(t, hostileVariant{})
+	script := `setsid env -i ` + hostileBin(t) + ` writer -close-fds -out ` + h.out + ` -pids ` + h.pids + ` -token ` + h.token +
+		` & ` + waitLines(h.pids, 1) + `; exec sleep 600`
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFenceRunControllerKilled$")
+	cmd.Env = append(os.Environ(), envRunController+"="+dir, envRunID+"="+h.spec.ID, envRunScript+"="+script)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	waitFor(t, "the script's writer writing", func() bool { return len(stamps(t, h.out)) >= 20 || cmd.ProcessState != nil })
+	cmd.Process.Kill()
+	cmd.Wait()
+	killed := monotonic()
+	// The kernel acts on the controller's death at once, but not before
+	// Kill returns: wait for it.
+	waitFor(t, "the script's processes to die", func() bool { return len(tokenProcs(h.token)) == 0 })
+	ts := stamps(t, h.out)
+	if len(ts) < 20 {
+		t.Fatalf("the writer did not write; controller said:\n%s", out.String())
+	}
+	for _, r := range recorded(t, h.pids) {
+		if f := statFields(r.pid); f != nil && f[0] != "Z" && f[19] == r.start {
+			t.Fatalf("the script's writer %d outlived the controller", r.pid)
+		}
+	}
+	t.Logf("last write %v after the controller was killed", time.Duration(ts[len(ts)-1]-killed))
 }
 
 // inNamespaceOf reports whether a and b are in the same PID namespace.

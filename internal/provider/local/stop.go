@@ -73,10 +73,10 @@ func (l *Local) Stop(ctx context.Context, pp provider.Process, sig syscall.Signa
 	// reaped all of it. Scripts are another matter (mustScan): those Run
 	// started without a namespace, and, for an adopted instance, those a
 	// previous controller may have left (it may have run without
-	// namespaces). The shim is left
-	// out of the scan: once its application is gone it finishes its
-	// bookkeeping and exits by itself, and the scan runs meanwhile. It is
-	// waited for after, and killed only if it lingers.
+	// namespaces). The shim is left out of the scan: once its application
+	// is gone it finishes its bookkeeping and exits by itself, and the
+	// scan runs meanwhile. It is waited for after, and killed only if it
+	// lingers.
 	if scan {
 		l.scans.Add(1)
 		if err := l.killAll(cctx, p.id, p.pid, p.pidStart, p.shimStart, p.shimPid); err != nil {

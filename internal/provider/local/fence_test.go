@@ -185,7 +185,7 @@ func (h *hostileRun) running(t *testing.T, p provider.Process, bomb bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	if bomb {
-		waitFor(t, "the fork bomb", func() bool { return len(tokenProcs(h.token)) >= 30 })
+		waitFor(t, "the fork bomb", func() bool { return len(tokenProcs(h.token)) >= 10 })
 	}
 }
 

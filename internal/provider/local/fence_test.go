@@ -320,7 +320,7 @@ func TestFenceRunLeftovers(t *testing.T) {
 	}
 	h := newHostile(t, hostileVariant{})
 	leave := `setsid env -i ` + hostileBin(t) + ` writer -close-fds -out ` + h.out + ` -pids ` + h.pids + ` -token ` + h.token +
-		` & ` + waitLines(h.pids, 1) + `; ` + waitLines(h.out, 1)
+		` & ` + waitFile(h.pids) + `; ` + waitFile(h.out)
 	// No instance running: the script's own namespace ends with it.
 	res, err := l.Run(context.Background(), h.spec, leave, 10*time.Second)
 	if err != nil || res.ExitCode != 0 {
@@ -404,7 +404,7 @@ func testUserNamespace(t *testing.T) {
 	l, _ := newLocalWith(t, local.Options{})
 	h := newHostile(t, hostileVariant{})
 	res, err := l.Run(context.Background(), h.spec, `setsid env -i `+hostileBin(t)+` writer -close-fds -out `+h.out+` -pids `+h.pids+` -token `+h.token+
-		` & `+waitLines(h.pids, 1)+`; `+waitLines(h.out, 1), 10*time.Second)
+		` & `+waitFile(h.pids)+`; `+waitFile(h.out), 10*time.Second)
 	if err != nil || res.ExitCode != 0 {
 		t.Fatalf("run: %v %+v", err, res)
 	}
@@ -433,7 +433,7 @@ func TestFenceRunControllerKilled(t *testing.T) {
 	}
 	h := newHostile(t, hostileVariant{})
 	script := `setsid env -i ` + hostileBin(t) + ` writer -close-fds -out ` + h.out + ` -pids ` + h.pids + ` -token ` + h.token +
-		` & ` + waitLines(h.pids, 1) + `; exec sleep 600`
+		` & ` + waitFile(h.pids) + `; exec sleep 600`
 	cmd := exec.Command(os.Args[0], "-test.run=^TestFenceRunControllerKilled$")
 	cmd.Env = append(os.Environ(), envRunController+"="+dir, envRunID+"="+h.spec.ID, envRunScript+"="+script)
 	var out bytes.Buffer

@@ -56,10 +56,10 @@ type Local struct {
 	// fallback fence, those a Run ran for (a script's setsid'd leftovers
 	// are not the shim's).
 	mustScan map[string]bool
-	// namespaces are the shims that are PID 1 of their instance's
-	// namespace and followed by a watcher, by instance id: Run starts
-	// scripts inside them.
-	namespaces map[string]shimRef
+	// namespaces are the processes whose shim is PID 1 of their
+	// instance's namespace, followed by a watcher, by instance id: Run
+	// starts scripts inside them until their application has exited.
+	namespaces map[string]*process
 	scans      atomic.Int64 // /proc scans by Stop, for tests
 	spare      *spare       // started, waiting for an instance
 	refilling  bool         // the next spare is on its way
@@ -105,7 +105,7 @@ func New(opts Options) (*Local, error) {
 		hostNS:     threadMountNS(),
 		watches:    map[*pidFD]*os.File{},
 		mustScan:   map[string]bool{},
-		namespaces: map[string]shimRef{},
+		namespaces: map[string]*process{},
 	}
 	l.noSpare.Store(opts.NoSpareShim)
 	if !opts.NoPIDNamespace {
@@ -124,12 +124,6 @@ func New(opts Options) (*Local, error) {
 // Fence is the mechanism in force for the instances this provider
 // launches.
 func (l *Local) Fence() Fence { return l.fence }
-
-// shimRef names a live shim process.
-type shimRef struct {
-	pid   int
-	start uint64
-}
 
 // InstanceDir is <StateDir>/instances/<id>: spec.json, status.json, shim.log
 // and the application's logs.
@@ -534,7 +528,7 @@ func (l *Local) watch(p *process, pfd *pidFD, cmd *exec.Cmd, helloR *os.File, br
 	}
 	l.watches[pfd] = helloR
 	if p.nsInit {
-		l.namespaces[p.id] = shimRef{pid: p.shimPid, start: p.shimStart}
+		l.namespaces[p.id] = p
 	}
 	l.wg.Add(2)
 	l.mu.Unlock()
@@ -555,7 +549,7 @@ func (l *Local) watch(p *process, pfd *pidFD, cmd *exec.Cmd, helloR *os.File, br
 		l.mu.Lock()
 		closed := l.closed
 		delete(l.watches, pfd)
-		if ref, ok := l.namespaces[p.id]; ok && ref.pid == p.shimPid {
+		if l.namespaces[p.id] == p {
 			delete(l.namespaces, p.id)
 		}
 		l.mu.Unlock()

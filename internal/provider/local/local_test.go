@@ -376,7 +376,7 @@ func TestStopScans(t *testing.T) {
 				// A daemon that outlived the application is killed by
 				// the shim before the exit is reported.
 				pidFile := filepath.Join(dir, "daemon.pid")
-				p := launch(t, l, shSpec(`setsid sh -c '`+recordPid(pidFile)+`; exec sleep 60' & `+waitLines(pidFile, 1)))
+				p := launch(t, l, shSpec(`setsid sh -c '`+recordPid(pidFile)+`; exec sleep 60' & `+waitFile(pidFile)))
 				daemon := readPid(t, pidFile)
 				waitDone(t, p)
 				if alive(daemon) {
@@ -407,10 +407,11 @@ func TestStopScans(t *testing.T) {
 	}
 }
 
-// waitLines is shell that waits until path has n lines: a condition, where
-// a script would otherwise sleep and hope.
-func waitLines(path string, n int) string {
-	return fmt.Sprintf(`while [ "$(cat %s 2>/dev/null | wc -l)" -lt %d ]; do sleep 0.001; done`, path, n)
+// waitFile is shell that waits until path is not empty: a condition, where
+// a script would otherwise sleep and hope. `[` is a builtin: one fork (the
+// sleep) a millisecond.
+func waitFile(path string) string {
+	return `until [ -s ` + path + ` ]; do sleep 0.001; done`
 }
 
 // TestShimReapsOrphans: orphans of the application become the shim's
@@ -1000,7 +1001,7 @@ func TestRun(t *testing.T) {
 	t.Run("timeout kills the group", func(t *testing.T) {
 		pidFile := filepath.Join(dir, "bg.pid")
 		began := time.Now()
-		res, err := l.Run(context.Background(), spec, `sh -c '`+recordPid(pidFile)+`; exec sleep 60' & `+waitLines(pidFile, 1)+`; echo started; wait`, 300*time.Millisecond)
+		res, err := l.Run(context.Background(), spec, `sh -c '`+recordPid(pidFile)+`; exec sleep 60' & `+waitFile(pidFile)+`; echo started; wait`, time.Second)
 		if err != nil || !res.TimedOut || res.ExitCode != -1 || res.Output != "started\n" {
 			t.Fatalf("%v %+v", err, res)
 		}
@@ -1013,7 +1014,7 @@ func TestRun(t *testing.T) {
 	})
 	t.Run("leftovers are killed", func(t *testing.T) {
 		pidFile := filepath.Join(dir, "left.pid")
-		res, err := l.Run(context.Background(), spec, `sh -c '`+recordPid(pidFile)+`; exec sleep 60' >/dev/null 2>&1 & `+waitLines(pidFile, 1), 10*time.Second)
+		res, err := l.Run(context.Background(), spec, `sh -c '`+recordPid(pidFile)+`; exec sleep 60' >/dev/null 2>&1 & `+waitFile(pidFile), 10*time.Second)
 		if err != nil || res.ExitCode != 0 {
 			t.Fatalf("%v %+v", err, res)
 		}
@@ -1178,7 +1179,7 @@ func TestExitWhileDescendantHoldsPipe(t *testing.T) {
 			t.Parallel()
 			l, dir := newLocalWith(t, local.Options{NoPIDNamespace: f.noNS})
 			pidFile := filepath.Join(dir, "bg.pid")
-			spec := shSpec(`sh -c '` + recordPid(pidFile) + `; exec sleep 60' & ` + waitLines(pidFile, 1) + `; echo bye; exit 5`)
+			spec := shSpec(`sh -c '` + recordPid(pidFile) + `; exec sleep 60' & ` + waitFile(pidFile) + `; echo bye; exit 5`)
 			p := launch(t, l, spec)
 			if e := waitDone(t, p); e.Code != 5 {
 				t.Fatalf("exit %+v", e)

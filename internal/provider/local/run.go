@@ -104,17 +104,20 @@ func (l *Local) startScript(ctx context.Context, spec provider.Spec, cfg execCon
 }
 
 // startInInstance starts cfg inside the PID namespace of instance id's
-// shim, if this provider follows one; ok is false if there is none (or it
-// ended meanwhile), and the caller then starts it elsewhere. setns changes
-// the namespace of the calling thread's future children only.
+// shim, if this provider follows one whose application has not exited; ok
+// is false if there is none (or it ended meanwhile), and the caller then
+// starts it elsewhere. (Once the application has exited, its shim is
+// about to end the namespace: a script started there would be killed.)
+// setns changes the namespace of the calling thread's future children
+// only.
 func (l *Local) startInInstance(ctx context.Context, id string, cfg execConfig, opts startOptions) (cmd *exec.Cmd, ok bool, err error) {
 	l.mu.Lock()
-	ref, found := l.namespaces[id]
+	p := l.namespaces[id]
 	l.mu.Unlock()
-	if !found {
+	if p == nil || p.isDone() {
 		return nil, false, nil
 	}
-	fd, verified := l.openVerified(ref.pid, ref.start, id, false)
+	fd, verified := l.openVerified(p.shimPid, p.shimStart, id, false)
 	if !verified {
 		return nil, false, nil
 	}

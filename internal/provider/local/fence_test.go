@@ -102,7 +102,7 @@ type hostileRun struct {
 	spec  provider.Spec
 	vol   string // the volume directory
 	out   string // the writer's timestamps
-	pids  string // "<host pid> <start>" of each process it started
+	pids  string // "<host pid> <start> <tag>" of each process it started
 	token string // in the command line of each of its processes
 	lock  provider.Lock
 	// logPath is the instance's stderr.log, once launched.

@@ -72,6 +72,19 @@ func writeError(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, map[string]string{"error": err.Error()})
 }
 
+// hostPid is the pid the host sees: autoheal runs each instance in a PID
+// namespace of its own, where getpid() is the namespace's number, while
+// /proc (the host's) and autoheal's API show the host's. Outside a
+// namespace the two are the same.
+func hostPid() int {
+	if s, err := os.Readlink("/proc/self"); err == nil {
+		if pid, err := strconv.Atoi(s); err == nil {
+			return pid
+		}
+	}
+	return os.Getpid()
+}
+
 func (a *app) info(w http.ResponseWriter, r *http.Request) {
 	counter, lines, _ := a.store.snapshot()
 	writeJSON(w, http.StatusOK, struct {
@@ -81,7 +94,7 @@ func (a *app) info(w http.ResponseWriter, r *http.Request) {
 		Started  string `json:"started"`
 		Pid      int    `json:"pid"`
 		Greeting string `json:"greeting,omitempty"` // a group parameter, to show they reach the app
-	}{a.id, counter, lines, a.started.UTC().Format(time.RFC3339Nano), os.Getpid(), os.Getenv("PET_GREETING")})
+	}{a.id, counter, lines, a.started.UTC().Format(time.RFC3339Nano), hostPid(), os.Getenv("PET_GREETING")})
 }
 
 func (a *app) incr(w http.ResponseWriter, r *http.Request) {

@@ -73,7 +73,7 @@ func run(started time.Time, listen, dataDir string) error {
 		repair = fmt.Sprintf(", cut a torn last line (%d bytes)", info.tornCut)
 	}
 	fmt.Printf("pet: instance %q pid %d: %s %s, data %s, counter %d, %d log lines%s\n",
-		id, os.Getpid(), mode, ln.Addr(), dataDir, info.counter, info.lines, repair)
+		id, hostPid(), mode, ln.Addr(), dataDir, info.counter, info.lines, repair)
 
 	a := newApp(st, id, started)
 	srv := &http.Server{

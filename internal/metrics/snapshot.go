@@ -10,8 +10,9 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/autoheal/autoheal/internal/atomicfile"
 )
 
 // The snapshot file: a magic string, the resolution, then one record per
@@ -27,46 +28,17 @@ const (
 	maxSnapBuckets = 1 << 16
 )
 
-// Snapshot writes every series to Options.Path: to a temporary file in
-// the same directory, synced, then renamed over the old one, and the
-// directory synced. Each series is locked only while it is copied.
+// Snapshot writes every series to Options.Path, durably and atomically
+// (atomicfile.Write): a crash leaves the previous snapshot or this one.
+// Each series is locked only while it is copied.
 func (s *Store) Snapshot() error {
 	if s.opts.Path == "" {
 		return nil
 	}
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
-	dir, base := filepath.Split(s.opts.Path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, base+".tmp-*")
-	if err != nil {
+	if err := atomicfile.Write(s.opts.Path, 0o600, s.writeSnapshot); err != nil {
 		return fmt.Errorf("snapshot metrics: %w", err)
-	}
-	defer os.Remove(f.Name()) // fails harmlessly after the rename
-	if err := s.writeSnapshot(f); err != nil {
-		f.Close()
-		return fmt.Errorf("snapshot metrics: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("snapshot metrics: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("snapshot metrics: %w", err)
-	}
-	if err := os.Rename(f.Name(), s.opts.Path); err != nil {
-		return fmt.Errorf("snapshot metrics: %w", err)
-	}
-	// The rename is durable only once the directory is synced.
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("snapshot metrics: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("snapshot metrics: sync %s: %w", dir, err)
 	}
 	return nil
 }

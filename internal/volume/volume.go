@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/atomicfile"
 	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/store"
 )
@@ -119,7 +120,7 @@ func (m *Manager) MarkInitialized(group, name string) error {
 		return fmt.Errorf("mark volume %s/%s initialized: flush data: %w", group, name, err)
 	}
 	stamp := time.Now().UTC().Format(time.RFC3339Nano) + "\n"
-	if err := writeFileAtomic(p.Marker, []byte(stamp), true); err != nil {
+	if err := atomicfile.WriteFile(p.Marker, []byte(stamp), 0o600); err != nil {
 		return fmt.Errorf("mark volume %s/%s initialized: %w", group, name, err)
 	}
 	return nil
@@ -332,46 +333,11 @@ func CheckToken(tokenFile string, token int64) error {
 			return nil // this attach already recorded it (a retried start)
 		}
 	}
-	if err := writeFileAtomic(tokenFile, []byte(strconv.FormatInt(token, 10)+"\n"), false); err != nil {
+	// Not fsynced, deliberately: see above.
+	if err := atomicfile.WriteFileNoSync(tokenFile, []byte(strconv.FormatInt(token, 10)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("check volume token %s: %w", tokenFile, err)
 	}
 	return nil
-}
-
-// writeFileAtomic replaces path atomically (temp file and rename in the
-// same dir): a reader sees the old or the new content, never a torn one.
-// durable also fsyncs the file and the dir, so that after a power loss the
-// file holds the old or the new content; without it, it may even be empty.
-func writeFileAtomic(path string, data []byte, durable bool) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil && durable {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if !durable {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // validate keeps names from escaping the volumes dir.

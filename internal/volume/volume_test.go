@@ -267,7 +267,7 @@ func TestCheckToken(t *testing.T) {
 			if string(b) != tt.after {
 				t.Fatalf("token file %q, want %q", b, tt.after)
 			}
-			if m, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".token.tmp-*")); len(m) != 0 {
+			if m, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "token.tmp-*")); len(m) != 0 {
 				t.Fatalf("temp files left: %v", m)
 			}
 		})

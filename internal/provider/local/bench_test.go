@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -57,8 +58,7 @@ func BenchmarkLaunchToExit(b *testing.B) {
 			for b.Loop() {
 				if mode != "fresh" {
 					b.StopTimer()
-					local.WarmSpare(l)
-					time.Sleep(30 * time.Millisecond) // its start-up done
+					local.WarmSpare(l) // started and waiting: its start-up done
 					b.StartTimer()
 				}
 				t0 := time.Now()
@@ -162,4 +162,91 @@ func BenchmarkRun(b *testing.B) {
 			report(b, base, shim)
 		})
 	}
+}
+
+// BenchmarkHealCycle: the provider's share of a heal, from SIGKILL of a
+// running program to its successor running: exit detection (Done), the
+// fence (Stop) and the Launch through a ready spare shim; beside a
+// baseline that kills, waits for and starts the same program with
+// exec.Command. Each iteration runs it once under every fence this host
+// allows, in turn, so that machine noise hits all alike. Medians, not
+// means: one descheduled iteration on a busy machine would dominate a mean.
+func BenchmarkHealCycle(b *testing.B) {
+	type variant struct {
+		name       string
+		l          *local.Local
+		p          provider.Process
+		heal, stop []time.Duration
+	}
+	ctx := context.Background()
+	spec := provider.Spec{Command: "/bin/sleep", Args: []string{"1000"}}
+	var vs []*variant
+	for _, noNS := range []bool{false, true} {
+		l, _ := newLocalWith(b, local.Options{NoPIDNamespace: noNS})
+		if !noNS && l.Fence() == local.FenceSubreaper {
+			continue // no namespaces here: the subreaper variant follows
+		}
+		spec.ID = provider.NewInstanceID()
+		p, err := l.Launch(ctx, spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		vs = append(vs, &variant{name: l.Fence().String(), l: l, p: p})
+	}
+	base := exec.Command("/bin/sleep", "1000")
+	if err := base.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var baseline []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		base.Process.Kill()
+		base.Wait()
+		base = exec.Command("/bin/sleep", "1000")
+		if err := base.Start(); err != nil {
+			b.Fatal(err)
+		}
+		baseline = append(baseline, time.Since(t0))
+		for _, v := range vs {
+			b.StopTimer()
+			local.WarmSpare(v.l) // as between heals: the spare is ready
+			b.StartTimer()
+			t0 := time.Now()
+			syscall.Kill(v.p.Pid(), syscall.SIGKILL)
+			<-v.p.Done()
+			t1 := time.Now()
+			if err := v.l.Stop(ctx, v.p, syscall.SIGTERM, time.Second); err != nil {
+				b.Fatal(err)
+			}
+			t2 := time.Now()
+			spec.ID = provider.NewInstanceID()
+			p, err := v.l.Launch(ctx, spec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			v.p = p
+			v.heal = append(v.heal, time.Since(t0))
+			v.stop = append(v.stop, t2.Sub(t1))
+		}
+	}
+	base.Process.Kill()
+	base.Wait()
+	for _, v := range vs {
+		v.l.Stop(ctx, v.p, syscall.SIGKILL, 0)
+	}
+	b.ReportMetric(median(baseline), "baseline-ms")
+	for _, v := range vs {
+		b.ReportMetric(median(v.heal), v.name+"-ms")
+		b.ReportMetric(median(v.stop), v.name+"-stop-ms")
+	}
+}
+
+// median in milliseconds.
+func median(d []time.Duration) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return float64(s[len(s)/2]) / float64(time.Millisecond)
 }

@@ -2,21 +2,50 @@
 
 package local
 
-import "time"
+import (
+	"os"
+	"strconv"
+	"strings"
+	"time"
 
-// WarmSpare starts the spare shim and waits until Launch can take it (its
-// start-up may still be under way).
+	"golang.org/x/sys/unix"
+)
+
+// WarmSpare starts the spare shim and waits until Launch can take it and
+// it is ready: blocked waiting for its assignment, its start-up and
+// warm-up done.
 func WarmSpare(l *Local) {
 	l.refill(0)
-	for {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
 		l.mu.Lock()
-		ok := l.spare != nil || l.noSpare.Load() || l.closed
+		ok := l.noSpare.Load() || l.closed
+		if sp := l.spare; sp != nil {
+			ok = awaitingAssignment(sp.cmd.Process.Pid)
+		}
 		l.mu.Unlock()
 		if ok {
 			return
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// awaitingAssignment reports whether a thread of pid is blocked in recvmsg,
+// the spare's wait for its instance.
+func awaitingAssignment(pid int) bool {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/syscall")
+		if f := strings.Fields(string(b)); err == nil && len(f) > 0 && f[0] == strconv.Itoa(unix.SYS_RECVMSG) {
+			return true
+		}
+	}
+	return false
 }
 
 // SparePid is the idle spare shim's pid, 0 if none.

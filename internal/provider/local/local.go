@@ -43,6 +43,7 @@ type Local struct {
 	log      *slog.Logger
 	hostNS   string      // our mount namespace, which the shim must not mount in
 	noUns    atomic.Bool // unshare(CLONE_NEWNS) was refused: mounts are ignored
+	fence    Fence       // how shims keep every process of their instance
 
 	noSpare atomic.Bool // spares disabled, by option or because they cannot work here
 
@@ -51,12 +52,17 @@ type Local struct {
 	watches map[*pidFD]*os.File // pidfd -> hello pipe (or nil) being followed
 	// mustScan names the instances whose processes Stop finds only by
 	// scanning /proc, whatever their shim reports: adopted ones (a
-	// previous controller may have left a Run behind) and those a Run
-	// ran for (a script's setsid'd leftovers are not the shim's).
-	mustScan  map[string]bool
-	scans     atomic.Int64 // /proc scans by Stop, for tests
-	spare     *spare       // started, waiting for an instance
-	refilling bool         // the next spare is on its way
+	// previous controller may have left a Run behind) and, under the
+	// fallback fence, those a Run ran for (a script's setsid'd leftovers
+	// are not the shim's).
+	mustScan map[string]bool
+	// namespaces are the processes whose shim is PID 1 of their
+	// instance's namespace, followed by a watcher, by instance id: Run
+	// starts scripts inside them until their application has exited.
+	namespaces map[string]*process
+	scans      atomic.Int64 // /proc scans by Stop, for tests
+	spare      *spare       // started, waiting for an instance
+	refilling  bool         // the next spare is on its way
 	// refillTimer starts it; Close stops it.
 	refillTimer *time.Timer
 	wg          sync.WaitGroup
@@ -93,20 +99,31 @@ func New(opts Options) (*Local, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	l := &Local{
-		stateDir: dir,
-		exe:      exe,
-		log:      log,
-		hostNS:   threadMountNS(),
-		watches:  map[*pidFD]*os.File{},
-		mustScan: map[string]bool{},
+		stateDir:   dir,
+		exe:        exe,
+		log:        log,
+		hostNS:     threadMountNS(),
+		watches:    map[*pidFD]*os.File{},
+		mustScan:   map[string]bool{},
+		namespaces: map[string]*process{},
 	}
 	l.noSpare.Store(opts.NoSpareShim)
+	if !opts.NoPIDNamespace {
+		l.fence = probeFence()
+	}
+	if l.fence == FenceSubreaper && !opts.NoPIDNamespace {
+		log.Warn("cannot create PID namespaces here; instances are fenced by their shim as subreaper only (a process that kills its shim can escape the fence)")
+	}
 	if os.Geteuid() == 0 && !canUnshareMountNS() {
 		l.noUns.Store(true)
 		log.Warn("cannot create mount namespaces; volume mounts are ignored, volumes are reachable through AUTOHEAL_VOLUME_* only")
 	}
 	return l, nil
 }
+
+// Fence is the mechanism in force for the instances this provider
+// launches.
+func (l *Local) Fence() Fence { return l.fence }
 
 // InstanceDir is <StateDir>/instances/<id>: spec.json, status.json, shim.log
 // and the application's logs.
@@ -306,12 +323,14 @@ func (l *Local) startShim(spec provider.Spec, dir string) (*exec.Cmd, *os.File, 
 		// The shim needs nothing but its identity, which also makes it
 		// visible to Stop and Sweep; the application's environment is
 		// in spec.json.
-		Env:         shimEnv(l.stateDir, spec.ID),
-		Dir:         "/", // pin no directory of the controller's
-		Stdout:      logf,
-		Stderr:      logf,
-		ExtraFiles:  files,
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+		Env:        shimEnv(l.stateDir, spec.ID),
+		Dir:        "/", // pin no directory of the controller's
+		Stdout:     logf,
+		Stderr:     logf,
+		ExtraFiles: files,
+		// Its own session and, unless the fence is the fallback, PID 1 of
+		// a new PID namespace.
+		SysProcAttr: l.fence.sysProcAttr(),
 	}
 	if err := cmd.Start(); err != nil {
 		helloR.Close()
@@ -373,6 +392,7 @@ func (l *Local) handshake(ctx context.Context, id, dir string, cmd *exec.Cmd, he
 		return nil, fmt.Errorf("shim: %w", err)
 	}
 	p := newProcess(id, status{Pid: h.Pid, PidStart: h.PidStart, StartedAt: h.StartedAt, ShimPid: shimPid, ShimStart: shimStart})
+	p.nsInit = h.NS
 	if h.Error != "" {
 		helloR.Close()
 		// The shim exits right after saying so, its status recorded.
@@ -507,6 +527,9 @@ func (l *Local) watch(p *process, pfd *pidFD, cmd *exec.Cmd, helloR *os.File, br
 		return
 	}
 	l.watches[pfd] = helloR
+	if p.nsInit {
+		l.namespaces[p.id] = p
+	}
 	l.wg.Add(2)
 	l.mu.Unlock()
 	reading := make(chan struct{})
@@ -526,6 +549,9 @@ func (l *Local) watch(p *process, pfd *pidFD, cmd *exec.Cmd, helloR *os.File, br
 		l.mu.Lock()
 		closed := l.closed
 		delete(l.watches, pfd)
+		if l.namespaces[p.id] == p {
+			delete(l.namespaces, p.id)
+		}
 		l.mu.Unlock()
 		if helloR != nil {
 			// The shim's end is closed now, so the reader is at EOF; the
@@ -629,6 +655,9 @@ func (l *Local) Adopt(ctx context.Context, id string) (provider.Process, error) 
 	}
 	if fd, ok := l.openVerified(st.ShimPid, st.ShimStart, id, true); ok {
 		p := newProcess(id, st)
+		// Asked of the kernel, not of a record: the shim may be an older
+		// binary's, without a namespace.
+		p.nsInit = isNamespaceInit(st.ShimPid)
 		l.watch(p, fd, nil, nil, nil)
 		// A controller that restarts adopts before anything fails: have a
 		// spare ready for the first heal.

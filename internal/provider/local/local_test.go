@@ -72,7 +72,10 @@ func helperMain(args []string) int {
 		fmt.Fprintf(c, "bad %s\n", strings.Join(problems, "; "))
 		return 1
 	}
-	fmt.Fprintf(c, "ok pid=%d names=%s\n", os.Getpid(), os.Getenv("LISTEN_FDNAMES"))
+	// Inside a PID namespace getpid() is the namespace's number (LISTEN_PID
+	// matched it above); /proc/self is the host's, as Process.Pid is.
+	self, _ := os.Readlink("/proc/self")
+	fmt.Fprintf(c, "ok pid=%s names=%s\n", self, os.Getenv("LISTEN_FDNAMES"))
 	return 0
 }
 
@@ -92,8 +95,16 @@ var shimModes = []struct {
 
 func newLocalMode(t testing.TB, spare bool) (*local.Local, string) {
 	t.Helper()
+	return newLocalWith(t, local.Options{NoSpareShim: !spare})
+}
+
+// newLocalWith returns a provider on a fresh state dir (opts.StateDir is
+// set here), its spare shim started unless opts.NoSpareShim.
+func newLocalWith(t testing.TB, opts local.Options) (*local.Local, string) {
+	t.Helper()
 	dir := t.TempDir()
-	l, err := local.New(local.Options{StateDir: dir, NoSpareShim: !spare})
+	opts.StateDir = dir
+	l, err := local.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,10 +118,34 @@ func newLocalMode(t testing.TB, spare bool) (*local.Local, string) {
 		}
 		l.Close()
 	})
-	if spare {
+	if !opts.NoSpareShim {
 		local.WarmSpare(l)
 	}
 	return l, dir
+}
+
+// fence is one of the fences a test runs under.
+type fence struct {
+	name string
+	noNS bool // Options.NoPIDNamespace
+}
+
+// fences are the fences this host allows: the namespaced one (if any) and
+// the fallback, forced.
+func fences(t testing.TB) []fence {
+	t.Helper()
+	out := []fence{{"subreaper", true}}
+	l, err := local.New(local.Options{StateDir: t.TempDir(), NoSpareShim: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if f := l.Fence(); f != local.FenceSubreaper {
+		out = append([]fence{{f.String(), false}}, out...)
+	} else {
+		t.Log("no PID namespaces here: only the fallback fence is tested")
+	}
+	return out
 }
 
 // bothModes runs f once with each kind of shim.
@@ -217,6 +252,13 @@ func eachProcess(f func(pid int, fields []string)) {
 	}
 }
 
+// recordPid is shell that appends the host pid of the shell running it to
+// path: inside a PID namespace $$ and $! are the namespace's numbers, but
+// /proc is the host's, and `read` is a builtin, so /proc/self is the shell.
+func recordPid(path string) string {
+	return `{ read -r hostpid _ < /proc/self/stat; echo $hostpid >> ` + path + `; }`
+}
+
 func readPid(t testing.TB, path string) int {
 	t.Helper()
 	s := strings.TrimSpace(waitContent(t, path, "\n"))
@@ -294,7 +336,7 @@ func TestStopKillsEscapedDescendant(t *testing.T) {
 	pidFile := filepath.Join(dir, "escaped.pid")
 	// setsid puts the child in a new session and process group: a group
 	// kill cannot reach it, only its environment gives it away.
-	p := launch(t, l, shSpec(`setsid sh -c 'echo $$ > `+pidFile+`; trap "" TERM; exec sleep 60' & sleep 60`))
+	p := launch(t, l, shSpec(`setsid sh -c '`+recordPid(pidFile)+`; trap "" TERM; exec sleep 60' & sleep 60`))
 	escaped := readPid(t, pidFile)
 	if !alive(escaped) {
 		t.Fatal("escaped child not running")
@@ -305,50 +347,71 @@ func TestStopKillsEscapedDescendant(t *testing.T) {
 	}
 }
 
-// TestStopScansOnlyWhenSomethingMayBeLeft: the shim is the subreaper of
-// what its application starts, so after an exit it knows whether anything
-// of the application is left. Only then, or when a Run ran for the
-// instance, does Stop scan /proc for it.
-func TestStopScansOnlyWhenSomethingMayBeLeft(t *testing.T) {
+// TestStopScans: Stop scans /proc (a millisecond or two on every heal)
+// only when something of the instance may be left that its shim did not
+// kill. With a PID namespace that is never: the shim's exit is the
+// namespace's. With the fallback, the shim kills what the application
+// left behind before it reports the exit, so only a Run (whose leftovers
+// are not the shim's descendants) makes Stop scan.
+func TestStopScans(t *testing.T) {
 	t.Parallel()
-	bothModes(t, func(t *testing.T, spare bool) {
-		l, dir := newLocalMode(t, spare)
-		scans := local.StopScans(l)
-		stopExited := func(p provider.Process) {
-			t.Helper()
-			waitDone(t, p)
-			stop(t, l, p, syscall.SIGTERM, 5*time.Second)
-		}
+	for _, f := range fences(t) {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			bothModes(t, func(t *testing.T, spare bool) {
+				l, dir := newLocalWith(t, local.Options{NoSpareShim: !spare, NoPIDNamespace: f.noNS})
+				scans := local.StopScans(l)
+				stopExited := func(p provider.Process) {
+					t.Helper()
+					waitDone(t, p)
+					stop(t, l, p, syscall.SIGTERM, 5*time.Second)
+				}
 
-		// Children that ended before the application: nothing to find.
-		stopExited(launch(t, l, shSpec(`sleep 0.01 & (sleep 0.01 &); sleep 0.2; exit 3`)))
-		if got := local.StopScans(l) - scans; got != 0 {
-			t.Fatalf("%d scans for an application that left nothing", got)
-		}
+				// Children that ended before the application.
+				stopExited(launch(t, l, shSpec(`sleep 0.01 & (sleep 0.01 &); sleep 0.2; exit 3`)))
+				if got := local.StopScans(l) - scans; got != 0 {
+					t.Fatalf("%d scans for an application that left nothing", got)
+				}
 
-		// A daemon that outlived the application is found and killed.
-		pidFile := filepath.Join(dir, "daemon.pid")
-		p := launch(t, l, shSpec(`setsid sh -c 'echo $$ > `+pidFile+`; exec sleep 60' & sleep 0.2`))
-		daemon := readPid(t, pidFile)
-		stopExited(p)
-		if got := local.StopScans(l) - scans; got != 1 {
-			t.Fatalf("%d scans, want 1 for the surviving daemon", got)
-		}
-		if alive(daemon) {
-			t.Fatalf("daemon %d survived Stop", daemon)
-		}
+				// A daemon that outlived the application is killed by
+				// the shim before the exit is reported.
+				pidFile := filepath.Join(dir, "daemon.pid")
+				p := launch(t, l, shSpec(`setsid sh -c '`+recordPid(pidFile)+`; exec sleep 60' & `+waitFile(pidFile)))
+				daemon := readPid(t, pidFile)
+				waitDone(t, p)
+				if alive(daemon) {
+					t.Fatalf("daemon %d alive when the exit was reported", daemon)
+				}
+				stopExited(p)
+				if got := local.StopScans(l) - scans; got != 0 {
+					t.Fatalf("%d scans, want none: the shim killed the daemon", got)
+				}
 
-		// A Run may leave a process the shim cannot see.
-		spec := shSpec(`sleep 0.3`)
-		p = launch(t, l, spec)
-		if _, err := l.Run(context.Background(), spec, `true`, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		stopExited(p)
-		if got := local.StopScans(l) - scans; got != 2 {
-			t.Fatalf("%d scans, want 2 after a Run", got)
-		}
-	})
+				// A Run may leave a process the shim cannot see, unless
+				// it ran in the instance's namespace.
+				spec := shSpec(`exec sleep 60`)
+				p = launch(t, l, spec)
+				if _, err := l.Run(context.Background(), spec, `true`, 5*time.Second); err != nil {
+					t.Fatal(err)
+				}
+				stop(t, l, p, syscall.SIGKILL, 0)
+				want := int64(1)
+				if l.Fence() != local.FenceSubreaper {
+					want = 0
+				}
+				if got := local.StopScans(l) - scans; got != want {
+					t.Fatalf("%d scans after a Run, want %d with fence %s", got, want, l.Fence())
+				}
+			})
+		})
+	}
+}
+
+// waitFile is shell that waits until path is not empty: a condition, where
+// a script would otherwise sleep and hope. `[` is a builtin: one fork (the
+// sleep) a millisecond.
+func waitFile(path string) string {
+	return `until [ -s ` + path + ` ]; do sleep 0.001; done`
 }
 
 // TestShimReapsOrphans: orphans of the application become the shim's
@@ -356,30 +419,51 @@ func TestStopScansOnlyWhenSomethingMayBeLeft(t *testing.T) {
 // as zombies.
 func TestShimReapsOrphans(t *testing.T) {
 	t.Parallel()
-	l, _ := newLocal(t)
-	p := launch(t, l, shSpec(`for i in 1 2 3 4 5; do (sleep 0.05 &); done; exec sleep 30`))
-	shim := ppid(t, p.Pid())
-	time.Sleep(500 * time.Millisecond)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		zombies := 0
-		for _, c := range childrenOf(shim) {
-			if !alive(c) {
-				zombies++
+	for _, f := range fences(t) {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			l, dir := newLocalWith(t, local.Options{NoPIDNamespace: f.noNS})
+			pidFile := filepath.Join(dir, "orphans")
+			p := launch(t, l, shSpec(`for i in 1 2 3 4 5; do (sh -c '`+recordPid(pidFile)+`; exec sleep 0.05' &); done; exec sleep 30`))
+			shim := ppid(t, p.Pid())
+			var orphans []int
+			waitFor(t, "five orphans recorded", func() bool {
+				b, _ := os.ReadFile(pidFile)
+				orphans = orphans[:0]
+				for _, f := range strings.Fields(string(b)) {
+					n, _ := strconv.Atoi(f)
+					orphans = append(orphans, n)
+				}
+				return len(orphans) == 5
+			})
+			// Reaped means gone from the process table, not even a zombie:
+			// nobody but their parent, the shim, can do that.
+			waitFor(t, "orphans reaped", func() bool {
+				for _, pid := range orphans {
+					if statFields(pid) != nil {
+						return false
+					}
+				}
+				return true
+			})
+			if n := len(childrenOf(shim)); n != 1 {
+				t.Fatalf("shim %d has %d children, want only the application", shim, n)
 			}
-		}
-		if zombies == 0 {
-			break
-		}
+			stop(t, l, p, syscall.SIGTERM, 5*time.Second)
+		})
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 20 seconds.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d zombie children of shim %d", zombies, shim)
+			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
-	if n := len(childrenOf(shim)); n != 1 {
-		t.Fatalf("shim %d has %d children, want only the application", shim, n)
-	}
-	stop(t, l, p, syscall.SIGTERM, 5*time.Second)
 }
 
 // ppid is the parent of pid.
@@ -870,7 +954,7 @@ func TestUser(t *testing.T) {
 	defer ln.Close()
 	f, _ := ln.(*net.TCPListener).File()
 	defer f.Close()
-	spec2 := shSpec(`echo "fds=$LISTEN_FDS pid=$LISTEN_PID self=$$ uid=$(id -u)"`)
+	spec2 := shSpec(`read -r host _ < /proc/self/stat; echo "fds=$LISTEN_FDS pid=$LISTEN_PID self=$$ host=$host uid=$(id -u)"`)
 	spec2.User = "nobody"
 	spec2.Listeners = []provider.Listener{{Name: "web", File: f}}
 	q := launch(t, l, spec2)
@@ -878,7 +962,12 @@ func TestUser(t *testing.T) {
 		t.Fatalf("exit %+v: %s", e, readLog(l, spec2.ID))
 	}
 	stdout2, _ := l.LogFiles(spec2.ID)
-	waitContent(t, stdout2, fmt.Sprintf("fds=1 pid=%d self=%d uid=65534\n", q.Pid(), q.Pid()))
+	// LISTEN_PID is the pid the application sees; Pid is the host's.
+	out := waitContent(t, stdout2, "uid=65534\n")
+	var lpid, self, host int
+	if _, err := fmt.Sscanf(out, "fds=1 pid=%d self=%d host=%d uid=65534\n", &lpid, &self, &host); err != nil || lpid != self || host != q.Pid() {
+		t.Fatalf("app said %q (%v), want LISTEN_PID = $$ and host pid %d", out, err, q.Pid())
+	}
 }
 
 func TestRun(t *testing.T) {
@@ -912,7 +1001,7 @@ func TestRun(t *testing.T) {
 	t.Run("timeout kills the group", func(t *testing.T) {
 		pidFile := filepath.Join(dir, "bg.pid")
 		began := time.Now()
-		res, err := l.Run(context.Background(), spec, `sleep 60 & echo $! > `+pidFile+`; echo started; wait`, 300*time.Millisecond)
+		res, err := l.Run(context.Background(), spec, `sh -c '`+recordPid(pidFile)+`; exec sleep 60' & `+waitFile(pidFile)+`; echo started; wait`, time.Second)
 		if err != nil || !res.TimedOut || res.ExitCode != -1 || res.Output != "started\n" {
 			t.Fatalf("%v %+v", err, res)
 		}
@@ -925,7 +1014,7 @@ func TestRun(t *testing.T) {
 	})
 	t.Run("leftovers are killed", func(t *testing.T) {
 		pidFile := filepath.Join(dir, "left.pid")
-		res, err := l.Run(context.Background(), spec, `sleep 60 >/dev/null 2>&1 & echo $! > `+pidFile, 10*time.Second)
+		res, err := l.Run(context.Background(), spec, `sh -c '`+recordPid(pidFile)+`; exec sleep 60' >/dev/null 2>&1 & `+waitFile(pidFile), 10*time.Second)
 		if err != nil || res.ExitCode != 0 {
 			t.Fatalf("%v %+v", err, res)
 		}
@@ -989,10 +1078,15 @@ func TestSweep(t *testing.T) {
 	if !alive(kept.Process.Pid) || !alive(foreign.Process.Pid) || !alive(os.Getpid()) || !alive(k.Pid()) || !alive(idle) {
 		t.Fatal("sweep killed what it must keep")
 	}
-	select {
-	case <-k.Done():
-		t.Fatalf("kept instance's shim killed: %+v", k.Exit())
-	case <-time.After(50 * time.Millisecond):
+	// Sweep returns once what it killed is gone: the kept shim is alive
+	// now or was never touched.
+	var kst struct {
+		ShimPid int `json:"shim_pid"`
+	}
+	b, _ := os.ReadFile(filepath.Join(l.InstanceDir(keptSpec.ID), "status.json"))
+	json.Unmarshal(b, &kst)
+	if kst.ShimPid == 0 || !alive(kst.ShimPid) {
+		t.Fatalf("kept instance's shim %d killed", kst.ShimPid)
 	}
 	waitDone(t, p)
 }
@@ -1075,28 +1169,30 @@ func TestLaunchBadSpec(t *testing.T) {
 	}
 }
 
-// A descendant that keeps stdout open must not hold back the exit report,
-// and what the application wrote is in the log by then.
+// A descendant that keeps stdout open is killed when the application
+// exits, before the exit is reported, and what the application wrote is in
+// the log by then.
 func TestExitWhileDescendantHoldsPipe(t *testing.T) {
 	t.Parallel()
-	l, dir := newLocal(t)
-	pidFile := filepath.Join(dir, "bg.pid")
-	spec := shSpec(`sleep 60 & echo $! > ` + pidFile + `; echo bye; exit 5`)
-	p := launch(t, l, spec)
-	if e := waitDone(t, p); e.Code != 5 {
-		t.Fatalf("exit %+v", e)
-	}
-	stdout, _ := l.LogFiles(spec.ID)
-	if b, _ := os.ReadFile(stdout); string(b) != "bye\n" {
-		t.Fatalf("log %q at Done", b)
-	}
-	bg := readPid(t, pidFile)
-	if !alive(bg) {
-		t.Fatal("descendant gone before Stop")
-	}
-	stop(t, l, p, syscall.SIGTERM, time.Second)
-	if alive(bg) {
-		t.Fatalf("descendant %d survived Stop", bg)
+	for _, f := range fences(t) {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			l, dir := newLocalWith(t, local.Options{NoPIDNamespace: f.noNS})
+			pidFile := filepath.Join(dir, "bg.pid")
+			spec := shSpec(`sh -c '` + recordPid(pidFile) + `; exec sleep 60' & ` + waitFile(pidFile) + `; echo bye; exit 5`)
+			p := launch(t, l, spec)
+			if e := waitDone(t, p); e.Code != 5 {
+				t.Fatalf("exit %+v", e)
+			}
+			stdout, _ := l.LogFiles(spec.ID)
+			if b, _ := os.ReadFile(stdout); string(b) != "bye\n" {
+				t.Fatalf("log %q at Done", b)
+			}
+			if bg := readPid(t, pidFile); alive(bg) {
+				t.Fatalf("descendant %d alive when the exit was reported", bg)
+			}
+			stop(t, l, p, syscall.SIGTERM, time.Second)
+		})
 	}
 }
 

@@ -18,6 +18,10 @@ type Options struct {
 	// spare shim is kept started, so that the next Launch only hands it
 	// the instance.
 	NoSpareShim bool
+	// NoPIDNamespace forces the fallback fence (FenceSubreaper) even where
+	// the host allows a PID namespace per instance. By default the
+	// strongest fence the host allows is used; see Local.Fence.
+	NoPIDNamespace bool
 }
 
 // Defaults for a Spec's zero values.

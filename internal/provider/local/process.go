@@ -18,6 +18,9 @@ type process struct {
 	startedAt time.Time
 	shimPid   int
 	shimStart uint64
+	// nsInit: the shim is PID 1 of the instance's PID namespace, so its
+	// exit is the exit of every process of the instance.
+	nsInit bool
 
 	done chan struct{}
 	// shimGone is closed once the shim has exited and been reaped: it

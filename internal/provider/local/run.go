@@ -4,6 +4,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/autoheal/autoheal/internal/provider"
+	"golang.org/x/sys/unix"
 )
 
 // Run runs `/bin/sh -c script` to completion in the instance's context: its
@@ -23,15 +25,26 @@ import (
 // Spec.Locks and Spec.Listeners are ignored. stdout and stderr are captured
 // together, the last RunOutputMax bytes kept. The script runs in its own
 // process group, killed whole on timeout (TimedOut, ExitCode -1) or when
-// ctx ends, and once the shell exits, so that nothing it left in the
-// background outlives it (a descendant that called setsid is left to Stop
-// and Sweep). A timeout of 0 or less means none: ctx still bounds it.
+// ctx ends, and once the shell exits. A timeout of 0 or less means none:
+// ctx still bounds it.
+//
+// Where the script's leftovers go (a descendant that called setsid has
+// left the group): while the instance's shim runs as PID 1 of its
+// namespace, the script is started inside that namespace, and what it
+// leaves dies with the instance; otherwise, with a namespaced fence, the
+// shell is PID 1 of a namespace of its own, and everything it left dies
+// when it exits, before Run returns, and it gets SIGKILL if the controller
+// dies (PR_SET_PDEATHSIG): a controller killed during a Run leaves nothing
+// running outside an instance. With the fallback fence the leftovers are
+// left to Stop's scan and to Sweep.
 func (l *Local) Run(ctx context.Context, spec provider.Spec, script string, timeout time.Duration) (provider.Result, error) {
 	var res provider.Result
 	if !provider.ValidInstanceID(spec.ID) {
 		return res, fmt.Errorf("run: invalid instance id %q", spec.ID)
 	}
-	l.markScan(spec.ID)
+	if !l.fence.namespaced() {
+		l.markScan(spec.ID)
+	}
 	cr, err := resolveUser(spec.User)
 	if err != nil {
 		return res, fmt.Errorf("run: %w", err)
@@ -51,15 +64,84 @@ func (l *Local) Run(ctx context.Context, spec provider.Spec, script string, time
 		return res, fmt.Errorf("run: %w", err)
 	}
 	defer pr.Close()
-	opts := startOptions{stdout: pw, stderr: pw}
 	began := time.Now()
-	var cmd *exec.Cmd
+	// The whole run, fork to reap, on one thread: the parent-death signal
+	// fires when the thread that forked the shell ends, and the thread may
+	// change its namespaces, so it is thrown away afterwards.
+	onThrowawayThread(func() {
+		cmd, serr := l.startScript(ctx, spec, cfg, startOptions{stdout: pw, stderr: pw})
+		res, err = l.finishRun(ctx, cmd, serr, pr, pw, began, timeout)
+	})
+	return res, err
+}
+
+// startScript starts a Run's shell on the calling thread, which must be
+// locked to its goroutine and thrown away after the shell is reaped.
+func (l *Local) startScript(ctx context.Context, spec provider.Spec, cfg execConfig, opts startOptions) (*exec.Cmd, error) {
 	if l.useMounts(spec.Mounts) {
-		cmd, err = startInMountNS(ctx, cfg, opts, spec.Mounts, l.hostNS)
-	} else {
-		cmd, err = startProgram(ctx, cfg, opts)
+		// unshare(CLONE_NEWNS) implies CLONE_FS, which a thread may
+		// unshare from the rest of its process.
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			return nil, &unshareError{err}
+		}
+		if err := makeMounts(spec.Mounts, l.hostNS); err != nil {
+			return nil, err
+		}
 	}
-	return l.finishRun(ctx, cmd, err, pr, pw, began, timeout)
+	if l.fence == FencePIDNamespace {
+		if cmd, ok, err := l.startInInstance(ctx, spec.ID, cfg, opts); ok {
+			return cmd, err
+		}
+	}
+	opts.attr = l.fence.sysProcAttr()
+	// As PID 1 of its own namespace the shell sees getppid() == 0, and
+	// the self-kill with which Go's child answers a parent that seems
+	// gone is ignored: a namespace's init ignores signals from inside it
+	// that it has no handler for. The parent's real death is signalled
+	// from outside and is not ignored.
+	opts.attr.Pdeathsig = syscall.SIGKILL
+	return startProgram(ctx, cfg, opts)
+}
+
+// startInInstance starts cfg inside the PID namespace of instance id's
+// shim, if this provider follows one whose application has not exited; ok
+// is false if there is none (or it ended meanwhile), and the caller then
+// starts it elsewhere. (Once the application has exited, its shim is
+// about to end the namespace: a script started there would be killed.)
+// setns changes the namespace of the calling thread's future children
+// only.
+func (l *Local) startInInstance(ctx context.Context, id string, cfg execConfig, opts startOptions) (cmd *exec.Cmd, ok bool, err error) {
+	l.mu.Lock()
+	p := l.namespaces[id]
+	l.mu.Unlock()
+	if p == nil || p.isDone() {
+		return nil, false, nil
+	}
+	fd, verified := l.openVerified(p.shimPid, p.shimStart, id, false)
+	if !verified {
+		return nil, false, nil
+	}
+	err = setnsPID(fd)
+	fd.Close()
+	if err != nil {
+		return nil, false, nil // it exited: ESRCH
+	}
+	// No parent-death signal here: Go's child checks getppid() against
+	// its parent's pid after setting it and kills itself on a mismatch,
+	// and a process whose parent is outside its namespace sees 0. (A
+	// namespace's init ignores that self-kill; a member does not.) A
+	// script left by a dead controller dies with the instance.
+	opts.attr = &syscall.SysProcAttr{Setsid: true}
+	cmd, err = startProgram(ctx, cfg, opts)
+	if errors.Is(err, unix.ENOMEM) {
+		// The namespace's init exited between setns and fork: the kernel
+		// no longer adds processes to it. Back to our own namespace.
+		if err := leavePIDNamespace(); err != nil {
+			return nil, true, fmt.Errorf("leave instance namespace: %w", err)
+		}
+		return nil, false, nil
+	}
+	return cmd, true, err
 }
 
 // finishRun collects a started script's output and exit.

@@ -34,8 +34,13 @@ const drainTimeout = 100 * time.Millisecond
 // status.json, so that the exit code and the logs are kept while no
 // controller is running.
 type shim struct {
-	dir string
-	st  status
+	dir   string
+	st    status
+	hello *os.File // to the launcher: the answer, then the exit
+	// subreaper: orphans of the application are ours (PR_SET_CHILD_SUBREAPER).
+	subreaper bool
+	// namespaced: the shim is PID 1 of the instance's PID namespace.
+	namespaced bool
 }
 
 func runShim(args []string) int {
@@ -56,40 +61,27 @@ func runShim(args []string) int {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	// Whatever the application starts and leaves behind (a daemon that
 	// double-forked, a child in a session of its own) becomes ours when
-	// its parent dies, instead of init's: then when the application exits
-	// the shim knows whether anything of it survived (see reapOrphans).
+	// its parent dies, instead of init's (as PID 1 of the instance's
+	// namespace the shim is that init anyway): when the application exits,
+	// the shim kills and reaps it all before it reports (killRest).
 	subreaper := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == nil
 	helloW := os.NewFile(shimHelloFD, "hello")
+	defer helloW.Close()
 
 	dir := args[0]
 	var listeners []*os.File
 	if spare {
-		env := spareEnviron()
-		if env == nil {
-			fmt.Fprintln(os.Stderr, "autoheal spare shim: cannot rewrite its environment here")
-			return exitNoSpare
-		}
-		warmUp()
-		a, fds, err := awaitAssignment(helloW)
-		if err != nil {
-			if err != io.EOF { // EOF: the controller went away first
-				fmt.Fprintf(os.Stderr, "autoheal spare shim: %v\n", err)
-			}
-			return 0
-		}
-		// First of all, become visible as the instance's shim.
-		assignEnviron(env, a.ID)
-		dir, listeners = a.Dir, fds
-		// From here on the shim's own output belongs to the instance.
-		if f, err := os.OpenFile(filepath.Join(dir, shimLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640); err == nil {
-			unix.Dup3(int(f.Fd()), 1, 0)
-			unix.Dup3(int(f.Fd()), 2, 0)
-			f.Close()
+		var code int
+		var ok bool
+		if dir, listeners, code, ok = becomeAssigned(helloW); !ok {
+			return code
 		}
 	}
-	s := &shim{dir: dir}
-	s.st.ShimPid = os.Getpid()
-	s.st.ShimStart, _ = startTime(os.Getpid())
+	s := &shim{dir: dir, hello: helloW, subreaper: subreaper, namespaced: os.Getpid() == 1}
+	// As PID 1 of its namespace the shim sees itself as 1; status.json
+	// and every check of it use the pid that /proc (the host's) shows.
+	s.st.ShimPid = selfPid()
+	s.st.ShimStart, _ = startTime(s.st.ShimPid)
 
 	b, err := os.ReadFile(filepath.Join(s.dir, specFile))
 	var spec shimSpec
@@ -97,7 +89,7 @@ func runShim(args []string) int {
 		err = json.Unmarshal(b, &spec)
 	}
 	if err != nil {
-		return s.refuse(helloW, fmt.Errorf("read instance spec: %w", err))
+		return s.refuse(fmt.Errorf("read instance spec: %w", err))
 	}
 	// status.json is first written once the application runs (or could
 	// not): a record before that would only tell a restarted controller
@@ -116,38 +108,86 @@ func runShim(args []string) int {
 		}
 	}()
 	if len(listeners) != len(spec.Listeners) {
-		return s.refuse(helloW, fmt.Errorf("got %d listeners for %d names", len(listeners), len(spec.Listeners)))
+		return s.refuse(fmt.Errorf("got %d listeners for %d names", len(listeners), len(spec.Listeners)))
 	}
 	locks, err := takeLocks(spec.Locks)
 	if err != nil {
-		return s.refuse(helloW, err)
+		return s.refuse(err)
 	}
 	defer func() {
 		for _, f := range locks {
 			f.Close()
 		}
 	}()
+	a, err := s.start(spec, listeners, locks)
+	for _, f := range listeners {
+		f.Close() // the application has its own; the controller keeps its
+	}
+	listeners = nil
+	if err != nil {
+		return s.refuse(err)
+	}
+	return s.supervise(a)
+}
+
+// becomeAssigned is a spare shim's wait for its instance: it returns the
+// instance's directory and listeners once assigned, or the exit code.
+func becomeAssigned(ctl *os.File) (dir string, listeners []*os.File, code int, ok bool) {
+	env := spareEnviron()
+	if env == nil {
+		fmt.Fprintln(os.Stderr, "autoheal spare shim: cannot rewrite its environment here")
+		return "", nil, exitNoSpare, false
+	}
+	warmUp()
+	a, fds, err := awaitAssignment(ctl)
+	if err != nil {
+		if err != io.EOF { // EOF: the controller went away first
+			fmt.Fprintf(os.Stderr, "autoheal spare shim: %v\n", err)
+		}
+		return "", nil, 0, false
+	}
+	// First of all, become visible as the instance's shim.
+	assignEnviron(env, a.ID)
+	// From here on the shim's own output belongs to the instance.
+	if f, err := os.OpenFile(filepath.Join(a.Dir, shimLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640); err == nil {
+		unix.Dup3(int(f.Fd()), 1, 0)
+		unix.Dup3(int(f.Fd()), 2, 0)
+		f.Close()
+	}
+	return a.Dir, fds, 0, true
+}
+
+// app is the running application and what the shim holds for it.
+type app struct {
+	cmd            *exec.Cmd
+	pid            int        // in the shim's PID namespace: waits and reaping use it
+	locks          []*os.File // the volume locks, released when it exits
+	stdout, stderr *rotator   // its logs
+	outR, errR     *os.File   // the read ends of its output pipes
+	startedAt      time.Time
+}
+
+// start starts the application with the listeners and locks, records it
+// in status.json and tells the launcher.
+func (s *shim) start(spec shimSpec, listeners, locks []*os.File) (app, error) {
+	a := app{locks: locks}
 	cr, err := resolveUser(spec.User)
 	if err != nil {
-		return s.refuse(helloW, err)
+		return a, err
 	}
-	stdout, err := openRotator(filepath.Join(s.dir, stdoutLog), spec.LogMaxSize, spec.LogMaxFiles)
-	if err != nil {
-		return s.refuse(helloW, fmt.Errorf("open log: %w", err))
+	if a.stdout, err = openRotator(filepath.Join(s.dir, stdoutLog), spec.LogMaxSize, spec.LogMaxFiles); err != nil {
+		return a, fmt.Errorf("open log: %w", err)
 	}
-	stderr, err := openRotator(filepath.Join(s.dir, stderrLog), spec.LogMaxSize, spec.LogMaxFiles)
-	if err != nil {
-		return s.refuse(helloW, fmt.Errorf("open log: %w", err))
+	if a.stderr, err = openRotator(filepath.Join(s.dir, stderrLog), spec.LogMaxSize, spec.LogMaxFiles); err != nil {
+		return a, fmt.Errorf("open log: %w", err)
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return s.refuse(helloW, err)
+	var outW, errW *os.File
+	if a.outR, outW, err = os.Pipe(); err != nil {
+		return a, err
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		return s.refuse(helloW, err)
+	if a.errR, errW, err = os.Pipe(); err != nil {
+		return a, err
 	}
-
 	cfg := execConfig{
 		Command:   spec.Command,
 		Argv:      append([]string{spec.Command}, spec.Args...),
@@ -166,55 +206,60 @@ func runShim(args []string) int {
 		exe:        "/proc/self/exe",
 		label:      s.dir,
 	}
-	startedAt := time.Now()
-	var cmd *exec.Cmd
+	a.startedAt = time.Now()
 	if len(spec.Mounts) > 0 {
 		// The shim stays in the host's mount namespace; the application
 		// gets a private one with the mounts, and the working directory is
 		// entered there, since it may lie inside a mount.
-		cmd, err = startInMountNS(context.Background(), cfg, opts, spec.Mounts, spec.HostMountNS)
+		a.cmd, err = startInMountNS(context.Background(), cfg, opts, spec.Mounts, spec.HostMountNS)
 	} else {
-		cmd, err = startProgram(context.Background(), cfg, opts)
+		a.cmd, err = startProgram(context.Background(), cfg, opts)
 	}
 	outW.Close()
 	errW.Close()
-	for _, f := range listeners {
-		f.Close() // the application has its own; the controller keeps its
-	}
-	listeners = nil
 	if err != nil {
-		fmt.Fprintf(stderr, "autoheal: %v\n", err)
-		return s.refuse(helloW, err)
+		fmt.Fprintf(a.stderr, "autoheal: %v\n", err)
+		return a, err
 	}
-	pid := cmd.Process.Pid
-	s.st.Pid = pid
-	s.st.PidStart, _ = startTime(pid)
-	s.st.StartedAt = startedAt
+	// The record and the controller need the host's number for it.
+	a.pid = a.cmd.Process.Pid
+	s.st.Pid = a.pid
+	if hp, err := hostPid(a.pid); err == nil {
+		s.st.Pid = hp
+	} else if s.namespaced {
+		fmt.Fprintf(os.Stderr, "autoheal shim: host pid of %d: %v\n", a.pid, err)
+	}
+	s.st.PidStart, _ = startTime(s.st.Pid)
+	s.st.StartedAt = a.startedAt
 	s.save(false)
-	s.sayHello(helloW, hello{Pid: pid, PidStart: s.st.PidStart, StartedAt: startedAt})
-	defer helloW.Close()
+	s.sayHello(hello{Pid: s.st.Pid, PidStart: s.st.PidStart, StartedAt: a.startedAt, NS: s.namespaced})
+	return a, nil
+}
 
+// supervise copies the application's output into its logs until it
+// exits, then kills what it left behind, releases its volume and reports
+// the exit.
+func (s *shim) supervise(a app) int {
 	// Orphans that exit while the application runs are reaped as they go;
 	// the application itself is left to cmd.Wait.
 	sigchld := make(chan os.Signal, 1)
 	reaping := make(chan struct{})
-	if subreaper {
+	if s.subreaper {
 		signal.Notify(sigchld, syscall.SIGCHLD)
 		go func() {
 			defer close(reaping)
 			for range sigchld {
-				reapOrphans(pid)
+				reapOrphans(a.pid)
 			}
 		}()
 	} else {
 		close(reaping)
 	}
-
 	var copying sync.WaitGroup
 	for _, c := range []struct {
 		w io.Writer
 		r *os.File
-	}{{stdout, outR}, {stderr, errR}} {
+	}{{a.stdout, a.outR}, {a.stderr, a.errR}} {
 		copying.Add(1)
 		go func() {
 			defer copying.Done()
@@ -222,24 +267,44 @@ func runShim(args []string) int {
 		}()
 	}
 
-	cmd.Wait()
-	exit := exitStatus(cmd.ProcessState, time.Now())
+	a.cmd.Wait()
+	exit := exitStatus(a.cmd.ProcessState, time.Now())
 	signal.Stop(sigchld)
 	close(sigchld)
 	<-reaping
-	// By now the kernel has handed the application's children to us.
-	alone := subreaper && reapOrphans(0)
+	// By now the kernel has handed the application's children to us. The
+	// instance lives as long as its application: whatever it left behind
+	// is killed now, before anyone hears of the exit.
+	alone := killRest(s.namespaced, s.subreaper)
 	// The volume was the application's: release it before anyone hears of
-	// the exit. (Descendants that inherited the lock descriptors hold the
-	// lock until Stop kills them.)
-	for _, f := range locks {
+	// the exit. (A descendant the fallback could not kill may still hold
+	// the lock through an inherited descriptor, until Stop kills it.)
+	for _, f := range a.locks {
 		f.Close()
 	}
-	locks = nil
-	// What the application wrote before it exited is in the pipes: copy it
-	// before reporting, so that the logs are complete for whoever reads
-	// them after Done. A descendant holding a pipe open must not delay the
-	// report for long.
+	drainOutput(&copying, a)
+	s.st.Exited, s.st.Exit = true, exit
+	// Tell the launching controller first: it holds the other end of the
+	// hello pipe for as long as it follows the instance, closes Done on
+	// this line without waiting for our own exit, and records the exit
+	// durably in its own store. Then the fsync here is not needed. If the
+	// pipe is broken (the controller is gone, or adopted us later), this
+	// record may be the only copy of the exit until a controller reads it:
+	// it must survive a crash.
+	line, _ := json.Marshal(hello{Exit: &exit, Alone: alone})
+	_, perr := s.hello.Write(append(line, '\n'))
+	s.save(perr != nil)
+	a.stdout.Close()
+	a.stderr.Close()
+	return 0
+}
+
+// drainOutput waits for the copiers of the application's output to reach
+// EOF: what the application wrote before it exited is in the pipes, and
+// the logs must be complete for whoever reads them after Done. A
+// descendant holding a pipe open (one the fallback could not kill) must
+// not delay the report for long.
+func drainOutput(copying *sync.WaitGroup, a app) {
 	drained := make(chan struct{})
 	go func() {
 		copying.Wait()
@@ -251,53 +316,29 @@ func runShim(args []string) int {
 		// No EOF yet: a descendant holds a pipe open, or the copy is
 		// slow. Stop waiting for EOF, but copy everything already in
 		// the pipes: that much the application wrote before it exited.
-		outR.SetReadDeadline(time.Now())
-		errR.SetReadDeadline(time.Now())
+		a.outR.SetReadDeadline(time.Now())
+		a.errR.SetReadDeadline(time.Now())
 		<-drained // the copiers finish their current chunk
-		copyAvailable(stdout, outR)
-		copyAvailable(stderr, errR)
+		copyAvailable(a.stdout, a.outR)
+		copyAvailable(a.stderr, a.errR)
 	}
-	s.st.Exited, s.st.Exit = true, exit
-	// Tell the launching controller first: it holds the other end of the
-	// hello pipe for as long as it follows the instance, closes Done on
-	// this line without waiting for our own exit, and records the exit
-	// durably in its own store. Then the fsync here is not needed. If the
-	// pipe is broken (the controller is gone, or adopted us later), this
-	// record may be the only copy of the exit until a controller reads it:
-	// it must survive a crash.
-	line, _ := json.Marshal(hello{Exit: &exit, Alone: alone})
-	_, perr := helloW.Write(append(line, '\n'))
-	s.save(perr != nil)
-	stdout.Close()
-	stderr.Close()
-	return 0
 }
 
 // reapOrphans reaps the shim's exited children other than keep (the running
-// application, left to its own Wait), without blocking. It reports whether
-// the shim has no child left at all: with the shim as their subreaper, that
-// means no process descended from the application is alive.
-func reapOrphans(keep int) bool {
+// application, left to its own Wait), without blocking.
+func reapOrphans(keep int) {
 	for {
 		var si siginfo
-		flags := unix.WEXITED | unix.WNOHANG
-		if keep > 0 {
-			flags |= unix.WNOWAIT // look first: it may be keep
-		}
-		_, _, errno := unix.Syscall6(unix.SYS_WAITID, unix.P_ALL, 0, uintptr(unsafe.Pointer(&si)), uintptr(flags), 0, 0)
+		// Look first (WNOWAIT): it may be keep.
+		_, _, errno := unix.Syscall6(unix.SYS_WAITID, unix.P_ALL, 0, uintptr(unsafe.Pointer(&si)), unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, 0, 0)
 		switch {
 		case errno == unix.EINTR:
 			continue
-		case errno == unix.ECHILD:
-			return true
-		case errno != 0, si.Pid == 0: // children, none exited
-			return false
-		case keep > 0 && int(si.Pid) == keep:
-			return false
-		case keep > 0:
-			var ws unix.WaitStatus
-			unix.Wait4(int(si.Pid), &ws, unix.WNOHANG, nil)
+		case errno != 0, si.Pid == 0, int(si.Pid) == keep: // no child, none exited, or keep
+			return
 		}
+		var ws unix.WaitStatus
+		unix.Wait4(int(si.Pid), &ws, unix.WNOHANG, nil)
 	}
 }
 
@@ -345,21 +386,20 @@ func exitStatus(ps *os.ProcessState, t time.Time) provider.ExitStatus {
 
 // refuse records that the application could not be started and tells the
 // launcher.
-func (s *shim) refuse(helloW *os.File, err error) int {
+func (s *shim) refuse(err error) int {
 	s.st.Exited = true
 	s.st.Exit = provider.ExitStatus{Code: -1, Time: time.Now(), Error: err.Error()}
 	s.save(true)
-	s.sayHello(helloW, hello{Error: err.Error()})
-	helloW.Close()
+	s.sayHello(hello{Error: err.Error()})
 	return 0
 }
 
 // sayHello answers Launch with one line. Its launcher may be gone (killed
 // mid-launch): then the write fails with EPIPE, which changes nothing. (Go
 // raises SIGPIPE only for writes to stdout and stderr.)
-func (s *shim) sayHello(w *os.File, h hello) {
+func (s *shim) sayHello(h hello) {
 	b, _ := json.Marshal(h)
-	w.Write(append(b, '\n'))
+	s.hello.Write(append(b, '\n'))
 }
 
 func (s *shim) save(durable bool) {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/autoheal/autoheal/internal/provider"
@@ -51,14 +50,15 @@ func (l *Local) startSpare() (*spare, error) {
 	}
 	defer logf.Close()
 	cmd := &exec.Cmd{
-		Path:        l.exe,
-		Args:        []string{l.exe, shimArg, spareArg},
-		Env:         spareEnv(l.stateDir),
-		Dir:         "/",
-		Stdout:      logf,
-		Stderr:      logf,
-		ExtraFiles:  []*os.File{child}, // fd 3
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+		Path:       l.exe,
+		Args:       []string{l.exe, shimArg, spareArg},
+		Env:        spareEnv(l.stateDir),
+		Dir:        "/",
+		Stdout:     logf,
+		Stderr:     logf,
+		ExtraFiles: []*os.File{child}, // fd 3
+		// The namespace is made now, off the launch path.
+		SysProcAttr: l.fence.sysProcAttr(),
 	}
 	if err := cmd.Start(); err != nil {
 		ctl.Close()

@@ -49,6 +49,9 @@ type startOptions struct {
 	trampoline bool
 	exe        string // binary with the trampoline
 	label      string // shown in ps: the instance dir
+	// attr is how the program is started (without the trampoline);
+	// default: in its own session. The credential is added to it.
+	attr *syscall.SysProcAttr
 }
 
 // startProgram starts cfg in its own session and process group and returns
@@ -68,6 +71,12 @@ func startProgram(ctx context.Context, cfg execConfig, o startOptions) (*exec.Cm
 			return nil, fmt.Errorf("chdir %s: %w", cfg.Workdir, syscall.ENOTDIR)
 		}
 	}
+	attr := &syscall.SysProcAttr{Setsid: true}
+	if o.attr != nil {
+		a := *o.attr
+		attr = &a
+	}
+	attr.Credential = cfg.Cred.sys()
 	cmd := &exec.Cmd{
 		Path:        cfg.Command,
 		Args:        cfg.Argv,
@@ -76,7 +85,7 @@ func startProgram(ctx context.Context, cfg execConfig, o startOptions) (*exec.Cm
 		Stdout:      o.stdout,
 		Stderr:      o.stderr,
 		ExtraFiles:  o.files,
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true, Credential: cfg.Cred.sys()},
+		SysProcAttr: attr,
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("exec %s: %w", cfg.Command, unwrapPath(err))

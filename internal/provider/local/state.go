@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/atomicfile"
 	"github.com/autoheal/autoheal/internal/provider"
 )
 
@@ -82,9 +83,11 @@ type hello struct {
 	StartedAt time.Time            `json:"started_at,omitzero"`
 	Error     string               `json:"error,omitempty"`
 	Exit      *provider.ExitStatus `json:"exit,omitempty"`
+	// NS, with Pid, says that the shim is PID 1 of the instance's own PID
+	// namespace: every process of the instance dies with it.
+	NS bool `json:"ns,omitempty"`
 	// Alone, with Exit, says that no process descended from the
-	// application outlived it: the shim, their subreaper, had no child
-	// left.
+	// application outlived it: the shim killed and reaped every one.
 	Alone bool `json:"alone,omitempty"`
 }
 
@@ -117,38 +120,21 @@ func readStatus(dir string) (status, error) {
 	return st, nil
 }
 
-// writeJSON writes v to path atomically: a reader sees the old or the new
-// content, never a mix. durable also fsyncs the data before the rename, so
-// that after a crash the file holds the new content or the old one, never
-// an empty file. (The directory is not fsynced: losing the rename itself in
-// a power cut loses one status update, and a power cut kills the instance
-// anyway.)
+// writeJSON replaces path with v as JSON, atomically: a reader sees the old
+// or the new content, never a mix. durable also makes it survive a power
+// loss (atomicfile.WriteFile). Without it, after a crash the file may hold
+// the old content or nothing: spec.json is written again by every Launch,
+// and status.json records a running instance that a crash kills anyway;
+// the exit record a controller has not read is written durably (see the
+// shim's save).
 func writeJSON(path string, v any, perm os.FileMode, durable bool) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'), perm, durable)
-}
-
-func writeFileAtomic(path string, data []byte, perm os.FileMode, durable bool) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return err
+	b = append(b, '\n')
+	if durable {
+		return atomicfile.WriteFile(path, b, perm)
 	}
-	_, err = f.Write(data)
-	if err == nil && durable {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return atomicfile.WriteFileNoSync(path, b, perm)
 }

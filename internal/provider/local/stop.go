@@ -20,11 +20,15 @@ import (
 const shimGrace = 5 * time.Second
 
 // Stop fences an instance: sig to its process group, SIGKILL to the group
-// after timeout, then it kills and waits for every process still in the
-// group or carrying the instance's id in its environment (a descendant that
-// called setsid has left the group but not its environment), the shim
-// included. It returns nil only once none is left. It is idempotent and
-// cheap on an instance that already exited: one scan of /proc.
+// after timeout, and it returns nil only once every process of the
+// instance is gone, the shim included. With a PID namespace per instance
+// that is once the shim (the namespace's init, which kills the rest when
+// the application exits) has exited: the kernel completes an init's exit
+// only after every member of its namespace is reaped. Without one, Stop
+// also kills and waits for every process still in the group or carrying
+// the instance's id in its environment (a descendant that called setsid
+// has left the group but not its environment). It is idempotent and cheap
+// on an instance that already exited.
 func (l *Local) Stop(ctx context.Context, pp provider.Process, sig syscall.Signal, timeout time.Duration) error {
 	p, ok := pp.(*process)
 	if !ok || p == nil {
@@ -57,16 +61,22 @@ func (l *Local) Stop(ctx context.Context, pp provider.Process, sig syscall.Signa
 	cctx, cancel := context.WithTimeout(ctx, killTimeout)
 	defer cancel()
 	l.mu.Lock()
-	scan := !p.alone.Load() || l.mustScan[p.id]
+	scan := !p.nsInit && !p.alone.Load() || l.mustScan[p.id]
 	delete(l.mustScan, p.id)
 	l.mu.Unlock()
 	// The scan reads every process on the host (a millisecond or two on
-	// a small VM, on every heal's path), so it is skipped when the shim,
-	// the subreaper of everything the application started, saw nothing of
-	// it outlive it. The shim is left out of the scan: once its
-	// application is gone it finishes its bookkeeping and exits by
-	// itself, and the scan runs meanwhile. It is waited for after, and
-	// killed only if it lingers.
+	// a small VM, on every heal's path). It is not needed for what the
+	// application started when the shim is PID 1 of the instance's
+	// namespace: its exit, waited for below, is the exit of every process
+	// of the instance. Without a namespace it is skipped when the shim,
+	// the subreaper of everything the application started, killed and
+	// reaped all of it. Scripts are another matter (mustScan): those Run
+	// started without a namespace, and, for an adopted instance, those a
+	// previous controller may have left (it may have run without
+	// namespaces). The shim is left out of the scan: once its application
+	// is gone it finishes its bookkeeping and exits by itself, and the
+	// scan runs meanwhile. It is waited for after, and killed only if it
+	// lingers.
 	if scan {
 		l.scans.Add(1)
 		if err := l.killAll(cctx, p.id, p.pid, p.pidStart, p.shimStart, p.shimPid); err != nil {

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -17,22 +15,8 @@ import (
 	"github.com/autoheal/autoheal/internal/config"
 )
 
-// tokenPrefix marks autoheal tokens, so that one pasted where a hash
-// belongs (or leaked into a log) is recognisable.
-const tokenPrefix = "ah_"
-
 // tokenName is the rule config applies to auth.tokens[].name.
 var tokenName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-
-// NewToken returns a fresh random API token: "ah_" and 32 random bytes in
-// unpadded base64url.
-func NewToken() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("random token: %w", err)
-	}
-	return tokenPrefix + base64.RawURLEncoding.EncodeToString(b), nil
-}
 
 // NewTokenOutput is `autoheal token new -o json`.
 type NewTokenOutput struct {
@@ -72,7 +56,7 @@ func tokenNewCmd(e *env) *cobra.Command {
 			if !slices.Contains(config.Roles, role) {
 				return &exitError{ExitConfig, fmt.Errorf("--role %q: use one of %s", role, strings.Join(config.Roles, ", "))}
 			}
-			tok, err := NewToken()
+			tok, err := api.NewToken()
 			if err != nil {
 				return err
 			}

@@ -146,6 +146,20 @@ type run struct {
 
 	mu   sync.Mutex
 	snap []byte // JSON of ex as last persisted
+	// changed is closed at each new snapshot and replaced, and closed for
+	// good when the run ends: Changed hands it to whoever waits.
+	changed chan struct{}
+}
+
+// notify wakes whoever waits on the run's changes; after the final one
+// the channel stays closed.
+func (r *run) notify(final bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	close(r.changed)
+	if !final {
+		r.changed = make(chan struct{})
+	}
 }
 
 // NewEngine returns an engine; Resume continues interrupted executions.
@@ -213,7 +227,7 @@ func originOr(o string) string {
 }
 
 func (e *Engine) newRun(doc *Document, ex *Execution) *run {
-	return &run{doc: doc, ex: ex, answers: make(chan Approval, 4), done: make(chan struct{})}
+	return &run{doc: doc, ex: ex, answers: make(chan Approval, 4), done: make(chan struct{}), changed: make(chan struct{})}
 }
 
 func (e *Engine) launch(r *run, from int) {
@@ -233,6 +247,7 @@ func (e *Engine) launch(r *run, from int) {
 			e.mu.Lock()
 			delete(e.runs, r.ex.ID)
 			e.mu.Unlock()
+			r.notify(true)
 			close(r.done)
 		}()
 		e.execute(ctx, r, from)
@@ -261,7 +276,24 @@ func (e *Engine) persist(ctx context.Context, r *run, evs ...store.Event) error 
 	r.mu.Lock()
 	r.snap = body
 	r.mu.Unlock()
+	r.notify(false)
 	return nil
+}
+
+// Changed returns a channel closed at the next change of a running
+// execution (its next persisted state, or its end), or nil when it is not
+// running in this engine: then it will not change. Take the channel
+// before reading the execution, so that no change falls between.
+func (e *Engine) Changed(id string) <-chan struct{} {
+	e.mu.Lock()
+	r := e.runs[id]
+	e.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changed
 }
 
 func mergeData(a, b map[string]any) map[string]any {

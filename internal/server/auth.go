@@ -7,17 +7,19 @@ import (
 	"github.com/autoheal/autoheal/internal/config"
 )
 
-// checkListen refuses an API that anyone beyond this host could reach
-// while no tokens are configured: with none, the API is open, and it can
-// kill and replace every instance. It is a config error (exit 2), found
+// checkListen refuses an API beyond loopback while no tokens are
+// configured: only the local admin token would be accepted there, and a
+// remote caller would have to copy the controller's own key (which can
+// kill and replace every instance) and send it over the network. Remote
+// callers get tokens of their own. It is a config error (exit 2), found
 // before anything starts.
 func checkListen(cfg *config.Config, listen string) error {
 	if len(cfg.Auth.Tokens) > 0 || loopback(listen) {
 		return nil
 	}
 	return &config.Errors{{File: cfg.Path, Msg: fmt.Sprintf(
-		"the API would listen on %s, beyond loopback, with no auth tokens: anyone who reaches it could control every instance; "+
-			"add auth.tokens to the config (autoheal token new NAME --role operator) or listen on loopback (--listen 127.0.0.1:7070)", listen)}}
+		"the API would listen on %s, beyond loopback, with no auth tokens: remote callers would need the controller's own admin token; "+
+			"give them tokens of their own in auth.tokens (autoheal token new NAME --role operator) or listen on loopback (--listen 127.0.0.1:7070)", listen)}}
 }
 
 // loopback reports whether a listen address only accepts connections from

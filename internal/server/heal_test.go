@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"io"
 	"log/slog"
 	"os"
@@ -13,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/autoheal/autoheal/internal/store"
 )
 
 func newLogger(w io.Writer) *slog.Logger {
@@ -105,7 +105,7 @@ func TestCrashIsHealedWithDataIntactAtSameAddress(t *testing.T) {
 	// Restarts in place keep the volume; the replacement took it over with a
 	// higher fencing token.
 	st, _ := e.client.Status(context.Background(), false)
-	var vol store.Attachment
+	var vol wire.Attachment
 	for _, a := range st.Groups[0].Attachments {
 		if a.Kind == "volume" {
 			vol = a

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -91,6 +90,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err := store.CheckWritable(stateDir); err != nil {
 		return err
 	}
+	// Before any instance starts: each gets its credential from it.
+	creds, err := api.LoadCredentials(stateDir)
+	if err != nil {
+		return fmt.Errorf("api credentials: %w", err)
+	}
 	st, err := store.Open(stateDir)
 	if err != nil {
 		return err
@@ -144,7 +148,8 @@ func Run(ctx context.Context, opts Options) error {
 			MetadataURL: func(id string) string {
 				return apiURL + "/v1/instances/" + id + "/metadata"
 			},
-			OnFatal: onFatal,
+			InstanceToken: creds.InstanceToken,
+			OnFatal:       onFatal,
 			OnChange: func(s group.Snapshot) {
 				members := make([]lb.Member, len(s.Serving))
 				for i, e := range s.Serving {
@@ -264,22 +269,7 @@ func Run(ctx context.Context, opts Options) error {
 	// on executions before the engine goes.
 	defer al.close()
 
-	h := api.New(api.Deps{
-		Store:        st,
-		Groups:       groups,
-		LogFiles:     prov.LogFiles,
-		Version:      opts.Version,
-		Logger:       log,
-		Balancer:     bal,
-		Runbooks:     eng,
-		Documents:    lib,
-		Windows:      sched,
-		Metrics:      al.metrics,
-		Alarms:       al.alarms,
-		Incidents:    al.incidents,
-		Alertmanager: al.alertmanager,
-		Tokens:       cfg.Auth.Tokens,
-	})
+	h := api.New(apiDeps(cfg, opts, creds, st, groups, prov.LogFiles, bal, eng, lib, sched, al, ln.Addr()))
 	// Runbook steps call the API in process, past its auth: whoever
 	// started the execution was authorized then.
 	apiRef.set(h.InProcess())
@@ -290,17 +280,8 @@ func Run(ctx context.Context, opts Options) error {
 		sched.Run()
 	}
 	al.run(ctx)
-	var handler http.Handler = h
-	if opts.Pprof {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		mux.Handle("/", h)
-		handler = mux
-	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -313,7 +294,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer func() { cancel(nil); <-retention }()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("autoheal serving", "api", ln.Addr().String(), "state_dir", stateDir, "groups", len(groups))
+	log.Info("autoheal serving", "api", ln.Addr().String(), "state_dir", stateDir, "groups", len(groups), "admin_token", creds.TokenFile)
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr())
 	}

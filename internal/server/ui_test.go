@@ -15,7 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/autoheal/autoheal/internal/store"
+	"github.com/autoheal/autoheal/internal/api/wire"
 )
 
 // Browser tests of the dashboard (/ui/) in headless Chromium from Debian's
@@ -209,7 +209,7 @@ func TestUI(t *testing.T) {
 	})
 
 	t.Run("CrashHealsLive", func(t *testing.T) {
-		var pet store.Instance
+		var pet wire.Instance
 		for _, in := range e.live() {
 			if in.Group == "pet" && in.State == "InService" {
 				pet = in
@@ -235,7 +235,7 @@ func TestUI(t *testing.T) {
 
 		// The heal is an incident too, shown live on the overview; its
 		// page has the heal's timeline.
-		var healed store.Instance
+		var healed wire.Instance
 		waitFor(t, 30*time.Second, "the pet back InService", func() bool {
 			for _, in := range e.live() {
 				if in.Group == "pet" && in.State == "InService" && in.Pid != 0 && in.Pid != pet.Pid {

@@ -167,7 +167,7 @@ func TestMetricStatistics(t *testing.T) {
 	}
 
 	// CloudWatch's own parameter names, defaults for the rest.
-	req, _ := http.NewRequest(http.MethodGet, url+"/v1/metrics/statistics?Namespace=App&MetricName=Latency&Dimensions.member.1.Name=InstanceId&Dimensions.member.1.Value=i-01" +
+	req, _ := http.NewRequest(http.MethodGet, url+"/v1/metrics/statistics?Namespace=App&MetricName=Latency&Dimensions.member.1.Name=InstanceId&Dimensions.member.1.Value=i-01"+
 		"&Dimensions.member.2.Name=Group&Dimensions.member.2.Value=web&StartTime="+metricsNow.Add(-5*time.Minute).Format(time.RFC3339)+"&EndTime=now&Period=300", nil)
 	req.Header.Set("Authorization", "Bearer "+c.Token())
 	resp, err := http.DefaultClient.Do(req)

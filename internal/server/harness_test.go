@@ -123,7 +123,7 @@ type env struct {
 	apiAddr  string
 	// token is the controller's local admin token.
 	token string
-	stop     func()
+	stop  func()
 	// proc is set when the controller runs as a separate process.
 	proc *exec.Cmd
 	logs *bytes.Buffer

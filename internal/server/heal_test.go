@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 func newLogger(w io.Writer) *slog.Logger {

@@ -209,6 +209,15 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, statusBody{Groups: snaps, Instances: h.instances(all)})
 }
 
+// journal returns the store, or an error answered 404 when the handler
+// has none (tests of other parts).
+func (h *Handler) journal() (Journal, error) {
+	if h.deps.Journal == nil {
+		return nil, fmt.Errorf("%w: no journal", errNotFound)
+	}
+	return h.deps.Journal, nil
+}
+
 func (h *Handler) listGroups(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, h.snapshots())
 }
@@ -270,9 +279,11 @@ func (h *Handler) getInstance(w http.ResponseWriter, r *http.Request) {
 	_, in, err := h.findInstance(r.PathValue("id"))
 	if err != nil {
 		// Terminated instances pruned from memory are still in the store.
-		if rec, serr := h.deps.Journal.Instance(r.Context(), r.PathValue("id")); serr == nil {
-			writeJSON(w, http.StatusOK, rec)
-			return
+		if j, jerr := h.journal(); jerr == nil {
+			if rec, serr := j.Instance(r.Context(), r.PathValue("id")); serr == nil {
+				writeJSON(w, http.StatusOK, rec)
+				return
+			}
 		}
 		writeError(w, err)
 		return

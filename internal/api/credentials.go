@@ -198,7 +198,9 @@ func (c *Credentials) instanceOf(presented string) (string, bool) {
 	if !ok || id == "" {
 		return "", false
 	}
-	got, err := base64.RawURLEncoding.DecodeString(mac)
+	// Strict: the last character's unused bits must be zero, so that one
+	// credential has one spelling.
+	got, err := base64.RawURLEncoding.Strict().DecodeString(mac)
 	if err != nil || !hmac.Equal(got, c.instanceMAC(id)) {
 		return "", false
 	}

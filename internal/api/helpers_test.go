@@ -14,6 +14,17 @@ import (
 	"github.com/autoheal/autoheal/internal/store"
 )
 
+// testJournal is a real store in a temp dir.
+func testJournal(t testing.TB) *store.Store {
+	t.Helper()
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 // testCredentials are a controller's credentials in a temp state dir.
 func testCredentials(t testing.TB) *Credentials {
 	t.Helper()

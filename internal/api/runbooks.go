@@ -309,7 +309,12 @@ func (h *Handler) resolveTargetGroup(w http.ResponseWriter, r *http.Request) {
 // stopped (and its pid cleared) while the instance is still InService, and
 // it leaves InService only when the new one is launched.
 func (h *Handler) waitRestartBegun(ctx context.Context, g Group, before store.Instance) store.Instance {
-	live, unsubscribe := h.deps.Journal.Subscribe(64)
+	j, err := h.journal()
+	if err != nil {
+		in, _ := g.Instance(before.ID)
+		return in
+	}
+	live, unsubscribe := j.Subscribe(64)
 	defer unsubscribe()
 	timeout := time.NewTimer(10 * time.Second)
 	defer timeout.Stop()

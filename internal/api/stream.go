@@ -44,6 +44,10 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if _, err := h.journal(); err != nil {
+		writeError(w, err)
+		return
+	}
 	if boolParam(r, "follow") {
 		h.followEvents(w, r, f)
 		return
@@ -228,6 +232,10 @@ func (h *Handler) logIDs(r *http.Request, q logsQuery) ([]string, error) {
 func (h *Handler) logs(w http.ResponseWriter, r *http.Request) {
 	q, err := parseLogsQuery(r)
 	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if _, err := h.journal(); err != nil {
 		writeError(w, err)
 		return
 	}

@@ -145,3 +145,25 @@ func TestBodyLimitMemory(t *testing.T) {
 		t.Errorf("allocated %d bytes while refusing a %d-byte body (limit %d)", grew, size, MaxBody)
 	}
 }
+
+// TestRegressionInProcessNilBody: runbook executeApi steps call the
+// routes in process with http.NewRequest and no body, whose Body is nil
+// (a server's never is); reading it panicked and killed the execution.
+func TestRegressionInProcessNilBody(t *testing.T) {
+	h, _ := bodyHandler(t)
+	for _, ep := range bodyEndpoints {
+		req, _ := http.NewRequest("POST", "http://autoheal.internal"+ep.path, nil)
+		w := httptest.NewRecorder()
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					t.Errorf("%s without a body: panic %v", ep.path, p)
+				}
+			}()
+			h.InProcess().ServeHTTP(w, req)
+		}()
+		if w.Code == http.StatusRequestEntityTooLarge || w.Code >= 500 {
+			t.Errorf("%s without a body: %d %s", ep.path, w.Code, w.Body)
+		}
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"strings"
 )
 
 // Request bodies are bounded. A body over its endpoint's limit is refused
@@ -52,40 +54,128 @@ func tooLarge(r *http.Request, limit int64) error {
 }
 
 // decode reads a JSON body of at most limit bytes into v: one value, no
-// field v does not have, nothing after it. An empty body leaves v as it is.
+// field v does not have, none given twice, nothing after it. An empty
+// body leaves v as it is.
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	if r.ContentLength > limit {
-		return tooLarge(r, limit)
+	buf := bodies.Get().(*bytes.Buffer)
+	defer bodies.Put(buf)
+	buf.Reset()
+	if err := readBody(w, r, limit, buf); err != nil {
+		return err
 	}
-	if r.Body == nil {
-		return nil // an in-process request without a body (a server's never is nil)
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == io.EOF {
+	if len(bytes.TrimSpace(buf.Bytes())) == 0 {
 		return nil
 	}
-	var mbe *http.MaxBytesError
-	if err == nil {
-		// One value: a second one, or trailing garbage, is a mistake.
-		switch _, terr := dec.Token(); {
-		case terr == io.EOF:
-		case terr == nil:
-			err = errors.New("unexpected data after the JSON value")
-		case errors.As(terr, &mbe):
-			err = terr
-		default:
-			err = fmt.Errorf("after the JSON value: %v", terr)
+	if err := decodeStrict(buf.Bytes(), v); err != nil {
+		return fmt.Errorf("%w: body: %v", errInvalid, err)
+	}
+	return nil
+}
+
+// decodeStrict decodes one JSON object into v: unknown fields, a field
+// given twice (which parsers read differently: Go keeps the last, others
+// the first) and data after the value are errors.
+func decodeStrict(b []byte, v any) error {
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return errors.New("want a JSON object {...}")
+	}
+	if err := duplicateKey(b); err != nil {
+		return err
+	}
+	if err := exactFields(b, v); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	switch _, err := dec.Token(); {
+	case err == io.EOF:
+		return nil
+	case err == nil:
+		return errors.New("unexpected data after the JSON value")
+	default:
+		return fmt.Errorf("after the JSON value: %v", err)
+	}
+}
+
+// exactFields refuses a top-level field whose name is not, exactly, one
+// of v's: encoding/json matches names without regard to case, so that
+// {"Desired": 1, "desired": 0} would set one field twice.
+func exactFields(b []byte, v any) error {
+	t := reflect.TypeOf(v)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(b, &fields) != nil {
+		return nil // not an object: the decoder says why
+	}
+	names := map[string]bool{}
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			names[name] = true
 		}
 	}
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &mbe):
-		return tooLarge(r, limit)
+	for k := range fields {
+		if names[k] {
+			continue
+		}
+		for n := range names {
+			if strings.EqualFold(n, k) {
+				return fmt.Errorf("unknown field %q (did you mean %q?)", k, n)
+			}
+		}
+		return fmt.Errorf("unknown field %q", k)
 	}
-	return fmt.Errorf("%w: body: %v", errInvalid, err)
+	return nil
+}
+
+// duplicateKey reports the first object key given twice. A document that
+// is not JSON is left to the decoder to report.
+func duplicateKey(b []byte) error {
+	type frame struct {
+		object, wantKey bool
+		keys            map[string]bool
+	}
+	var stack []*frame
+	dec := json.NewDecoder(bytes.NewReader(b))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		if key, ok := tok.(string); ok && top != nil && top.object && top.wantKey {
+			if top.keys == nil {
+				top.keys = map[string]bool{}
+			}
+			if top.keys[key] {
+				return fmt.Errorf("field %q given twice", key)
+			}
+			top.keys[key], top.wantKey = true, false
+			continue
+		}
+		// A value: its object wants a key next.
+		if top != nil && top.object {
+			top.wantKey = true
+		}
+		if d, ok := tok.(json.Delim); ok {
+			stack = append(stack, &frame{object: d == '{', wantKey: d == '{'})
+		}
+	}
 }
 
 // noBody is the body of the POSTs that take none: empty, or {}.

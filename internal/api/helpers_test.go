@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"os"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -13,6 +14,22 @@ import (
 	"github.com/autoheal/autoheal/internal/group"
 	"github.com/autoheal/autoheal/internal/store"
 )
+
+// sharedDir is a temp dir for the whole test binary (the fuzz targets'
+// credentials), removed when it ends.
+var sharedDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "autoheal-api-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	sharedDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 // testJournal is a real store in a temp dir.
 func testJournal(t testing.TB) *store.Store {

@@ -170,20 +170,20 @@ func TestRegressionInProcessNilBody(t *testing.T) {
 
 func TestDuplicateKey(t *testing.T) {
 	for body, dup := range map[string]string{
-		`{"desired":1}`:                              "",
-		`{"desired":1,"desired":0}`:                  "desired",
-		`{"a":{"b":1,"b":2}}`:                        "b",
-		`{"a":{"b":1},"b":2}`:                        "",
-		`{"a":[{"b":1},{"b":2}]}`:                    "",
-		`{"a":[{"b":1,"b":2}]}`:                      "b",
-		`{"a":"b","b":"a"}`:                          "",
-		`{"a":["a","a"],"a2":{"a":1}}`:               "",
-		`{"a":[],"a":1}`:                             "a",
-		`{"x":{"y":[1,{"z":null,"z":true}]}}`:        "z",
-		`[{"a":1},{"a":1}]`:                          "",
-		`{"\u0061":1,"a":2}`:                         "a",
-		`{"a":1,`:                                    "", // not JSON: the decoder says so
-		`"a"`:                                        "",
+		`{"desired":1}`:                               "",
+		`{"desired":1,"desired":0}`:                   "desired",
+		`{"a":{"b":1,"b":2}}`:                         "b",
+		`{"a":{"b":1},"b":2}`:                         "",
+		`{"a":[{"b":1},{"b":2}]}`:                     "",
+		`{"a":[{"b":1,"b":2}]}`:                       "b",
+		`{"a":"b","b":"a"}`:                           "",
+		`{"a":["a","a"],"a2":{"a":1}}`:                "",
+		`{"a":[],"a":1}`:                              "a",
+		`{"x":{"y":[1,{"z":null,"z":true}]}}`:         "z",
+		`[{"a":1},{"a":1}]`:                           "",
+		`{"\u0061":1,"a":2}`:                          "a",
+		`{"a":1,`:                                     "", // not JSON: the decoder says so
+		`"a"`:                                         "",
 		`{"parameters":{"InstanceId":"i-1"},"d":"x"}`: "",
 	} {
 		err := duplicateKey([]byte(body))

@@ -231,7 +231,9 @@ func FuzzStartExecution(f *testing.F) {
 	})
 }
 
-func sameParams(a, b map[string]string) bool { return len(a) == len(b) && (len(a) == 0 || reflect.DeepEqual(a, b)) }
+func sameParams(a, b map[string]string) bool {
+	return len(a) == len(b) && (len(a) == 0 || reflect.DeepEqual(a, b))
+}
 
 func FuzzApprove(f *testing.F) {
 	for _, s := range []string{`{"approver":"ann","reject":true,"comment":"no"}`, `{}`, ``, `{"reject":"yes"}`, `{"approved":true}`, `{"approver":"a","approver":"b"}`} {

@@ -33,7 +33,19 @@ type Handler struct {
 	started time.Time
 	tokens  []authToken
 	hosts   map[string]bool
+	// patterns are the API's routes, as registered.
+	patterns []string
 }
+
+// route registers one of the API's routes.
+func (h *Handler) route(pattern string, fn http.HandlerFunc) {
+	h.patterns = append(h.patterns, pattern)
+	h.mux.HandleFunc(pattern, fn)
+}
+
+// Patterns lists the API's routes ("POST /v1/groups/{name}/scale"), so
+// that a test can go through every one.
+func (h *Handler) Patterns() []string { return append([]string(nil), h.patterns...) }
 
 // New builds the handler.
 func New(deps Deps) *Handler {
@@ -45,44 +57,45 @@ func New(deps Deps) *Handler {
 	for _, g := range deps.Groups {
 		h.groups[g.Name()] = g
 	}
-	h.mux.HandleFunc("GET /v1/version", h.version)
-	h.mux.HandleFunc("GET /v1/status", h.status)
-	h.mux.HandleFunc("GET /v1/groups", h.listGroups)
-	h.mux.HandleFunc("GET /v1/groups/{name}", h.getGroup)
-	h.mux.HandleFunc("POST /v1/groups/{name}/scale", h.scale)
-	h.mux.HandleFunc("GET /v1/instances", h.listInstances)
-	h.mux.HandleFunc("GET /v1/instances/{id}", h.getInstance)
-	h.mux.HandleFunc("POST /v1/instances/{id}/terminate", h.terminate)
-	h.mux.HandleFunc("GET /v1/instances/{id}/metadata", h.metadata)
-	h.mux.HandleFunc("GET /v1/events", h.events)
-	h.mux.HandleFunc("GET /v1/logs", h.logs)
-	h.mux.HandleFunc("POST /v1/instances/{id}/restart", h.restartInstance)
-	h.mux.HandleFunc("GET /v1/groups/{name}/capacity", h.groupCapacity)
-	h.mux.HandleFunc("GET /v1/documents", h.listDocuments)
-	h.mux.HandleFunc("GET /v1/documents/{name}", h.getDocument)
-	h.mux.HandleFunc("POST /v1/executions", h.startExecution)
-	h.mux.HandleFunc("GET /v1/executions", h.listExecutions)
-	h.mux.HandleFunc("GET /v1/executions/{id}", h.getExecution)
-	h.mux.HandleFunc("POST /v1/executions/{id}/cancel", h.cancelExecution)
-	h.mux.HandleFunc("POST /v1/executions/{id}/approve", h.approveExecution)
-	h.mux.HandleFunc("POST /v1/session", h.session)
-	h.mux.HandleFunc("DELETE /v1/session", h.session)
-	h.mux.HandleFunc("GET /v1/alarms", h.listAlarms)
-	h.mux.HandleFunc("POST /v1/alertmanager", h.alertmanager)
-	h.mux.HandleFunc("GET /v1/incidents", h.listIncidents)
-	h.mux.HandleFunc("GET /v1/incidents/{id}", h.getIncident)
-	h.mux.HandleFunc("GET /v1/target-groups/resolve", h.resolveTargetGroup)
-	h.mux.HandleFunc("GET /v1/target-groups", h.listTargetGroups)
-	h.mux.HandleFunc("GET /v1/target-groups/{name}/health", h.targetHealth)
-	h.mux.HandleFunc("POST /v1/target-groups/{name}/register", h.registerTarget)
-	h.mux.HandleFunc("POST /v1/target-groups/{name}/deregister", h.deregisterTarget)
-	h.mux.HandleFunc("GET /v1/windows", h.listWindows)
-	h.mux.HandleFunc("GET /v1/windows/{name}/next", h.nextWindows)
-	h.mux.HandleFunc("POST /v1/windows/{name}/run", h.runWindow)
-	h.mux.HandleFunc("POST /v1/metrics", h.putMetricData)
-	h.mux.HandleFunc("GET /v1/metrics", h.listMetrics)
-	h.mux.HandleFunc("GET /v1/metrics/statistics", h.metricStatistics)
+	h.route("GET /v1/version", h.version)
+	h.route("GET /v1/status", h.status)
+	h.route("GET /v1/groups", h.listGroups)
+	h.route("GET /v1/groups/{name}", h.getGroup)
+	h.route("POST /v1/groups/{name}/scale", h.scale)
+	h.route("GET /v1/instances", h.listInstances)
+	h.route("GET /v1/instances/{id}", h.getInstance)
+	h.route("POST /v1/instances/{id}/terminate", h.terminate)
+	h.route("GET /v1/instances/{id}/metadata", h.metadata)
+	h.route("GET /v1/events", h.events)
+	h.route("GET /v1/logs", h.logs)
+	h.route("POST /v1/instances/{id}/restart", h.restartInstance)
+	h.route("GET /v1/groups/{name}/capacity", h.groupCapacity)
+	h.route("GET /v1/documents", h.listDocuments)
+	h.route("GET /v1/documents/{name}", h.getDocument)
+	h.route("POST /v1/executions", h.startExecution)
+	h.route("GET /v1/executions", h.listExecutions)
+	h.route("GET /v1/executions/{id}", h.getExecution)
+	h.route("POST /v1/executions/{id}/cancel", h.cancelExecution)
+	h.route("POST /v1/executions/{id}/approve", h.approveExecution)
+	h.route("POST /v1/session", h.session)
+	h.route("DELETE /v1/session", h.session)
+	h.route("GET /v1/alarms", h.listAlarms)
+	h.route("POST /v1/alertmanager", h.alertmanager)
+	h.route("GET /v1/incidents", h.listIncidents)
+	h.route("GET /v1/incidents/{id}", h.getIncident)
+	h.route("GET /v1/target-groups/resolve", h.resolveTargetGroup)
+	h.route("GET /v1/target-groups", h.listTargetGroups)
+	h.route("GET /v1/target-groups/{name}/health", h.targetHealth)
+	h.route("POST /v1/target-groups/{name}/register", h.registerTarget)
+	h.route("POST /v1/target-groups/{name}/deregister", h.deregisterTarget)
+	h.route("GET /v1/windows", h.listWindows)
+	h.route("GET /v1/windows/{name}/next", h.nextWindows)
+	h.route("POST /v1/windows/{name}/run", h.runWindow)
+	h.route("POST /v1/metrics", h.putMetricData)
+	h.route("GET /v1/metrics", h.listMetrics)
+	h.route("GET /v1/metrics/statistics", h.metricStatistics)
 	// Prometheus text exposition, outside /v1/ where scrapers look for it.
+	h.patterns = append(h.patterns, "GET /metrics")
 	h.mux.Handle("GET /metrics", h.prometheusHandler())
 	h.mux.Handle("GET /ui/", web.Handler())
 	if deps.Debug != nil {

@@ -2,7 +2,9 @@ package server
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
 
 	"github.com/autoheal/autoheal/internal/config"
 )
@@ -35,4 +37,23 @@ func loopback(listen string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// privateStateDir makes the state dir its owner's alone. It holds the
+// journal (SQLite, whose files get the umask's mode), the instances' logs
+// and the API's secrets: an instance running as another user (launch.user)
+// must not read them. A dir made by the controller already is 0700; one
+// an operator made wider is narrowed, and the log says so.
+func privateStateDir(dir string, log *slog.Logger) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(dir, perm&0o700); err != nil {
+			return fmt.Errorf("state dir %s has mode %#o, open to other users, and cannot be made private: %w", dir, perm, err)
+		}
+		log.Warn("state dir was open to other users: made private", "dir", dir, "was", fmt.Sprintf("%#o", perm), "now", fmt.Sprintf("%#o", perm&0o700))
+	}
+	return nil
 }

@@ -90,6 +90,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err := store.CheckWritable(stateDir); err != nil {
 		return err
 	}
+	if err := privateStateDir(stateDir, log); err != nil {
+		return err
+	}
 	// Before any instance starts: each gets its credential from it.
 	creds, err := api.LoadCredentials(stateDir)
 	if err != nil {

@@ -79,6 +79,7 @@ func TestUI(t *testing.T) {
 	})
 
 	b := newBrowser(t, chromium, "http://"+e.apiAddr)
+	b.signIn(t, e)
 
 	// Every page renders from a fresh load with the live stream connected
 	// and nothing on the console.
@@ -273,7 +274,7 @@ type browser struct {
 	console []string // errors and exceptions not yet reported
 }
 
-func newBrowser(t *testing.T, chromium, base string) *browser {
+func newBrowser(t *testing.T, chromium, base string, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
@@ -282,6 +283,7 @@ func newBrowser(t *testing.T, chromium, base string) *browser {
 		chromedp.DisableGPU,
 		chromedp.WindowSize(1366, 768),
 	)
+	opts = append(opts, extra...)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	b := &browser{ctx: ctx, base: base, artifacts: artifactDir(t)}
@@ -333,6 +335,26 @@ func artifactDir(t *testing.T) string {
 	}
 	t.Logf("screenshots in %s", dir)
 	return dir
+}
+
+// signIn signs the dashboard in with the controller's local admin token,
+// as the operator on its host does: the sign-in page says where the file
+// is.
+func (b *browser) signIn(t *testing.T, e *env) {
+	t.Helper()
+	b.wait(t, 20*time.Second, chromedp.Navigate(b.base+"/ui/#/"))
+	b.wait(t, 20*time.Second, chromedp.WaitVisible(chromedp.CSS(`[data-testid=token-form]`)))
+	if hint := b.evalString(t, `document.querySelector("[data-testid=token-hint]").textContent`); !strings.Contains(hint, filepath.Join(e.stateDir, "api-token")) {
+		t.Errorf("the sign-in page does not say where the local admin token is: %q", hint)
+	}
+	b.screenshot(t, "sign-in")
+	// The page's calls before signing in were refused: the console says
+	// so, as it should.
+	b.takeConsole()
+	b.wait(t, 10*time.Second, chromedp.SetValue(chromedp.CSS(`[data-testid=token-input]`), e.token))
+	b.wait(t, 10*time.Second, chromedp.Click(chromedp.CSS(`[data-testid=token-submit]`)))
+	b.wait(t, 20*time.Second, chromedp.WaitReady(chromedp.CSS(`[data-testid=connection-status][data-state=live]`)))
+	b.checkConsole(t, "sign-in")
 }
 
 // wait runs one action with a timeout.

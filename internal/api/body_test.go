@@ -192,3 +192,30 @@ func TestDuplicateKey(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryBodyRouteIsBounded keeps bodyEndpoints (and so the limits'
+// tests and the fuzz targets' list) up to date: every route that may
+// take a body is in it.
+func TestEveryBodyRouteIsBounded(t *testing.T) {
+	h, _ := bodyHandler(t)
+	covered := map[string]bool{}
+	for _, ep := range bodyEndpoints {
+		covered[ep.path] = true
+	}
+	for _, p := range h.Patterns() {
+		method, path, _ := strings.Cut(p, " ")
+		if method != "POST" && method != "PUT" && method != "PATCH" {
+			continue
+		}
+		path = strings.NewReplacer("{name}", map[bool]string{true: "web", false: "pet"}[strings.HasPrefix(path, "/v1/target-groups/")], "{id}", petA).Replace(path)
+		if strings.HasPrefix(path, "/v1/windows/") {
+			path = strings.Replace(path, "/pet/", "/patch/", 1)
+		}
+		if strings.HasPrefix(path, "/v1/executions/") {
+			path = strings.Replace(path, petA, "exec-1", 1)
+		}
+		if !covered[path] {
+			t.Errorf("%s takes a body and is not in bodyEndpoints", p)
+		}
+	}
+}

@@ -1,7 +1,3 @@
-// Package api serves autoheal's HTTP JSON API under /v1/ and provides the Go
-// client the CLI uses. It translates requests into calls on groups and the
-// store, and error kinds into HTTP status codes in one place. It must not
-// hold state of its own beyond live streams.
 package api
 
 import (

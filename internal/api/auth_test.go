@@ -403,3 +403,24 @@ func TestAuthInProcess(t *testing.T) {
 		}
 	}
 }
+
+// TestDebugNeedsAdmin: Go's profiler (serve --pprof) shows the process's
+// memory and command line, and a profile costs CPU: admins only. It was
+// served past auth before.
+func TestDebugNeedsAdmin(t *testing.T) {
+	creds := testCredentials(t)
+	debug := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "profile") })
+	h := New(Deps{Debug: debug, Tokens: testTokens, Credentials: creds, Logger: slog.New(slog.DiscardHandler)})
+	defer h.Close()
+	for tok, want := range map[string]int{"": 401, viewerToken: 403, operatorToken: 403, adminToken: 200, creds.AdminToken(): 200} {
+		req := httptest.NewRequest("GET", "http://127.0.0.1:7070/debug/pprof/", nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != want || (want == 200) != (w.Body.String() == "profile") {
+			t.Errorf("token %q: %d %s, want %d", tok, w.Code, w.Body, want)
+		}
+	}
+}

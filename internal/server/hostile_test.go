@@ -106,6 +106,9 @@ func TestBrowserHostilePages(t *testing.T) {
 
 	// The hostile site: a form and three fetches, with the cookie there.
 	b.wait(t, 20*time.Second, chromedp.Navigate("http://evil.example:"+evil.port+"/"))
+	// The new site's document first (another renderer may take it over),
+	// then its script's result.
+	b.wait(t, 20*time.Second, chromedp.WaitReady(chromedp.CSS(`#f`)))
 	b.waitJS(t, 20*time.Second, `window.attackDone === true`)
 	results := b.evalString(t, `JSON.stringify(window.attackResults)`)
 	t.Logf("the hostile page saw: %s", results)
@@ -113,6 +116,7 @@ func TestBrowserHostilePages(t *testing.T) {
 
 	// The rebound name: the page and the API share an origin.
 	b.wait(t, 20*time.Second, chromedp.Navigate("http://evil.example:"+port+"/rebound.html"))
+	b.wait(t, 20*time.Second, chromedp.WaitReady(chromedp.CSS(`#rebound`)))
 	b.waitJS(t, 20*time.Second, `window.readDone === true`)
 	read := b.evalString(t, `JSON.stringify(window.readResults)`)
 	if strings.Contains(read, in.ID) || strings.Contains(read, `"groups"`) || !strings.Contains(read, "421") {
@@ -204,7 +208,7 @@ attack();
 
 // reboundPage reads the API from what is, to the browser, its own origin.
 func reboundPage(id string) string {
-	return `<!doctype html><title>rebound</title><script>
+	return `<!doctype html><title>rebound</title><p id="rebound">hello</p><script>
 window.readResults = [];
 (async () => {
   for (const path of ["/v1/status", "/v1/instances/` + id + `/metadata"]) {

@@ -1,6 +1,8 @@
 // Package cli implements the autoheal command line: subcommands, flags, and
-// table or JSON output. Client commands talk only to the API client; serve
-// and validate call the server and config packages.
+// table or JSON output. Client commands talk only to the API client and
+// know the controller only by the API's wire types (internal/api/wire);
+// serve calls the server package, validate the config package, and
+// documents validate parses documents offline with the runbook package.
 package cli
 
 import (

@@ -31,7 +31,10 @@ func tokenCmd(e *env) *cobra.Command {
 		Use:   "token",
 		Short: "Make API tokens and their hashes for the config's auth.tokens",
 		Long: `The API accepts the tokens listed under auth.tokens in the config, each
-known only by its SHA-256: the config never holds a token in clear.
+known only by its SHA-256: the config never holds a token in clear. (It also
+accepts the controller's local admin token, STATE/api-token, which the CLI
+finds by itself on the controller's host, and each instance's own
+credential: give tokens to people and programs elsewhere.)
 
 'token new' makes a token and prints the line to add to the config;
 'token hash' prints the SHA-256 of a token read on stdin.`,

@@ -27,7 +27,8 @@ import (
 // the file (wire.Error.TokenFile), and the client reads it, if this
 // process may (the operator on the host may; an unprivileged instance may
 // not), and tries again once. Only a file named api-token that holds
-// nothing but a token made by autoheal is ever sent.
+// nothing but a token made by autoheal is ever sent, and only to a port
+// that the file's owner listens on (LocalToken).
 type Client struct {
 	base string
 	http *http.Client
@@ -137,7 +138,7 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte, hea
 		if json.Unmarshal(b, &e) != nil || e.TokenFile == "" {
 			return resp, nil
 		}
-		tok, err := ReadTokenFile(e.TokenFile)
+		tok, err := localToken(c.base, e.TokenFile)
 		if err != nil {
 			e.Error += fmt.Sprintf(" (this process cannot use it: %v; run as its owner, or pass --token)", err)
 			b, _ = json.Marshal(e)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,5 +142,40 @@ func TestReadTokenFile(t *testing.T) {
 		if tok, err := ReadTokenFile(p); (err == nil) != tc.ok || (tc.ok && tok != good) {
 			t.Errorf("%s: %q, %v; want ok %v", name, tok, err, tc.ok)
 		}
+	}
+}
+
+// TestLocalTokenGoesHomeOnly: a token read from a file is sent only to a
+// loopback port its owner listens on. A local user who binds the port
+// while the controller is down, or a remote address, gets nothing.
+func TestLocalTokenGoesHomeOnly(t *testing.T) {
+	c := testCredentials(t)
+	dir := filepath.Dir(c.TokenFile)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if tok, err := LocalToken(ln.Addr().String(), dir); err != nil || tok != c.AdminToken() {
+		t.Fatalf("own listener: %q, %v", tok, err)
+	}
+	if tok, err := LocalToken("http://"+ln.Addr().String()+"/", dir); err != nil || tok != c.AdminToken() {
+		t.Fatalf("own listener as a URL: %q, %v", tok, err)
+	}
+	for _, addr := range []string{"10.0.0.5:7070", "example.com:7070", "127.0.0.1:1"} {
+		if tok, err := LocalToken(addr, dir); err == nil {
+			t.Errorf("%s: sent %q", addr, tok)
+		}
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the other-user case needs root (chown)")
+	}
+	// The file is another user's: this listener (ours) is not its
+	// controller.
+	if err := os.Chown(c.TokenFile, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := LocalToken(ln.Addr().String(), dir); err == nil || !strings.Contains(err.Error(), "held by uid 0") {
+		t.Errorf("a port held by another user than the file's: %q, %v", tok, err)
 	}
 }

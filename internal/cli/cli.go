@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
@@ -71,8 +70,10 @@ func (e *env) client() *api.Client { return api.NewClientWithToken(e.addr, e.cre
 // credential is what client commands send: --token or AUTOHEAL_TOKEN;
 // else, inside an instance, its own credential (AUTOHEAL_INSTANCE_TOKEN),
 // so that it acts as itself; else the local admin token of --state-dir or
-// AUTOHEAL_STATE_DIR when this user may read it. With none, the client
-// asks a controller on this host where its token is (api.Client).
+// AUTOHEAL_STATE_DIR when this user may read it and the controller at
+// --addr is that token's (api.LocalToken: on this host, its port held by
+// the file's owner). With none, the client asks a controller on this host
+// where its token is (api.Client).
 func (e *env) credential() string {
 	if e.token != "" {
 		return e.token
@@ -85,7 +86,7 @@ func (e *env) credential() string {
 		dir = os.Getenv("AUTOHEAL_STATE_DIR")
 	}
 	if dir != "" {
-		if t, err := api.ReadTokenFile(filepath.Join(dir, api.TokenFile)); err == nil {
+		if t, err := api.LocalToken(e.addr, dir); err == nil {
 			return t
 		}
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 
@@ -24,10 +25,19 @@ func TestCredentialOrder(t *testing.T) {
 	}
 	dirA := strings.TrimSuffix(a.TokenFile, "/"+api.TokenFile)
 	dirB := strings.TrimSuffix(b.TokenFile, "/"+api.TokenFile)
+	// A controller of this user listens here: the state dirs' tokens may go
+	// to it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	here := ln.Addr().String()
 	tests := []struct {
 		name                        string
 		flag, envToken, envInstance string
 		flagDir, envDir             string
+		addr                        string
 		want                        string
 	}{
 		{name: "nothing", want: ""},
@@ -37,12 +47,18 @@ func TestCredentialOrder(t *testing.T) {
 		{name: "state dir flag", flagDir: dirA, envDir: dirB, want: a.AdminToken()},
 		{name: "state dir env", envDir: dirB, want: b.AdminToken()},
 		{name: "state dir unreadable", envDir: t.TempDir(), want: ""},
+		{name: "state dir, remote controller", flagDir: dirA, addr: "10.1.2.3:7070", want: ""},
+		{name: "state dir, nothing listening", flagDir: dirA, addr: "127.0.0.1:1", want: ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("AUTOHEAL_INSTANCE_TOKEN", tt.envInstance)
 			t.Setenv("AUTOHEAL_STATE_DIR", tt.envDir)
-			e := &env{token: tt.flag, stateDir: tt.flagDir}
+			addr := tt.addr
+			if addr == "" {
+				addr = here
+			}
+			e := &env{token: tt.flag, stateDir: tt.flagDir, addr: addr}
 			if e.token == "" {
 				e.token = tt.envToken // as PersistentPreRunE does
 			}

@@ -162,7 +162,10 @@ func TestLocalTokenGoesHomeOnly(t *testing.T) {
 	if tok, err := LocalToken("http://"+ln.Addr().String()+"/", dir); err != nil || tok != c.AdminToken() {
 		t.Fatalf("own listener as a URL: %q, %v", tok, err)
 	}
-	for _, addr := range []string{"10.0.0.5:7070", "example.com:7070", "127.0.0.1:1"} {
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	// Another host at the port this user listens on here is still
+	// another host.
+	for _, addr := range []string{"10.0.0.5:" + port, "example.com:" + port, "127.0.0.1:1"} {
 		if tok, err := LocalToken(addr, dir); err == nil {
 			t.Errorf("%s: sent %q", addr, tok)
 		}

@@ -121,10 +121,12 @@ func TestUI(t *testing.T) {
 		if code, body, err := httpPost(fmt.Sprintf("http://127.0.0.1:%d/service/stop", petPort), ""); err != nil || code != 200 {
 			t.Fatalf("stop the pet's service: %d %v %s", code, err, body)
 		}
-		b.wait(t, 40*time.Second, chromedp.WaitReady(chromedp.CSS(`[data-testid=incident-row]`)))
+		// The alarm's incident: on a loaded machine a heal (a health
+		// check that timed out) may open one of its own meanwhile.
+		b.wait(t, 40*time.Second, chromedp.WaitReady(chromedp.CSS(`[data-testid=incident-row][data-source=alarm]`)))
 		b.requireSamePage(t)
 		b.screenshot(t, "incident-live-overview")
-		id := b.attr(t, `[data-testid=incident-row]`, "data-id")
+		id := b.attr(t, `[data-testid=incident-row][data-source=alarm]`, "data-id")
 		if id == "" {
 			t.Fatal("the incident row has no data-id")
 		}
@@ -211,15 +213,18 @@ func TestUI(t *testing.T) {
 	})
 
 	t.Run("CrashHealsLive", func(t *testing.T) {
+		// A pet with a process: on a loaded machine a health check may
+		// have timed out and the pet be restarting.
 		var pet wire.Instance
-		for _, in := range e.live() {
-			if in.Group == "pet" && in.State == "InService" {
-				pet = in
+		waitFor(t, 30*time.Second, "an InService pet with a pid", func() bool {
+			for _, in := range e.live() {
+				if in.Group == "pet" && in.State == "InService" && in.Pid != 0 {
+					pet = in
+					return true
+				}
 			}
-		}
-		if pet.Pid == 0 {
-			t.Fatalf("no InService pet with a pid: %+v", e.live())
-		}
+			return false
+		})
 		b.load(t, "#/groups/pet", `[data-testid=instance-row]`)
 		// Only rows newer than those on the page when it loaded count.
 		b.eval(t, `window.autohealMarker = "same page";
@@ -250,6 +255,17 @@ func TestUI(t *testing.T) {
 		b.load(t, "#/", `[data-testid=group-row]`)
 		b.eval(t, `window.autohealMarker = "same page";
 			window.autohealIncidents = new Set([...document.querySelectorAll("[data-testid=incident-row]")].map((r) => r.dataset.id))`)
+		// Its process now: a loaded machine may have restarted it again
+		// while the page loaded.
+		waitFor(t, 30*time.Second, "the pet InService with a process", func() bool {
+			for _, in := range e.live() {
+				if in.Group == "pet" && in.State == "InService" && in.Pid != 0 {
+					healed = in
+					return true
+				}
+			}
+			return false
+		})
 		if err := syscall.Kill(healed.Pid, syscall.SIGKILL); err != nil {
 			t.Fatalf("kill %d: %v", healed.Pid, err)
 		}

@@ -263,7 +263,7 @@ function alarmRow(a) {
 
 function incidentRow(i) {
   return {
-    attrs: { 'data-testid': 'incident-row', 'data-id': i.id },
+    attrs: { 'data-testid': 'incident-row', 'data-id': i.id, 'data-source': i.trigger?.source || '' },
     cells: [h('a', { href: `#/incidents/${enc(i.id)}` }, i.id), badge(i.status), i.trigger?.alarm || i.trigger?.key || '–',
       [i.group ? h('a', { href: `#/groups/${enc(i.group)}` }, i.group) : '–', i.instance ? ` / ${i.instance}` : ''], i.attempts, time(i.opened_at)],
   };

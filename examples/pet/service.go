@@ -53,9 +53,11 @@ func serving(h http.Handler) http.Handler {
 // answered 200) or 0 as the metric PET_UPTIME_METRIC (default
 // webapp-uptime) in namespace PET_UPTIME_NAMESPACE (default
 // CustomNamespace) with the dimension InstanceId, to the controller's API
-// (found from AUTOHEAL_METADATA_URL), as an operator's cron job would.
-// It does nothing when PET_UPTIME_INTERVAL is unset or the pet does not
-// run under autoheal.
+// (found from AUTOHEAL_METADATA_URL), as an operator's cron job would,
+// with the instance's own credential (AUTOHEAL_INSTANCE_TOKEN): it may
+// push the instance's own metrics, and nothing else unless its group is
+// granted a role. It does nothing when PET_UPTIME_INTERVAL is unset or the
+// pet does not run under autoheal.
 func pushUptime(ctx context.Context, self string) {
 	every, err := time.ParseDuration(os.Getenv("PET_UPTIME_INTERVAL"))
 	md := os.Getenv("AUTOHEAL_METADATA_URL")
@@ -65,6 +67,8 @@ func pushUptime(ctx context.Context, self string) {
 		return
 	}
 	api := md[:i] + "/v1/metrics"
+	token := os.Getenv("AUTOHEAL_INSTANCE_TOKEN")
+	warned := false
 	metric := envOr("PET_UPTIME_METRIC", "webapp-uptime")
 	ns := envOr("PET_UPTIME_NAMESPACE", "CustomNamespace")
 	client := &http.Client{Timeout: every}
@@ -82,8 +86,10 @@ func pushUptime(ctx context.Context, self string) {
 			"MetricName": metric, "Value": up, "Unit": "Count",
 			"Dimensions": []map[string]string{{"Name": "InstanceId", "Value": id}},
 		}}})
-		if resp, err := client.Post(api, "application/json", bytes.NewReader(body)); err == nil {
-			resp.Body.Close()
+		if code, err := push(client, api, token, body); (err != nil || code != http.StatusOK) && !warned {
+			// Once: the controller may be restarting; the next push counts.
+			fmt.Printf("pet: push %s: status %d, %v\n", metric, code, err)
+			warned = true
 		}
 		select {
 		case <-ctx.Done():
@@ -91,6 +97,24 @@ func pushUptime(ctx context.Context, self string) {
 		case <-t.C:
 		}
 	}
+}
+
+// push posts one PutMetricData body with the instance's credential.
+func push(client *http.Client, url, token string, body []byte) (int, error) {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
 
 func envOr(k, def string) string {

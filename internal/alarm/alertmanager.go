@@ -117,16 +117,19 @@ func firstOf(ss ...string) string {
 }
 
 // Receive checks a payload and applies Route to each alert, calling do
-// for each. It returns how many alerts it took.
+// for each. It returns how many alerts it took. The whole payload is
+// checked before any alert is acted on: a refused payload did nothing.
 func Receive(ctx context.Context, am config.Alertmanager, p AlertmanagerPayload, do func(context.Context, AlertAction) error) (int, error) {
 	if p.Version != "4" {
 		return 0, fmt.Errorf("payload version %q: only version 4 is understood", p.Version)
 	}
+	for i, a := range p.Alerts {
+		if a.Labels["alertname"] == "" {
+			return 0, fmt.Errorf("alert %d has no alertname label", i)
+		}
+	}
 	n := 0
 	for _, a := range p.Alerts {
-		if a.Labels["alertname"] == "" {
-			return n, fmt.Errorf("alert %d has no alertname label", n)
-		}
 		if err := do(ctx, Route(am, a)); err != nil {
 			return n, err
 		}

@@ -1,12 +1,13 @@
 package api
 
 import (
-	"context"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 
 	"github.com/autoheal/autoheal/internal/alarm"
+	"github.com/autoheal/autoheal/internal/api/wire"
 )
 
 func (h *Handler) listAlarms(w http.ResponseWriter, r *http.Request) {
@@ -17,20 +18,23 @@ func (h *Handler) listAlarms(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, h.deps.Alarms.Statuses())
 }
 
-// AlertmanagerResponse is the answer to a webhook delivery.
-type AlertmanagerResponse struct {
-	Accepted int `json:"accepted"`
-}
-
 // alertmanager receives Alertmanager's webhook (payload version 4).
+// Unknown fields are accepted: Alertmanager adds fields over versions,
+// and the payload's version says what it promises.
 func (h *Handler) alertmanager(w http.ResponseWriter, r *http.Request) {
 	if h.deps.Alertmanager == nil {
 		writeError(w, fmt.Errorf("%w: the Alertmanager receiver is not enabled", errNotFound))
 		return
 	}
+	buf := bodies.Get().(*bytes.Buffer)
+	defer bodies.Put(buf)
+	buf.Reset()
+	if err := readBody(w, r, MaxAlertmanagerBody, buf); err != nil {
+		writeError(w, err)
+		return
+	}
 	var p alarm.AlertmanagerPayload
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<20))
-	if err := dec.Decode(&p); err != nil {
+	if err := json.Unmarshal(buf.Bytes(), &p); err != nil {
 		writeError(w, fmt.Errorf("%w: body: %v", errInvalid, err))
 		return
 	}
@@ -39,11 +43,5 @@ func (h *Handler) alertmanager(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: %v", errInvalid, err))
 		return
 	}
-	writeJSON(w, http.StatusOK, AlertmanagerResponse{Accepted: n})
-}
-
-// Alarms lists every alarm state.
-func (c *Client) Alarms(ctx context.Context) ([]alarm.Status, error) {
-	var out []alarm.Status
-	return out, c.do(ctx, http.MethodGet, "/v1/alarms", nil, &out)
+	writeJSON(w, http.StatusOK, wire.AlertmanagerResponse{Accepted: n})
 }

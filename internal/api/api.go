@@ -1,7 +1,3 @@
-// Package api serves autoheal's HTTP JSON API under /v1/ and provides the Go
-// client the CLI uses. It translates requests into calls on groups and the
-// store, and error kinds into HTTP status codes in one place. It must not
-// hold state of its own beyond live streams.
 package api
 
 import (
@@ -16,120 +12,96 @@ import (
 	"sync"
 	"time"
 
-	"github.com/autoheal/autoheal/internal/alarm"
-	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/group"
-	"github.com/autoheal/autoheal/internal/lb"
-	"github.com/autoheal/autoheal/internal/maintenance"
-	"github.com/autoheal/autoheal/internal/metrics"
-	"github.com/autoheal/autoheal/internal/remediation"
-	"github.com/autoheal/autoheal/internal/runbook"
 	"github.com/autoheal/autoheal/internal/store"
 	"github.com/autoheal/autoheal/internal/web"
 )
-
-// Deps are what the handlers serve from.
-type Deps struct {
-	Store  *store.Store
-	Groups []*group.Group
-	// LogFiles returns an instance's current stdout and stderr log paths.
-	LogFiles func(id string) (stdout, stderr string)
-	Version  string
-	Logger   *slog.Logger
-	// Balancer serves the target group endpoints; nil when the config has
-	// no load balancers.
-	Balancer *lb.Balancer
-	// Windows serves the maintenance window endpoints; nil when the config
-	// has no maintenance windows.
-	Windows *maintenance.Scheduler
-	// Runbooks and Documents serve documents and executions.
-	Runbooks  *runbook.Engine
-	Documents *runbook.Library
-	// Metrics serves the metric endpoints; nil answers them 404.
-	Metrics *metrics.Store
-	// Incidents serves the incidents of remediation.
-	Incidents *remediation.Manager
-	// Alarms serves alarm states.
-	Alarms *alarm.Manager
-	// Alertmanager takes a webhook payload and returns how many alerts it
-	// took; nil disables the receiver.
-	Alertmanager func(context.Context, alarm.AlertmanagerPayload) (int, error)
-	// Tokens are the accepted API tokens (config auth.tokens). With none,
-	// every request is allowed: serve only allows that on loopback.
-	Tokens []config.Token
-}
 
 // Handler is the API's http.Handler.
 type Handler struct {
 	deps   Deps
 	mux    *http.ServeMux
-	groups map[string]*group.Group
+	groups map[string]Group
 	// closing ends live streams (events and logs --follow) on shutdown.
 	closing chan struct{}
 	once    sync.Once
 	started time.Time
-	auth    *authenticator
+	tokens  []authToken
+	hosts   map[string]bool
+	// patterns are the API's routes, as registered.
+	patterns []string
 }
+
+// route registers one of the API's routes.
+func (h *Handler) route(pattern string, fn http.HandlerFunc) {
+	h.patterns = append(h.patterns, pattern)
+	h.mux.HandleFunc(pattern, fn)
+}
+
+// Patterns lists the API's routes ("POST /v1/groups/{name}/scale"), so
+// that a test can go through every one.
+func (h *Handler) Patterns() []string { return append([]string(nil), h.patterns...) }
 
 // New builds the handler.
 func New(deps Deps) *Handler {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
-	h := &Handler{deps: deps, mux: http.NewServeMux(), groups: map[string]*group.Group{}, closing: make(chan struct{}), started: time.Now(),
-		auth: newAuthenticator(deps.Tokens)}
+	h := &Handler{deps: deps, mux: http.NewServeMux(), groups: map[string]Group{}, closing: make(chan struct{}), started: time.Now(),
+		tokens: newTokens(deps.Tokens), hosts: hostSet(deps.Hosts)}
 	for _, g := range deps.Groups {
 		h.groups[g.Name()] = g
 	}
-	h.mux.HandleFunc("GET /v1/version", h.version)
-	h.mux.HandleFunc("GET /v1/status", h.status)
-	h.mux.HandleFunc("GET /v1/groups", h.listGroups)
-	h.mux.HandleFunc("GET /v1/groups/{name}", h.getGroup)
-	h.mux.HandleFunc("POST /v1/groups/{name}/scale", h.scale)
-	h.mux.HandleFunc("GET /v1/instances", h.listInstances)
-	h.mux.HandleFunc("GET /v1/instances/{id}", h.getInstance)
-	h.mux.HandleFunc("POST /v1/instances/{id}/terminate", h.terminate)
-	h.mux.HandleFunc("GET /v1/instances/{id}/metadata", h.metadata)
-	h.mux.HandleFunc("GET /v1/events", h.events)
-	h.mux.HandleFunc("GET /v1/logs", h.logs)
-	h.mux.HandleFunc("POST /v1/instances/{id}/restart", h.restartInstance)
-	h.mux.HandleFunc("GET /v1/groups/{name}/capacity", h.groupCapacity)
-	h.mux.HandleFunc("GET /v1/documents", h.listDocuments)
-	h.mux.HandleFunc("GET /v1/documents/{name}", h.getDocument)
-	h.mux.HandleFunc("POST /v1/executions", h.startExecution)
-	h.mux.HandleFunc("GET /v1/executions", h.listExecutions)
-	h.mux.HandleFunc("GET /v1/executions/{id}", h.getExecution)
-	h.mux.HandleFunc("POST /v1/executions/{id}/cancel", h.cancelExecution)
-	h.mux.HandleFunc("POST /v1/executions/{id}/approve", h.approveExecution)
-	h.mux.HandleFunc("POST /v1/session", h.session)
-	h.mux.HandleFunc("DELETE /v1/session", h.session)
-	h.mux.HandleFunc("GET /v1/alarms", h.listAlarms)
-	h.mux.HandleFunc("POST /v1/alertmanager", h.alertmanager)
-	h.mux.HandleFunc("GET /v1/incidents", h.listIncidents)
-	h.mux.HandleFunc("GET /v1/incidents/{id}", h.getIncident)
-	h.mux.HandleFunc("GET /v1/target-groups/resolve", h.resolveTargetGroup)
-	h.mux.HandleFunc("GET /v1/target-groups", h.listTargetGroups)
-	h.mux.HandleFunc("GET /v1/target-groups/{name}/health", h.targetHealth)
-	h.mux.HandleFunc("POST /v1/target-groups/{name}/register", h.registerTarget)
-	h.mux.HandleFunc("POST /v1/target-groups/{name}/deregister", h.deregisterTarget)
-	h.mux.HandleFunc("GET /v1/windows", h.listWindows)
-	h.mux.HandleFunc("GET /v1/windows/{name}/next", h.nextWindows)
-	h.mux.HandleFunc("POST /v1/windows/{name}/run", h.runWindow)
-	h.mux.HandleFunc("POST /v1/metrics", h.putMetricData)
-	h.mux.HandleFunc("GET /v1/metrics", h.listMetrics)
-	h.mux.HandleFunc("GET /v1/metrics/statistics", h.metricStatistics)
+	h.route("GET /v1/version", h.version)
+	h.route("GET /v1/status", h.status)
+	h.route("GET /v1/groups", h.listGroups)
+	h.route("GET /v1/groups/{name}", h.getGroup)
+	h.route("POST /v1/groups/{name}/scale", h.scale)
+	h.route("GET /v1/instances", h.listInstances)
+	h.route("GET /v1/instances/{id}", h.getInstance)
+	h.route("POST /v1/instances/{id}/terminate", h.terminate)
+	h.route("GET /v1/instances/{id}/metadata", h.metadata)
+	h.route("GET /v1/events", h.events)
+	h.route("GET /v1/logs", h.logs)
+	h.route("POST /v1/instances/{id}/restart", h.restartInstance)
+	h.route("GET /v1/groups/{name}/capacity", h.groupCapacity)
+	h.route("GET /v1/documents", h.listDocuments)
+	h.route("GET /v1/documents/{name}", h.getDocument)
+	h.route("POST /v1/executions", h.startExecution)
+	h.route("GET /v1/executions", h.listExecutions)
+	h.route("GET /v1/executions/{id}", h.getExecution)
+	h.route("POST /v1/executions/{id}/cancel", h.cancelExecution)
+	h.route("POST /v1/executions/{id}/approve", h.approveExecution)
+	h.route("POST /v1/session", h.session)
+	h.route("DELETE /v1/session", h.session)
+	h.route("GET /v1/alarms", h.listAlarms)
+	h.route("POST /v1/alertmanager", h.alertmanager)
+	h.route("GET /v1/incidents", h.listIncidents)
+	h.route("GET /v1/incidents/{id}", h.getIncident)
+	h.route("GET /v1/target-groups/resolve", h.resolveTargetGroup)
+	h.route("GET /v1/target-groups", h.listTargetGroups)
+	h.route("GET /v1/target-groups/{name}/health", h.targetHealth)
+	h.route("POST /v1/target-groups/{name}/register", h.registerTarget)
+	h.route("POST /v1/target-groups/{name}/deregister", h.deregisterTarget)
+	h.route("GET /v1/windows", h.listWindows)
+	h.route("GET /v1/windows/{name}/next", h.nextWindows)
+	h.route("POST /v1/windows/{name}/run", h.runWindow)
+	h.route("POST /v1/metrics", h.putMetricData)
+	h.route("GET /v1/metrics", h.listMetrics)
+	h.route("GET /v1/metrics/statistics", h.metricStatistics)
 	// Prometheus text exposition, outside /v1/ where scrapers look for it.
+	h.patterns = append(h.patterns, "GET /metrics")
 	h.mux.Handle("GET /metrics", h.prometheusHandler())
 	h.mux.Handle("GET /ui/", web.Handler())
+	if deps.Debug != nil {
+		h.mux.Handle("/debug/", deps.Debug)
+	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: no route %s %s", errNotFound, r.Method, r.URL.Path))
 	})
 	return h
 }
-
-// ServeHTTP implements http.Handler: every request is authorized first
-// (see auth.go).
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serveAuthorized(w, r) }
 
 // Close ends live streams so that the server can shut down.
 func (h *Handler) Close() { h.once.Do(func() { close(h.closing) }) }
@@ -138,20 +110,24 @@ func (h *Handler) Close() { h.once.Do(func() { close(h.closing) }) }
 var (
 	errNotFound = errors.New("not found")
 	errInvalid  = errors.New("invalid request")
-	// errUnauthorized: no token, or one that is not configured.
+	// errUnauthorized: no credential, or one that is not known.
 	errUnauthorized = errors.New("unauthorized")
-	// errForbidden: a known token whose role may not make the request.
+	// errForbidden: a known credential that may not make the request, or
+	// a request from another origin.
 	errForbidden = errors.New("forbidden")
+	// errTooLarge: a body over its endpoint's limit.
+	errTooLarge = errors.New("request body too large")
+	// errMediaType: a body that is not declared JSON.
+	errMediaType = errors.New("unsupported media type")
+	// errMisdirected: a Host that is not one of this API's names.
+	errMisdirected = errors.New("misdirected request")
 )
 
-// Error is the JSON body of every error response.
-type Error struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
-}
-
 // writeError maps an error kind to a status code: the only place that does.
-func writeError(w http.ResponseWriter, err error) {
+func writeError(w http.ResponseWriter, err error) { writeErrorBody(w, err, nil) }
+
+// writeErrorBody is writeError with a chance to add to the body.
+func writeErrorBody(w http.ResponseWriter, err error, edit func(*wire.Error)) {
 	status, code := http.StatusInternalServerError, "internal"
 	switch {
 	case errors.Is(err, errNotFound), errors.Is(err, group.ErrNotFound), errors.Is(err, store.ErrNotFound):
@@ -167,8 +143,18 @@ func writeError(w http.ResponseWriter, err error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="autoheal"`)
 	case errors.Is(err, errForbidden):
 		status, code = http.StatusForbidden, "forbidden"
+	case errors.Is(err, errTooLarge):
+		status, code = http.StatusRequestEntityTooLarge, "too_large"
+	case errors.Is(err, errMediaType):
+		status, code = http.StatusUnsupportedMediaType, "unsupported_media_type"
+	case errors.Is(err, errMisdirected):
+		status, code = http.StatusMisdirectedRequest, "misdirected"
 	}
-	writeJSON(w, status, Error{Error: err.Error(), Code: code})
+	e := wire.Error{Error: err.Error(), Code: code}
+	if edit != nil {
+		edit(&e)
+	}
+	writeJSON(w, status, e)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -179,18 +165,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
-// Version is the body of GET /v1/version.
-type Version struct {
-	Version string    `json:"version"`
-	Started time.Time `json:"started"`
-}
-
 func (h *Handler) version(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, Version{Version: h.deps.Version, Started: h.started})
+	writeJSON(w, http.StatusOK, wire.Version{Version: h.deps.Version, Started: h.started})
 }
 
-// Status is the body of GET /v1/status.
-type Status struct {
+// statusBody is the body of GET /v1/status (wire.Status).
+type statusBody struct {
 	Groups    []group.Snapshot `json:"groups"`
 	Instances []store.Instance `json:"instances"`
 }
@@ -235,14 +215,23 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 			snaps[i].Instances = live
 		}
 	}
-	writeJSON(w, http.StatusOK, Status{Groups: snaps, Instances: h.instances(all)})
+	writeJSON(w, http.StatusOK, statusBody{Groups: snaps, Instances: h.instances(all)})
+}
+
+// journal returns the store, or an error answered 404 when the handler
+// has none (tests of other parts).
+func (h *Handler) journal() (Journal, error) {
+	if h.deps.Journal == nil {
+		return nil, fmt.Errorf("%w: no journal", errNotFound)
+	}
+	return h.deps.Journal, nil
 }
 
 func (h *Handler) listGroups(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, h.snapshots())
 }
 
-func (h *Handler) group(name string) (*group.Group, error) {
+func (h *Handler) group(name string) (Group, error) {
 	g, ok := h.groups[name]
 	if !ok {
 		return nil, fmt.Errorf("group %q: %w", name, errNotFound)
@@ -259,36 +248,19 @@ func (h *Handler) getGroup(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, g.Snapshot())
 }
 
-// ScaleRequest is the body of POST /v1/groups/{name}/scale. Absent fields
-// are left unchanged.
-type ScaleRequest struct {
-	Min     *int `json:"min,omitempty"`
-	Max     *int `json:"max,omitempty"`
-	Desired *int `json:"desired,omitempty"`
-}
-
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: body: %v", errInvalid, err)
-	}
-	return nil
-}
-
 func (h *Handler) scale(w http.ResponseWriter, r *http.Request) {
-	g, err := h.group(r.PathValue("name"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	var req ScaleRequest
-	if err := decode(r, &req); err != nil {
+	var req wire.ScaleRequest
+	if err := decode(w, r, MaxBody, &req); err != nil {
 		writeError(w, err)
 		return
 	}
 	if req.Min == nil && req.Max == nil && req.Desired == nil {
 		writeError(w, fmt.Errorf("%w: give at least one of min, max, desired", errInvalid))
+		return
+	}
+	g, err := h.group(r.PathValue("name"))
+	if err != nil {
+		writeError(w, err)
 		return
 	}
 	snap, err := g.Scale(r.Context(), req.Min, req.Max, req.Desired)
@@ -303,7 +275,7 @@ func (h *Handler) listInstances(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, h.instances(boolParam(r, "all")))
 }
 
-func (h *Handler) findInstance(id string) (*group.Group, store.Instance, error) {
+func (h *Handler) findInstance(id string) (Group, store.Instance, error) {
 	for _, g := range h.deps.Groups {
 		if in, ok := g.Instance(id); ok {
 			return g, in, nil
@@ -316,9 +288,11 @@ func (h *Handler) getInstance(w http.ResponseWriter, r *http.Request) {
 	_, in, err := h.findInstance(r.PathValue("id"))
 	if err != nil {
 		// Terminated instances pruned from memory are still in the store.
-		if rec, serr := h.deps.Store.Instance(r.Context(), r.PathValue("id")); serr == nil {
-			writeJSON(w, http.StatusOK, rec)
-			return
+		if j, jerr := h.journal(); jerr == nil {
+			if rec, serr := j.Instance(r.Context(), r.PathValue("id")); serr == nil {
+				writeJSON(w, http.StatusOK, rec)
+				return
+			}
 		}
 		writeError(w, err)
 		return
@@ -326,25 +300,16 @@ func (h *Handler) getInstance(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, in)
 }
 
-// TerminateRequest is the body of POST /v1/instances/{id}/terminate.
-type TerminateRequest struct {
-	// Decrement lowers the group's desired capacity instead of replacing
-	// the instance.
-	Decrement bool `json:"decrement"`
-}
-
 func (h *Handler) terminate(w http.ResponseWriter, r *http.Request) {
+	var req wire.TerminateRequest
+	if err := decode(w, r, MaxBody, &req); err != nil {
+		writeError(w, err)
+		return
+	}
 	g, _, err := h.findInstance(r.PathValue("id"))
 	if err != nil {
 		writeError(w, err)
 		return
-	}
-	var req TerminateRequest
-	if r.ContentLength != 0 {
-		if err := decode(r, &req); err != nil {
-			writeError(w, err)
-			return
-		}
 	}
 	if err := g.Terminate(r.Context(), r.PathValue("id"), req.Decrement); err != nil {
 		writeError(w, err)
@@ -354,19 +319,6 @@ func (h *Handler) terminate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, in)
 }
 
-// Metadata is what an instance learns about itself from its metadata
-// endpoint (AUTOHEAL_METADATA_URL).
-type Metadata struct {
-	InstanceID string            `json:"instance_id"`
-	Group      string            `json:"group"`
-	State      string            `json:"state"`
-	Ports      map[string]int    `json:"ports"`
-	Addresses  map[string]string `json:"addresses"`
-	Volumes    map[string]string `json:"volumes"`
-	Parameters map[string]string `json:"parameters"`
-	Tags       map[string]string `json:"tags,omitempty"`
-}
-
 func (h *Handler) metadata(w http.ResponseWriter, r *http.Request) {
 	g, in, err := h.findInstance(r.PathValue("id"))
 	if err != nil {
@@ -374,7 +326,7 @@ func (h *Handler) metadata(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cfg := g.Config()
-	md := Metadata{
+	md := wire.Metadata{
 		InstanceID: in.ID, Group: in.Group, State: in.State, Ports: in.Ports,
 		Addresses: map[string]string{}, Volumes: map[string]string{},
 		Parameters: g.Parameters(), Tags: cfg.Tags,

@@ -5,14 +5,29 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/store"
 )
+
+// Every request but the dashboard's static files and its sign-in needs a
+// credential, whether or not the config has tokens:
+//
+//   - the local admin token (Credentials, STATE/api-token), role admin;
+//   - a configured token (auth.tokens), its role;
+//   - an instance's credential (AUTOHEAL_INSTANCE_TOKEN), the role its
+//     group is granted (groups[].api_role, default none) and, whatever the
+//     role, what an instance needs: GET /v1/version, GET its own
+//     /v1/instances/{id}/metadata and POST /v1/metrics for itself.
+//
+// A role allows what its rank or a lower one needs (requiredRole).
 
 // TokenCookie is the cookie the browser UI carries its token in. Event
 // streams (EventSource) cannot set headers, and a token in the query string
@@ -21,7 +36,7 @@ import (
 const TokenCookie = "autoheal_token"
 
 // roleRank orders the roles: a token may do what its rank or a lower one
-// needs.
+// needs. An instance without a role ranks 0.
 var roleRank = map[string]int{config.RoleViewer: 1, config.RoleOperator: 2, config.RoleAdmin: 3}
 
 // authToken is one configured token, known by its hash.
@@ -33,44 +48,34 @@ type authToken struct {
 	valid bool
 }
 
-// authenticator checks presented tokens against the configured hashes.
-// With none configured it lets everything through: serve only allows that
-// on loopback.
-type authenticator struct {
-	tokens []authToken
-}
-
-func newAuthenticator(tokens []config.Token) *authenticator {
-	a := &authenticator{}
+func newTokens(tokens []config.Token) []authToken {
+	var out []authToken
 	for _, t := range tokens {
 		at := authToken{name: t.Name, role: t.Role}
 		if b, err := hex.DecodeString(t.SHA256); err == nil && len(b) == sha256.Size {
 			copy(at.sum[:], b)
 			at.valid = roleRank[t.Role] > 0
 		}
-		a.tokens = append(a.tokens, at)
+		out = append(out, at)
 	}
-	return a
+	return out
 }
-
-// open reports whether no tokens are configured.
-func (a *authenticator) open() bool { return len(a.tokens) == 0 }
 
 // lookup returns the configured token whose hash is the SHA-256 of
 // presented. It compares in constant time against every configured hash,
 // whichever matched, so the time it takes tells nothing about which token
 // matched or how much of a hash did.
-func (a *authenticator) lookup(presented string) (authToken, bool) {
+func lookup(tokens []authToken, presented string) (authToken, bool) {
 	sum := sha256.Sum256([]byte(presented))
 	found := -1
-	for i := range a.tokens {
-		eq := subtle.ConstantTimeCompare(sum[:], a.tokens[i].sum[:])
+	for i := range tokens {
+		eq := subtle.ConstantTimeCompare(sum[:], tokens[i].sum[:])
 		found = subtle.ConstantTimeSelect(eq, i, found)
 	}
-	if found < 0 || !a.tokens[found].valid {
+	if found < 0 || !tokens[found].valid {
 		return authToken{}, false
 	}
-	return a.tokens[found], true
+	return tokens[found], true
 }
 
 // HashToken returns the hex SHA-256 of a token: what the config's
@@ -78,6 +83,35 @@ func (a *authenticator) lookup(presented string) (authToken, bool) {
 func HashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
+}
+
+// principal is who a request comes from.
+type principal struct {
+	// name is what audit events call it: the token's name, local-admin,
+	// or instance:ID.
+	name string
+	// role is a config role, or "" for an instance whose group has none.
+	role string
+	// instance is set for an instance's credential.
+	instance string
+}
+
+// boundInstance is the instance whose metrics the caller may push: its
+// own, unless its group is granted operator or more.
+func (p principal) boundInstance() string {
+	if p.instance != "" && roleRank[p.role] < roleRank[config.RoleOperator] {
+		return p.instance
+	}
+	return ""
+}
+
+type principalKey struct{}
+
+// caller returns who the request comes from ("" name for the public
+// routes and in-process calls).
+func caller(ctx context.Context) principal {
+	p, _ := ctx.Value(principalKey{}).(principal)
+	return p
 }
 
 // presentedToken returns the token of a request, from its Authorization
@@ -96,16 +130,38 @@ func presentedToken(r *http.Request) (token string, cookie bool) {
 	return "", false
 }
 
+// identify returns who presented a credential, if it is one.
+func (h *Handler) identify(presented string) (principal, bool) {
+	if c := h.deps.Credentials; c != nil {
+		if c.isAdmin(presented) {
+			return principal{name: localAdmin, role: config.RoleAdmin}, true
+		}
+		if id, ok := c.instanceOf(presented); ok {
+			g, _, err := h.findInstance(id)
+			if err != nil {
+				// Its instance is gone: the credential died with it.
+				return principal{}, false
+			}
+			return principal{name: "instance:" + id, role: g.Config().APIRole, instance: id}, true
+		}
+	}
+	if t, ok := lookup(h.tokens, presented); ok {
+		return principal{name: t.name, role: t.role}, true
+	}
+	return principal{}, false
+}
+
 // readOnly reports whether a method only reads.
 func readOnly(method string) bool {
 	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
 }
 
 // requiredRole is the least role that may make the request: viewer to read,
-// operator to change state, admin under /v1/admin/ (reserved).
+// operator to change state, admin for Go's profiler and under /v1/admin/
+// (reserved).
 func requiredRole(r *http.Request) string {
 	switch {
-	case strings.HasPrefix(r.URL.Path, "/v1/admin/"):
+	case strings.HasPrefix(r.URL.Path, "/v1/admin/"), strings.HasPrefix(r.URL.Path, "/debug/"):
 		return config.RoleAdmin
 	case readOnly(r.Method):
 		return config.RoleViewer
@@ -114,44 +170,63 @@ func requiredRole(r *http.Request) string {
 	}
 }
 
-// crossOrigin rejects state-changing requests that a browser sends on
-// behalf of another site: the cookie would be sent with them (CSRF).
-var crossOrigin = http.NewCrossOriginProtection()
+// instanceMay reports the requests an instance's credential may always
+// make, whatever its group's role: what an instance needs to know itself
+// and report on itself. Nothing here changes the controller's state; the
+// metric push is bound to the instance by putMetricData.
+func instanceMay(r *http.Request, id string) bool {
+	if readOnly(r.Method) {
+		return r.URL.Path == "/v1/version" || r.URL.Path == "/v1/instances/"+id+"/metadata"
+	}
+	return r.Method == http.MethodPost && r.URL.Path == "/v1/metrics"
+}
 
-// authorize checks the request's token and role. It returns the token
-// (zero when the API is open) or the error to answer with.
-func (h *Handler) authorize(r *http.Request) (authToken, error) {
-	if h.auth.open() || public(r) {
-		return authToken{}, nil
+// authorize checks the request's credential and role.
+func (h *Handler) authorize(r *http.Request) (principal, error) {
+	if public(r) {
+		return principal{}, nil
 	}
 	presented, cookie := presentedToken(r)
 	if presented == "" {
-		return authToken{}, fmt.Errorf("%w: send Authorization: Bearer TOKEN (autoheal --token, env AUTOHEAL_TOKEN)", errUnauthorized)
+		return principal{}, fmt.Errorf("%w: send Authorization: Bearer TOKEN (autoheal --token, env AUTOHEAL_TOKEN)", errUnauthorized)
 	}
-	tok, ok := h.auth.lookup(presented)
-	if !ok {
-		return authToken{}, fmt.Errorf("%w: unknown token", errUnauthorized)
+	p, ok := h.identify(presented)
+	if !ok || (cookie && p.instance != "") {
+		return principal{}, fmt.Errorf("%w: unknown token", errUnauthorized)
 	}
-	if cookie {
-		if err := crossOrigin.Check(r); err != nil {
-			return authToken{}, fmt.Errorf("%w: %v", errForbidden, err)
+	need := requiredRole(r)
+	if roleRank[p.role] >= roleRank[need] || (p.instance != "" && need != config.RoleAdmin && instanceMay(r, p.instance)) {
+		return p, nil
+	}
+	if p.instance != "" {
+		role := p.role
+		if role == "" {
+			role = "none"
 		}
+		return p, fmt.Errorf("%w: %s %s needs %s; the credential of instance %s has its group's api_role (%s), "+
+			"and an instance may otherwise only read its own metadata and push its own metrics", errForbidden, r.Method, r.URL.Path, need, p.instance, role)
 	}
-	if need := requiredRole(r); roleRank[tok.role] < roleRank[need] {
-		return authToken{}, fmt.Errorf("%w: token %s has role %s; %s %s needs %s", errForbidden, tok.name, tok.role, r.Method, r.URL.Path, need)
-	}
-	return tok, nil
+	return p, fmt.Errorf("%w: token %s has role %s; %s %s needs %s", errForbidden, p.name, p.role, r.Method, r.URL.Path, need)
 }
 
-// serveAuthorized runs the request through authorization, then the routes,
-// and journals every state-changing call that got through.
-func (h *Handler) serveAuthorized(w http.ResponseWriter, r *http.Request) {
-	tok, err := h.authorize(r)
-	if err != nil {
+// ServeHTTP implements http.Handler: the browser rules (guard.go), then
+// the credential, then the routes; every state-changing call that got
+// through is journaled.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := h.guard(r); err != nil {
 		writeError(w, err)
 		return
 	}
-	if readOnly(r.Method) || h.auth.open() || public(r) {
+	p, err := h.authorize(r)
+	if err != nil {
+		if p.name != "" {
+			h.deps.Logger.Info("api call refused", "caller", p.name, "method", r.Method, "path", r.URL.Path)
+		}
+		h.refuse(w, r, err)
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+	if readOnly(r.Method) || public(r) {
 		h.mux.ServeHTTP(w, r)
 		return
 	}
@@ -163,7 +238,28 @@ func (h *Handler) serveAuthorized(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/v1/metrics" && sw.status < 300 {
 		return
 	}
-	h.audit(r, tok, sw.status)
+	h.audit(r, p, sw.status)
+}
+
+// refuse answers an authorization error. A caller on this host that sent
+// no known credential is told where the local admin token is: whoever may
+// read that file is the operator, and the CLI uses it (Client).
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errUnauthorized) && h.deps.Credentials != nil && fromLoopback(r) {
+		writeErrorBody(w, err, func(e *wire.Error) {
+			e.TokenFile = h.deps.Credentials.TokenFile
+			e.Error += "; on this host, the local admin token is in " + e.TokenFile
+		})
+		return
+	}
+	writeError(w, err)
+}
+
+// fromLoopback reports whether the connection comes from this host.
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
 }
 
 // public reports the requests that need no token: the dashboard's static
@@ -173,53 +269,45 @@ func public(r *http.Request) bool {
 	return r.URL.Path == "/v1/session" || (readOnly(r.Method) && (r.URL.Path == "/ui" || strings.HasPrefix(r.URL.Path, "/ui/")))
 }
 
-// SessionRequest is the body of POST /v1/session.
-type SessionRequest struct {
-	Token string `json:"token"`
-}
-
 // session checks a token (POST) and sets it as the dashboard's cookie:
 // HttpOnly, SameSite=Strict, so scripts and other sites cannot use it;
-// DELETE clears it.
+// DELETE clears it. Instances' credentials do not sign in.
 func (h *Handler) session(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodDelete {
 		http.SetCookie(w, &http.Cookie{Name: TokenCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 		writeJSON(w, http.StatusOK, map[string]bool{"signed_in": false})
 		return
 	}
-	if h.auth.open() {
-		writeJSON(w, http.StatusOK, map[string]any{"signed_in": true, "open": true})
-		return
-	}
-	var req SessionRequest
-	if err := decode(r, &req); err != nil {
+	var req wire.SessionRequest
+	if err := decode(w, r, MaxBody, &req); err != nil {
 		writeError(w, err)
 		return
 	}
-	tok, ok := h.auth.lookup(req.Token)
-	if !ok {
-		writeError(w, fmt.Errorf("%w: unknown token", errUnauthorized))
+	p, ok := h.identify(req.Token)
+	if !ok || p.instance != "" {
+		h.refuse(w, r, fmt.Errorf("%w: unknown token", errUnauthorized))
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: TokenCookie, Value: req.Token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
-	h.audit(r, tok, http.StatusOK)
-	writeJSON(w, http.StatusOK, map[string]any{"signed_in": true, "token": tok.name, "role": tok.role})
+	h.audit(r, p, http.StatusOK)
+	writeJSON(w, http.StatusOK, map[string]any{"signed_in": true, "token": p.name, "role": p.role})
 }
 
 // audit journals a state-changing call: who, what, and how it ended.
-func (h *Handler) audit(r *http.Request, tok authToken, status int) {
-	if h.deps.Store == nil {
+func (h *Handler) audit(r *http.Request, p principal, status int) {
+	if h.deps.Journal == nil || p.name == "" {
 		return
 	}
 	ev := store.Event{
-		Type:    event.KindAPIAudit,
-		Message: fmt.Sprintf("%s %s %s -> %d", tok.name, r.Method, r.URL.Path, status),
-		Data: event.APIAudit{Token: tok.name, Role: tok.role, Method: r.Method,
+		Type:     event.KindAPIAudit,
+		Instance: p.instance,
+		Message:  fmt.Sprintf("%s %s %s -> %d", p.name, r.Method, r.URL.Path, status),
+		Data: event.APIAudit{Token: p.name, Role: p.role, Method: r.Method,
 			Path: r.URL.Path, Status: status, Remote: r.RemoteAddr},
 	}
 	// The call has happened: record it even when the client went away.
-	if _, err := h.deps.Store.Append(context.WithoutCancel(r.Context()), ev); err != nil {
-		h.deps.Logger.Warn("audit event", "err", err, "token", tok.name, "method", r.Method, "path", r.URL.Path)
+	if _, err := h.deps.Journal.Append(context.WithoutCancel(r.Context()), ev); err != nil {
+		h.deps.Logger.Warn("audit event", "err", err, "token", p.name, "method", r.Method, "path", r.URL.Path)
 	}
 }
 

@@ -8,63 +8,88 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/autoheal/autoheal/internal/group"
-	"github.com/autoheal/autoheal/internal/store"
+	"github.com/autoheal/autoheal/internal/api/wire"
 )
 
-// Client talks to a controller's API. The CLI uses nothing else.
+// Client talks to a controller's API and answers in wire types. The CLI
+// uses nothing else.
+//
+// A client made without a token finds the local admin token by itself
+// when it talks to a controller on this host: the controller's 401 names
+// the file (wire.Error.TokenFile), and the client reads it, if this
+// process may (the operator on the host may; an unprivileged instance may
+// not), and tries again once. Only a file named api-token that holds
+// nothing but a token made by autoheal is ever sent, and only to a port
+// that the file's owner listens on (LocalToken).
 type Client struct {
 	base string
 	http *http.Client
+	// loopback: the controller is on this host, so its token file is
+	// one this client may look for.
+	loopback bool
+
+	mu    sync.Mutex
+	token string
 }
 
 // NewClient returns a client for addr ("127.0.0.1:7070" or a URL) that
-// sends no token: enough for a controller with no auth tokens configured.
+// finds the local admin token when it needs one (see Client).
 func NewClient(addr string) *Client { return NewClientWithToken(addr, "") }
 
 // NewClientWithToken returns a client for addr that sends token as
 // "Authorization: Bearer TOKEN" on every request, streams included. An
-// empty token sends none.
+// empty token sends none until one is found (see Client).
 func NewClientWithToken(addr, token string) *Client {
 	base := addr
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
 	base = strings.TrimRight(base, "/")
-	hc := &http.Client{}
-	if token != "" {
-		host := ""
-		if u, err := url.Parse(base); err == nil {
-			host = u.Host
-		}
-		hc.Transport = &bearer{next: http.DefaultTransport, token: token, host: host}
+	c := &Client{base: base, token: token}
+	host := ""
+	if u, err := url.Parse(base); err == nil {
+		host = u.Host
+		name := u.Hostname()
+		ip := net.ParseIP(name)
+		c.loopback = name == "localhost" || (ip != nil && ip.IsLoopback())
 	}
-	return &Client{base: base, http: hc}
+	c.http = &http.Client{Transport: &bearer{next: http.DefaultTransport, client: c, host: host}}
+	return c
 }
 
-// bearer adds the token to every request the client sends to its
+// Token returns the token the client sends ("" for none yet).
+func (c *Client) Token() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.token
+}
+
+// bearer adds the client's token to every request it sends to its
 // controller, whichever method built the request.
 type bearer struct {
-	next  http.RoundTripper
-	token string
+	next   http.RoundTripper
+	client *Client
 	// host is the controller's: the token is never sent anywhere else,
 	// should a response ever redirect.
 	host string
 }
 
 func (b *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Host != b.host || req.Header.Get("Authorization") != "" {
+	tok := b.client.Token()
+	if tok == "" || req.URL.Host != b.host || req.Header.Get("Authorization") != "" {
 		return b.next.RoundTrip(req)
 	}
 	// A RoundTripper must not change the caller's request.
 	req = req.Clone(req.Context())
-	req.Header.Set("Authorization", "Bearer "+b.token)
+	req.Header.Set("Authorization", "Bearer "+tok)
 	return b.next.RoundTrip(req)
 }
 
@@ -83,30 +108,67 @@ func IsNotFound(err error) bool {
 	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
 }
 
-func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
+// send makes one request; a 401 from a controller on this host is tried
+// again once with the local admin token, when this client has none and
+// may read it. The caller closes the body.
+func (c *Client) send(ctx context.Context, method, path string, body []byte, header http.Header) (*http.Response, error) {
+	for retried := false; ; retried = true {
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 		if err != nil {
+			return nil, err
+		}
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("cannot reach autoheal at %s (is `autoheal serve` running? set --addr): %w", c.base, err)
+		}
+		if resp.StatusCode != http.StatusUnauthorized || retried || !c.loopback || c.Token() != "" {
+			return resp, nil
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		var e wire.Error
+		if json.Unmarshal(b, &e) != nil || e.TokenFile == "" {
+			return resp, nil
+		}
+		tok, err := localToken(c.base, e.TokenFile)
+		if err != nil {
+			e.Error += fmt.Sprintf(" (this process cannot use it: %v; run as its owner, or pass --token)", err)
+			b, _ = json.Marshal(e)
+			resp.Body = io.NopCloser(bytes.NewReader(b))
+			return resp, nil
+		}
+		c.mu.Lock()
+		c.token = tok
+		c.mu.Unlock()
+	}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var b []byte
+	header := http.Header{}
+	if body != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+		header.Set("Content-Type", "application/json")
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	resp, err := c.send(ctx, method, path, b, header)
 	if err != nil {
 		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach autoheal at %s (is `autoheal serve` running? set --addr): %w", c.base, err)
 	}
 	defer resp.Body.Close()
 	return decodeResponse(resp, out)
@@ -114,10 +176,13 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 
 func decodeResponse(resp *http.Response, out any) error {
 	if resp.StatusCode >= 300 {
-		var e Error
+		var e wire.Error
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(b))
+		}
+		if e.Error == "" {
+			e.Error = resp.Status
 		}
 		return &APIError{Status: resp.StatusCode, Code: e.Code, Msg: e.Error}
 	}
@@ -131,39 +196,50 @@ func decodeResponse(resp *http.Response, out any) error {
 }
 
 // Version returns the server's version.
-func (c *Client) Version(ctx context.Context) (Version, error) {
-	var v Version
+func (c *Client) Version(ctx context.Context) (wire.Version, error) {
+	var v wire.Version
 	return v, c.do(ctx, "GET", "/v1/version", nil, &v)
 }
 
 // Status returns every group and instance; all includes terminated ones.
-func (c *Client) Status(ctx context.Context, all bool) (Status, error) {
-	var s Status
+func (c *Client) Status(ctx context.Context, all bool) (wire.Status, error) {
+	var s wire.Status
 	return s, c.do(ctx, "GET", "/v1/status?all="+strconv.FormatBool(all), nil, &s)
 }
 
 // Group returns one group.
-func (c *Client) Group(ctx context.Context, name string) (group.Snapshot, error) {
-	var s group.Snapshot
+func (c *Client) Group(ctx context.Context, name string) (wire.Group, error) {
+	var s wire.Group
 	return s, c.do(ctx, "GET", "/v1/groups/"+url.PathEscape(name), nil, &s)
 }
 
 // Scale changes a group's capacity.
-func (c *Client) Scale(ctx context.Context, name string, req ScaleRequest) (group.Snapshot, error) {
-	var s group.Snapshot
+func (c *Client) Scale(ctx context.Context, name string, req wire.ScaleRequest) (wire.Group, error) {
+	var s wire.Group
 	return s, c.do(ctx, "POST", "/v1/groups/"+url.PathEscape(name)+"/scale", req, &s)
 }
 
 // Instance returns one instance.
-func (c *Client) Instance(ctx context.Context, id string) (store.Instance, error) {
-	var in store.Instance
+func (c *Client) Instance(ctx context.Context, id string) (wire.Instance, error) {
+	var in wire.Instance
 	return in, c.do(ctx, "GET", "/v1/instances/"+url.PathEscape(id), nil, &in)
 }
 
+// Metadata returns an instance's metadata document.
+func (c *Client) Metadata(ctx context.Context, id string) (wire.Metadata, error) {
+	var md wire.Metadata
+	return md, c.do(ctx, "GET", "/v1/instances/"+url.PathEscape(id)+"/metadata", nil, &md)
+}
+
 // Terminate terminates an instance.
-func (c *Client) Terminate(ctx context.Context, id string, decrement bool) (store.Instance, error) {
-	var in store.Instance
-	return in, c.do(ctx, "POST", "/v1/instances/"+url.PathEscape(id)+"/terminate", TerminateRequest{Decrement: decrement}, &in)
+func (c *Client) Terminate(ctx context.Context, id string, decrement bool) (wire.Instance, error) {
+	var in wire.Instance
+	return in, c.do(ctx, "POST", "/v1/instances/"+url.PathEscape(id)+"/terminate", wire.TerminateRequest{Decrement: decrement}, &in)
+}
+
+// RestartInstance restarts an instance in place.
+func (c *Client) RestartInstance(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodPost, "/v1/instances/"+url.PathEscape(id)+"/restart", nil, nil)
 }
 
 // EventsQuery selects events.
@@ -191,13 +267,13 @@ func (q EventsQuery) values() url.Values {
 }
 
 // Events returns journal events.
-func (c *Client) Events(ctx context.Context, q EventsQuery) ([]store.Event, error) {
-	var evs []store.Event
+func (c *Client) Events(ctx context.Context, q EventsQuery) ([]wire.Event, error) {
+	var evs []wire.Event
 	return evs, c.do(ctx, "GET", "/v1/events?"+q.values().Encode(), nil, &evs)
 }
 
 // FollowEvents streams events to fn until ctx ends or fn returns an error.
-func (c *Client) FollowEvents(ctx context.Context, q EventsQuery, fn func(store.Event) error) error {
+func (c *Client) FollowEvents(ctx context.Context, q EventsQuery, fn func(wire.Event) error) error {
 	v := q.values()
 	v.Set("follow", "true")
 	resp, err := c.stream(ctx, "/v1/events?"+v.Encode())
@@ -212,7 +288,7 @@ func (c *Client) FollowEvents(ctx context.Context, q EventsQuery, fn func(store.
 		if !strings.HasPrefix(line, "data: ") {
 			continue
 		}
-		var ev store.Event
+		var ev wire.Event
 		if err := json.Unmarshal([]byte(line[len("data: "):]), &ev); err != nil || ev.Seq == 0 {
 			continue
 		}
@@ -266,13 +342,9 @@ func (c *Client) Logs(ctx context.Context, q LogsQuery, w io.Writer) error {
 // stream GETs a long-lived response (no client timeout: it lasts until ctx
 // ends). The caller closes the body.
 func (c *Client) stream(ctx context.Context, path string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", c.base+path, nil)
+	resp, err := c.send(ctx, "GET", path, nil, nil)
 	if err != nil {
 		return nil, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach autoheal at %s: %w", c.base, err)
 	}
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()

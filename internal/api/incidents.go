@@ -1,17 +1,15 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/autoheal/autoheal/internal/remediation"
 )
 
-func (h *Handler) incidents() (*remediation.Manager, error) {
+func (h *Handler) incidents() (Incidents, error) {
 	if h.deps.Incidents == nil {
 		return nil, fmt.Errorf("%w: incidents are not enabled in this controller", errNotFound)
 	}
@@ -51,16 +49,4 @@ func (h *Handler) getIncident(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, inc)
-}
-
-// Incidents lists the newest incidents.
-func (c *Client) Incidents(ctx context.Context, limit int) ([]remediation.Incident, error) {
-	var out []remediation.Incident
-	return out, c.do(ctx, http.MethodGet, "/v1/incidents?limit="+strconv.Itoa(limit), nil, &out)
-}
-
-// Incident returns one incident with its timeline.
-func (c *Client) Incident(ctx context.Context, id string) (remediation.Incident, error) {
-	var out remediation.Incident
-	return out, c.do(ctx, http.MethodGet, "/v1/incidents/"+url.PathEscape(id), nil, &out)
 }

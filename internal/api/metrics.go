@@ -3,10 +3,8 @@ package api
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -15,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/metrics"
 )
 
@@ -22,7 +21,7 @@ import (
 // GetMetricStatistics and ListMetrics:
 //
 // POST /v1/metrics takes {"Namespace": ..., "MetricData": [datum...]}
-// (metrics.PutRequest; at most 1000 datums and MaxMetricsBody bytes). A
+// (wire.PutRequest; at most 1000 datums and MaxMetricsBody bytes). A
 // datum that is wrong is refused alone and the others are stored: the
 // answer is 200 with {"accepted": n, "errors": []} when every datum was
 // stored, else 400 with the same body plus "error" and "code", "errors"
@@ -34,8 +33,11 @@ import (
 // An instance pushes with the identity it was given: a request carrying
 // the header X-Autoheal-Instance: <id> (the instance's AUTOHEAL_INSTANCE_ID)
 // has InstanceId=<id> added to every datum without an InstanceId
-// dimension. A datum that has one keeps it. (Auth tokens, which will bind
-// the header to the caller, come later.)
+// dimension. A datum that has one keeps it. A push made with an
+// instance's credential (whose group is not granted operator) is that
+// instance's: the header may only name it, every datum without InstanceId
+// gets it, and a datum naming another instance refuses the whole push
+// with 403.
 //
 // GET /v1/metrics/statistics answers a GetMetricStatistics query from
 // parameters: Namespace and MetricName; Dimension=Name=Value, repeated
@@ -49,34 +51,18 @@ import (
 // GET /v1/metrics lists the series (filters Namespace, MetricName) with
 // their memory.
 
-// Bounds of POST /v1/metrics.
+// Names of POST /v1/metrics.
 const (
-	// MaxMetricsBody bounds a PutMetricData body: 1000 datums of 150 values
-	// each fit.
-	MaxMetricsBody = 4 << 20
 	// InstanceHeader names the instance a push comes from.
 	InstanceHeader = "X-Autoheal-Instance"
 	// ReservedNamespace prefixes the built-in metrics' namespaces.
 	ReservedNamespace = "Autoheal/"
+	// dimInstance is the dimension that names an instance.
+	dimInstance = "InstanceId"
 )
 
-// PutMetricDataResponse is the body of POST /v1/metrics.
-type PutMetricDataResponse struct {
-	Accepted int          `json:"accepted"`
-	Errors   []DatumError `json:"errors"`
-	// Error and Code are set when some datum was refused (status 400).
-	Error string `json:"error,omitempty"`
-	Code  string `json:"code,omitempty"`
-}
-
-// DatumError is why one datum was refused.
-type DatumError struct {
-	Index int    `json:"index"`
-	Error string `json:"error"`
-}
-
-// ListMetricsResponse is the body of GET /v1/metrics.
-type ListMetricsResponse struct {
+// listMetricsBody is the body of GET /v1/metrics (wire.ListMetricsResponse).
+type listMetricsBody struct {
 	Metrics []metrics.SeriesInfo `json:"Metrics"`
 	// Series and Bytes count every series, not only those listed.
 	Series     int    `json:"Series"`
@@ -88,7 +74,7 @@ type ListMetricsResponse struct {
 
 // metricsStore returns the store, or an error answered 404 when the
 // controller keeps no metrics.
-func (h *Handler) metricsStore() (*metrics.Store, error) {
+func (h *Handler) metricsStore() (Metrics, error) {
 	if h.deps.Metrics == nil {
 		return nil, fmt.Errorf("%w: metrics are not enabled", errNotFound)
 	}
@@ -106,7 +92,7 @@ func metricsError(err error) error {
 	return err
 }
 
-// bodies recycles request buffers: the decoder copies what it keeps.
+// bodies recycles request buffers: the decoders copy what they keep.
 var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (h *Handler) putMetricData(w http.ResponseWriter, r *http.Request) {
@@ -118,30 +104,13 @@ func (h *Handler) putMetricData(w http.ResponseWriter, r *http.Request) {
 	buf := bodies.Get().(*bytes.Buffer)
 	defer bodies.Put(buf)
 	buf.Reset()
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxMetricsBody)); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, fmt.Errorf("%w: body larger than %d bytes: split the batch", errInvalid, MaxMetricsBody))
-			return
-		}
-		writeError(w, fmt.Errorf("%w: body: %v", errInvalid, err))
+	if err := readBody(w, r, MaxMetricsBody, buf); err != nil {
+		writeError(w, err)
 		return
 	}
-	req, decErrs, err := metrics.DecodePut(buf.Bytes(), st.Limits().MaxBatch)
+	req, decErrs, err := decodePut(buf.Bytes(), st.Limits().MaxBatch)
 	if err != nil {
-		writeError(w, metricsError(err))
-		return
-	}
-	if err := metrics.CheckNamespace(req.Namespace); err != nil {
-		writeError(w, metricsError(err))
-		return
-	}
-	if strings.HasPrefix(req.Namespace, ReservedNamespace) {
-		writeError(w, fmt.Errorf("%w: namespace %q: %s is reserved for autoheal's own metrics", errInvalid, req.Namespace, ReservedNamespace))
-		return
-	}
-	if len(req.MetricData) == 0 {
-		writeError(w, fmt.Errorf("%w: no datums: give MetricData", errInvalid))
+		writeError(w, err)
 		return
 	}
 	// The datums that decoded go to the store; idx maps them back.
@@ -154,12 +123,9 @@ func (h *Handler) putMetricData(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if id := r.Header.Get(InstanceHeader); id != "" {
-		for i := range data {
-			if !slices.ContainsFunc(data[i].Dimensions, func(d metrics.Dimension) bool { return d.Name == "InstanceId" }) {
-				data[i].Dimensions = append(slices.Clip(data[i].Dimensions), metrics.Dimension{Name: "InstanceId", Value: id})
-			}
-		}
+	if err := bindInstance(r, data, idx); err != nil {
+		writeError(w, err)
+		return
 	}
 	putErrs := st.Put(req.Namespace, data)
 	if len(data) > 0 && len(putErrs) == len(data) && putErrs[0] != nil {
@@ -168,10 +134,73 @@ func (h *Handler) putMetricData(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	resp := PutMetricDataResponse{Errors: []DatumError{}}
+	status, resp := putResponse(len(req.MetricData), decErrs, putErrs, idx)
+	writeJSON(w, status, resp)
+}
+
+// decodePut parses a PutMetricData body and checks it as a whole: a body
+// that is not JSON, or wrong as a whole, is an error and nothing is kept;
+// errs has one entry per datum (nil: it decoded) when some did not.
+func decodePut(body []byte, maxBatch int) (metrics.PutRequest, []error, error) {
+	req, errs, err := metrics.DecodePut(body, maxBatch)
+	if err != nil {
+		return req, nil, metricsError(err)
+	}
+	if err := metrics.CheckNamespace(req.Namespace); err != nil {
+		return req, nil, metricsError(err)
+	}
+	if strings.HasPrefix(req.Namespace, ReservedNamespace) {
+		return req, nil, fmt.Errorf("%w: namespace %q: %s is reserved for autoheal's own metrics", errInvalid, req.Namespace, ReservedNamespace)
+	}
+	if len(req.MetricData) == 0 {
+		return req, nil, fmt.Errorf("%w: no datums: give MetricData", errInvalid)
+	}
+	return req, errs, nil
+}
+
+// bindInstance adds InstanceId to the datums that have none, for the
+// instance the push comes from: the caller's, when its credential is bound
+// to an instance, else the one X-Autoheal-Instance names. A bound caller
+// may not push for another instance: the push is refused whole. idx maps
+// data back to the request's indexes (nil: the same).
+func bindInstance(r *http.Request, data []metrics.Datum, idx []int) error {
+	id := r.Header.Get(InstanceHeader)
+	if bound := caller(r.Context()).boundInstance(); bound != "" {
+		if id != "" && id != bound {
+			return fmt.Errorf("%w: %s %q: this credential is instance %s's, and an instance pushes its own metrics only", errForbidden, InstanceHeader, id, bound)
+		}
+		id = bound
+		for j, d := range data {
+			for _, dim := range d.Dimensions {
+				if dim.Name == dimInstance && dim.Value != bound {
+					i := j
+					if idx != nil {
+						i = idx[j]
+					}
+					return fmt.Errorf("%w: datum %d: %s=%s: this credential is instance %s's, and an instance pushes its own metrics only", errForbidden, i, dimInstance, dim.Value, bound)
+				}
+			}
+		}
+	}
+	if id == "" {
+		return nil
+	}
+	for i := range data {
+		if !slices.ContainsFunc(data[i].Dimensions, func(d metrics.Dimension) bool { return d.Name == dimInstance }) {
+			data[i].Dimensions = append(slices.Clip(data[i].Dimensions), metrics.Dimension{Name: dimInstance, Value: id})
+		}
+	}
+	return nil
+}
+
+// putResponse says what was stored of n datums: 200 when all were, else
+// 400 naming each refused one by its index in the request. idx maps the
+// store's answers back to the request (nil: the same).
+func putResponse(n int, decErrs, putErrs []error, idx []int) (int, wire.PutMetricDataResponse) {
+	resp := wire.PutMetricDataResponse{Errors: []wire.DatumError{}}
 	for i, e := range decErrs {
 		if e != nil {
-			resp.Errors = append(resp.Errors, DatumError{Index: i, Error: e.Error()})
+			resp.Errors = append(resp.Errors, wire.DatumError{Index: i, Error: e.Error()})
 		}
 	}
 	for j, e := range putErrs {
@@ -186,85 +215,36 @@ func (h *Handler) putMetricData(w http.ResponseWriter, r *http.Request) {
 		if errors.As(e, &de) {
 			de.Index = i // its index in the request
 		}
-		resp.Errors = append(resp.Errors, DatumError{Index: i, Error: e.Error()})
+		resp.Errors = append(resp.Errors, wire.DatumError{Index: i, Error: e.Error()})
 	}
-	resp.Accepted = len(req.MetricData) - len(resp.Errors)
+	resp.Accepted = n - len(resp.Errors)
 	if len(resp.Errors) == 0 {
-		writeJSON(w, http.StatusOK, resp)
-		return
+		return http.StatusOK, resp
 	}
-	slices.SortFunc(resp.Errors, func(a, b DatumError) int { return a.Index - b.Index })
+	slices.SortFunc(resp.Errors, func(a, b wire.DatumError) int { return a.Index - b.Index })
 	kept := "the others are stored"
 	if resp.Accepted == 0 {
 		kept = "none stored"
 	}
-	resp.Error = fmt.Sprintf("%d of %d datums refused (%s): %s", len(resp.Errors), len(req.MetricData), kept, resp.Errors[0].Error)
+	resp.Error = fmt.Sprintf("%d of %d datums refused (%s): %s", len(resp.Errors), n, kept, resp.Errors[0].Error)
 	if len(resp.Errors) > 1 {
 		resp.Error += fmt.Sprintf(" (and %d more)", len(resp.Errors)-1)
 	}
 	resp.Code = "invalid"
 	// A partial success is still a client error to fix; the body says
 	// exactly what was kept.
-	writeJSON(w, http.StatusBadRequest, resp)
+	return http.StatusBadRequest, resp
 }
-
-// ParseTime reads a time for the metric endpoints: RFC 3339, Unix
-// seconds, "now", or a duration before (-10m) or after (+10m) now.
-func ParseTime(s string, now time.Time) (time.Time, error) {
-	switch {
-	case s == "now":
-		return now, nil
-	case strings.HasPrefix(s, "-") || strings.HasPrefix(s, "+"):
-		d, err := time.ParseDuration(s[1:])
-		if err != nil {
-			return time.Time{}, fmt.Errorf("time %q: give RFC 3339, Unix seconds, now, or -DURATION like -10m", s)
-		}
-		if s[0] == '-' {
-			d = -d
-		}
-		return now.Add(d), nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	if sec, err := strconv.ParseFloat(s, 64); err == nil && sec > 0 && sec < 1e11 {
-		return time.Unix(0, int64(sec*1e9)).UTC(), nil
-	}
-	return time.Time{}, fmt.Errorf("time %q: give RFC 3339, Unix seconds, now, or -DURATION like -10m", s)
-}
-
-// ParsePeriod reads a period: seconds (60) or a duration (1m).
-func ParsePeriod(s string) (time.Duration, error) {
-	if n, err := strconv.Atoi(s); err == nil && n > 0 {
-		return time.Duration(n) * time.Second, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return d, nil
-	}
-	return 0, fmt.Errorf("period %q: give seconds (60) or a duration (1m)", s)
-}
-
-// ParseDimension reads Name=Value.
-func ParseDimension(s string) (metrics.Dimension, error) {
-	name, value, ok := strings.Cut(s, "=")
-	if !ok || name == "" {
-		return metrics.Dimension{}, fmt.Errorf("dimension %q: give Name=Value", s)
-	}
-	return metrics.Dimension{Name: name, Value: value}, nil
-}
-
-// DefaultStatistics are answered when a query names none.
-var DefaultStatistics = []string{metrics.SampleCount, metrics.Average, metrics.Minimum, metrics.Maximum}
 
 // statisticsQuery reads a GET /v1/metrics/statistics query.
 func statisticsQuery(v url.Values, now time.Time) (metrics.Query, error) {
 	q := metrics.Query{Namespace: v.Get("Namespace"), MetricName: v.Get("MetricName"), Unit: metrics.Unit(v.Get("Unit"))}
 	for _, s := range append(v["Dimension"], v["dimension"]...) {
-		d, err := ParseDimension(s)
+		d, err := wire.ParseDimension(s)
 		if err != nil {
 			return q, err
 		}
-		q.Dimensions = append(q.Dimensions, d)
+		q.Dimensions = append(q.Dimensions, metrics.Dimension{Name: d.Name, Value: d.Value})
 	}
 	for n := 1; n <= metrics.MaxDimensions; n++ {
 		p := "Dimensions.member." + strconv.Itoa(n)
@@ -279,19 +259,19 @@ func statisticsQuery(v url.Values, now time.Time) (metrics.Query, error) {
 	// first instant.
 	q.EndTime = now.Add(time.Nanosecond)
 	if s := v.Get("EndTime"); s != "" {
-		if q.EndTime, err = ParseTime(s, now); err != nil {
+		if q.EndTime, err = wire.ParseTime(s, now); err != nil {
 			return q, err
 		}
 	}
 	q.StartTime = q.EndTime.Add(-time.Hour)
 	if s := v.Get("StartTime"); s != "" {
-		if q.StartTime, err = ParseTime(s, now); err != nil {
+		if q.StartTime, err = wire.ParseTime(s, now); err != nil {
 			return q, err
 		}
 	}
 	q.Period = time.Minute
 	if s := v.Get("Period"); s != "" {
-		if q.Period, err = ParsePeriod(s); err != nil {
+		if q.Period, err = wire.ParsePeriod(s); err != nil {
 			return q, err
 		}
 	}
@@ -303,7 +283,7 @@ func statisticsQuery(v url.Values, now time.Time) (metrics.Query, error) {
 		}
 	}
 	if len(q.Statistics) == 0 {
-		q.Statistics = DefaultStatistics
+		q.Statistics = wire.DefaultStatistics
 	}
 	return q, nil
 }
@@ -335,7 +315,7 @@ func (h *Handler) listMetrics(w http.ResponseWriter, r *http.Request) {
 	}
 	ns, name := r.URL.Query().Get("Namespace"), r.URL.Query().Get("MetricName")
 	lim := st.Limits()
-	resp := ListMetricsResponse{Metrics: []metrics.SeriesInfo{}, MaxSeries: lim.MaxSeries,
+	resp := listMetricsBody{Metrics: []metrics.SeriesInfo{}, MaxSeries: lim.MaxSeries,
 		Resolution: lim.Resolution.String(), Retention: lim.Retention.String()}
 	for _, in := range st.Series() {
 		resp.Series++
@@ -345,86 +325,4 @@ func (h *Handler) listMetrics(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, resp)
-}
-
-// PutMetricData sends datums; instance, when not empty, is sent as
-// X-Autoheal-Instance. When some datum is refused the error is an
-// *APIError and the response still says what was stored and why the
-// others were not.
-func (c *Client) PutMetricData(ctx context.Context, instance string, req metrics.PutRequest) (PutMetricDataResponse, error) {
-	var out PutMetricDataResponse
-	b, err := json.Marshal(req)
-	if err != nil {
-		return out, err
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/metrics", bytes.NewReader(b))
-	if err != nil {
-		return out, err
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	if instance != "" {
-		hr.Header.Set(InstanceHeader, instance)
-	}
-	resp, err := c.http.Do(hr)
-	if err != nil {
-		return out, fmt.Errorf("cannot reach autoheal at %s (is `autoheal serve` running? set --addr): %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		return out, decodeResponse(resp, &out)
-	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if json.Unmarshal(body, &out) != nil || out.Error == "" {
-		out = PutMetricDataResponse{}
-		return out, decodeResponse(&http.Response{StatusCode: resp.StatusCode, Body: io.NopCloser(bytes.NewReader(body))}, nil)
-	}
-	return out, &APIError{Status: resp.StatusCode, Code: out.Code, Msg: out.Error}
-}
-
-// StatisticsQuery is a GET /v1/metrics/statistics query. Times and the
-// period are sent as written, so that relative times (-1h) are the
-// server's.
-type StatisticsQuery struct {
-	Namespace, MetricName string
-	Dimensions            []metrics.Dimension
-	StartTime, EndTime    string
-	Period                string
-	Statistics            []string
-	Unit                  string
-}
-
-// MetricStatistics answers a GetMetricStatistics query.
-func (c *Client) MetricStatistics(ctx context.Context, q StatisticsQuery) (metrics.Result, error) {
-	v := url.Values{"Namespace": {q.Namespace}, "MetricName": {q.MetricName}}
-	for _, d := range q.Dimensions {
-		v.Add("Dimension", d.Name+"="+d.Value)
-	}
-	for k, s := range map[string]string{"StartTime": q.StartTime, "EndTime": q.EndTime, "Period": q.Period, "Unit": q.Unit} {
-		if s != "" {
-			v.Set(k, s)
-		}
-	}
-	if len(q.Statistics) > 0 {
-		v.Set("Statistics", strings.Join(q.Statistics, ","))
-	}
-	var out metrics.Result
-	return out, c.do(ctx, http.MethodGet, "/v1/metrics/statistics?"+v.Encode(), nil, &out)
-}
-
-// ListMetrics lists series, optionally of one namespace and metric.
-func (c *Client) ListMetrics(ctx context.Context, namespace, metric string) (ListMetricsResponse, error) {
-	v := url.Values{}
-	if namespace != "" {
-		v.Set("Namespace", namespace)
-	}
-	if metric != "" {
-		v.Set("MetricName", metric)
-	}
-	var out ListMetricsResponse
-	return out, c.do(ctx, http.MethodGet, "/v1/metrics?"+v.Encode(), nil, &out)
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/metrics"
 )
 
@@ -30,14 +31,18 @@ func metricsServer(t testing.TB) (*Client, *metrics.Store, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv := httptest.NewServer(New(Deps{Metrics: st, Logger: slog.New(slog.DiscardHandler)}))
+	creds := testCredentials(t)
+	srv := httptest.NewServer(New(Deps{Metrics: st, Credentials: creds, Logger: slog.New(slog.DiscardHandler)}))
 	t.Cleanup(srv.Close)
-	return NewClient(srv.URL), st, srv.URL
+	return NewClientWithToken(srv.URL, creds.AdminToken()), st, srv.URL
 }
 
-func post(t *testing.T, url, body string, header ...string) (int, PutMetricDataResponse, string) {
+// post sends a metrics body as c's caller, with header's pairs.
+func post(t *testing.T, c *Client, url, body string, header ...string) (int, wire.PutMetricDataResponse, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url+"/v1/metrics", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.Token())
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
@@ -47,7 +52,7 @@ func post(t *testing.T, url, body string, header ...string) (int, PutMetricDataR
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var out PutMetricDataResponse
+	var out wire.PutMetricDataResponse
 	json.Unmarshal(b, &out)
 	return resp.StatusCode, out, string(b)
 }
@@ -56,9 +61,9 @@ func TestPutMetricData(t *testing.T) {
 	c, st, url := metricsServer(t)
 	ctx := context.Background()
 
-	resp, err := c.PutMetricData(ctx, "i-0abc", metrics.PutRequest{Namespace: "App", MetricData: []metrics.Datum{
+	resp, err := c.PutMetricData(ctx, "i-0abc", wire.PutRequest{Namespace: "App", MetricData: []wire.Datum{
 		{MetricName: "Latency", Values: []float64{10, 20, 30}, Counts: []float64{1, 1, 2}, Unit: "Milliseconds"},
-		{MetricName: "Latency", Dimensions: []metrics.Dimension{{Name: "InstanceId", Value: "i-other"}}, Value: 5, Unit: "Milliseconds"},
+		{MetricName: "Latency", Dimensions: []wire.Dimension{{Name: "InstanceId", Value: "i-other"}}, Value: 5, Unit: "Milliseconds"},
 		{MetricName: "Queue", Value: 0, Timestamp: metricsNow.Add(-time.Minute)},
 	}})
 	if err != nil || resp.Accepted != 3 || len(resp.Errors) != 0 {
@@ -71,7 +76,7 @@ func TestPutMetricData(t *testing.T) {
 	}
 
 	t.Run("some datums refused", func(t *testing.T) {
-		code, out, raw := post(t, url, `{"Namespace": "App", "MetricData": [
+		code, out, raw := post(t, c, url, `{"Namespace": "App", "MetricData": [
 			{"MetricName": "Partial", "Value": 1},
 			{"MetricName": "Partial", "Value": "x"},
 			{"MetricName": "Partial", "Values": [1, 2], "Counts": [1]},
@@ -100,7 +105,7 @@ func TestPutMetricData(t *testing.T) {
 			t.Errorf("the good datums: %+v, %v", res, err)
 		}
 		// The client returns the same detail with an error.
-		resp, err := c.PutMetricData(ctx, "", metrics.PutRequest{Namespace: "App", MetricData: []metrics.Datum{{MetricName: "Partial", Value: 1, Unit: "Seconds"}, {MetricName: "", Value: 1}}})
+		resp, err := c.PutMetricData(ctx, "", wire.PutRequest{Namespace: "App", MetricData: []wire.Datum{{MetricName: "Partial", Value: 1, Unit: "Seconds"}, {MetricName: "", Value: 1}}})
 		var ae *APIError
 		if !errors.As(err, &ae) || ae.Status != 400 || resp.Accepted != 1 || len(resp.Errors) != 1 || resp.Errors[0].Index != 1 {
 			t.Errorf("client: %+v, %v", resp, err)
@@ -116,12 +121,16 @@ func TestPutMetricData(t *testing.T) {
 			{`{"Namespace": "", "MetricData": [{"MetricName": "m", "Value": 1}]}`, "Namespace is empty"},
 			{`{"Namespace": "App", "MetricData": []}`, "no datums: give MetricData"},
 			{big, "more than 1000 datums in MetricData: split the batch"},
-			{`{"Namespace": "App", "MetricData": [{"MetricName": "m", "Values": [` + strings.Repeat("1,", MaxMetricsBody/2) + `1]}]}`, "body larger than 4194304 bytes"},
 		} {
-			code, out, raw := post(t, url, tc.body)
+			code, out, raw := post(t, c, url, tc.body)
 			if code != http.StatusBadRequest || out.Accepted != 0 || !strings.Contains(raw, tc.want) || !strings.Contains(raw, `"code": "invalid"`) {
 				t.Errorf("%.60s: %d %s", tc.body, code, raw)
 			}
+		}
+		huge := `{"Namespace": "App", "MetricData": [{"MetricName": "m", "Values": [` + strings.Repeat("1,", MaxMetricsBody/2) + `1]}]}`
+		if code, _, raw := post(t, c, url, huge); code != http.StatusRequestEntityTooLarge ||
+			!strings.Contains(raw, "the body of POST /v1/metrics is limited to 4194304 bytes") || !strings.Contains(raw, `"code": "too_large"`) {
+			t.Errorf("a body over the limit: %d %s", code, raw)
 		}
 		if infos := st.Series(); len(infos) != 4 {
 			t.Errorf("a refused body stored something: %v", infos)
@@ -132,19 +141,19 @@ func TestPutMetricData(t *testing.T) {
 func TestMetricStatistics(t *testing.T) {
 	c, st, url := metricsServer(t)
 	ctx := context.Background()
-	var data []metrics.Datum
+	var data []wire.Datum
 	for m := range 10 {
 		vals := make([]float64, 100)
 		for i := range vals {
 			vals[i] = float64(i + 1)
 		}
-		data = append(data, metrics.Datum{MetricName: "Latency", Timestamp: metricsNow.Add(time.Duration(m-10) * time.Minute),
-			Dimensions: []metrics.Dimension{{Name: "InstanceId", Value: "i-01"}, {Name: "Group", Value: "web"}}, Values: vals, Unit: "Milliseconds"})
+		data = append(data, wire.Datum{MetricName: "Latency", Timestamp: metricsNow.Add(time.Duration(m-10) * time.Minute),
+			Dimensions: []wire.Dimension{{Name: "InstanceId", Value: "i-01"}, {Name: "Group", Value: "web"}}, Values: vals, Unit: "Milliseconds"})
 	}
-	if _, err := c.PutMetricData(ctx, "", metrics.PutRequest{Namespace: "App", MetricData: data}); err != nil {
+	if _, err := c.PutMetricData(ctx, "", wire.PutRequest{Namespace: "App", MetricData: data}); err != nil {
 		t.Fatal(err)
 	}
-	dims := []metrics.Dimension{{Name: "Group", Value: "web"}, {Name: "InstanceId", Value: "i-01"}}
+	dims := []wire.Dimension{{Name: "Group", Value: "web"}, {Name: "InstanceId", Value: "i-01"}}
 	res, err := c.MetricStatistics(ctx, StatisticsQuery{Namespace: "App", MetricName: "Latency", Dimensions: dims,
 		StartTime: "-10m", Period: "5m", Statistics: []string{"Average", "Maximum", "SampleCount", "p50", "p99"}})
 	if err != nil || len(res.Datapoints) != 2 {
@@ -158,12 +167,14 @@ func TestMetricStatistics(t *testing.T) {
 	}
 
 	// CloudWatch's own parameter names, defaults for the rest.
-	resp, err := http.Get(url + "/v1/metrics/statistics?Namespace=App&MetricName=Latency&Dimensions.member.1.Name=InstanceId&Dimensions.member.1.Value=i-01" +
-		"&Dimensions.member.2.Name=Group&Dimensions.member.2.Value=web&StartTime=" + metricsNow.Add(-5*time.Minute).Format(time.RFC3339) + "&EndTime=now&Period=300")
+	req, _ := http.NewRequest(http.MethodGet, url+"/v1/metrics/statistics?Namespace=App&MetricName=Latency&Dimensions.member.1.Name=InstanceId&Dimensions.member.1.Value=i-01"+
+		"&Dimensions.member.2.Name=Group&Dimensions.member.2.Value=web&StartTime="+metricsNow.Add(-5*time.Minute).Format(time.RFC3339)+"&EndTime=now&Period=300", nil)
+	req.Header.Set("Authorization", "Bearer "+c.Token())
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r2 metrics.Result
+	var r2 wire.Statistics
 	json.NewDecoder(resp.Body).Decode(&r2)
 	resp.Body.Close()
 	if len(r2.Datapoints) != 1 || r2.Datapoints[0].SampleCount == nil || *r2.Datapoints[0].Minimum != 1 || r2.Datapoints[0].Average == nil {
@@ -180,7 +191,7 @@ func TestMetricStatistics(t *testing.T) {
 		{StatisticsQuery{Namespace: "App", MetricName: "Latency", StartTime: "yesterday"}, `time "yesterday": give RFC 3339`},
 		{StatisticsQuery{Namespace: "App", MetricName: "Latency", Statistics: []string{"Mean"}}, `statistic "Mean"`},
 		{StatisticsQuery{Namespace: "App", MetricName: "Latency", StartTime: "-48h", Period: "10"}, "periods of 10s"},
-		{StatisticsQuery{Namespace: "App", MetricName: "Latency", Dimensions: []metrics.Dimension{{Name: "", Value: "x"}}}, `dimension "=x": give Name=Value`},
+		{StatisticsQuery{Namespace: "App", MetricName: "Latency", Dimensions: []wire.Dimension{{Name: "", Value: "x"}}}, `dimension "=x": give Name=Value`},
 	} {
 		var ae *APIError
 		if _, err := c.MetricStatistics(ctx, tc.q); !errors.As(err, &ae) || ae.Status != 400 || !strings.Contains(err.Error(), tc.want) {
@@ -204,13 +215,13 @@ func TestMetricStatistics(t *testing.T) {
 }
 
 func TestMetricsDisabled(t *testing.T) {
-	srv := httptest.NewServer(New(Deps{Logger: slog.New(slog.DiscardHandler)}))
+	srv := httptest.NewServer(New(Deps{Credentials: testCredentials(t), Logger: slog.New(slog.DiscardHandler)}))
 	defer srv.Close()
 	c := NewClient(srv.URL)
 	if _, err := c.ListMetrics(context.Background(), "", ""); !IsNotFound(err) {
 		t.Errorf("list: %v", err)
 	}
-	if _, err := c.PutMetricData(context.Background(), "", metrics.PutRequest{Namespace: "App", MetricData: []metrics.Datum{{MetricName: "m"}}}); !IsNotFound(err) {
+	if _, err := c.PutMetricData(context.Background(), "", wire.PutRequest{Namespace: "App", MetricData: []wire.Datum{{MetricName: "m"}}}); !IsNotFound(err) {
 		t.Errorf("put: %v", err)
 	}
 }
@@ -225,12 +236,12 @@ func TestParseTime(t *testing.T) {
 		"1714651200":                time.Date(2024, 5, 2, 12, 0, 0, 0, time.UTC),
 		"1714651200.5":              time.Date(2024, 5, 2, 12, 0, 0, 5e8, time.UTC),
 	} {
-		if got, err := ParseTime(in, now); err != nil || !got.Equal(want) {
+		if got, err := wire.ParseTime(in, now); err != nil || !got.Equal(want) {
 			t.Errorf("%s: %v, %v; want %v", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"", "-", "-10", "yesterday", "-1x", "0"} {
-		if _, err := ParseTime(in, now); err == nil {
+		if _, err := wire.ParseTime(in, now); err == nil {
 			t.Errorf("%q: no error", in)
 		}
 	}
@@ -245,12 +256,13 @@ func TestParseTime(t *testing.T) {
 //	go test -run '^$' -bench BenchmarkPutMetricDataHTTP -benchtime 3s ./internal/api/
 func BenchmarkPutMetricDataHTTP(b *testing.B) {
 	var body bytes.Buffer
-	req := metrics.PutRequest{Namespace: "Bench"}
+	req := wire.PutRequest{Namespace: "Bench"}
 	for i := range 1000 {
-		req.MetricData = append(req.MetricData, metrics.Datum{MetricName: "Latency", Unit: "Milliseconds", Value: float64(1 + i%97),
-			Dimensions: []metrics.Dimension{{Name: "Group", Value: "web"}, {Name: "InstanceId", Value: fmt.Sprintf("i-%04d", i)}}})
+		req.MetricData = append(req.MetricData, wire.Datum{MetricName: "Latency", Unit: "Milliseconds", Value: float64(1 + i%97),
+			Dimensions: []wire.Dimension{{Name: "Group", Value: "web"}, {Name: "InstanceId", Value: fmt.Sprintf("i-%04d", i)}}})
 	}
 	json.NewEncoder(&body).Encode(req)
+	benchCreds := testCredentials(b)
 	empty := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
@@ -267,7 +279,7 @@ func BenchmarkPutMetricDataHTTP(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { st.Close() })
-			return New(Deps{Metrics: st, Logger: slog.New(slog.DiscardHandler)})
+			return New(Deps{Metrics: st, Credentials: benchCreds, Logger: slog.New(slog.DiscardHandler)})
 		}},
 	} {
 		b.Run(v.name, func(b *testing.B) {
@@ -281,7 +293,10 @@ func BenchmarkPutMetricDataHTTP(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					resp, err := client.Post(srv.URL+"/v1/metrics", "application/json", bytes.NewReader(body.Bytes()))
+					req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/metrics", bytes.NewReader(body.Bytes()))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Authorization", "Bearer "+benchCreds.AdminToken())
+					resp, err := client.Do(req)
 					if err != nil {
 						b.Error(err)
 						return

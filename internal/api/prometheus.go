@@ -120,12 +120,12 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	if c.deps.Store != nil {
+	if c.deps.Journal != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 		defer cancel()
-		counts, err := c.deps.Store.CountIncidents(ctx)
+		counts, err := c.deps.Journal.CountIncidents(ctx)
 		collectCounts(ch, descIncidents, incidentStatuses, counts, err)
-		counts, err = c.deps.Store.CountExecutions(ctx)
+		counts, err = c.deps.Journal.CountExecutions(ctx)
 		collectCounts(ch, descExecutions, executionStatuses, counts, err)
 	}
 }
@@ -157,7 +157,9 @@ func (c stateCollector) collectGroups(gauge func(*prometheus.Desc, float64, ...s
 }
 
 func (c stateCollector) collectLB(ch chan<- prometheus.Metric, counter func(*prometheus.Desc, int64, ...string)) {
-	// TargetGroups is nil-safe: no load balancers, no series.
+	if c.deps.Balancer == nil {
+		return // no load balancers, no series
+	}
 	for _, h := range c.deps.Balancer.TargetGroups() {
 		for _, t := range h.Targets {
 			ch <- prometheus.MustNewConstMetric(descTargetHealth, prometheus.GaugeValue, 1, h.Name, t.ID, t.State)

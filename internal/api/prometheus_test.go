@@ -159,7 +159,7 @@ func TestPrometheusMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	srv := httptest.NewServer(New(Deps{Store: st, Balancer: bal, Alarms: alarms, Version: "1.2.3", Logger: log}))
+	srv := adminServer(t, Deps{Journal: st, Balancer: TargetGroupsOf(bal), Alarms: alarms, Version: "1.2.3", Logger: log})
 	defer srv.Close()
 
 	// Traffic through the balancer, once the target passed its check: two
@@ -282,7 +282,7 @@ func TestPrometheusMetrics(t *testing.T) {
 // The collector must cope with a controller that has none of the optional
 // parts: no groups, balancer, alarms or store.
 func TestPrometheusMetricsEmptyController(t *testing.T) {
-	srv := httptest.NewServer(New(Deps{Version: "v0", Logger: slog.New(slog.DiscardHandler)}))
+	srv := adminServer(t, Deps{Version: "v0", Logger: slog.New(slog.DiscardHandler)})
 	defer srv.Close()
 	_, fams := scrape(t, srv.URL)
 	if _, ok := value(t, fams, "autoheal_build_info", map[string]string{"version": "v0"}); !ok {

@@ -2,13 +2,17 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/group"
 	"github.com/autoheal/autoheal/internal/runbook"
 	"github.com/autoheal/autoheal/internal/store"
@@ -17,7 +21,7 @@ import (
 // Runbook endpoints: documents, executions, and the instance operations
 // the built-in documents use.
 
-func (h *Handler) runbooks() (*runbook.Engine, *runbook.Library, error) {
+func (h *Handler) runbooks() (Runbooks, Documents, error) {
 	if h.deps.Runbooks == nil || h.deps.Documents == nil {
 		return nil, nil, fmt.Errorf("%w: runbooks are not enabled in this controller", errNotFound)
 	}
@@ -66,25 +70,18 @@ func (h *Handler) getDocument(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d)
 }
 
-// RunRequest is the body of POST /v1/executions.
-type RunRequest struct {
-	Document   string            `json:"document"`
-	Parameters map[string]string `json:"parameters,omitempty"`
-}
-
-// RunResponse names the new execution.
-type RunResponse struct {
-	ID string `json:"id"`
-}
-
 func (h *Handler) startExecution(w http.ResponseWriter, r *http.Request) {
-	eng, _, err := h.runbooks()
-	if err != nil {
+	var req wire.RunRequest
+	if err := decode(w, r, MaxRunBody, &req); err != nil {
 		writeError(w, err)
 		return
 	}
-	var req RunRequest
-	if err := decode(r, &req); err != nil {
+	if req.Document == "" {
+		writeError(w, fmt.Errorf("%w: give document", errInvalid))
+		return
+	}
+	eng, _, err := h.runbooks()
+	if err != nil {
 		writeError(w, err)
 		return
 	}
@@ -93,7 +90,7 @@ func (h *Handler) startExecution(w http.ResponseWriter, r *http.Request) {
 		writeError(w, runbookError(err))
 		return
 	}
-	writeJSON(w, http.StatusCreated, RunResponse{ID: id})
+	writeJSON(w, http.StatusCreated, wire.RunResponse{ID: id})
 }
 
 func (h *Handler) listExecutions(w http.ResponseWriter, r *http.Request) {
@@ -111,21 +108,91 @@ func (h *Handler) listExecutions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, list)
 }
 
+// maxExecutionWait bounds GET /v1/executions/{id}?wait=.
+const maxExecutionWait = time.Minute
+
+// getExecution answers an execution. With ?wait=DURATION and the ETag of
+// the state the caller has in If-None-Match, it answers when the
+// execution changes, or 304 when the wait passes: a client follows an
+// execution without polling, woken by the engine.
 func (h *Handler) getExecution(w http.ResponseWriter, r *http.Request) {
 	eng, _, err := h.runbooks()
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	ex, err := eng.Get(r.Context(), r.PathValue("id"))
+	wait, err := waitParam(r.URL.Query().Get("wait"))
 	if err != nil {
-		writeError(w, runbookError(err))
+		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ex)
+	timeout := time.NewTimer(wait)
+	defer timeout.Stop()
+	id := r.PathValue("id")
+	for {
+		// Taken before the read: a change after it closes the channel.
+		changed := eng.Changed(id)
+		ex, err := eng.Get(r.Context(), id)
+		if err != nil {
+			writeError(w, runbookError(err))
+			return
+		}
+		body, etag := encodeTagged(ex)
+		w.Header().Set("ETag", etag)
+		if wait == 0 || changed == nil || !etagMatch(r.Header.Get("If-None-Match"), etag) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(body)
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			w.WriteHeader(http.StatusNotModified)
+			return
+		case <-r.Context().Done():
+			return
+		case <-h.closing:
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+}
+
+// waitParam reads ?wait=: empty is no wait.
+func waitParam(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 || d > maxExecutionWait {
+		return 0, fmt.Errorf("%w: wait=%q: give a duration from 0s to %s", errInvalid, s, maxExecutionWait)
+	}
+	return d, nil
+}
+
+// encodeTagged encodes v as writeJSON does, with an ETag of the bytes.
+func encodeTagged(v any) ([]byte, string) {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	b = append(b, '\n')
+	sum := sha256.Sum256(b)
+	return b, `"` + hex.EncodeToString(sum[:12]) + `"`
+}
+
+// etagMatch reports whether an If-None-Match header names etag.
+func etagMatch(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		if t = strings.TrimSpace(t); t == etag || strings.TrimPrefix(t, "W/") == etag {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *Handler) cancelExecution(w http.ResponseWriter, r *http.Request) {
+	if err := decode(w, r, MaxBody, &noBody{}); err != nil {
+		writeError(w, err)
+		return
+	}
 	eng, _, err := h.runbooks()
 	if err != nil {
 		writeError(w, err)
@@ -138,26 +205,16 @@ func (h *Handler) cancelExecution(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]string{"id": r.PathValue("id"), "status": "cancelling"})
 }
 
-// ApproveRequest is the body of POST /v1/executions/{id}/approve.
-type ApproveRequest struct {
-	Approver string `json:"approver,omitempty"`
-	// Reject answers no; the step fails.
-	Reject  bool   `json:"reject,omitempty"`
-	Comment string `json:"comment,omitempty"`
-}
-
 func (h *Handler) approveExecution(w http.ResponseWriter, r *http.Request) {
+	var req wire.ApproveRequest
+	if err := decode(w, r, MaxBody, &req); err != nil {
+		writeError(w, err)
+		return
+	}
 	eng, _, err := h.runbooks()
 	if err != nil {
 		writeError(w, err)
 		return
-	}
-	var req ApproveRequest
-	if r.ContentLength != 0 {
-		if err := decode(r, &req); err != nil {
-			writeError(w, err)
-			return
-		}
 	}
 	if req.Approver == "" {
 		req.Approver = "operator"
@@ -171,6 +228,10 @@ func (h *Handler) approveExecution(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) restartInstance(w http.ResponseWriter, r *http.Request) {
+	if err := decode(w, r, MaxBody, &noBody{}); err != nil {
+		writeError(w, err)
+		return
+	}
 	g, _, err := h.findInstance(r.PathValue("id"))
 	if err != nil {
 		writeError(w, err)
@@ -183,17 +244,8 @@ func (h *Handler) restartInstance(w http.ResponseWriter, r *http.Request) {
 	}
 	// Answer once the restart has begun, so that whoever waits for the
 	// instance to be InService again does not see it InService before.
-	in := waitRestartBegun(r.Context(), g, before)
+	in := h.waitRestartBegun(r.Context(), g, before)
 	writeJSON(w, http.StatusAccepted, in)
-}
-
-// Capacity says whether a group is at its desired capacity with every
-// live instance InService.
-type Capacity struct {
-	Desired   int  `json:"desired"`
-	Live      int  `json:"live"`
-	InService int  `json:"in_service"`
-	Complete  bool `json:"complete"`
 }
 
 func (h *Handler) groupCapacity(w http.ResponseWriter, r *http.Request) {
@@ -203,7 +255,7 @@ func (h *Handler) groupCapacity(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := g.Snapshot()
-	c := Capacity{Desired: s.Desired}
+	c := wire.Capacity{Desired: s.Desired}
 	for _, in := range s.Instances {
 		if in.State == group.Terminated {
 			continue
@@ -221,6 +273,10 @@ func (h *Handler) groupCapacity(w http.ResponseWriter, r *http.Request) {
 // named one (checked), or its only one.
 func (h *Handler) resolveTargetGroup(w http.ResponseWriter, r *http.Request) {
 	id, name := r.URL.Query().Get("instance"), r.URL.Query().Get("name")
+	if h.deps.Balancer == nil {
+		writeError(w, fmt.Errorf("%w: no load balancers configured", errNotFound))
+		return
+	}
 	var in []string
 	for _, tg := range h.deps.Balancer.TargetGroups() {
 		for _, t := range tg.Targets {
@@ -247,64 +303,37 @@ func (h *Handler) resolveTargetGroup(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Client methods.
-
-// Documents lists documents.
-func (c *Client) Documents(ctx context.Context) ([]runbook.Summary, error) {
-	var out []runbook.Summary
-	return out, c.do(ctx, http.MethodGet, "/v1/documents", nil, &out)
-}
-
-// Document returns one document.
-func (c *Client) Document(ctx context.Context, name string) (runbook.Document, error) {
-	var out runbook.Document
-	return out, c.do(ctx, http.MethodGet, "/v1/documents/"+url.PathEscape(name), nil, &out)
-}
-
-// Run starts an execution.
-func (c *Client) Run(ctx context.Context, req RunRequest) (string, error) {
-	var out RunResponse
-	return out.ID, c.do(ctx, http.MethodPost, "/v1/executions", req, &out)
-}
-
-// Executions lists the newest executions.
-func (c *Client) Executions(ctx context.Context, limit int) ([]runbook.Execution, error) {
-	var out []runbook.Execution
-	return out, c.do(ctx, http.MethodGet, "/v1/executions?limit="+strconv.Itoa(limit), nil, &out)
-}
-
-// Execution returns one execution.
-func (c *Client) Execution(ctx context.Context, id string) (runbook.Execution, error) {
-	var out runbook.Execution
-	return out, c.do(ctx, http.MethodGet, "/v1/executions/"+url.PathEscape(id), nil, &out)
-}
-
-// CancelExecution cancels a running execution.
-func (c *Client) CancelExecution(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodPost, "/v1/executions/"+url.PathEscape(id)+"/cancel", nil, nil)
-}
-
-// ApproveExecution answers an approve step.
-func (c *Client) ApproveExecution(ctx context.Context, id string, req ApproveRequest) error {
-	return c.do(ctx, http.MethodPost, "/v1/executions/"+url.PathEscape(id)+"/approve", req, nil)
-}
-
-// RestartInstance restarts an instance in place.
-func (c *Client) RestartInstance(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodPost, "/v1/instances/"+url.PathEscape(id)+"/restart", nil, nil)
-}
-
-// waitRestartBegun polls until the instance has left InService or runs a
-// new process, for at most ten seconds. A pid of 0 is no new process: the
-// old one is stopped (and its pid cleared) while the instance is still
-// InService, and it leaves InService only when the new one is launched.
-func waitRestartBegun(ctx context.Context, g *group.Group, before store.Instance) store.Instance {
-	deadline := time.Now().Add(10 * time.Second)
+// waitRestartBegun waits until the instance has left InService or runs a
+// new process, for at most ten seconds, woken by the journal: each step of
+// a restart is an event. A pid of 0 is no new process: the old one is
+// stopped (and its pid cleared) while the instance is still InService, and
+// it leaves InService only when the new one is launched.
+func (h *Handler) waitRestartBegun(ctx context.Context, g Group, before store.Instance) store.Instance {
+	j, err := h.journal()
+	if err != nil {
+		in, _ := g.Instance(before.ID)
+		return in
+	}
+	live, unsubscribe := j.Subscribe(64)
+	defer unsubscribe()
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
 	for {
 		in, ok := g.Instance(before.ID)
-		if !ok || in.State != group.InService || (in.Pid != 0 && in.Pid != before.Pid) || time.Now().After(deadline) || ctx.Err() != nil {
+		if !ok || in.State != group.InService || (in.Pid != 0 && in.Pid != before.Pid) {
 			return in
 		}
-		time.Sleep(2 * time.Millisecond)
+		select {
+		case _, open := <-live:
+			if !open {
+				return in // dropped as a slow subscriber
+			}
+		case <-timeout.C:
+			return in
+		case <-ctx.Done():
+			return in
+		case <-h.closing:
+			return in
+		}
 	}
 }

@@ -1,13 +1,10 @@
 package api
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"time"
 
@@ -17,42 +14,62 @@ import (
 // maxEvents bounds one events response.
 const maxEvents = 10000
 
-func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
+// logPoll is how often a followed log is read for what was appended.
+const logPoll = 200 * time.Millisecond
+
+// eventsFilter reads a GET /v1/events query.
+func eventsFilter(r *http.Request) (store.EventFilter, error) {
 	q := r.URL.Query()
 	f := store.EventFilter{Group: q.Get("group"), Instance: q.Get("instance"), Limit: 100, Tail: true}
 	if v := q.Get("after"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			writeError(w, fmt.Errorf("%w: after=%q is not a sequence number", errInvalid, v))
-			return
+			return f, fmt.Errorf("%w: after=%q is not a sequence number", errInvalid, v)
 		}
 		f.AfterSeq, f.Tail = n, false
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			writeError(w, fmt.Errorf("%w: limit=%q is not a count", errInvalid, v))
-			return
+			return f, fmt.Errorf("%w: limit=%q is not a count", errInvalid, v)
 		}
 		f.Limit = min(n, maxEvents)
 	}
-	if !boolParam(r, "follow") {
-		evs, err := h.deps.Store.Events(r.Context(), f)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		if evs == nil {
-			evs = []store.Event{}
-		}
-		writeJSON(w, http.StatusOK, evs)
+	return f, nil
+}
+
+func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
+	f, err := eventsFilter(r)
+	if err != nil {
+		writeError(w, err)
 		return
 	}
-	// Follow: server-sent events. Subscribe before reading the backlog so
-	// nothing falls between the two; duplicates are skipped by Seq.
-	live, unsubscribe := h.deps.Store.Subscribe(1024)
+	if _, err := h.journal(); err != nil {
+		writeError(w, err)
+		return
+	}
+	if boolParam(r, "follow") {
+		h.followEvents(w, r, f)
+		return
+	}
+	evs, err := h.deps.Journal.Events(r.Context(), f)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if evs == nil {
+		evs = []store.Event{}
+	}
+	writeJSON(w, http.StatusOK, evs)
+}
+
+// followEvents streams the journal as server-sent events. It subscribes
+// before reading the backlog so that nothing falls between the two;
+// duplicates are skipped by Seq.
+func (h *Handler) followEvents(w http.ResponseWriter, r *http.Request, f store.EventFilter) {
+	live, unsubscribe := h.deps.Journal.Subscribe(1024)
 	defer unsubscribe()
-	backlog, err := h.deps.Store.Events(r.Context(), f)
+	backlog, err := h.deps.Journal.Events(r.Context(), f)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -74,12 +91,12 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	for _, ev := range backlog {
 		send(ev)
 	}
-	if flusher != nil {
-		flusher.Flush()
-	}
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
 	for {
+		if flusher != nil {
+			flusher.Flush()
+		}
 		select {
 		case ev, ok := <-live:
 			if !ok {
@@ -99,9 +116,6 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		case <-h.closing:
 			return
 		}
-		if flusher != nil {
-			flusher.Flush()
-		}
 	}
 }
 
@@ -109,89 +123,152 @@ func matches(f store.EventFilter, ev store.Event) bool {
 	return (f.Group == "" || f.Group == ev.Group) && (f.Instance == "" || f.Instance == ev.Instance)
 }
 
-// logSource is one log file to serve, with the prefix its lines get.
+// logsQuery is a GET /v1/logs query.
+type logsQuery struct {
+	instance, group string
+	stdout, stderr  bool
+	tail            int
+	follow          bool
+}
+
+func parseLogsQuery(r *http.Request) (logsQuery, error) {
+	v := r.URL.Query()
+	q := logsQuery{instance: v.Get("instance"), group: v.Get("group"), tail: 100, follow: boolParam(r, "follow")}
+	switch v.Get("stream") {
+	case "", "both":
+		q.stdout, q.stderr = true, true
+	case "stdout":
+		q.stdout = true
+	case "stderr":
+		q.stderr = true
+	default:
+		return q, fmt.Errorf("%w: stream must be stdout, stderr or both", errInvalid)
+	}
+	if s := v.Get("tail"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return q, fmt.Errorf("%w: tail=%q is not a count", errInvalid, s)
+		}
+		q.tail = n
+	}
+	if q.instance == "" && q.group == "" {
+		return q, fmt.Errorf("%w: give instance or group", errInvalid)
+	}
+	return q, nil
+}
+
+// logSource is one followed log file and the prefix of its lines.
 type logSource struct {
 	prefix string
-	path   string
+	fw     *follower
+}
+
+// logSet is the logs of a request: one instance's, or a group's, which
+// gains the logs of instances launched while it is followed.
+type logSet struct {
+	h     *Handler
+	q     logsQuery
+	known map[string]bool
+	srcs  []logSource
+}
+
+// add opens the logs of instances not yet known; fromStart follows a new
+// instance's files from their beginning.
+func (s *logSet) add(ids []string, fromStart bool) {
+	for _, id := range ids {
+		if s.known[id] {
+			continue
+		}
+		s.known[id] = true
+		prefix := ""
+		if s.q.group != "" {
+			prefix = id + " "
+		}
+		out, errp := s.h.deps.LogFiles(id)
+		for _, p := range []struct {
+			path string
+			want bool
+		}{{out, s.q.stdout}, {errp, s.q.stderr}} {
+			if !p.want {
+				continue
+			}
+			fw := openFollower(p.path)
+			if fromStart && fw.f != nil {
+				fw.f.Seek(0, io.SeekStart)
+			}
+			s.srcs = append(s.srcs, logSource{prefix: prefix, fw: fw})
+		}
+	}
+}
+
+func (s *logSet) close() {
+	for _, src := range s.srcs {
+		src.fw.Close()
+	}
+}
+
+// ids returns the instances whose logs the query asks for.
+func (h *Handler) logIDs(r *http.Request, q logsQuery) ([]string, error) {
+	if q.instance != "" {
+		if _, err := h.deps.Journal.Instance(r.Context(), q.instance); err != nil {
+			return nil, fmt.Errorf("instance %q: %w", q.instance, errNotFound)
+		}
+		return []string{q.instance}, nil
+	}
+	if _, err := h.group(q.group); err != nil {
+		return nil, err
+	}
+	recs, err := h.deps.Journal.Instances(r.Context(), q.group, true)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(recs))
+	for i, rec := range recs {
+		ids[i] = rec.ID
+	}
+	return ids, nil
 }
 
 func (h *Handler) logs(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	inst, grp := q.Get("instance"), q.Get("group")
-	stream := q.Get("stream")
-	if stream == "" {
-		stream = "both"
-	}
-	if stream != "both" && stream != "stdout" && stream != "stderr" {
-		writeError(w, fmt.Errorf("%w: stream must be stdout, stderr or both", errInvalid))
+	q, err := parseLogsQuery(r)
+	if err != nil {
+		writeError(w, err)
 		return
 	}
-	tail := 100
-	if v := q.Get("tail"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			writeError(w, fmt.Errorf("%w: tail=%q is not a count", errInvalid, v))
-			return
-		}
-		tail = n
-	}
-	var ids []string
-	switch {
-	case inst != "":
-		if _, err := h.deps.Store.Instance(r.Context(), inst); err != nil {
-			writeError(w, fmt.Errorf("instance %q: %w", inst, errNotFound))
-			return
-		}
-		ids = []string{inst}
-	case grp != "":
-		if _, err := h.group(grp); err != nil {
-			writeError(w, err)
-			return
-		}
-		recs, err := h.deps.Store.Instances(r.Context(), grp, true)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		for _, rec := range recs {
-			ids = append(ids, rec.ID)
-		}
-	default:
-		writeError(w, fmt.Errorf("%w: give instance or group", errInvalid))
+	if _, err := h.journal(); err != nil {
+		writeError(w, err)
 		return
 	}
-	var srcs []logSource
-	for _, id := range ids {
-		out, errp := h.deps.LogFiles(id)
-		prefix := ""
-		if len(ids) > 1 || grp != "" {
-			prefix = id + " "
-		}
-		if stream != "stderr" {
-			srcs = append(srcs, logSource{prefix, out})
-		}
-		if stream != "stdout" {
-			srcs = append(srcs, logSource{prefix, errp})
-		}
+	ids, err := h.logIDs(r, q)
+	if err != nil {
+		writeError(w, err)
+		return
 	}
+	set := &logSet{h: h, q: q, known: map[string]bool{}}
+	defer set.close()
+	set.add(ids, false)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
-	offsets := make([]int64, len(srcs))
-	for i, s := range srcs {
-		offsets[i] = writeTail(w, s, tail)
+	for _, src := range set.srcs {
+		if err := src.fw.tail(q.tail, lineWriter(w, src.prefix)); err != nil {
+			return
+		}
 	}
-	if !boolParam(r, "follow") {
-		return
+	if q.follow {
+		h.followLogs(w, r, set)
 	}
+}
+
+// followLogs writes what the logs gain until the client leaves or the
+// controller stops; a group's new instances are picked up.
+func (h *Handler) followLogs(w http.ResponseWriter, r *http.Request, set *logSet) {
 	flusher, _ := w.(http.Flusher)
-	if flusher != nil {
-		flusher.Flush()
-	}
-	// Follow like tail -F: poll sizes; a file that shrank was rotated, so read
-	// the new one from its start. New instances of a group are picked up.
-	tick := time.NewTicker(200 * time.Millisecond)
+	tick := time.NewTicker(logPoll)
 	defer tick.Stop()
 	for {
+		if flusher != nil {
+			flusher.Flush()
+		}
 		select {
 		case <-r.Context().Done():
 			return
@@ -199,109 +276,23 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-tick.C:
 		}
-		if grp != "" {
-			recs, err := h.deps.Store.Instances(r.Context(), grp, true)
-			if err == nil && len(recs) > len(ids) {
-				known := map[string]bool{}
-				for _, id := range ids {
-					known[id] = true
-				}
-				for _, rec := range recs {
-					if known[rec.ID] {
-						continue
-					}
-					ids = append(ids, rec.ID)
-					out, errp := h.deps.LogFiles(rec.ID)
-					if stream != "stderr" {
-						srcs, offsets = append(srcs, logSource{rec.ID + " ", out}), append(offsets, 0)
-					}
-					if stream != "stdout" {
-						srcs, offsets = append(srcs, logSource{rec.ID + " ", errp}), append(offsets, 0)
-					}
-				}
+		if set.q.group != "" {
+			if ids, err := h.logIDs(r, set.q); err == nil {
+				set.add(ids, true)
 			}
 		}
-		wrote := false
-		for i, s := range srcs {
-			fi, err := os.Stat(s.path)
-			if err != nil {
-				continue
-			}
-			if fi.Size() < offsets[i] {
-				offsets[i] = 0
-			}
-			if fi.Size() == offsets[i] {
-				continue
-			}
-			n, err := copyLines(w, s, offsets[i], fi.Size())
-			offsets[i] += n
-			wrote = wrote || n > 0
-			if err != nil {
+		for _, src := range set.srcs {
+			if err := src.fw.poll(lineWriter(w, src.prefix)); err != nil {
 				return
 			}
 		}
-		if wrote && flusher != nil {
-			flusher.Flush()
-		}
 	}
 }
 
-// writeTail writes the last n lines of a log file and returns the offset
-// where following should continue.
-func writeTail(w io.Writer, s logSource, n int) int64 {
-	f, err := os.Open(s.path)
-	if err != nil {
-		return 0
+// lineWriter writes one log line with its prefix.
+func lineWriter(w io.Writer, prefix string) func([]byte) error {
+	return func(line []byte) error {
+		_, err := fmt.Fprintf(w, "%s%s\n", prefix, line)
+		return err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return 0
-	}
-	size := fi.Size()
-	// Read at most the last 1 MiB: a tail, not a dump.
-	start := max(size-1<<20, 0)
-	buf := make([]byte, size-start)
-	if _, err := f.ReadAt(buf, start); err != nil && err != io.EOF {
-		return size
-	}
-	lines := bytes.SplitAfter(buf, []byte("\n"))
-	if len(lines) > 0 && len(lines[len(lines)-1]) == 0 {
-		lines = lines[:len(lines)-1]
-	}
-	if n < len(lines) {
-		lines = lines[len(lines)-n:]
-	}
-	for _, l := range lines {
-		io.WriteString(w, s.prefix)
-		w.Write(l)
-		if l[len(l)-1] != '\n' {
-			io.WriteString(w, "\n")
-		}
-	}
-	return size
-}
-
-// copyLines writes the bytes [from, to) of a log file, prefixing lines.
-func copyLines(w io.Writer, s logSource, from, to int64) (int64, error) {
-	f, err := os.Open(s.path)
-	if err != nil {
-		return 0, nil
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(io.NewSectionReader(f, from, to-from))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var n int64
-	for sc.Scan() {
-		line := sc.Bytes()
-		n += int64(len(line)) + 1
-		if n > to-from { // last line without newline: wait for the rest
-			n -= int64(len(line)) + 1
-			break
-		}
-		if _, err := fmt.Fprintf(w, "%s%s\n", s.prefix, line); err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }

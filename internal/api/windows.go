@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/maintenance"
 	"github.com/autoheal/autoheal/internal/store"
 )
@@ -24,7 +24,7 @@ const (
 
 // windows returns the scheduler, or an error answered 404 when the config
 // has no maintenance windows.
-func (h *Handler) windows() (*maintenance.Scheduler, error) {
+func (h *Handler) windows() (Windows, error) {
 	if h.deps.Windows == nil {
 		return nil, fmt.Errorf("%w: no maintenance windows configured", errNotFound)
 	}
@@ -64,12 +64,11 @@ func (h *Handler) nextWindows(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ws)
 }
 
-// RunWindowResponse is the body of POST /v1/windows/{name}/run.
-type RunWindowResponse struct {
-	RunID string `json:"run_id"`
-}
-
 func (h *Handler) runWindow(w http.ResponseWriter, r *http.Request) {
+	if err := decode(w, r, MaxBody, &noBody{}); err != nil {
+		writeError(w, err)
+		return
+	}
 	s, err := h.windows()
 	if err != nil {
 		writeError(w, err)
@@ -82,7 +81,7 @@ func (h *Handler) runWindow(w http.ResponseWriter, r *http.Request) {
 	}
 	// The run goes on after the answer; its progress is in GET
 	// /v1/windows and the journal.
-	writeJSON(w, http.StatusAccepted, RunWindowResponse{RunID: id})
+	writeJSON(w, http.StatusAccepted, wire.RunWindowResponse{RunID: id})
 }
 
 // windowError maps the scheduler's errors to the API's kinds.
@@ -97,29 +96,4 @@ func windowError(err error) error {
 		return fmt.Errorf("%w: %v", context.Canceled, err)
 	}
 	return err
-}
-
-// Windows lists the maintenance windows with their next start and their
-// current and last runs.
-func (c *Client) Windows(ctx context.Context) ([]maintenance.WindowStatus, error) {
-	var out []maintenance.WindowStatus
-	return out, c.do(ctx, http.MethodGet, "/v1/windows", nil, &out)
-}
-
-// NextWindows returns the next n occurrences of a window (0: the server's
-// default, 5).
-func (c *Client) NextWindows(ctx context.Context, name string, n int) ([]maintenance.Window, error) {
-	path := "/v1/windows/" + url.PathEscape(name) + "/next"
-	if n > 0 {
-		path += "?n=" + strconv.Itoa(n)
-	}
-	var out []maintenance.Window
-	return out, c.do(ctx, http.MethodGet, path, nil, &out)
-}
-
-// RunWindow starts a run of a window now and returns its id.
-func (c *Client) RunWindow(ctx context.Context, name string) (string, error) {
-	var out RunWindowResponse
-	err := c.do(ctx, http.MethodPost, "/v1/windows/"+url.PathEscape(name)+"/run", nil, &out)
-	return out.RunID, err
 }

@@ -7,11 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/maintenance"
 )
@@ -65,9 +65,7 @@ func windowsServer(t *testing.T, now time.Time) (*Client, *maintenance.Scheduler
 		t.Fatal(err)
 	}
 	t.Cleanup(sched.Close)
-	h := New(Deps{Windows: sched, Logger: slog.New(slog.DiscardHandler)})
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	srv := adminServer(t, Deps{Windows: sched, Logger: slog.New(slog.DiscardHandler)})
 	return NewClient(srv.URL), sched, release
 }
 
@@ -140,7 +138,7 @@ func TestWindowsNextBadCount(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var e Error
+		var e wire.Error
 		json.NewDecoder(resp.Body).Decode(&e)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusBadRequest || e.Code != "invalid" {
@@ -150,7 +148,7 @@ func TestWindowsNextBadCount(t *testing.T) {
 }
 
 func TestNoWindowsConfigured(t *testing.T) {
-	srv := httptest.NewServer(New(Deps{Logger: slog.New(slog.DiscardHandler)}))
+	srv := adminServer(t, Deps{Logger: slog.New(slog.DiscardHandler)})
 	defer srv.Close()
 	for _, r := range []struct{ method, path string }{
 		{http.MethodGet, "/v1/windows"},

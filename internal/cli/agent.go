@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/autoheal/autoheal/internal/metrics"
+	"github.com/autoheal/autoheal/internal/api/wire"
 )
 
 // agentCmd checks a local service every interval and pushes 1 (it
@@ -27,24 +27,28 @@ func agentCmd(e *env) *cobra.Command {
 --interval, GET --check and push --metric (1 when it answered 2xx within
 --timeout, else 0) in --namespace, with the dimension InstanceId set to
 --instance (default $AUTOHEAL_INSTANCE_ID) and any --dimension Name=Value.
-Alarms on the metric can then remediate with a runbook.`,
+Alarms on the metric can then remediate with a runbook. Inside an instance it
+pushes with the instance's credential (AUTOHEAL_INSTANCE_TOKEN) to the
+controller that launched it (from AUTOHEAL_METADATA_URL), and may push only
+the instance's own metrics unless its group has api_role operator.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if url == "" {
 				return &exitError{ExitConfig, fmt.Errorf("give --check URL")}
 			}
-			var ds []metrics.Dimension
+			var ds []wire.Dimension
 			if instance != "" {
-				ds = append(ds, metrics.Dimension{Name: "InstanceId", Value: instance})
+				ds = append(ds, wire.Dimension{Name: "InstanceId", Value: instance})
 			}
 			for _, d := range dims {
 				k, v, ok := strings.Cut(d, "=")
 				if !ok || k == "" {
 					return &exitError{ExitConfig, fmt.Errorf("--dimension %q: want Name=Value", d)}
 				}
-				ds = append(ds, metrics.Dimension{Name: k, Value: v})
+				ds = append(ds, wire.Dimension{Name: k, Value: v})
 			}
 			client := &http.Client{Timeout: timeout}
+			instanceAddr(cmd, e)
 			api := e.client()
 			for {
 				up := 0.0
@@ -55,7 +59,7 @@ Alarms on the metric can then remediate with a runbook.`,
 					}
 				}
 				ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-				_, err := api.PutMetricData(ctx, instance, metrics.PutRequest{Namespace: namespace, MetricData: []metrics.Datum{{
+				_, err := api.PutMetricData(ctx, instance, wire.PutRequest{Namespace: namespace, MetricData: []wire.Datum{{
 					MetricName: metric, Value: up, Unit: "Count", Dimensions: ds, Timestamp: time.Now()}}})
 				cancel()
 				if err != nil {

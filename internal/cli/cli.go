@@ -1,6 +1,8 @@
 // Package cli implements the autoheal command line: subcommands, flags, and
-// table or JSON output. Client commands talk only to the API client; serve
-// and validate call the server and config packages.
+// table or JSON output. Client commands talk only to the API client and
+// know the controller only by the API's wire types (internal/api/wire);
+// serve calls the server package, validate the config package, and
+// documents validate parses documents offline with the runbook package.
 package cli
 
 import (
@@ -56,11 +58,40 @@ type env struct {
 	addr           string
 	output         string
 	// token is sent as a bearer token on every API call (--token, env
-	// AUTOHEAL_TOKEN); empty sends none.
+	// AUTOHEAL_TOKEN); empty: see credential.
 	token string
+	// stateDir is --state-dir: serve's state, and where client commands
+	// look for the local admin token (else env AUTOHEAL_STATE_DIR).
+	stateDir string
 }
 
-func (e *env) client() *api.Client { return api.NewClientWithToken(e.addr, e.token) }
+func (e *env) client() *api.Client { return api.NewClientWithToken(e.addr, e.credential()) }
+
+// credential is what client commands send: --token or AUTOHEAL_TOKEN;
+// else, inside an instance, its own credential (AUTOHEAL_INSTANCE_TOKEN),
+// so that it acts as itself; else the local admin token of --state-dir or
+// AUTOHEAL_STATE_DIR when this user may read it and the controller at
+// --addr is that token's (api.LocalToken: on this host, its port held by
+// the file's owner). With none, the client asks a controller on this host
+// where its token is (api.Client).
+func (e *env) credential() string {
+	if e.token != "" {
+		return e.token
+	}
+	if t := os.Getenv(api.InstanceTokenEnv); t != "" {
+		return t
+	}
+	dir := e.stateDir
+	if dir == "" {
+		dir = os.Getenv("AUTOHEAL_STATE_DIR")
+	}
+	if dir != "" {
+		if t, err := api.LocalToken(e.addr, dir); err == nil {
+			return t
+		}
+	}
+	return ""
+}
 
 func (e *env) json() bool { return e.output == "json" }
 
@@ -80,7 +111,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 instance and hands the replacement the same data volume and the same address.
 
 Start the controller with 'autoheal serve --config FILE'; the other commands
-talk to it over its HTTP API (--addr, default 127.0.0.1:7070).`,
+talk to it over its HTTP API (--addr, default 127.0.0.1:7070). On the
+controller's host they need no token: they use the local admin token the
+controller keeps in its state dir, when this user may read it.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -95,7 +128,8 @@ talk to it over its HTTP API (--addr, default 127.0.0.1:7070).`,
 	root.PersistentFlags().StringVarP(&e.output, "output", "o", "table", "output format: table or json")
 	// The default is read from the environment in PersistentPreRunE, not
 	// here: a flag default is printed by --help, and a token must not be.
-	root.PersistentFlags().StringVar(&e.token, "token", "", "API token, sent as a bearer token (env AUTOHEAL_TOKEN)")
+	root.PersistentFlags().StringVar(&e.token, "token", "", "API token, sent as a bearer token (env AUTOHEAL_TOKEN; default: the local admin token, found through the controller)")
+	root.PersistentFlags().StringVar(&e.stateDir, "state-dir", "", "state directory: serve keeps its state there; client commands read its api-token (env AUTOHEAL_STATE_DIR; serve's default /var/lib/autoheal as root, else ~/.local/state/autoheal)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if e.token == "" {
 			e.token = os.Getenv("AUTOHEAL_TOKEN")

@@ -11,10 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/autoheal/autoheal/internal/api"
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/config"
-	"github.com/autoheal/autoheal/internal/provider"
 	"github.com/autoheal/autoheal/internal/server"
-	"github.com/autoheal/autoheal/internal/store"
 )
 
 func serveCmd(e *env) *cobra.Command {
@@ -38,11 +37,11 @@ re-adopts them.`,
 			}
 			opts.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lv}))
 			opts.Version = Version()
+			opts.StateDir = e.stateDir
 			return server.Run(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().StringVarP(&opts.ConfigPath, "config", "c", "", "config file (YAML)")
-	cmd.Flags().StringVar(&opts.StateDir, "state-dir", "", "state directory (default /var/lib/autoheal as root, else ~/.local/state/autoheal)")
 	cmd.Flags().StringVar(&opts.Listen, "listen", server.DefaultListen, "API listen address")
 	cmd.Flags().StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	cmd.Flags().BoolVar(&opts.Pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the API address")
@@ -125,7 +124,7 @@ func lastExit(s string) string {
 	if s == "" {
 		return "-"
 	}
-	var ex provider.ExitStatus
+	var ex wire.ExitStatus
 	if json.Unmarshal([]byte(s), &ex) != nil {
 		return "-"
 	}
@@ -156,7 +155,7 @@ func eventsCmd(e *env) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c := e.client()
-			print := func(ev store.Event) error {
+			print := func(ev wire.Event) error {
 				if e.json() {
 					b, err := json.Marshal(ev)
 					if err != nil {
@@ -185,7 +184,7 @@ func eventsCmd(e *env) *cobra.Command {
 			}
 			if e.json() {
 				if evs == nil {
-					evs = []store.Event{}
+					evs = []wire.Event{}
 				}
 				return e.printJSON(evs)
 			}
@@ -258,7 +257,7 @@ func scaleCmd(e *env) *cobra.Command {
 		Short: "Set a group's capacity; also clears an Impaired group",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var req api.ScaleRequest
+			var req wire.ScaleRequest
 			f := cmd.Flags()
 			if f.Changed("desired") {
 				req.Desired = &desired

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/autoheal/autoheal/internal/remediation"
+	"github.com/autoheal/autoheal/internal/api/wire"
 )
 
 func incidentsCmd(e *env) *cobra.Command {
@@ -62,7 +62,7 @@ func incidentsCmd(e *env) *cobra.Command {
 	return cmd
 }
 
-func printIncident(e *env, inc remediation.Incident) {
+func printIncident(e *env, inc wire.Incident) {
 	fmt.Fprintf(e.stdout, "incident %s: %s; %s %s", inc.ID, inc.Status, inc.Trigger.Source, inc.Trigger.Alarm)
 	if inc.Instance != "" {
 		fmt.Fprintf(e.stdout, " on %s", inc.Instance)

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/autoheal/autoheal/internal/api"
-	"github.com/autoheal/autoheal/internal/metrics"
+	"github.com/autoheal/autoheal/internal/api/wire"
 )
 
 // metricsCmd puts, gets and lists metrics, like CloudWatch's
@@ -30,7 +30,7 @@ func metricsCmd(e *env) *cobra.Command {
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAMESPACE\tMETRIC\tDIMENSIONS\tUNIT\tLAST\tBYTES")
 		for _, m := range resp.Metrics {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", m.Namespace, m.MetricName, dash(dimString(m.Dimensions)), dash(string(m.Unit)),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", m.Namespace, m.MetricName, dash(dimString(m.Dimensions)), dash(m.Unit),
 				m.Last.Local().Format(time.DateTime), m.Bytes)
 		}
 		tw.Flush()
@@ -48,7 +48,9 @@ the series with their memory. Without a subcommand, list.
 Inside an instance, 'metrics put' sends the instance's identity
 (AUTOHEAL_INSTANCE_ID) and reaches the controller through
 AUTOHEAL_METADATA_URL when neither --addr nor AUTOHEAL_ADDR is given: the
-datums get an InstanceId dimension unless they have one.`,
+datums get an InstanceId dimension unless they have one. It sends the
+instance's credential (AUTOHEAL_INSTANCE_TOKEN), which may push only the
+instance's own metrics unless its group has api_role operator.`,
 		Args: cobra.NoArgs,
 		RunE: list,
 	}
@@ -76,7 +78,7 @@ func metricsPutCmd(e *env) *cobra.Command {
   autoheal metrics put App Latency 12.5 14 80 --unit Milliseconds --timestamp -30s`,
 		Args: cobra.MinimumNArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d := metrics.Datum{MetricName: args[1], Unit: metrics.Unit(unit)}
+			d := wire.Datum{MetricName: args[1], Unit: unit}
 			for _, s := range args[2:] {
 				v, err := strconv.ParseFloat(s, 64)
 				if err != nil {
@@ -92,12 +94,12 @@ func metricsPutCmd(e *env) *cobra.Command {
 				return err
 			}
 			if timestamp != "" {
-				if d.Timestamp, err = api.ParseTime(timestamp, time.Now()); err != nil {
+				if d.Timestamp, err = wire.ParseTime(timestamp, time.Now()); err != nil {
 					return &exitError{ExitConfig, fmt.Errorf("--timestamp: %w", err)}
 				}
 			}
 			instanceAddr(cmd, e)
-			resp, err := e.client().PutMetricData(cmd.Context(), instance, metrics.PutRequest{Namespace: args[0], MetricData: []metrics.Datum{d}})
+			resp, err := e.client().PutMetricData(cmd.Context(), instance, wire.PutRequest{Namespace: args[0], MetricData: []wire.Datum{d}})
 			if err != nil {
 				return err
 			}
@@ -135,7 +137,7 @@ period that has data. Periods start at multiples of --period; --since and
 			var names []string
 			for _, s := range strings.Split(stats, ",") {
 				if s = strings.TrimSpace(s); s != "" {
-					if err := metrics.ParseStatistic(s); err != nil {
+					if err := wire.CheckStatistic(s); err != nil {
 						return &exitError{ExitConfig, fmt.Errorf("--statistics: %s", strings.TrimPrefix(err.Error(), "invalid: "))}
 					}
 					names = append(names, s)
@@ -160,7 +162,7 @@ period that has data. Periods start at multiples of --period; --since and
 				for _, n := range names {
 					row = append(row, formatStat(dp, n))
 				}
-				fmt.Fprintf(tw, "%s\t%s\t\n", strings.Join(row, "\t"), dash(string(dp.Unit)))
+				fmt.Fprintf(tw, "%s\t%s\t\n", strings.Join(row, "\t"), dash(dp.Unit))
 			}
 			tw.Flush()
 			if len(res.Datapoints) == 0 {
@@ -170,7 +172,7 @@ period that has data. Periods start at multiples of --period; --since and
 		},
 	}
 	cmd.Flags().StringArrayVarP(&dims, "dimension", "d", nil, "dimension Name=Value (repeat; give all of the series')")
-	cmd.Flags().StringVar(&stats, "statistics", strings.Join(api.DefaultStatistics, ","), "comma list of Average, Sum, Minimum, Maximum, SampleCount, pNN")
+	cmd.Flags().StringVar(&stats, "statistics", strings.Join(wire.DefaultStatistics, ","), "comma list of Average, Sum, Minimum, Maximum, SampleCount, pNN")
 	cmd.Flags().StringVar(&period, "period", "1m", "period: a duration (1m) or seconds, a multiple of the store's resolution")
 	cmd.Flags().StringVar(&since, "since", "1h", "start: a duration before now (1h), RFC 3339 or Unix seconds")
 	cmd.Flags().StringVar(&until, "until", "", "end (exclusive): like --since (default now, its period included)")
@@ -187,10 +189,10 @@ func relative(s string) string {
 	return s
 }
 
-func parseDimensions(ss []string) ([]metrics.Dimension, error) {
-	var out []metrics.Dimension
+func parseDimensions(ss []string) ([]wire.Dimension, error) {
+	var out []wire.Dimension
 	for _, s := range ss {
-		d, err := api.ParseDimension(s)
+		d, err := wire.ParseDimension(s)
 		if err != nil {
 			return nil, &exitError{ExitConfig, fmt.Errorf("--dimension: %w", err)}
 		}
@@ -211,7 +213,7 @@ func instanceAddr(cmd *cobra.Command, e *env) {
 	}
 }
 
-func dimString(ds []metrics.Dimension) string {
+func dimString(ds []wire.Dimension) string {
 	parts := make([]string, len(ds))
 	for i, d := range ds {
 		parts[i] = d.Name + "=" + d.Value
@@ -219,18 +221,18 @@ func dimString(ds []metrics.Dimension) string {
 	return strings.Join(parts, ",")
 }
 
-func formatStat(dp metrics.Datapoint, name string) string {
+func formatStat(dp wire.Datapoint, name string) string {
 	var p *float64
 	switch name {
-	case metrics.Average:
+	case wire.Average:
 		p = dp.Average
-	case metrics.Sum:
+	case wire.Sum:
 		p = dp.Sum
-	case metrics.Minimum:
+	case wire.Minimum:
 		p = dp.Minimum
-	case metrics.Maximum:
+	case wire.Maximum:
 		p = dp.Maximum
-	case metrics.SampleCount:
+	case wire.SampleCount:
 		p = dp.SampleCount
 	default:
 		if v, ok := dp.ExtendedStatistics[name]; ok {

@@ -3,12 +3,12 @@ package cli
 import (
 	"encoding/json"
 	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/autoheal/autoheal/internal/api"
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/metrics"
 )
 
@@ -20,9 +20,8 @@ func metricsAPI(t *testing.T) (string, *metrics.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv := httptest.NewServer(api.New(api.Deps{Metrics: st, Logger: slog.New(slog.DiscardHandler)}))
-	t.Cleanup(srv.Close)
-	return srv.URL, st
+	url, _ := apiServer(t, api.Deps{Metrics: st, Groups: []api.Group{oneInstance{"pet", "i-0abc"}}, Logger: slog.New(slog.DiscardHandler)})
+	return url, st
 }
 
 func TestMetricsCommands(t *testing.T) {
@@ -34,7 +33,7 @@ func TestMetricsCommands(t *testing.T) {
 		t.Fatalf("put: exit %d: %s%s", code, out, errOut)
 	}
 	code, out, errOut = metricsCLI(t, addr, "-o", "json", "metrics", "put", "App", "Latency", "40", "-d", "Group=web", "--instance", "i-01")
-	var put api.PutMetricDataResponse
+	var put wire.PutMetricDataResponse
 	if err := json.Unmarshal([]byte(out), &put); code != ExitOK || err != nil || put.Accepted != 1 {
 		t.Fatalf("put -o json: exit %d: %s%s", code, out, errOut)
 	}
@@ -54,7 +53,7 @@ func TestMetricsCommands(t *testing.T) {
 		t.Errorf("row %q", lines[1])
 	}
 	code, out, _ = metricsCLI(t, addr, "-o", "json", "metrics", "get", "App", "Latency", "-d", "Group=web", "--statistics", "Sum", "--period", "10s", "--since", "1m")
-	var res metrics.Result
+	var res wire.Statistics
 	if err := json.Unmarshal([]byte(out), &res); code != ExitOK || err != nil || len(res.Datapoints) != 1 || *res.Datapoints[0].Sum != 60 {
 		t.Errorf("get -o json: exit %d, %v:\n%s", code, err, out)
 	}
@@ -73,7 +72,7 @@ func TestMetricsCommands(t *testing.T) {
 		}
 	}
 	code, out, _ = metricsCLI(t, addr, "-o", "json", "metrics", "list", "--metric", "Other")
-	var list api.ListMetricsResponse
+	var list wire.ListMetricsResponse
 	if err := json.Unmarshal([]byte(out), &list); code != ExitOK || err != nil || len(list.Metrics) != 0 || list.Series != 2 {
 		t.Errorf("list -o json: exit %d, %v:\n%s", code, err, out)
 	}
@@ -100,12 +99,28 @@ func TestMetricsCommands(t *testing.T) {
 }
 
 // TestMetricsPutFromInstance is what an instance does: no --addr, only
-// the environment autoheal gave it.
+// the environment autoheal gave it, its credential included; it may push
+// its own metrics and no other instance's.
 func TestMetricsPutFromInstance(t *testing.T) {
-	addr, st := metricsAPI(t)
+	st, err := metrics.New(metrics.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	addr, creds := apiServer(t, api.Deps{Metrics: st, Groups: []api.Group{oneInstance{"pet", "i-0abc"}}, Logger: slog.New(slog.DiscardHandler)})
 	t.Setenv("AUTOHEAL_ADDR", "")
+	t.Setenv("AUTOHEAL_TOKEN", "")
 	t.Setenv("AUTOHEAL_INSTANCE_ID", "i-0abc")
 	t.Setenv("AUTOHEAL_METADATA_URL", addr+"/v1/instances/i-0abc/metadata")
+	t.Setenv("AUTOHEAL_INSTANCE_TOKEN", creds.InstanceToken("i-0abc"))
+	// The state dir is not this instance's to read (an unprivileged
+	// instance's case): the instance credential is what it sends.
+	t.Setenv("AUTOHEAL_STATE_DIR", t.TempDir())
+	var other, otherErr strings.Builder
+	if code := Main(t.Context(), []string{"metrics", "put", "App", "Jobs", "3", "-d", "InstanceId=i-0def"}, &other, &otherErr); code != ExitError ||
+		!strings.Contains(otherErr.String(), "an instance pushes its own metrics only") {
+		t.Fatalf("push for another instance: exit %d: %s", code, otherErr.String())
+	}
 	var outb, errb strings.Builder
 	if code := Main(t.Context(), []string{"metrics", "put", "App", "Jobs", "3"}, &outb, &errb); code != ExitOK {
 		t.Fatalf("exit %d: %s", code, errb.String())

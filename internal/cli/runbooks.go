@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/autoheal/autoheal/internal/api"
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/runbook"
 )
 
@@ -28,7 +31,7 @@ execution succeeds, 1 when it fails, is cancelled or times out. With --detach,
 prints the execution id and returns at once.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := api.RunRequest{Document: args[0], Parameters: map[string]string{}}
+			req := wire.RunRequest{Document: args[0], Parameters: map[string]string{}}
 			for _, p := range params {
 				k, v, ok := strings.Cut(p, "=")
 				if !ok || k == "" {
@@ -43,7 +46,7 @@ prints the execution id and returns at once.`,
 			}
 			if detach {
 				if e.json() {
-					return e.printJSON(api.RunResponse{ID: id})
+					return e.printJSON(wire.RunResponse{ID: id})
 				}
 				fmt.Fprintln(e.stdout, id)
 				return nil
@@ -56,62 +59,77 @@ prints the execution id and returns at once.`,
 	return cmd
 }
 
-// follow polls an execution and prints step transitions until it ends.
+// followWait is how long one wait for an execution's change lasts before
+// the client asks again.
+const followWait = 30 * time.Second
+
+// follow prints an execution's step transitions until it ends, woken by
+// the controller at each change (no polling).
 func follow(ctx context.Context, e *env, c *api.Client, id string) error {
 	if !e.json() {
 		fmt.Fprintf(e.stdout, "execution %s\n", id)
 	}
 	seen := map[string]string{}
+	etag := ""
 	for {
-		ex, err := c.Execution(ctx, id)
+		ex, tag, changed, err := c.WaitExecution(ctx, id, etag, followWait)
 		if err != nil {
 			return err
 		}
+		if !changed {
+			continue
+		}
+		etag = tag
 		if !e.json() {
-			for _, s := range ex.Steps {
-				key := s.Status + "/" + fmt.Sprint(s.Attempts)
-				if seen[s.Name] == key || s.Status == runbook.StatusPending {
-					continue
-				}
-				seen[s.Name] = key
-				line := fmt.Sprintf("  %-28s %-10s %s", s.Name, s.Status, s.Action)
-				if s.Attempts > 1 {
-					line += fmt.Sprintf(" (attempt %d)", s.Attempts)
-				}
-				if s.Child != "" {
-					line += " -> " + s.Child
-				}
-				if s.Error != "" {
-					line += ": " + s.Error
-				}
-				fmt.Fprintln(e.stdout, line)
-			}
+			printSteps(e, ex, seen)
 		}
-		switch ex.Status {
-		case runbook.StatusSuccess, runbook.StatusFailed, runbook.StatusCancelled, runbook.StatusTimedOut:
-			if e.json() {
-				e.printJSON(ex)
-			} else {
-				msg := fmt.Sprintf("%s %s", ex.Status, ex.Document)
-				if ex.EndedAt != nil {
-					msg += " in " + ex.EndedAt.Sub(ex.StartedAt).Round(time.Millisecond).String()
-				}
-				if ex.Error != "" {
-					msg += ": " + ex.Error
-				}
-				fmt.Fprintln(e.stdout, msg)
-			}
-			if ex.Status != runbook.StatusSuccess {
-				return &exitError{ExitError, fmt.Errorf("execution %s %s", id, strings.ToLower(ex.Status))}
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		if wire.Ended(ex.Status) {
+			return finished(e, id, ex)
 		}
 	}
+}
+
+// printSteps prints the steps whose status or attempt changed since seen.
+func printSteps(e *env, ex wire.Execution, seen map[string]string) {
+	for _, s := range ex.Steps {
+		key := s.Status + "/" + fmt.Sprint(s.Attempts)
+		if seen[s.Name] == key || s.Status == wire.StatusPending {
+			continue
+		}
+		seen[s.Name] = key
+		line := fmt.Sprintf("  %-28s %-10s %s", s.Name, s.Status, s.Action)
+		if s.Attempts > 1 {
+			line += fmt.Sprintf(" (attempt %d)", s.Attempts)
+		}
+		if s.Child != "" {
+			line += " -> " + s.Child
+		}
+		if s.Error != "" {
+			line += ": " + s.Error
+		}
+		fmt.Fprintln(e.stdout, line)
+	}
+}
+
+// finished reports an ended execution; it is an error unless it
+// succeeded.
+func finished(e *env, id string, ex wire.Execution) error {
+	if e.json() {
+		e.printJSON(ex)
+	} else {
+		msg := fmt.Sprintf("%s %s", ex.Status, ex.Document)
+		if ex.EndedAt != nil {
+			msg += " in " + ex.EndedAt.Sub(ex.StartedAt).Round(time.Millisecond).String()
+		}
+		if ex.Error != "" {
+			msg += ": " + ex.Error
+		}
+		fmt.Fprintln(e.stdout, msg)
+	}
+	if ex.Status != wire.StatusSuccess {
+		return &exitError{ExitError, fmt.Errorf("execution %s %s", id, strings.ToLower(ex.Status))}
+	}
+	return nil
 }
 
 func executionsCmd(e *env) *cobra.Command {
@@ -119,6 +137,11 @@ func executionsCmd(e *env) *cobra.Command {
 		Use:   "executions",
 		Short: "List, show, cancel and approve runbook executions",
 	}
+	cmd.AddCommand(executionsListCmd(e), executionsShowCmd(e), executionsCancelCmd(e), executionsApproveCmd(e))
+	return cmd
+}
+
+func executionsListCmd(e *env) *cobra.Command {
 	var limit int
 	list := &cobra.Command{
 		Use:   "list",
@@ -142,7 +165,11 @@ func executionsCmd(e *env) *cobra.Command {
 		},
 	}
 	list.Flags().IntVarP(&limit, "limit", "n", 20, "how many")
-	show := &cobra.Command{
+	return list
+}
+
+func executionsShowCmd(e *env) *cobra.Command {
+	return &cobra.Command{
 		Use:   "show ID",
 		Short: "Show an execution: its steps with status, attempts, outputs and errors",
 		Args:  cobra.ExactArgs(1),
@@ -181,7 +208,10 @@ func executionsCmd(e *env) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cancel := &cobra.Command{
+}
+
+func executionsCancelCmd(e *env) *cobra.Command {
+	return &cobra.Command{
 		Use:   "cancel ID",
 		Short: "Cancel a running execution",
 		Args:  cobra.ExactArgs(1),
@@ -193,6 +223,9 @@ func executionsCmd(e *env) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func executionsApproveCmd(e *env) *cobra.Command {
 	var reject bool
 	var comment, approver string
 	approve := &cobra.Command{
@@ -203,7 +236,7 @@ func executionsCmd(e *env) *cobra.Command {
 			if approver == "" {
 				approver = os.Getenv("USER")
 			}
-			if err := e.client().ApproveExecution(cmd.Context(), args[0], api.ApproveRequest{Approver: approver, Reject: reject, Comment: comment}); err != nil {
+			if err := e.client().ApproveExecution(cmd.Context(), args[0], wire.ApproveRequest{Approver: approver, Reject: reject, Comment: comment}); err != nil {
 				return err
 			}
 			verb := "approved"
@@ -217,8 +250,7 @@ func executionsCmd(e *env) *cobra.Command {
 	approve.Flags().BoolVar(&reject, "reject", false, "reject instead of approving")
 	approve.Flags().StringVar(&comment, "comment", "", "a comment kept with the answer")
 	approve.Flags().StringVar(&approver, "approver", "", "who answers (default $USER)")
-	cmd.AddCommand(list, show, cancel, approve)
-	return cmd
+	return approve
 }
 
 func documentsCmd(e *env) *cobra.Command {
@@ -263,7 +295,13 @@ func documentsCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return e.printJSON(d)
+			var buf bytes.Buffer
+			if err := json.Indent(&buf, d, "", "  "); err != nil {
+				return fmt.Errorf("document %s: %w", args[0], err)
+			}
+			buf.WriteByte('\n')
+			_, err = buf.WriteTo(e.stdout)
+			return err
 		},
 	}
 	validate := &cobra.Command{

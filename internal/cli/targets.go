@@ -8,8 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/autoheal/autoheal/internal/api"
-	"github.com/autoheal/autoheal/internal/lb"
+	"github.com/autoheal/autoheal/internal/api/wire"
 )
 
 // targetsCmd describes target health and registers or deregisters
@@ -23,13 +22,13 @@ func targetsCmd(e *env) *cobra.Command {
 unhealthy, draining, unused), the reason for it, and the group's request metrics.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var tgs []lb.Health
+			var tgs []wire.TargetGroup
 			if len(args) == 1 {
 				h, err := e.client().TargetHealth(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
-				tgs = []lb.Health{h}
+				tgs = []wire.TargetGroup{h}
 			} else {
 				var err error
 				if tgs, err = e.client().TargetGroups(cmd.Context()); err != nil {
@@ -58,7 +57,7 @@ unhealthy, draining, unused), the reason for it, and the group's request metrics
 		Short: "Register a target (an instance taken out earlier, or an address)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := api.TargetRequest{ID: args[1], Weight: weight}
+			req := wire.TargetRequest{ID: args[1], Weight: weight}
 			h, err := e.client().RegisterTarget(cmd.Context(), args[0], req)
 			if err != nil {
 				return err
@@ -76,7 +75,7 @@ unhealthy, draining, unused), the reason for it, and the group's request metrics
 		Short: "Deregister a target: no new requests, in-flight ones finish (draining)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := e.client().DeregisterTarget(cmd.Context(), args[0], api.TargetRequest{ID: args[1], Wait: wait})
+			h, err := e.client().DeregisterTarget(cmd.Context(), args[0], wire.TargetRequest{ID: args[1], Wait: wait})
 			if err != nil {
 				return err
 			}
@@ -92,7 +91,7 @@ unhealthy, draining, unused), the reason for it, and the group's request metrics
 	return cmd
 }
 
-func printTargets(e *env, h lb.Health) {
+func printTargets(e *env, h wire.TargetGroup) {
 	m := h.Metrics
 	fmt.Fprintf(e.stdout, "target group %s (%s, %s): %d healthy, %d unhealthy; %d requests, %d target 5xx, %d balancer 5xx, %.1fms mean response\n",
 		h.Name, h.Protocol, h.Algorithm, m.HealthyHostCount, m.UnHealthyHostCount,

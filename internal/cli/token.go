@@ -2,8 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -17,22 +15,8 @@ import (
 	"github.com/autoheal/autoheal/internal/config"
 )
 
-// tokenPrefix marks autoheal tokens, so that one pasted where a hash
-// belongs (or leaked into a log) is recognisable.
-const tokenPrefix = "ah_"
-
 // tokenName is the rule config applies to auth.tokens[].name.
 var tokenName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-
-// NewToken returns a fresh random API token: "ah_" and 32 random bytes in
-// unpadded base64url.
-func NewToken() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("random token: %w", err)
-	}
-	return tokenPrefix + base64.RawURLEncoding.EncodeToString(b), nil
-}
 
 // NewTokenOutput is `autoheal token new -o json`.
 type NewTokenOutput struct {
@@ -47,7 +31,10 @@ func tokenCmd(e *env) *cobra.Command {
 		Use:   "token",
 		Short: "Make API tokens and their hashes for the config's auth.tokens",
 		Long: `The API accepts the tokens listed under auth.tokens in the config, each
-known only by its SHA-256: the config never holds a token in clear.
+known only by its SHA-256: the config never holds a token in clear. (It also
+accepts the controller's local admin token, STATE/api-token, which the CLI
+finds by itself on the controller's host, and each instance's own
+credential: give tokens to people and programs elsewhere.)
 
 'token new' makes a token and prints the line to add to the config;
 'token hash' prints the SHA-256 of a token read on stdin.`,
@@ -72,7 +59,7 @@ func tokenNewCmd(e *env) *cobra.Command {
 			if !slices.Contains(config.Roles, role) {
 				return &exitError{ExitConfig, fmt.Errorf("--role %q: use one of %s", role, strings.Join(config.Roles, ", "))}
 			}
-			tok, err := NewToken()
+			tok, err := api.NewToken()
 			if err != nil {
 				return err
 			}

@@ -5,12 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/autoheal/autoheal/internal/api"
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/maintenance"
 )
@@ -54,9 +54,8 @@ func windowsAPI(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(sched.Close)
-	srv := httptest.NewServer(api.New(api.Deps{Windows: sched, Logger: slog.New(slog.DiscardHandler)}))
-	t.Cleanup(srv.Close)
-	return srv.URL
+	url, _ := apiServer(t, api.Deps{Windows: sched, Logger: slog.New(slog.DiscardHandler)})
+	return url
 }
 
 func windowsCLI(t *testing.T, addr string, args ...string) (code int, stdout, stderr string) {
@@ -93,7 +92,7 @@ func TestWindowsCommands(t *testing.T) {
 		t.Errorf("next: exit %d\n%s\nwant\n%s", code, out, want)
 	}
 	code, out, _ = windowsCLI(t, addr, "-o", "json", "windows", "next", "patch")
-	var next []maintenance.Window
+	var next []wire.Window
 	if err := json.Unmarshal([]byte(out), &next); code != ExitOK || err != nil || len(next) != 5 {
 		t.Errorf("next -o json: exit %d, %v\n%s", code, err, out)
 	}
@@ -102,7 +101,7 @@ func TestWindowsCommands(t *testing.T) {
 	}
 
 	code, out, _ = windowsCLI(t, addr, "-o", "json", "windows", "run", "patch")
-	var run api.RunWindowResponse
+	var run wire.RunWindowResponse
 	if err := json.Unmarshal([]byte(out), &run); code != ExitOK || err != nil || !strings.HasPrefix(run.RunID, "mw-") {
 		t.Fatalf("run -o json: exit %d, %v\n%s", code, err, out)
 	}
@@ -119,7 +118,7 @@ func TestWindowsCommands(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	code, out, _ = windowsCLI(t, addr, "-o", "json", "windows")
-	var ws []maintenance.WindowStatus
+	var ws []wire.WindowStatus
 	if err := json.Unmarshal([]byte(out), &ws); code != ExitOK || err != nil || len(ws) != 1 || ws[0].Last == nil || ws[0].Last.Succeeded != 1 {
 		t.Errorf("list -o json: exit %d, %v\n%s", code, err, out)
 	}
@@ -133,9 +132,8 @@ func TestWindowsCommands(t *testing.T) {
 }
 
 func TestWindowsWithoutWindows(t *testing.T) {
-	srv := httptest.NewServer(api.New(api.Deps{Logger: slog.New(slog.DiscardHandler)}))
-	defer srv.Close()
-	code, _, errOut := windowsCLI(t, srv.URL, "windows")
+	url, _ := apiServer(t, api.Deps{Logger: slog.New(slog.DiscardHandler)})
+	code, _, errOut := windowsCLI(t, url, "windows")
 	if code != ExitError || !strings.Contains(errOut, "no maintenance windows configured") {
 		t.Errorf("exit %d: %s", code, errOut)
 	}

@@ -167,7 +167,7 @@ func TestFullConfig(t *testing.T) {
 			},
 			Parameters: []Parameter{{Name: "DB_PASSWORD", Value: "s3cret", Secret: true}},
 		}, {
-			Name: "web", Max: 3, Desired: ptr(2),
+			Name: "web", Max: 3, Desired: ptr(2), APIRole: RoleViewer,
 			Launch: Launch{
 				Command: "/bin/sh", Ports: []string{"http"}, Workdir: dir, StopSignal: DefaultStopSignal, StopTimeout: DefaultStopTimeout,
 				Logs: Logs{MaxSize: DefaultLogMaxSize, MaxFiles: DefaultLogMaxFiles},
@@ -284,6 +284,7 @@ func TestFullConfig(t *testing.T) {
 		{Name: "ops-laptop", Role: RoleOperator, SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
 		{Name: "metrics-agent", Role: RoleViewer, SHA256: "60303AE22B998861BCE3B28F33EEC1BE758A213C86C93C076DBE9F558C11C752"},
 	}}
+	want.API = API{Hosts: []string{"autoheal.example.com", "ops.example.com:7070"}}
 	cfg.src = nil
 	if !reflect.DeepEqual(cfg.Auth, want.Auth) {
 		t.Errorf("auth decoded as\n%+v\nwant\n%+v", cfg.Auth, want.Auth)

@@ -38,6 +38,9 @@ type Config struct {
 	// API is open to anyone who can reach it, and serve then refuses to
 	// listen beyond loopback.
 	Auth Auth `yaml:"auth"`
+	// API configures the names the API answers to. Default: IP addresses,
+	// loopback names and the listen address's name.
+	API API `yaml:"api"`
 
 	// Path is the file the config was read from (not a YAML field).
 	Path string `yaml:"-"`
@@ -83,6 +86,10 @@ type Group struct {
 	Hooks Hooks `yaml:"hooks"`
 	// Parameters are injected into every instance. Default none.
 	Parameters []Parameter `yaml:"parameters"`
+	// APIRole is the role of its instances' API credential
+	// (AUTOHEAL_INSTANCE_TOKEN): viewer or operator. Default none: an
+	// instance may only read its own metadata and push its own metrics.
+	APIRole string `yaml:"api_role"`
 }
 
 // DesiredCount returns the desired capacity after defaults.
@@ -1010,6 +1017,20 @@ type Auth struct {
 	// loopback only).
 	Tokens []Token `yaml:"tokens"`
 }
+
+// API configures the HTTP API beyond its credentials.
+type API struct {
+	// Hosts are the names clients reach the API by, as sent in Host
+	// ("autoheal.example.com"; a port is ignored). Requests whose Host is
+	// none of these, an IP address, localhost or the listen address's name
+	// are refused (421), so that a web page on a name pointed at this host
+	// (DNS rebinding) reads nothing. Default none.
+	Hosts []string `yaml:"hosts"`
+}
+
+// InstanceRoles are the roles a group may grant its instances
+// (groups[].api_role).
+var InstanceRoles = []string{RoleViewer, RoleOperator}
 
 // Token roles, from least to most privileged; each may do what the ones
 // before it may.

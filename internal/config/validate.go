@@ -130,6 +130,7 @@ func (v *validator) config() {
 	v.alarms()
 	v.alertmanager()
 	v.auth()
+	v.api()
 }
 
 func (v *validator) group(g *Group, gp path) {
@@ -145,6 +146,10 @@ func (v *validator) group(g *Group, gp path) {
 	v.hooks("launch", g.Hooks.Launch, gp.field("hooks").field("launch"))
 	v.hooks("terminate", g.Hooks.Terminate, gp.field("hooks").field("terminate"))
 	v.parameters(g, gp)
+	if g.APIRole != "" && !slices.Contains(InstanceRoles, g.APIRole) {
+		v.errorf(gp.field("api_role"), "api_role %q: use %s, or leave it out (instances get no role)%s",
+			g.APIRole, strings.Join(InstanceRoles, " or "), didYouMean(g.APIRole, InstanceRoles...))
+	}
 }
 
 // capacity reports the first impossible capacity of a group: once one
@@ -1824,6 +1829,20 @@ func (v *validator) auth() {
 				what = "characters that are not hex digits"
 			}
 			v.errorf(hp, "token sha256: want 64 hex digits (the SHA-256 of the token), got %s", what)
+		}
+	}
+}
+
+// apiHost is a DNS name as clients write it in a URL, with an optional
+// port.
+var apiHost = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?(:[0-9]{1,5})?$`)
+
+// api checks the names the API answers to.
+func (v *validator) api() {
+	p := path{}.field("api").field("hosts")
+	for i, h := range v.c.API.Hosts {
+		if !apiHost.MatchString(h) || len(h) > 253 {
+			v.errorf(p.index(i), "api host %q: give a name as clients write it in the API's URL, like autoheal.example.com (no scheme, no path)", h)
 		}
 	}
 }

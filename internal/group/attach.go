@@ -311,6 +311,9 @@ func (g *Group) spec(in *instance, tokens map[string]int64) provider.Spec {
 	if g.deps.MetadataURL != nil {
 		env = append(env, "AUTOHEAL_METADATA_URL="+g.deps.MetadataURL(id))
 	}
+	if g.deps.InstanceToken != nil {
+		env = append(env, "AUTOHEAL_INSTANCE_TOKEN="+g.deps.InstanceToken(id))
+	}
 	spec := provider.Spec{
 		ID:          id,
 		Group:       cfg.Name,

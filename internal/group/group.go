@@ -55,6 +55,9 @@ type Deps struct {
 	// MetadataURL returns the metadata endpoint URL for an instance id, given
 	// to the instance as AUTOHEAL_METADATA_URL. Optional.
 	MetadataURL func(id string) string
+	// InstanceToken returns an instance's API credential, given to it as
+	// AUTOHEAL_INSTANCE_TOKEN. Optional.
+	InstanceToken func(id string) string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// OnFatal is called when the journal cannot be written: the controller

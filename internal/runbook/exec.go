@@ -154,6 +154,20 @@ type run struct {
 
 	mu   sync.Mutex
 	snap []byte // JSON of ex as last persisted
+	// changed is closed at each new snapshot and replaced, and closed for
+	// good when the run ends: Changed hands it to whoever waits.
+	changed chan struct{}
+}
+
+// notify wakes whoever waits on the run's changes; after the final one
+// the channel stays closed.
+func (r *run) notify(final bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	close(r.changed)
+	if !final {
+		r.changed = make(chan struct{})
+	}
 }
 
 // NewEngine returns an engine; Resume continues interrupted executions.
@@ -276,7 +290,7 @@ func originOr(o string) string {
 }
 
 func (e *Engine) newRun(doc *Document, ex *Execution) *run {
-	return &run{doc: doc, ex: ex, answers: make(chan Approval, 4), done: make(chan struct{})}
+	return &run{doc: doc, ex: ex, answers: make(chan Approval, 4), done: make(chan struct{}), changed: make(chan struct{})}
 }
 
 // register makes r live: Get, Wait, Cancel and Approve find it.
@@ -301,6 +315,7 @@ func (e *Engine) launch(r *run, from int, how resumeKind) {
 			e.mu.Lock()
 			delete(e.runs, r.ex.ID)
 			e.mu.Unlock()
+			r.notify(true)
 			close(r.done)
 		}()
 		e.execute(r.ctx, r, from, how)
@@ -328,12 +343,29 @@ func (e *Engine) persist(ctx context.Context, r *run, evs ...store.Event) error 
 	r.mu.Lock()
 	r.snap = body
 	r.mu.Unlock()
+	r.notify(false)
 	return nil
 }
 
 // ofExecution names ex in its events' data.
 func ofExecution(id, document string) event.Execution {
 	return event.Execution{Execution: id, Document: document}
+}
+
+// Changed returns a channel closed at the next change of a running
+// execution (its next persisted state, or its end), or nil when it is not
+// running in this engine: then it will not change. Take the channel
+// before reading the execution, so that no change falls between.
+func (e *Engine) Changed(id string) <-chan struct{} {
+	e.mu.Lock()
+	r := e.runs[id]
+	e.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changed
 }
 
 // Get returns an execution, live or finished.

@@ -43,8 +43,9 @@ auth:
 `
 }
 
-// TestAuthServeRefusesOpenListen pins that serve does not put an open API
-// beyond loopback: a config error naming the address, before the state dir
+// TestAuthServeRefusesOpenListen pins that serve does not listen beyond
+// loopback with no tokens (remote callers would need the controller's own
+// admin token): a config error naming the address, before the state dir
 // is even created.
 func TestAuthServeRefusesOpenListen(t *testing.T) {
 	t.Parallel()
@@ -113,8 +114,13 @@ func TestAuthServeWithTokens(t *testing.T) {
 		}
 		return string(out)
 	}
-	if out := cli(false, "status"); !strings.Contains(out, "unauthorized") {
-		t.Fatalf("status without a token:\n%s", out)
+	if out := cli(false, "--token", "ah_wrong", "status"); !strings.Contains(out, "unauthorized") {
+		t.Fatalf("status with an unknown token:\n%s", out)
+	}
+	// On the controller's host, as its user, no token is needed: the CLI
+	// finds the local admin token.
+	if out := cli(true, "status"); !strings.Contains(out, "web") {
+		t.Fatalf("status without a token, on the host:\n%s", out)
 	}
 	if out := cli(true, "--token", authViewer, "status"); !strings.Contains(out, "web") {
 		t.Fatalf("status as viewer:\n%s", out)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -35,6 +34,9 @@ type controller struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	parts  parts
+	// creds are the API's local admin token and the key of the
+	// instances' credentials.
+	creds *api.Credentials
 
 	st     *store.Store
 	prov   *local.Local
@@ -77,7 +79,15 @@ func build(ctx context.Context, opts Options) (_ *controller, err error) {
 	if err := store.CheckWritable(stateDir); err != nil {
 		return nil, err
 	}
-	c := &controller{opts: opts, log: opts.Logger, cfg: cfg, stateDir: stateDir}
+	if err := privateStateDir(stateDir, opts.Logger); err != nil {
+		return nil, err
+	}
+	// Before any instance starts: each gets its credential from them.
+	creds, err := api.LoadCredentials(stateDir)
+	if err != nil {
+		return nil, fmt.Errorf("api credentials: %w", err)
+	}
+	c := &controller{opts: opts, log: opts.Logger, cfg: cfg, stateDir: stateDir, creds: creds}
 	c.parts.log = c.log
 	c.ctx, c.cancel = context.WithCancelCause(ctx)
 	defer func() {
@@ -167,7 +177,8 @@ func (c *controller) buildGroups() error {
 			MetadataURL: func(id string) string {
 				return c.apiURL + "/v1/instances/" + id + "/metadata"
 			},
-			OnFatal: c.fatal,
+			InstanceToken: c.creds.InstanceToken,
+			OnFatal:       c.fatal,
 			OnChange: func(s group.Snapshot) {
 				members := make([]lb.Member, len(s.Serving))
 				for i, e := range s.Serving {
@@ -351,36 +362,12 @@ func (c *controller) buildRetention() error {
 // buildAPI makes the API handler and its HTTP server; it starts last, so
 // nothing is served before every part runs, and stops first.
 func (c *controller) buildAPI() error {
-	c.api = api.New(api.Deps{
-		Store:        c.st,
-		Groups:       c.groups,
-		LogFiles:     c.prov.LogFiles,
-		Version:      c.opts.Version,
-		Logger:       c.log,
-		Balancer:     c.bal,
-		Runbooks:     c.eng,
-		Documents:    c.lib,
-		Windows:      c.sched,
-		Metrics:      c.al.metrics,
-		Alarms:       c.al.alarms,
-		Incidents:    c.al.incidents,
-		Alertmanager: c.al.alertmanager,
-		Tokens:       c.cfg.Auth.Tokens,
-	})
+	c.api = api.New(apiDeps(c.cfg, c.opts, c.creds, c.st, c.groups, c.prov.LogFiles, c.bal, c.eng, c.lib, c.sched, c.al, c.ln.Addr()))
 	// Runbook steps call the API in process, past its auth: whoever
 	// started the execution was authorized then.
 	c.apiRef.set(c.api.InProcess())
-	var handler http.Handler = c.api
-	if c.opts.Pprof {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		mux.Handle("/", c.api)
-		handler = mux
-	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           c.api,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/autoheal/autoheal/internal/api"
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/runbook"
-	"github.com/autoheal/autoheal/internal/store"
 )
 
 // chaosFor runs TestChaos longer than CI's short run:
@@ -167,7 +167,7 @@ func (c *chaos) disturb(d time.Duration) {
 			}
 		case 1:
 			if id := c.instanceOf("web"); id != "" {
-				if ex, err := c.e.client.Run(ctx, api.RunRequest{Document: "note", Parameters: map[string]string{"InstanceId": id}}); err == nil {
+				if ex, err := c.e.client.Run(ctx, wire.RunRequest{Document: "note", Parameters: map[string]string{"InstanceId": id}}); err == nil {
 					c.mu.Lock()
 					c.execs = append(c.execs, ex)
 					c.mu.Unlock()
@@ -218,8 +218,8 @@ func (c *chaos) check(life int) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	live := map[string]store.Instance{}
-	var pet store.Instance
+	live := map[string]wire.Instance{}
+	var pet wire.Instance
 	for _, in := range st.Instances {
 		if in.State != "Terminated" {
 			live[in.ID] = in

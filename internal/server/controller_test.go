@@ -16,12 +16,12 @@ import (
 	"time"
 
 	"github.com/autoheal/autoheal/internal/api"
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/provider"
-	"github.com/autoheal/autoheal/internal/store"
 )
 
-func scaleReq(desired *int) api.ScaleRequest { return api.ScaleRequest{Desired: desired} }
+func scaleReq(desired *int) wire.ScaleRequest { return wire.ScaleRequest{Desired: desired} }
 
 func TestInstancesOutliveTheControllerAndAreReadopted(t *testing.T) {
 	t.Parallel()
@@ -79,7 +79,7 @@ func TestInstancesOutliveTheControllerAndAreReadopted(t *testing.T) {
 
 // startAndCrash starts a controller on cfg in a new state dir, waits for
 // its one instance and SIGKILLs the application.
-func startAndCrash(t *testing.T, cfg string) (*env, string, store.Instance) {
+func startAndCrash(t *testing.T, cfg string) (*env, string, wire.Instance) {
 	t.Helper()
 	state := t.TempDir()
 	e := startProcess(t, cfg, state)
@@ -162,7 +162,7 @@ func TestControllerKilledBeforeTheOldInstanceIsTerminated(t *testing.T) {
       backoff_base: 10ms
 `))
 	e, state, first := startAndCrash(t, cfg)
-	var second store.Instance
+	var second wire.Instance
 	waitFor(t, 20*time.Second, "replacement running in Pending:Proceed, failed instance Terminating", func() bool {
 		var old bool
 		for _, in := range e.live() {
@@ -575,7 +575,7 @@ func TestStatusEventsLogsAndMetadata(t *testing.T) {
 
 	// Metadata endpoint: the instance's identity, secrets hidden.
 	in = e.waitInService(1, 20*time.Second)[0]
-	var md api.Metadata
+	var md wire.Metadata
 	code, b, _ := httpGet("http://" + e.apiAddr + "/v1/instances/" + in.ID + "/metadata")
 	if code != 200 || json.Unmarshal(b, &md) != nil || md.InstanceID != in.ID || md.Parameters["GREETING"] != "hi" || md.Parameters["TOKEN"] == "s3cret" {
 		t.Fatalf("metadata %d %s", code, b)

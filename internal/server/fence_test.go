@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/autoheal/autoheal/internal/store"
+	"github.com/autoheal/autoheal/internal/api/wire"
 )
 
 // The fence at the group level: an application that ignores SIGTERM and
@@ -164,9 +164,9 @@ func (s *fenceScenario) waitStopping(id string) {
 }
 
 // waitReplacement waits for an instance other than old in service.
-func (s *fenceScenario) waitReplacement(e *env, old string) store.Instance {
+func (s *fenceScenario) waitReplacement(e *env, old string) wire.Instance {
 	s.t.Helper()
-	var repl store.Instance
+	var repl wire.Instance
 	waitFor(s.t, 30*time.Second, "a replacement of "+old+" in service", func() bool {
 		for _, in := range e.live() {
 			if in.ID != old && in.State == "InService" {

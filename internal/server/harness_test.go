@@ -22,9 +22,9 @@ import (
 	"time"
 
 	"github.com/autoheal/autoheal/internal/api"
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/provider/local"
 	"github.com/autoheal/autoheal/internal/server"
-	"github.com/autoheal/autoheal/internal/store"
 	"github.com/autoheal/autoheal/internal/testutil"
 )
 
@@ -131,7 +131,9 @@ type env struct {
 	cfgPath  string
 	client   *api.Client
 	apiAddr  string
-	stop     func()
+	// token is the controller's local admin token.
+	token string
+	stop  func()
 	// proc is set when the controller runs as a separate process.
 	proc *exec.Cmd
 	logs *bytes.Buffer
@@ -183,7 +185,8 @@ func startInProcess(t *testing.T, cfgPath, stateDir string) *env {
 		cancel()
 		t.Fatal("server did not start in 30s")
 	}
-	e := &env{t: t, stateDir: stateDir, cfgPath: cfgPath, apiAddr: addr.String(), client: api.NewClient(addr.String())}
+	e := &env{t: t, stateDir: stateDir, cfgPath: cfgPath, apiAddr: addr.String()}
+	e.useAdminToken()
 	var once sync.Once
 	e.stop = func() {
 		once.Do(func() {
@@ -245,7 +248,8 @@ func startProcess(t *testing.T, cfgPath, stateDir string, environ ...string) *en
 		defer mu.Unlock()
 		t.Fatalf("autoheal serve did not start:\n%s", logs.String())
 	}
-	e := &env{t: t, stateDir: stateDir, cfgPath: cfgPath, apiAddr: addr, client: api.NewClient(addr), proc: cmd, logs: logs, logMu: mu}
+	e := &env{t: t, stateDir: stateDir, cfgPath: cfgPath, apiAddr: addr, proc: cmd, logs: logs, logMu: mu}
+	e.useAdminToken()
 	e.stop = func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
@@ -283,6 +287,32 @@ func (e *env) waitCrash(point string, timeout time.Duration) {
 	waitFor(e.t, 5*time.Second, "the crash point's line", func() bool {
 		return strings.Contains(e.procLogs(), "crashpoint "+point+"\n")
 	})
+}
+
+// useAdminToken makes the env's client, and the raw HTTP helpers when
+// they call this API, send the controller's local admin token, as the
+// operator's CLI on the host does.
+func (e *env) useAdminToken() {
+	e.t.Helper()
+	tok, err := api.ReadTokenFile(filepath.Join(e.stateDir, api.TokenFile))
+	if err != nil {
+		e.t.Fatalf("the controller's admin token: %v", err)
+	}
+	e.token = tok
+	e.client = api.NewClientWithToken(e.apiAddr, tok)
+	apiTokens.Store(e.apiAddr, tok)
+	e.t.Cleanup(func() { apiTokens.CompareAndDelete(e.apiAddr, tok) })
+}
+
+// apiTokens are the admin tokens of the controllers under test, by API
+// address: httpGet and httpPostJSON send one to its API.
+var apiTokens sync.Map
+
+// withToken adds the admin token of the controller a request goes to.
+func withToken(req *http.Request) {
+	if tok, ok := apiTokens.Load(req.URL.Host); ok {
+		req.Header.Set("Authorization", "Bearer "+tok.(string))
+	}
 }
 
 // kill9 SIGKILLs the controller process (instances must survive).
@@ -339,7 +369,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 }
 
 // live returns the non-terminated instances.
-func (e *env) live() []store.Instance {
+func (e *env) live() []wire.Instance {
 	st, err := e.client.Status(context.Background(), false)
 	if err != nil {
 		return nil
@@ -348,9 +378,9 @@ func (e *env) live() []store.Instance {
 }
 
 // waitInService waits until the group has n InService instances and returns them.
-func (e *env) waitInService(n int, timeout time.Duration) []store.Instance {
+func (e *env) waitInService(n int, timeout time.Duration) []wire.Instance {
 	e.t.Helper()
-	var got []store.Instance
+	var got []wire.Instance
 	waitFor(e.t, timeout, fmt.Sprintf("%d InService instance(s)", n), func() bool {
 		got = got[:0]
 		for _, in := range e.live() {
@@ -363,7 +393,7 @@ func (e *env) waitInService(n int, timeout time.Duration) []store.Instance {
 	return got
 }
 
-func (e *env) events() []store.Event {
+func (e *env) events() []wire.Event {
 	evs, _ := e.client.Events(context.Background(), api.EventsQuery{Limit: 10000})
 	return evs
 }
@@ -379,7 +409,12 @@ func (e *env) dumpEvents() string {
 // httpGet fetches a URL with a short timeout.
 func httpGet(url string) (int, []byte, error) {
 	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	withToken(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/event"
-	"github.com/autoheal/autoheal/internal/store"
 )
 
 func newLogger(w io.Writer) *slog.Logger {
@@ -106,7 +106,7 @@ func TestCrashIsHealedWithDataIntactAtSameAddress(t *testing.T) {
 	// Restarts in place keep the volume; the replacement took it over with a
 	// higher fencing token.
 	st, _ := e.client.Status(context.Background(), false)
-	var vol store.Attachment
+	var vol wire.Attachment
 	for _, a := range st.Groups[0].Attachments {
 		if a.Kind == "volume" {
 			vol = a

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/autoheal/autoheal/internal/api"
-	"github.com/autoheal/autoheal/internal/store"
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/testutil"
 )
 
@@ -360,7 +360,7 @@ func (e *env) waitReplaced(n int, old string, timeout time.Duration) []string {
 	return healthy
 }
 
-func instanceIDs(ins []store.Instance) []string {
+func instanceIDs(ins []wire.Instance) []string {
 	var ids []string
 	for _, in := range ins {
 		ids = append(ids, in.ID)
@@ -613,7 +613,13 @@ func httpPostJSON(url string, v any, timeout time.Duration) (int, []byte, error)
 		return 0, nil, err
 	}
 	c := http.Client{Timeout: timeout}
-	resp, err := c.Post(url, "application/json", strings.NewReader(string(b)))
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(string(b)))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	withToken(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/autoheal/autoheal/internal/api"
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/store"
 )
 
@@ -79,7 +80,7 @@ func TestServerStopsEveryGoroutineItStarts(t *testing.T) {
 			following <- e.client.FollowEvents(ctx, api.EventsQuery{}, func(store.Event) error { return nil })
 		}()
 		two := 2
-		if _, err := e.client.Scale(ctx, "web", api.ScaleRequest{Desired: &two}); err != nil {
+		if _, err := e.client.Scale(ctx, "web", wire.ScaleRequest{Desired: &two}); err != nil {
 			t.Fatal(err)
 		}
 		e.stop()

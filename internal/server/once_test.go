@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/autoheal/autoheal/internal/api"
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/remediation"
 	"github.com/autoheal/autoheal/internal/runbook"
@@ -86,9 +86,9 @@ mainSteps:
 `
 
 // onlyExecution returns the one execution of document doc.
-func (e *env) onlyExecution(doc string) runbook.Execution {
+func (e *env) onlyExecution(doc string) wire.Execution {
 	e.t.Helper()
-	var found []runbook.Execution
+	var found []wire.Execution
 	waitFor(e.t, 10*time.Second, "the execution of "+doc, func() bool {
 		list, err := e.client.Executions(context.Background(), 100)
 		found = found[:0]
@@ -131,7 +131,7 @@ func TestRunbookStepsRunOnceAcrossCrashes(t *testing.T) {
 			in := e.waitInService(1, 30*time.Second)[0]
 			// The answer may not come: the controller may die first.
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			e.client.Run(ctx, api.RunRequest{Document: "once", Parameters: map[string]string{"InstanceId": in.ID, "Log": log}})
+			e.client.Run(ctx, wire.RunRequest{Document: "once", Parameters: map[string]string{"InstanceId": in.ID, "Log": log}})
 			cancel()
 			e.waitCrash(pointName(tc.crash), 30*time.Second)
 
@@ -237,9 +237,9 @@ func (e *env) alert(name, instance, status string) {
 }
 
 // onlyIncident waits for the one incident and for cond on it.
-func (e *env) onlyIncident(what string, cond func(remediation.Incident) bool) remediation.Incident {
+func (e *env) onlyIncident(what string, cond func(wire.Incident) bool) wire.Incident {
 	e.t.Helper()
-	var inc remediation.Incident
+	var inc wire.Incident
 	waitFor(e.t, 30*time.Second, what, func() bool {
 		list, err := e.client.Incidents(context.Background(), 10)
 		if err != nil || len(list) != 1 {
@@ -251,8 +251,8 @@ func (e *env) onlyIncident(what string, cond func(remediation.Incident) bool) re
 	return inc
 }
 
-func hasEntry(inc remediation.Incident, typ string) bool {
-	return slices.ContainsFunc(inc.Timeline, func(en remediation.Entry) bool { return en.Type == typ })
+func hasEntry(inc wire.Incident, typ string) bool {
+	return slices.ContainsFunc(inc.Timeline, func(en wire.TimelineEntry) bool { return en.Type == typ })
 }
 
 // TestRemediationAttemptRunsOnceAcrossCrashes: an Alertmanager alert
@@ -287,17 +287,17 @@ func TestRemediationAttemptRunsOnceAcrossCrashes(t *testing.T) {
 			if tc.crash != "" {
 				e.waitCrash(tc.crash, 30*time.Second)
 			} else {
-				e.onlyIncident("verification to begin", func(inc remediation.Incident) bool { return hasEntry(inc, remediation.EntryOutput) })
+				e.onlyIncident("verification to begin", func(inc wire.Incident) bool { return hasEntry(inc, remediation.EntryOutput) })
 				e.kill9()
 			}
 
 			e2 := startProcess(t, cfg, state)
-			inc := e2.onlyIncident("verification after the restart", func(inc remediation.Incident) bool {
-				return hasEntry(inc, remediation.EntryOutput) && slices.ContainsFunc(inc.Timeline, func(en remediation.Entry) bool {
+			inc := e2.onlyIncident("verification after the restart", func(inc wire.Incident) bool {
+				return hasEntry(inc, remediation.EntryOutput) && slices.ContainsFunc(inc.Timeline, func(en wire.TimelineEntry) bool {
 					return strings.HasPrefix(en.Message, "controller restarted")
 				})
 			})
-			var output remediation.Entry
+			var output wire.TimelineEntry
 			for _, en := range inc.Timeline {
 				if en.Type == remediation.EntryOutput {
 					output = en
@@ -310,7 +310,7 @@ func TestRemediationAttemptRunsOnceAcrossCrashes(t *testing.T) {
 				t.Fatalf("after the restart the attempt is %+v (runbook succeeded at %s):\n%s", c, output.Time, timelineTypes(inc))
 			}
 			e2.alert("Broken", in.ID, "resolved")
-			inc = e2.onlyIncident("the incident to be resolved", func(inc remediation.Incident) bool { return inc.Status == remediation.StatusResolved })
+			inc = e2.onlyIncident("the incident to be resolved", func(inc wire.Incident) bool { return inc.Status == remediation.StatusResolved })
 			runs := fileLines(t, log)
 			if inc.Attempts != 1 || len(runs) != 1 || runs[0] != inc.Current.Execution || e2.executionsOf("fix") != 1 {
 				t.Fatalf("%d attempt(s), runbook runs %v (attempt's execution %s), %d executions; want one of each:\n%+v",
@@ -354,7 +354,7 @@ func TestEscalationIsSentOnceAcrossCrashes(t *testing.T) {
 			in := e.waitInService(1, 30*time.Second)[0]
 			e.alert("Unfixable", in.ID, "firing")
 			if crash == "remediation.resolve.sent" {
-				e.onlyIncident("the escalation", func(inc remediation.Incident) bool {
+				e.onlyIncident("the escalation", func(inc wire.Incident) bool {
 					return inc.Status == remediation.StatusEscalated && len(inc.Unsent) == 0
 				})
 				e.alert("Unfixable", in.ID, "resolved")
@@ -363,12 +363,12 @@ func TestEscalationIsSentOnceAcrossCrashes(t *testing.T) {
 
 			e2 := startProcess(t, cfg, state)
 			if crash != "remediation.resolve.sent" {
-				e2.onlyIncident("the escalation", func(inc remediation.Incident) bool {
+				e2.onlyIncident("the escalation", func(inc wire.Incident) bool {
 					return inc.Status == remediation.StatusEscalated && len(inc.Unsent) == 0
 				})
 				e2.alert("Unfixable", in.ID, "resolved")
 			}
-			inc := e2.onlyIncident("the incident to be resolved", func(inc remediation.Incident) bool { return inc.Status == remediation.StatusResolved })
+			inc := e2.onlyIncident("the incident to be resolved", func(inc wire.Incident) bool { return inc.Status == remediation.StatusResolved })
 			// The resolution is delivered after the escalation, in their
 			// lane's order: a second escalation would have come first.
 			waitFor(t, 30*time.Second, "the notifications", func() bool { return h.count("resolve") >= 1 })

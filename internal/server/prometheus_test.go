@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/api"
+
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/remediation"
 )
 
@@ -54,9 +57,24 @@ func isExecutable(p string) bool {
 // promConfig is the web example (one instance behind a load balancer) with
 // an alarm, an Alertmanager route to the fix-service runbook on the
 // instance named by the alert's instance_id label, and that runbook.
+// The tokens Prometheus and Alertmanager call the API with, as an
+// operator would give them: a viewer to scrape, an operator to deliver
+// alerts (files beside the config, from promConfig).
+const (
+	promToken = "ah_prometheus-scrapes-autoheal-with-this"
+	amToken   = "ah_alertmanager-posts-alerts-with-this"
+)
+
+// promConfig is the web example with an alarm, an Alertmanager route and
+// the tokens of Prometheus and Alertmanager, whose files are
+// tokenFile(cfg, "prometheus") and tokenFile(cfg, "alertmanager").
 func promConfig(t *testing.T) string {
 	t.Helper()
 	cfg := writeConfig(t, webConfig(freePort(t), 1, "")+`
+auth:
+  tokens:
+    - {name: prometheus, role: viewer, sha256: `+api.HashToken(promToken)+`}
+    - {name: alertmanager, role: operator, sha256: `+api.HashToken(amToken)+`}
 alarms:
   - name: errors-high
     namespace: App
@@ -71,6 +89,11 @@ alertmanager:
       runbook: fix-service
       target_label: instance_id
 `)
+	for name, tok := range map[string]string{"prometheus": promToken, "alertmanager": amToken} {
+		if err := os.WriteFile(tokenFile(cfg, name), []byte(tok+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	docs := filepath.Join(filepath.Dir(cfg), "documents")
 	os.MkdirAll(docs, 0o755)
 	const fixService = `schemaVersion: "0.3"
@@ -93,17 +116,15 @@ mainSteps:
 	return cfg
 }
 
+// tokenFile is where promConfig put a client's token.
+func tokenFile(cfg, name string) string { return filepath.Join(filepath.Dir(cfg), name+".token") }
+
 // getMetrics returns the controller's GET /metrics body.
 func getMetrics(t *testing.T, e *env) []byte {
 	t.Helper()
-	resp, err := http.Get("http://" + e.apiAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %d %v\n%s", resp.StatusCode, err, b)
+	code, b, err := httpGet("http://" + e.apiAddr + "/metrics")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v\n%s", code, err, b)
 	}
 	return b
 }
@@ -167,7 +188,7 @@ func TestPrometheusMetricsPromtool(t *testing.T) {
 
 // startPrometheus runs a real prometheus scraping target every second
 // and returns its URL. It is killed when the test ends.
-func startPrometheus(t *testing.T, target string) string {
+func startPrometheus(t *testing.T, target, tokenFile string) string {
 	t.Helper()
 	bin := externalTool(t, "prometheus", "prometheus")
 	dir := t.TempDir()
@@ -178,9 +199,11 @@ func startPrometheus(t *testing.T, target string) string {
   evaluation_interval: 1s
 scrape_configs:
   - job_name: autoheal
+    authorization:
+      credentials_file: %s
     static_configs:
       - targets: ['%s']
-`, target)), 0o644)
+`, tokenFile, target)), 0o644)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	return startDaemon(t, "prometheus", bin, addr,
 		"--config.file="+cfg,
@@ -260,7 +283,7 @@ func TestPrometheusScrape(t *testing.T) {
 	externalTool(t, "prometheus", "prometheus")
 	e := startInProcess(t, promConfig(t), "")
 	in := e.waitInService(1, 30*time.Second)[0]
-	prom := startPrometheus(t, e.apiAddr)
+	prom := startPrometheus(t, e.apiAddr, tokenFile(e.cfgPath, "prometheus"))
 
 	var got []promSample
 	var qerr error
@@ -293,7 +316,7 @@ func TestPrometheusScrape(t *testing.T) {
 
 // startAlertmanager runs a real prometheus-alertmanager whose only
 // receiver is the controller's webhook, and returns its URL.
-func startAlertmanager(t *testing.T, controller string) string {
+func startAlertmanager(t *testing.T, controller, tokenFile string) string {
 	t.Helper()
 	bin := externalTool(t, "prometheus-alertmanager", "prometheus-alertmanager", "alertmanager")
 	dir := t.TempDir()
@@ -309,7 +332,10 @@ receivers:
     webhook_configs:
       - url: http://%s/v1/alertmanager
         send_resolved: true
-`, controller)), 0o644)
+        http_config:
+          authorization:
+            credentials_file: %s
+`, controller, tokenFile)), 0o644)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	return startDaemon(t, "prometheus-alertmanager", bin, addr,
 		"--config.file="+cfg,
@@ -348,17 +374,17 @@ func postAlert(t *testing.T, am string, labels map[string]string, startsAt time.
 
 // alertmanagerIncident returns the incident Alertmanager opened for
 // instance id, if any.
-func alertmanagerIncident(e *env, id string) (remediation.Incident, bool) {
+func alertmanagerIncident(e *env, id string) (wire.Incident, bool) {
 	list, err := e.client.Incidents(context.Background(), 100)
 	if err != nil {
-		return remediation.Incident{}, false
+		return wire.Incident{}, false
 	}
 	for _, inc := range list {
 		if inc.Trigger.Source == "alertmanager" && inc.Instance == id {
 			return inc, true
 		}
 	}
-	return remediation.Incident{}, false
+	return wire.Incident{}, false
 }
 
 // TestAlertmanagerReceiver: an alert posted to a real Alertmanager reaches
@@ -370,23 +396,23 @@ func TestAlertmanagerReceiver(t *testing.T) {
 	externalTool(t, "prometheus-alertmanager", "prometheus-alertmanager", "alertmanager")
 	e := startInProcess(t, promConfig(t), "")
 	in := e.waitInService(1, 30*time.Second)[0]
-	am := startAlertmanager(t, e.apiAddr)
+	am := startAlertmanager(t, e.apiAddr, tokenFile(e.cfgPath, "alertmanager"))
 
 	labels := map[string]string{"alertname": "ServiceDown", "instance_id": in.ID, "severity": "critical"}
 	startsAt := time.Now().Add(-time.Second)
 	postAlert(t, am, labels, startsAt, nil)
 
-	var inc remediation.Incident
+	var inc wire.Incident
 	waitFor(t, 30*time.Second, "an incident from Alertmanager with a runbook attempt and its output", func() bool {
 		var ok bool
 		inc, ok = alertmanagerIncident(e, in.ID)
-		return ok && slices.ContainsFunc(inc.Timeline, func(en remediation.Entry) bool { return en.Type == remediation.EntryOutput })
+		return ok && slices.ContainsFunc(inc.Timeline, func(en wire.TimelineEntry) bool { return en.Type == remediation.EntryOutput })
 	})
 	if inc.Status != remediation.StatusOpen || inc.Runbook != "fix-service" || inc.Attempts != 1 ||
 		inc.Trigger.Alarm != "ServiceDown" || !strings.HasPrefix(inc.Trigger.Key, "alertmanager/") {
 		t.Fatalf("incident %+v", inc)
 	}
-	var attempt, output remediation.Entry
+	var attempt, output wire.TimelineEntry
 	for _, en := range inc.Timeline {
 		switch en.Type {
 		case remediation.EntryAttempt:

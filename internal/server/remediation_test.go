@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/autoheal/autoheal/internal/metrics"
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/notify"
 	"github.com/autoheal/autoheal/internal/remediation"
 )
@@ -44,9 +44,9 @@ alarms:
 `
 }
 
-func (e *env) waitIncident(status string, timeout time.Duration) remediation.Incident {
+func (e *env) waitIncident(status string, timeout time.Duration) wire.Incident {
 	e.t.Helper()
-	var inc remediation.Incident
+	var inc wire.Incident
 	waitFor(e.t, timeout, "an incident "+status, func() bool {
 		list, err := e.client.Incidents(context.Background(), 10)
 		if err != nil || len(list) == 0 {
@@ -58,7 +58,7 @@ func (e *env) waitIncident(status string, timeout time.Duration) remediation.Inc
 	return inc
 }
 
-func timelineTypes(inc remediation.Incident) string {
+func timelineTypes(inc wire.Incident) string {
 	var out []string
 	for _, en := range inc.Timeline {
 		out = append(out, en.Type)
@@ -140,8 +140,8 @@ func TestNoRunbookEscalatesToSignedWebhook(t *testing.T) {
 	// Push zeros for the instance by hand, through the API, as an
 	// operator's script would.
 	every(t, 200*time.Millisecond, func() {
-		e.client.PutMetricData(context.Background(), "", metrics.PutRequest{Namespace: "CustomNamespace", MetricData: []metrics.Datum{{
-			MetricName: "webapp-uptime", Value: 0, Dimensions: []metrics.Dimension{{Name: "InstanceId", Value: in.ID}}}}})
+		e.client.PutMetricData(context.Background(), "", wire.PutRequest{Namespace: "CustomNamespace", MetricData: []wire.Datum{{
+			MetricName: "webapp-uptime", Value: 0, Dimensions: []wire.Dimension{{Name: "InstanceId", Value: in.ID}}}}})
 	})
 	inc := e.waitIncident(remediation.StatusEscalated, 30*time.Second)
 	if inc.Attempts != 0 || !strings.Contains(timelineTypes(inc), "escalated") {
@@ -232,7 +232,7 @@ mainSteps:
 		return false
 	})
 	every(t, 200*time.Millisecond, func() {
-		e.client.PutMetricData(context.Background(), in.ID, metrics.PutRequest{Namespace: "Probes", MetricData: []metrics.Datum{{MetricName: "up", Value: 0}}})
+		e.client.PutMetricData(context.Background(), in.ID, wire.PutRequest{Namespace: "Probes", MetricData: []wire.Datum{{MetricName: "up", Value: 0}}})
 	})
 	waitFor(t, 30*time.Second, "the instance to be restarted", func() bool {
 		l := e.live()

@@ -16,9 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/autoheal/autoheal/internal/api"
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/runbook"
-	"github.com/autoheal/autoheal/internal/store"
 )
 
 // End-to-end tests of runbook executions: the built-in maintenance
@@ -31,7 +30,7 @@ func (e *env) runDocument(doc string, params map[string]string) string {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	id, err := e.client.Run(ctx, api.RunRequest{Document: doc, Parameters: params})
+	id, err := e.client.Run(ctx, wire.RunRequest{Document: doc, Parameters: params})
 	if err != nil {
 		e.t.Fatalf("run %s %v: %v", doc, params, err)
 	}
@@ -39,16 +38,16 @@ func (e *env) runDocument(doc string, params map[string]string) string {
 }
 
 // execution reads one execution through the API.
-func (e *env) execution(id string) (runbook.Execution, error) {
+func (e *env) execution(id string) (wire.Execution, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return e.client.Execution(ctx, id)
 }
 
 // waitExecution polls an execution until it has ended and returns it.
-func (e *env) waitExecution(id string, timeout time.Duration) runbook.Execution {
+func (e *env) waitExecution(id string, timeout time.Duration) wire.Execution {
 	e.t.Helper()
-	var ex runbook.Execution
+	var ex wire.Execution
 	var err error
 	deadline := time.Now().Add(timeout)
 	for {
@@ -72,7 +71,7 @@ func ended(status string) bool {
 }
 
 // step returns an execution's step by name; a missing one fails the test.
-func step(t *testing.T, ex runbook.Execution, name string) runbook.StepExecution {
+func step(t *testing.T, ex wire.Execution, name string) wire.StepExecution {
 	t.Helper()
 	for _, s := range ex.Steps {
 		if s.Name == name {
@@ -80,11 +79,11 @@ func step(t *testing.T, ex runbook.Execution, name string) runbook.StepExecution
 		}
 	}
 	t.Fatalf("execution %s has no step %s:\n%s", ex.ID, name, showExecution(ex))
-	return runbook.StepExecution{}
+	return wire.StepExecution{}
 }
 
 // showExecution is an execution's status and step history, for failures.
-func showExecution(ex runbook.Execution) string {
+func showExecution(ex wire.Execution) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s: %s %s\n", ex.ID, ex.Document, ex.Status, ex.Error)
 	at := func(p *time.Time) string {
@@ -100,7 +99,7 @@ func showExecution(ex runbook.Execution) string {
 }
 
 // pids maps instance ids to their process ids.
-func pids(ins []store.Instance) map[string]int {
+func pids(ins []wire.Instance) map[string]int {
 	m := map[string]int{}
 	for _, in := range ins {
 		m[in.ID] = in.Pid
@@ -223,7 +222,7 @@ func TestGracefulMaintenanceUnderLoad(t *testing.T) {
 	// to be in flight on its instance, so that every drain has something
 	// to wait for: it must complete.
 	const slowMs = 3000
-	var execs []runbook.Execution
+	var execs []wire.Execution
 	for _, id := range ids {
 		p := probeOn(t, base, id, slowMs)
 		exID := e.runDocument("Autoheal-GracefulMaintenance", map[string]string{"InstanceId": id})
@@ -483,7 +482,7 @@ func TestExecutionResumesAfterControllerRestart(t *testing.T) {
 	e.waitInService(1, 20*time.Second)
 
 	id := e.runDocument("Paused", nil)
-	var mid runbook.Execution
+	var mid wire.Execution
 	waitFor(t, 10*time.Second, "the execution to sleep at step pause", func() bool {
 		ex, err := e.execution(id)
 		if err != nil {
@@ -567,13 +566,13 @@ groups:
 
 // restartAnswer asks for a restart in place through the API and returns
 // the instance as the answer shows it.
-func (e *env) restartAnswer(id string) (int, store.Instance, []byte) {
+func (e *env) restartAnswer(id string) (int, wire.Instance, []byte) {
 	e.t.Helper()
 	code, b, err := httpPostJSON("http://"+e.apiAddr+"/v1/instances/"+id+"/restart", map[string]any{}, 30*time.Second)
 	if err != nil {
 		e.t.Fatalf("restart %s: %v", id, err)
 	}
-	var in store.Instance
+	var in wire.Instance
 	if code == http.StatusAccepted {
 		if err := json.Unmarshal(b, &in); err != nil {
 			e.t.Fatalf("restart %s answered %s: %v", id, b, err)
@@ -584,9 +583,9 @@ func (e *env) restartAnswer(id string) (int, store.Instance, []byte) {
 
 // waitNewProcess waits until instance id is InService with a process
 // other than pid, and returns it.
-func (e *env) waitNewProcess(id string, pid int, timeout time.Duration) store.Instance {
+func (e *env) waitNewProcess(id string, pid int, timeout time.Duration) wire.Instance {
 	e.t.Helper()
-	var got store.Instance
+	var got wire.Instance
 	waitFor(e.t, timeout, id+" InService again with a new process", func() bool {
 		for _, in := range e.live() {
 			if in.ID == id && in.State == "InService" && in.Pid != 0 && in.Pid != pid {

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/event"
-	"github.com/autoheal/autoheal/internal/store"
 )
 
 // windowConfig is the web example with a maintenance window that runs doc
@@ -32,7 +32,7 @@ maintenance_windows:
 
 // windowRun waits for the window's run to end and returns the journal's
 // task events of that run.
-func (e *env) windowRun(name string, timeout time.Duration) (starts, ends []store.Event) {
+func (e *env) windowRun(name string, timeout time.Duration) (starts, ends []wire.Event) {
 	e.t.Helper()
 	waitFor(e.t, timeout, "the window run to end", func() bool {
 		for _, ev := range e.events() {
@@ -54,7 +54,7 @@ func (e *env) windowRun(name string, timeout time.Duration) (starts, ends []stor
 }
 
 // maxConcurrent replays task start and end events in journal order.
-func maxConcurrent(evs []store.Event) int {
+func maxConcurrent(evs []wire.Event) int {
 	running, most := 0, 0
 	for _, ev := range evs {
 		switch ev.Type {
@@ -91,7 +91,7 @@ func TestMaintenanceWindowRollsGracefullyUnderLoad(t *testing.T) {
 	if len(starts) != 3 || len(ends) != 3 {
 		t.Fatalf("%d task starts and %d ends, want 3 each:\n%s", len(starts), len(ends), e.dumpEvents())
 	}
-	var all []store.Event
+	var all []wire.Event
 	for _, ev := range e.events() {
 		if ev.Type == "maintenance.task.start" || ev.Type == "maintenance.task.end" {
 			all = append(all, ev)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"sync"
 )
 
 //go:embed assets
@@ -45,8 +46,19 @@ type handler struct {
 
 // Handler serves the embedded assets under /ui/. Any other path under /ui/
 // that names no asset gets index.html, so that a reload or a pasted link
-// still opens the dashboard; paths outside /ui/ are 404.
+// still opens the dashboard; paths outside /ui/ are 404. The assets are
+// read and hashed once per process: they are compiled in.
 func Handler() http.Handler {
+	shared.once.Do(func() { shared.h = load() })
+	return shared.h
+}
+
+var shared struct {
+	once sync.Once
+	h    *handler
+}
+
+func load() *handler {
 	h := &handler{files: map[string]file{}}
 	err := fs.WalkDir(assets, "assets", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

@@ -31,10 +31,11 @@ function append(e, children) {
 
 // ApiError carries the API's message and status.
 class ApiError extends Error {
-  constructor(status, message, code) {
+  constructor(status, message, code, tokenFile) {
     super(message);
     this.status = status;
     this.code = code;
+    this.tokenFile = tokenFile || '';
   }
 }
 
@@ -51,7 +52,7 @@ async function api(path, { method = 'GET', body } = {}) {
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
   if (!res.ok) {
-    throw new ApiError(res.status, (data && data.error) || `${method} ${path}: ${res.status} ${res.statusText}`, data && data.code);
+    throw new ApiError(res.status, (data && data.error) || `${method} ${path}: ${res.status} ${res.statusText}`, data && data.code, data && data.token_file);
   }
   return data;
 }
@@ -262,7 +263,7 @@ function alarmRow(a) {
 
 function incidentRow(i) {
   return {
-    attrs: { 'data-testid': 'incident-row', 'data-id': i.id },
+    attrs: { 'data-testid': 'incident-row', 'data-id': i.id, 'data-source': i.trigger?.source || '' },
     cells: [h('a', { href: `#/incidents/${enc(i.id)}` }, i.id), badge(i.status), i.trigger?.alarm || i.trigger?.key || '–',
       [i.group ? h('a', { href: `#/groups/${enc(i.group)}` }, i.group) : '–', i.instance ? ` / ${i.instance}` : ''], i.attempts, time(i.opened_at)],
   };
@@ -747,7 +748,7 @@ async function render(first) {
   } catch (err) {
     if (gen !== generation) return;
     if (err instanceof ApiError && err.status === 401) {
-      if (first || !document.getElementById('token-form')) showSignIn(err.message);
+      if (first || !document.getElementById('token-form')) showSignIn(err.message, err.tokenFile);
       return;
     }
     nodes = [h('h1', { tabindex: -1 }, page.title), h('p', { class: 'error', role: 'alert', 'data-testid': 'page-error' }, err.message),
@@ -801,8 +802,10 @@ function dirty(e) {
 
 // ---------------------------------------------------------------- sign-in
 
-// The API answers 401 when the controller has auth tokens and the browser
-// presents none. Signing in posts the token to /v1/session, which checks it
+// The API answers 401 until the browser presents a token: the controller's
+// local admin token (in its state dir; the 401 names the file when the
+// browser is on the controller's host) or one of the config's auth tokens.
+// Signing in posts the token to /v1/session, which checks it
 // and sets the autoheal_token cookie itself: HttpOnly, so no script (this
 // one included) can read it, and SameSite=Strict; the API reads it for the
 // UI (EventSource cannot send an Authorization header). The page only
@@ -826,20 +829,22 @@ function hasTokenCookie() {
   return signedIn;
 }
 
-function showSignIn(message) {
+function showSignIn(message, tokenFile = '') {
   const main = document.getElementById('main');
   const input = h('input', { type: 'password', id: 'token-input', 'data-testid': 'token-input', autocomplete: 'current-password', required: true });
   const form = h('form', { id: 'token-form', 'data-testid': 'token-form', 'aria-labelledby': 'signin-h' },
     // For password managers: a token form with no user name is flagged.
     h('input', { type: 'text', name: 'username', autocomplete: 'username', value: 'autoheal', hidden: true }),
     h('p', { class: 'field' }, h('label', { for: 'token-input' }, 'API token'), input,
-      h('span', { class: 'hint' }, 'A token from autoheal token new; its role decides what you may do here (viewer reads, operator acts).')),
+      h('span', { class: 'hint', 'data-testid': 'token-hint' }, tokenFile
+        ? `On the controller's host, the local admin token is in ${tokenFile} (readable by the controller's user only), or use a token from autoheal token new: its role decides what you may do here (viewer reads, operator acts).`
+        : 'The local admin token (the file api-token in the controller\'s state dir), or a token from autoheal token new: its role decides what you may do here (viewer reads, operator acts).')),
     h('p', {}, h('button', { type: 'submit', id: 'token-submit', 'data-testid': 'token-submit' }, 'Sign in')));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const refused = await setTokenCookie(input.value.trim());
     if (refused) {
-      showSignIn(refused);
+      showSignIn(refused, tokenFile);
       return;
     }
     connect();

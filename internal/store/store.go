@@ -299,7 +299,7 @@ func lockDir(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock state dir %s: %w", dir, err)
 	}
-	if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockWithin(f, lockWait); err != nil {
 		defer f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			b, _ := os.ReadFile(path)
@@ -320,6 +320,27 @@ func lockDir(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("lock state dir %s: write pid: %w", dir, err)
 	}
 	return f, nil
+}
+
+// lockWait is how long a held state dir lock is waited for before the
+// dir is reported in use. A controller that just ended can leave its lock
+// held for an instant: a child it (or, in tests, another server of the
+// same process) was forking at that moment shares the lock's open file
+// until its exec closes it (close-on-exec acts at exec, not at fork). A
+// second live controller holds it for good, and is reported after this.
+const lockWait = 2 * time.Second
+
+// lockWithin takes an exclusive flock on f, trying again until wait has
+// passed while someone else holds it.
+func lockWithin(f *os.File, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
+		err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(pause)
+	}
 }
 
 // flock retries on EINTR, which Go's runtime signals can cause.

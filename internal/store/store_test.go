@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/autoheal/autoheal/internal/event"
@@ -850,5 +851,53 @@ func TestReadYourWrites(t *testing.T) {
 		if got, err := s.Get(ctx, "k"); err != nil || got != v {
 			t.Fatalf("got %q, %v after writing %q", got, err, v)
 		}
+	}
+}
+
+// TestLockWaitsOutAnInstantHolder: a state dir lock held for an instant by
+// another open file of the lock (a child forked before its exec closed
+// it) is waited for; one held for good is reported after lockWait.
+func TestLockWaitsOutAnInstantHolder(t *testing.T) {
+	tests := []struct {
+		name    string
+		release time.Duration // when the other holder lets go; 0: never
+		wantErr bool
+	}{
+		{"released during the wait", 300 * time.Millisecond, false},
+		{"released just before the deadline", lockWait - 10*time.Millisecond, false},
+		{"held for good", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), LockFile)
+			synctest.Test(t, func(t *testing.T) {
+				holder, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer holder.Close()
+				if err := flock(holder, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+					t.Fatal(err)
+				}
+				if tt.release > 0 {
+					go func() {
+						time.Sleep(tt.release) // fake time: the point of the test
+						holder.Close()
+					}()
+				}
+				f, err := os.OpenFile(path, os.O_RDWR, 0o600)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				err = lockWithin(f, lockWait)
+				if (err != nil) != tt.wantErr {
+					t.Fatalf("lockWithin: %v, want error %v", err, tt.wantErr)
+				}
+				if tt.wantErr && !errors.Is(err, syscall.EWOULDBLOCK) {
+					t.Fatalf("lockWithin: %v, want EWOULDBLOCK", err)
+				}
+			})
+		})
 	}
 }

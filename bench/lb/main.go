@@ -766,7 +766,7 @@ var probe = &http.Client{Timeout: time.Second, Transport: &http.Transport{Disabl
 // waitOK polls url until it answers 200, p exits or timeout passes.
 func waitOK(ctx context.Context, p *proc, url string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	last := errors.New("no attempt")
+	var last error
 	for {
 		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 		resp, err := probe.Do(req)

@@ -151,13 +151,6 @@ func (g *fakeGroup) Restart(ctx context.Context, id string) error {
 	return nil
 }
 
-// changes is how many state-changing calls the group took.
-func (g *fakeGroup) changes() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.scales + g.terminates + g.restarts
-}
-
 // adminServer serves the API over deps as the local admin sees it: a
 // request without a credential gets the admin token, so that tests of
 // other things than auth can use plain HTTP calls. Auth itself is tested

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 )
 
 // HTTP/1.x message heads, parsed in place. A head is read once into buf,
@@ -552,15 +551,14 @@ func copyN(dst *bufio.Writer, src *bufio.Reader, n int64, onBlock *bufio.Writer)
 		if src.Buffered() == 0 && onBlock != nil {
 			onBlock.Flush()
 		}
-		b, err := src.Peek(1)
-		if err != nil {
+		if _, err := src.Peek(1); err != nil {
 			return unexpected(err)
 		}
 		avail := src.Buffered()
 		if int64(avail) > n {
 			avail = int(n)
 		}
-		b, _ = src.Peek(avail)
+		b, _ := src.Peek(avail)
 		if _, err := dst.Write(b); err != nil {
 			return err
 		}
@@ -596,6 +594,3 @@ func unexpected(err error) error {
 	}
 	return err
 }
-
-// appendInt appends the decimal n without allocating.
-func appendInt(b []byte, n int64) []byte { return strconv.AppendInt(b, n, 10) }

@@ -37,7 +37,7 @@ func (cc *clientConn) serveOne() bool {
 	// Usually the whole head is already here and parses without another
 	// read; else it must arrive within the header timeout, so that a
 	// client trickling bytes cannot hold the connection.
-	if b, _ := cc.br.Peek(cc.br.Buffered()); bytes.Index(b, crlfcrlf) < 0 {
+	if b, _ := cc.br.Peek(cc.br.Buffered()); !bytes.Contains(b, crlfcrlf) {
 		cc.tc.readBy(readDeadline(phaseHead, time.Now(), &l.cfg))
 	}
 	err := cc.req.readHead(cc.br, int(l.cfg.MaxHeaderBytes), true)

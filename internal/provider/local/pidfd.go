@@ -35,17 +35,6 @@ func openPidFD(pid int) (*pidFD, error) {
 
 func (p *pidFD) Close() error { return p.f.Close() }
 
-// exited reports whether the process has exited (it may still be a zombie).
-func (p *pidFD) exited() bool {
-	rc, err := p.f.SyscallConn()
-	if err != nil {
-		return true
-	}
-	done := true
-	rc.Control(func(fd uintptr) { done = pollExited(int(fd)) })
-	return done
-}
-
 func pollExited(fd int) bool {
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 	for {

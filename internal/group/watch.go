@@ -155,4 +155,3 @@ func (g *Group) checkAddr(in *instance, port string) string {
 	}
 	return net.JoinHostPort("127.0.0.1", port)
 }
-

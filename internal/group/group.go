@@ -13,6 +13,7 @@ import (
 
 	"github.com/autoheal/autoheal/internal/address"
 	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/crashpoint"
 	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/heal"
 	"github.com/autoheal/autoheal/internal/health"
@@ -249,6 +250,7 @@ func (g *Group) Adopt(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	g.publish()
+	crashpoint.Hit("group.adopted")
 	return alive, nil
 }
 

@@ -36,7 +36,9 @@ func (g *Group) adoptDecision(in *instance, s step) {
 	if d.Delay > 0 {
 		data.NotBefore = now.Add(d.Delay).UTC().Format(time.RFC3339Nano)
 	}
-	in.pending = append(in.pending, g.event(in.id, fmt.Sprintf("%s: %s (%s)", d.Action, d.Reason, d.Failure), data))
+	ev := g.event(in.id, fmt.Sprintf("%s: %s (%s)", d.Action, d.Reason, d.Failure), data)
+	ev.Time = now // the deadline is counted from it
+	in.pending = append(in.pending, ev)
 	in.rec.Health = health.Unhealthy.String()
 	g.publish()
 }

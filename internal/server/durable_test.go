@@ -1,0 +1,315 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/autoheal/autoheal/internal/event"
+	"github.com/autoheal/autoheal/internal/store"
+)
+
+// crashAt runs the autoheal binary until it kills itself at the crash
+// point (package crashpoint: "name" or "name@N"), and returns its output.
+// It fails the test if the controller ends any other way.
+func crashAt(t *testing.T, cfgPath, stateDir, point string, timeout time.Duration) string {
+	t.Helper()
+	cmd := exec.Command(bins.autoheal, "serve", "--config", cfgPath, "--state-dir", stateDir, "--listen", "127.0.0.1:0", "--log-level", "debug")
+	cmd.Env = append(os.Environ(), "AUTOHEAL_CRASH_AT="+point)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+		killInstances(t, stateDir)
+	})
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		cmd.Process.Kill()
+		t.Fatalf("controller did not reach crash point %s in %s:\n%s", point, timeout, out.String())
+	}
+	name, _, _ := strings.Cut(point, "@")
+	if !strings.Contains(out.String(), "crashpoint "+name+"\n") {
+		t.Fatalf("controller ended without reaching crash point %s:\n%s", point, out.String())
+	}
+	return out.String()
+}
+
+// readStore opens a stopped controller's store and passes it to f.
+func readStore(t *testing.T, stateDir string, f func(st *store.Store)) {
+	t.Helper()
+	st, err := store.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f(st)
+}
+
+// storedEvents are the journal of a stopped controller.
+func storedEvents(t *testing.T, stateDir string) []store.Event {
+	t.Helper()
+	var evs []store.Event
+	readStore(t, stateDir, func(st *store.Store) {
+		var err error
+		if evs, err = st.Events(context.Background(), store.EventFilter{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return evs
+}
+
+// heal is a heal decision and, if it was carried out, when.
+type healAct struct {
+	at        time.Time // decided
+	delay     time.Duration
+	notBefore time.Time // zero for a heal without backoff
+	action    string
+	acted     time.Time // the restart's Pending:Proceed; zero if not yet
+}
+
+// heals pairs each heal decision with the Pending:Proceed that carried it
+// out (a restart in place).
+func heals(t *testing.T, evs []store.Event) []healAct {
+	t.Helper()
+	var out []healAct
+	for _, ev := range evs {
+		switch d := ev.Data.(type) {
+		case event.InstanceHeal:
+			h := healAct{at: ev.Time, delay: time.Duration(d.DelayMS) * time.Millisecond, action: d.Action}
+			if d.NotBefore != "" {
+				nb, err := time.Parse(time.RFC3339Nano, d.NotBefore)
+				if err != nil {
+					t.Fatalf("not_before %q: %v", d.NotBefore, err)
+				}
+				h.notBefore = nb
+			}
+			out = append(out, h)
+		case event.InstanceState:
+			if d.To == "Pending:Proceed" && len(out) > 0 && out[len(out)-1].acted.IsZero() {
+				out[len(out)-1].acted = ev.Time
+			}
+		}
+	}
+	return out
+}
+
+func dumpStored(evs []store.Event) string {
+	var b strings.Builder
+	for _, ev := range evs {
+		fmt.Fprintf(&b, "%s %-20s %s %s\n", ev.Time.Format("15:04:05.000"), ev.Type, ev.Instance, ev.Message)
+	}
+	return b.String()
+}
+
+// waitUntil waits for the wall clock to pass at: the condition is time
+// itself (a backoff half over), not another goroutine's progress.
+func waitUntil(t *testing.T, at time.Time) {
+	t.Helper()
+	waitFor(t, time.Until(at)+10*time.Second, "the clock to pass "+at.Format("15:04:05.000"), func() bool { return time.Now().After(at) })
+}
+
+const crashLoop = `
+groups:
+  - name: loop
+    launch:
+      command: /bin/sh
+      args: ["-c", "exit 1"]
+    heal:
+      max_restarts: 20
+      restart_window: 1h
+      backoff_base: %s
+      backoff_cap: %s
+`
+
+// TestBackoffResumesFromTheRecordedDeadline (issue 15, bug 3): the
+// controller dies right after each heal decision that must back off is
+// recorded, and the next one starts halfway through the backoff. Each heal
+// must wait its documented backoff measured from the recorded decision:
+// not before the recorded deadline, and well before a backoff counted from
+// the restart would end; and the failure series goes on across restarts
+// (0s, 2s, 4s, 8s: nothing forgotten, nothing counted twice).
+func TestBackoffResumesFromTheRecordedDeadline(t *testing.T) {
+	t.Parallel()
+	cfg := writeConfig(t, fmt.Sprintf(crashLoop, "2s", "8s"))
+	state := t.TempDir()
+	// Controller 1: the first heal acts at once; the second is recorded.
+	crashAt(t, cfg, state, "heal.recorded", time.Minute)
+	var started []time.Time // when each resuming controller started
+	for round := 0; round < 3; round++ {
+		hs := heals(t, storedEvents(t, state))
+		last := hs[len(hs)-1]
+		if last.notBefore.IsZero() || !last.acted.IsZero() {
+			t.Fatalf("round %d: the last heal is not a recorded, pending one: %+v", round, last)
+		}
+		// Restart halfway through: a wait counted from the restart would
+		// end half a backoff after the recorded deadline.
+		waitUntil(t, last.at.Add(last.delay/2))
+		started = append(started, time.Now())
+		if round < 2 {
+			crashAt(t, cfg, state, "heal.recorded", time.Minute)
+		}
+	}
+	e := startProcess(t, cfg, state)
+	var hs []healAct
+	waitFor(t, time.Minute, "the fourth heal to be carried out", func() bool {
+		hs = heals(t, e.events())
+		return len(hs) >= 4 && !hs[3].acted.IsZero()
+	})
+	e.stop()
+	want := []time.Duration{0, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+	for i, w := range want {
+		h := hs[i]
+		if h.action != "restart" || h.delay != w {
+			t.Fatalf("heal %d: %s after %s, want restart after %s (the series must survive controller restarts):\n%s", i+1, h.action, h.delay, w, e.dumpEvents())
+		}
+		if i == 0 {
+			continue
+		}
+		if !h.notBefore.Equal(h.at.Add(h.delay)) {
+			t.Fatalf("heal %d: not_before %s, want decided at %s + %s", i+1, h.notBefore, h.at, h.delay)
+		}
+		restart := started[i-1]
+		switch {
+		case h.acted.Before(h.notBefore):
+			t.Fatalf("heal %d acted at %s, before its recorded deadline %s", i+1, h.acted, h.notBefore)
+		case !h.acted.After(restart):
+			t.Fatalf("heal %d acted at %s, before the controller that resumed it started (%s): the crash point did not hold it", i+1, h.acted, restart)
+		case !h.acted.Before(restart.Add(h.delay)):
+			t.Fatalf("heal %d acted at %s, a whole backoff (%s) after the restart at %s: the wait started over", i+1, h.acted, h.delay, restart)
+		}
+		t.Logf("heal %d: backoff %s, restart %.1fs after the decision, acted %.0fms after the deadline",
+			i+1, h.delay, restart.Sub(h.at).Seconds(), float64(h.acted.Sub(h.notBefore).Microseconds())/1000)
+	}
+}
+
+// TestCrashLoopHealsUnderRepeatedControllerKills is the issue's scenario:
+// the controller is SIGKILLed and restarted every 1.5s while its pet
+// crash-loops with backoff. Heals must keep happening, each at or after
+// its recorded deadline, with the documented series of backoffs.
+func TestCrashLoopHealsUnderRepeatedControllerKills(t *testing.T) {
+	t.Parallel()
+	cfg := writeConfig(t, fmt.Sprintf(crashLoop, "1s", "2s"))
+	state := t.TempDir()
+	end := time.Now().Add(20 * time.Second)
+	kills := 0
+	for time.Now().Before(end) {
+		e := startProcess(t, cfg, state)
+		// The issue's kill cadence, not a synchronisation.
+		<-time.After(1500 * time.Millisecond)
+		e.kill9()
+		kills++
+	}
+	evs := storedEvents(t, state)
+	hs := heals(t, evs)
+	acted := 0
+	for _, h := range hs {
+		if !h.acted.IsZero() {
+			acted++
+		}
+	}
+	// Ideally 0, 1, 2, 2, 2... seconds apart: 10 heals in 20s. A restart
+	// costs some of each 1.5s; before the fix, not one backed-off heal
+	// happened.
+	if acted < 5 {
+		t.Fatalf("%d heals carried out in 20s of %d controller kills, want at least 5:\n%s", acted, kills, dumpStored(evs))
+	}
+	for i, h := range hs {
+		want := min(time.Duration(1<<max(i-1, 0))*time.Second, 2*time.Second)
+		if i == 0 {
+			want = 0
+		}
+		if h.delay != want {
+			t.Fatalf("heal %d: backoff %s, want %s (the series must go on across restarts):\n%s", i+1, h.delay, want, dumpStored(evs))
+		}
+		if !h.acted.IsZero() && h.acted.Before(h.notBefore) {
+			t.Fatalf("heal %d acted at %s, before its deadline %s", i+1, h.acted, h.notBefore)
+		}
+	}
+	t.Logf("%d heals carried out across %d controller kills", acted, kills)
+}
+
+// TestInstanceFoundDeadAtAdoptionIsNotShownHealthy (issue 15, bug 3): an
+// instance that died while the controller was down is recorded unhealthy
+// with no pid as soon as it is adopted, and leaves InService with the
+// decision to heal it, durably, before any backoff.
+func TestInstanceFoundDeadAtAdoptionIsNotShownHealthy(t *testing.T) {
+	t.Parallel()
+	port := freePort(t)
+	cfg := writeConfig(t, petConfig(port, `    heal:
+      backoff_base: 3s
+`))
+	state := t.TempDir()
+	e := startProcess(t, cfg, state)
+	first := e.waitInService(1, 30*time.Second)[0]
+	// One crash while the controller runs: the next heal must back off.
+	syscall.Kill(first.Pid, syscall.SIGKILL)
+	var again store.Instance
+	waitFor(t, 30*time.Second, "the restart in place", func() bool {
+		l := e.live()
+		if len(l) == 1 && l[0].State == "InService" && l[0].Pid != first.Pid {
+			again = l[0]
+			return true
+		}
+		return false
+	})
+	e.kill9()
+	syscall.Kill(again.Pid, syscall.SIGKILL)
+	waitFor(t, 10*time.Second, "the pet to die", func() bool { return syscall.Kill(again.Pid, 0) != nil })
+
+	check := func(when, wantState string) store.Instance {
+		t.Helper()
+		var in store.Instance
+		readStore(t, state, func(st *store.Store) {
+			var err error
+			if in, err = st.Instance(context.Background(), again.ID); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if in.State != wantState || in.Health != "unhealthy" || in.Pid != 0 {
+			t.Fatalf("%s: stored %s %s pid %d, want %s unhealthy pid 0", when, in.State, in.Health, in.Pid, wantState)
+		}
+		return in
+	}
+	crashAt(t, cfg, state, "group.adopted", time.Minute)
+	check("right after adoption", "InService")
+	crashAt(t, cfg, state, "heal.recorded", time.Minute)
+	rec := check("with the heal decision recorded", "Pending")
+	if !strings.Contains(rec.Cause, "restart in place at") {
+		t.Fatalf("cause %q does not say when the restart happens", rec.Cause)
+	}
+	// A controller that runs shows it so until the restart, then healthy
+	// with a live process.
+	e2 := startProcess(t, cfg, state)
+	waitFor(t, 30*time.Second, "the restart after the backoff", func() bool {
+		st, err := e2.client.Status(context.Background(), false)
+		if err != nil || len(st.Instances) != 1 {
+			return false
+		}
+		in := st.Instances[0]
+		if in.State == "InService" && in.Health == "healthy" {
+			if in.Pid == 0 || syscall.Kill(in.Pid, 0) != nil {
+				t.Fatalf("InService and healthy with pid %d, not alive", in.Pid)
+			}
+			return true
+		}
+		if in.Health == "healthy" && in.Pid == 0 {
+			t.Fatalf("%s healthy with pid 0", in.State)
+		}
+		return false
+	})
+}

@@ -67,7 +67,9 @@ func TestSucceeded(t *testing.T) {
 }
 
 func TestProceeds(t *testing.T) {
-	hook := func(phase, def string) script { return script{Kind: kindHook, Phase: phase, Name: "h", DefaultResult: def} }
+	hook := func(phase, def string) script {
+		return script{Kind: kindHook, Phase: phase, Name: "h", DefaultResult: def}
+	}
 	tests := []struct {
 		name string
 		s    script

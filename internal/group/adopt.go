@@ -62,7 +62,7 @@ func (g *Group) adopt(ctx context.Context) ([]string, error) {
 
 // adoptDead records an instance whose application is gone (exited, with
 // its status, or not found at all): fenced, no pid, and, if it was started
-// (InService or Pending:Proceed), failed and unhealthy, durably, so status
+// (InService, or Pending:Proceed with a pid), failed and unhealthy, durably, so status
 // never shows a dead instance healthy while the heal waits or a controller
 // restarts. The heal decides next.
 func (g *Group) adoptDead(in *instance, exit provider.ExitStatus, exited bool) {
@@ -79,7 +79,9 @@ func (g *Group) adoptDead(in *instance, exit provider.ExitStatus, exited bool) {
 		msg = fmt.Sprintf("application %s while the controller was down (was %s)", exit, was)
 		data.Exit = exit.String()
 	}
-	if was == InService || was == PendingProceed {
+	// A Pending:Proceed instance with no pid never started: its launch was
+	// interrupted, and is resumed, not healed.
+	if was == InService || was == PendingProceed && in.rec.Pid != 0 {
 		r.Health = health.Unhealthy.String()
 		in.failure = "instance lost while the controller was down"
 		if exited {

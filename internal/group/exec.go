@@ -55,6 +55,7 @@ func (in *instance) view() instanceView {
 		RestartAsked:   in.restartAsked,
 		Restarting:     in.restarting != "",
 		Fenced:         in.fenced,
+		Started:        in.proc != nil,
 		InServiceSince: in.inServiceSince,
 	}
 }

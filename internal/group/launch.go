@@ -108,6 +108,11 @@ func (g *Group) launch(ctx context.Context, in *instance, cause string, resume b
 		g.watch(in, proc, false)
 		r := in.rec
 		r.Pid = proc.Pid()
+		// The launch is over: its scripts are forgotten with the pid. A
+		// controller that dies before this write finds the instance in
+		// Pending:Proceed without a pid and resumes the launch, skipping
+		// every script that ran.
+		g.clearScripts(in.id, "launch")
 		return g.commit(g.instanceChange(in, r))
 	}); err != nil {
 		return err
@@ -186,10 +191,7 @@ func (g *Group) launchWithSteps(ctx context.Context, in *instance, cause string,
 	if err := g.prepare(ctx, in, spec); err != nil {
 		return spec, err
 	}
-	if err := g.onLoop(func() error {
-		g.clearScripts(in.id, "launch") // the launch is over: with Pending:Proceed
-		return g.commit(g.stateChange(in, PendingProceed, "launch steps done; starting application"))
-	}); err != nil {
+	if err := g.transition(in, PendingProceed, "launch steps done; starting application"); err != nil {
 		return spec, err
 	}
 	crashpoint.Hit("launch.proceed")

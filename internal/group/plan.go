@@ -49,6 +49,8 @@ type instanceView struct {
 	Restarting bool
 	// Fenced: every process of the instance is confirmed gone.
 	Fenced bool
+	// Started: this controller started or adopted its application.
+	Started bool
 	// InServiceSince is when it last entered InService (zero when not).
 	InServiceSince time.Time
 }
@@ -126,7 +128,9 @@ func planInstance(v view, in instanceView, now time.Time) (step, bool) {
 		return planHeal(v, in, now), true
 	case in.RestartAsked:
 		return step{Kind: stepRestart, Instance: in.ID}, true
-	case in.State == Pending || in.State == PendingWait:
+	case in.State == Pending || in.State == PendingWait || in.State == PendingProceed && !in.Started:
+		// Pending:Proceed without an application: a controller died
+		// between the launch's last write and the start.
 		return step{Kind: stepResumeLaunch, Instance: in.ID}, true
 	case in.State == PendingProceed:
 		return step{Kind: stepWaitHealthy, Instance: in.ID}, true

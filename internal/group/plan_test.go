@@ -21,6 +21,10 @@ func iv(id, state string, at time.Duration) instanceView {
 
 func with(in instanceView, f func(*instanceView)) instanceView { f(&in); return in }
 
+func started(in instanceView) instanceView {
+	return with(in, func(v *instanceView) { v.Started = true })
+}
+
 func failed(in instanceView, failure string) instanceView {
 	return with(in, func(v *instanceView) { v.Failure = failure })
 }
@@ -216,8 +220,13 @@ func TestPlan(t *testing.T) {
 		},
 		{
 			name: "Pending:Proceed waits for its checks",
-			v:    view{Status: Active, Desired: 1, Instances: []instanceView{iv("i-a", PendingProceed, 0)}},
+			v:    view{Status: Active, Desired: 1, Instances: []instanceView{started(iv("i-a", PendingProceed, 0))}},
 			want: step{Kind: stepWaitHealthy, Instance: "i-a"},
+		},
+		{
+			name: "Pending:Proceed that never started resumes its launch",
+			v:    view{Status: Active, Desired: 1, Instances: []instanceView{iv("i-a", PendingProceed, 0)}},
+			want: step{Kind: stepResumeLaunch, Instance: "i-a"},
 		},
 		{
 			name: "Terminating resumes its termination",
@@ -236,7 +245,7 @@ func TestPlan(t *testing.T) {
 		},
 		{
 			name: "instance work comes before capacity",
-			v:    view{Status: Active, Desired: 3, Instances: []instanceView{iv("i-a", PendingProceed, 0)}},
+			v:    view{Status: Active, Desired: 3, Instances: []instanceView{started(iv("i-a", PendingProceed, 0))}},
 			want: step{Kind: stepWaitHealthy, Instance: "i-a"},
 		},
 		{

@@ -65,6 +65,12 @@ func (g *Group) runTerminate(ctx context.Context, in *instance, cause string) {
 			return
 		}
 	}
+	if len(g.cfg.Hooks.Terminate) > 0 {
+		// The last hook's outcome goes to the journal before the detach.
+		if err := g.onLoop(func() error { return g.flush(in) }); err != nil {
+			return
+		}
+	}
 	g.detach(ctx, in)
 	g.onLoop(func() error {
 		in.failure, in.terminate = "", ""

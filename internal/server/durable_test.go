@@ -10,43 +10,75 @@ import (
 	"testing"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/api"
 	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/store"
 )
 
-// crashAt runs the autoheal binary until it kills itself at the crash
-// point (package crashpoint: "name" or "name@N"), and returns its output.
-// It fails the test if the controller ends any other way.
-func crashAt(t *testing.T, cfgPath, stateDir, point string, timeout time.Duration) string {
+// crashing is an autoheal binary run with AUTOHEAL_CRASH_AT set: it kills
+// itself at the crash point (package crashpoint: "name" or "name@N").
+type crashing struct {
+	t     *testing.T
+	point string
+	out   *syncBuffer
+	done  chan struct{}
+}
+
+func startCrashing(t *testing.T, cfgPath, stateDir, point string) *crashing {
 	t.Helper()
 	cmd := exec.Command(bins.autoheal, "serve", "--config", cfgPath, "--state-dir", stateDir, "--listen", "127.0.0.1:0", "--log-level", "debug")
 	cmd.Env = append(os.Environ(), "AUTOHEAL_CRASH_AT="+point)
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	c := &crashing{t: t, point: point, out: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = c.out, c.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
 	go func() {
 		cmd.Wait()
-		close(done)
+		close(c.done)
 	}()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		<-done
+		<-c.done
 		killInstances(t, stateDir)
 	})
+	return c
+}
+
+// client waits for the controller's API and returns a client of it.
+func (c *crashing) client() *api.Client {
+	c.t.Helper()
+	var addr string
+	waitFor(c.t, 30*time.Second, "the API of a controller to crash at "+c.point, func() bool {
+		if m := apiLine.FindStringSubmatch(c.out.String()); m != nil {
+			addr = m[1]
+			return true
+		}
+		return false
+	})
+	return api.NewClient(addr)
+}
+
+// wait waits until the controller killed itself at its crash point and
+// returns its output; it fails the test if it ended any other way.
+func (c *crashing) wait(timeout time.Duration) string {
+	c.t.Helper()
 	select {
-	case <-done:
+	case <-c.done:
 	case <-time.After(timeout):
-		cmd.Process.Kill()
-		t.Fatalf("controller did not reach crash point %s in %s:\n%s", point, timeout, out.String())
+		c.t.Fatalf("controller did not reach crash point %s in %s:\n%s", c.point, timeout, c.out.String())
 	}
-	name, _, _ := strings.Cut(point, "@")
-	if !strings.Contains(out.String(), "crashpoint "+name+"\n") {
-		t.Fatalf("controller ended without reaching crash point %s:\n%s", point, out.String())
+	name, _, _ := strings.Cut(c.point, "@")
+	if !strings.Contains(c.out.String(), "crashpoint "+name+"\n") {
+		c.t.Fatalf("controller ended without reaching crash point %s:\n%s", c.point, c.out.String())
 	}
-	return out.String()
+	return c.out.String()
+}
+
+// crashAt runs a controller until it kills itself at the crash point.
+func crashAt(t *testing.T, cfgPath, stateDir, point string, timeout time.Duration) string {
+	t.Helper()
+	return startCrashing(t, cfgPath, stateDir, point).wait(timeout)
 }
 
 // readStore opens a stopped controller's store and passes it to f.

@@ -305,6 +305,35 @@ func TestStopKillsEscapedDescendant(t *testing.T) {
 	}
 }
 
+// TestStopKillsAnOrphanWithoutGroupOrEnvironment: what PostgreSQL's
+// children do (setsid, then overwrite their environment with their title)
+// leaves neither the application's process group nor the instance's
+// environment to find them by once the postmaster is killed. The shim,
+// their subreaper and so their parent by then, kills them when the
+// application exits: nothing of it is left after Stop.
+func TestStopKillsAnOrphanWithoutGroupOrEnvironment(t *testing.T) {
+	t.Parallel()
+	bothModes(t, func(t *testing.T, spare bool) {
+		l, dir := newLocalMode(t, spare)
+		pidFile := filepath.Join(dir, "orphan.pid")
+		// The application waits until the orphan has dropped its
+		// environment, then exits.
+		p := launch(t, l, shSpec(`setsid sh -c 'echo $$ > `+pidFile+`; exec env -i sleep 60' & `+waitFile(pidFile)+
+			`; while tr '\0' '\n' < /proc/$(cat `+pidFile+`)/environ | grep -q .; do sleep 0.01; done`))
+		orphan := readPid(t, pidFile)
+		waitDone(t, p)
+		stop(t, l, p, syscall.SIGTERM, 5*time.Second)
+		if alive(orphan) {
+			t.Fatalf("orphan %d without group or environment survived Stop", orphan)
+		}
+	})
+}
+
+// waitFile is a shell loop that waits until file is not empty.
+func waitFile(file string) string {
+	return `while [ ! -s ` + file + ` ]; do sleep 0.01; done`
+}
+
 // TestStopScansOnlyWhenSomethingMayBeLeft: the shim is the subreaper of
 // what its application starts, so after an exit it knows whether anything
 // of the application is left. Only then, or when a Run ran for the
@@ -326,13 +355,14 @@ func TestStopScansOnlyWhenSomethingMayBeLeft(t *testing.T) {
 			t.Fatalf("%d scans for an application that left nothing", got)
 		}
 
-		// A daemon that outlived the application is found and killed.
+		// A daemon that outlived the application dies with it: the shim,
+		// its parent by then, kills it. Nothing is left to scan for.
 		pidFile := filepath.Join(dir, "daemon.pid")
-		p := launch(t, l, shSpec(`setsid sh -c 'echo $$ > `+pidFile+`; exec sleep 60' & sleep 0.2`))
+		p := launch(t, l, shSpec(`setsid sh -c 'echo $$ > `+pidFile+`; exec sleep 60' & `+waitFile(pidFile)+`; sleep 0.1`))
 		daemon := readPid(t, pidFile)
 		stopExited(p)
-		if got := local.StopScans(l) - scans; got != 1 {
-			t.Fatalf("%d scans, want 1 for the surviving daemon", got)
+		if got := local.StopScans(l) - scans; got != 0 {
+			t.Fatalf("%d scans, want none: the shim killed the surviving daemon", got)
 		}
 		if alive(daemon) {
 			t.Fatalf("daemon %d survived Stop", daemon)
@@ -345,8 +375,8 @@ func TestStopScansOnlyWhenSomethingMayBeLeft(t *testing.T) {
 			t.Fatal(err)
 		}
 		stopExited(p)
-		if got := local.StopScans(l) - scans; got != 2 {
-			t.Fatalf("%d scans, want 2 after a Run", got)
+		if got := local.StopScans(l) - scans; got != 1 {
+			t.Fatalf("%d scans, want 1 after a Run", got)
 		}
 	})
 }
@@ -1076,7 +1106,8 @@ func TestLaunchBadSpec(t *testing.T) {
 }
 
 // A descendant that keeps stdout open must not hold back the exit report,
-// and what the application wrote is in the log by then.
+// and what the application wrote is in the log by then. The descendant
+// dies with the application (the shim, its parent by then, kills it).
 func TestExitWhileDescendantHoldsPipe(t *testing.T) {
 	t.Parallel()
 	l, dir := newLocal(t)
@@ -1091,8 +1122,8 @@ func TestExitWhileDescendantHoldsPipe(t *testing.T) {
 		t.Fatalf("log %q at Done", b)
 	}
 	bg := readPid(t, pidFile)
-	if !alive(bg) {
-		t.Fatal("descendant gone before Stop")
+	if alive(bg) {
+		t.Fatalf("descendant %d outlived the application's exit report", bg)
 	}
 	stop(t, l, p, syscall.SIGTERM, time.Second)
 	if alive(bg) {

@@ -14,6 +14,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -229,6 +231,14 @@ func runShim(args []string) int {
 	<-reaping
 	// By now the kernel has handed the application's children to us.
 	alone := subreaper && reapOrphans(0)
+	if subreaper && !alone {
+		// What outlived the application dies with it, here, where it is
+		// known for sure: by its parent, us. A fence could not find a
+		// process that left the application's process group and
+		// overwrote its environment (PostgreSQL's children call setsid
+		// and write their title over it) once it is reparented away.
+		alone = killOrphans()
+	}
 	// The volume was the application's: release it before anyone hears of
 	// the exit. (Descendants that inherited the lock descriptors hold the
 	// lock until Stop kills them.)
@@ -271,6 +281,47 @@ func runShim(args []string) int {
 	stdout.Close()
 	stderr.Close()
 	return 0
+}
+
+// killOrphans SIGKILLs the shim's children (the application is gone, so
+// they are what outlived it) and reaps them, round after round, since the
+// children of a killed one become ours in turn. It reports whether none is
+// left.
+func killOrphans() bool {
+	for range 100 {
+		kids := children()
+		if len(kids) == 0 {
+			return reapOrphans(0)
+		}
+		for _, pid := range kids {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		for range kids {
+			var ws unix.WaitStatus
+			if _, err := unix.Wait4(-1, &ws, 0, nil); err == unix.ECHILD {
+				break
+			}
+		}
+	}
+	return reapOrphans(0)
+}
+
+// children lists the shim's children, from every thread's list.
+func children() []int {
+	tasks, _ := filepath.Glob("/proc/self/task/*/children")
+	var out []int
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, field := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(field); err == nil {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
 }
 
 // reapOrphans reaps the shim's exited children other than keep (the running

@@ -440,10 +440,11 @@ func TestCloneIsDeep(t *testing.T) {
 	h.Record("i-a", Decision{Action: Restart}, t0)
 	h.Record("i-b", Decision{Action: Replace}, t0)
 	c := h.Clone()
+	c.Restarts["i-a"][0] = t0.Add(time.Hour)
+	c.Replacements[0] = t0.Add(time.Hour)
 	c.Record("i-a", Decision{Action: Restart}, t0.Add(time.Second))
 	c.Acted("i-b")
-	c.Replacements[0] = t0.Add(time.Hour)
-	if len(h.Restarts["i-a"]) != 1 || h.Consecutive != 2 || !h.Replacements[0].Equal(t0) {
+	if len(h.Restarts["i-a"]) != 1 || !h.Restarts["i-a"][0].Equal(t0) || h.Consecutive != 2 || !h.Replacements[0].Equal(t0) {
 		t.Fatalf("clone shares state with the original: %+v", h)
 	}
 	if _, ok := h.Recorded("i-b"); !ok {

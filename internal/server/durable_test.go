@@ -345,3 +345,30 @@ func TestInstanceFoundDeadAtAdoptionIsNotShownHealthy(t *testing.T) {
 		return false
 	})
 }
+
+// TestAdoptedHungInstanceIsHealedByItsChecks: an InService instance that a
+// restarted controller re-adopts was proven healthy before, so its checks'
+// failures count at once (not only after startup_timeout, 5m by default):
+// it hangs while the controller is down and is healed by its checks.
+func TestAdoptedHungInstanceIsHealedByItsChecks(t *testing.T) {
+	t.Parallel()
+	port := freePort(t)
+	cfg := writeConfig(t, petConfig(port, fastHeal))
+	state := t.TempDir()
+	e := startProcess(t, cfg, state)
+	in := e.waitInService(1, 30*time.Second)[0]
+	e.kill9()
+	// The proxy lives in the controller, which is down: reach the pet directly.
+	if code, _, err := httpPost(fmt.Sprintf("http://127.0.0.1:%d/hang", in.Ports["http"]), ""); err != nil || code != 202 {
+		t.Fatalf("hang: %d %v", code, err)
+	}
+	e2 := startProcess(t, cfg, state)
+	waitFor(t, 30*time.Second, "the re-adopted hung instance healed by its check", func() bool {
+		for _, ev := range e2.events() {
+			if d, ok := ev.Data.(event.InstanceHeal); ok && ev.Instance == in.ID && strings.HasPrefix(d.Failure, "http health check unhealthy") {
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -22,7 +22,8 @@ import (
 
 // adoptDecision makes a fresh decision the group's: the history it was made
 // on, counted, and its event waiting for the instance's next write. The
-// instance is unhealthy from now on. Called on the loop.
+// instance is unhealthy until its application starts again. Called on the
+// loop.
 func (g *Group) adoptDecision(in *instance, s step) {
 	if s.History != nil {
 		g.hist = *s.History
@@ -39,8 +40,7 @@ func (g *Group) adoptDecision(in *instance, s step) {
 	ev := g.event(in.id, fmt.Sprintf("%s: %s (%s)", d.Action, d.Reason, d.Failure), data)
 	ev.Time = now // the deadline is counted from it
 	in.pending = append(in.pending, ev)
-	in.rec.Health = health.Unhealthy.String()
-	g.publish()
+	in.rec.Health = health.Unhealthy.String() // shown with the next change
 }
 
 // jobRecord fences a failed instance and makes a decision that must wait

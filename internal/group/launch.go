@@ -108,6 +108,7 @@ func (g *Group) launch(ctx context.Context, in *instance, cause string, resume b
 		g.watch(in, proc, false)
 		r := in.rec
 		r.Pid = proc.Pid()
+		r.Health = health.Initial.String() // a new process: its checks start over
 		// The launch is over: its scripts are forgotten with the pid. A
 		// controller that dies before this write finds the instance in
 		// Pending:Proceed without a pid and resumes the launch, skipping

@@ -293,7 +293,7 @@ func TestInstanceFoundDeadAtAdoptionIsNotShownHealthy(t *testing.T) {
 	var again store.Instance
 	waitFor(t, 30*time.Second, "the restart in place", func() bool {
 		l := e.live()
-		if len(l) == 1 && l[0].State == "InService" && l[0].Pid != first.Pid {
+		if len(l) == 1 && l[0].State == "InService" && l[0].Pid > 0 && l[0].Pid != first.Pid {
 			again = l[0]
 			return true
 		}

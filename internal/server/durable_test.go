@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -81,15 +82,30 @@ func crashAt(t *testing.T, cfgPath, stateDir, point string, timeout time.Duratio
 	return startCrashing(t, cfgPath, stateDir, point).wait(timeout)
 }
 
-// readStore opens a stopped controller's store and passes it to f.
+// readStore opens a stopped controller's store and passes it to f. Once
+// closed, it waits until the state dir's lock is free: a process that
+// another test forks meanwhile holds a copy of the descriptor until it
+// execs, and the next controller would find the dir in use.
 func readStore(t *testing.T, stateDir string, f func(st *store.Store)) {
 	t.Helper()
 	st, err := store.Open(stateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
 	f(st)
+	st.Close()
+	waitFor(t, 10*time.Second, "the state dir's lock to be free", func() bool {
+		l, err := os.OpenFile(filepath.Join(stateDir, store.LockFile), os.O_RDWR, 0)
+		if err != nil {
+			return false
+		}
+		defer l.Close()
+		if syscall.Flock(int(l.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			return false
+		}
+		syscall.Flock(int(l.Fd()), syscall.LOCK_UN)
+		return true
+	})
 }
 
 // storedEvents are the journal of a stopped controller.

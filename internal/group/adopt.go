@@ -62,9 +62,9 @@ func (g *Group) adopt(ctx context.Context) ([]string, error) {
 
 // adoptDead records an instance whose application is gone (exited, with
 // its status, or not found at all): fenced, no pid, and, if it was started
-// (InService, or Pending:Proceed with a pid), failed and unhealthy, durably, so status
-// never shows a dead instance healthy while the heal waits or a controller
-// restarts. The heal decides next.
+// (InService, or Pending:Proceed with a pid or an exit), failed and
+// unhealthy, durably, so status never shows a dead instance healthy while
+// the heal waits or a controller restarts. The heal decides next.
 func (g *Group) adoptDead(in *instance, exit provider.ExitStatus, exited bool) {
 	in.fenced = true
 	r := in.rec
@@ -79,9 +79,10 @@ func (g *Group) adoptDead(in *instance, exit provider.ExitStatus, exited bool) {
 		msg = fmt.Sprintf("application %s while the controller was down (was %s)", exit, was)
 		data.Exit = exit.String()
 	}
-	// A Pending:Proceed instance with no pid never started: its launch was
-	// interrupted, and is resumed, not healed.
-	if was == InService || was == PendingProceed && in.rec.Pid != 0 {
+	// A Pending:Proceed instance that was never started (no pid recorded,
+	// no process found) had its launch interrupted: it is resumed, not
+	// healed. One whose application ran and exited failed, pid or not.
+	if was == InService || was == PendingProceed && (exited || in.rec.Pid != 0) {
 		r.Health = health.Unhealthy.String()
 		in.failure = "instance lost while the controller was down"
 		if exited {

@@ -104,6 +104,7 @@ func (g *Group) launch(ctx context.Context, in *instance, cause string, resume b
 	if err != nil {
 		return fmt.Errorf("start application: %w", err)
 	}
+	crashpoint.Hit("launch.started")
 	if err := g.onLoop(func() error {
 		g.watch(in, proc, false)
 		r := in.rec

@@ -388,3 +388,28 @@ func TestAdoptedHungInstanceIsHealedByItsChecks(t *testing.T) {
 		return false
 	})
 }
+
+// TestLaunchInterruptedAfterTheStartIsHealed: the controller dies between
+// the application's start and the write of its pid, and the application
+// exits meanwhile. The next controller must heal it (it ran: a failure),
+// not wait forever for a process that is gone, nor resume the launch as
+// if it never started.
+func TestLaunchInterruptedAfterTheStartIsHealed(t *testing.T) {
+	t.Parallel()
+	cfg := writeConfig(t, fmt.Sprintf(crashLoop, "10ms", "20ms"))
+	state := t.TempDir()
+	crashAt(t, cfg, state, "launch.started", time.Minute)
+	e := startProcess(t, cfg, state)
+	waitFor(t, 30*time.Second, "the instance healed and launched again", func() bool {
+		hs := heals(t, e.events())
+		return len(hs) >= 1 && !hs[0].acted.IsZero()
+	})
+	for _, ev := range e.events() {
+		if d, ok := ev.Data.(event.InstanceHeal); ok {
+			if !strings.Contains(d.Failure, "while the controller was down") {
+				t.Fatalf("first heal for %q, want the exit found at adoption", d.Failure)
+			}
+			break
+		}
+	}
+}

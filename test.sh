@@ -11,7 +11,8 @@ command -v go >/dev/null || { echo "test.sh: Go is required (https://go.dev/dl)"
 # The /metrics and Alertmanager tests run the real servers from Debian's
 # packages: prometheus (prometheus, promtool) and prometheus-alertmanager;
 # the pet's runbook uses curl; the dashboard's browser tests drive headless
-# Chromium (/usr/bin/chromium).
+# Chromium (/usr/bin/chromium); the crash-recovery test runs PostgreSQL 15
+# (postgresql).
 # Install them when they are missing and we may (root, or sudo without a
 # password); then the tests must not skip, so AUTOHEAL_REQUIRE_TOOLS=1 makes
 # a missing binary fail them. The tests start the binaries themselves and
@@ -21,7 +22,8 @@ have_tools() {
 		command -v promtool >/dev/null 2>&1 &&
 		{ command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ]; } &&
 		{ command -v prometheus-alertmanager >/dev/null 2>&1 || [ -x /usr/bin/prometheus-alertmanager ]; } &&
-		[ -x /usr/bin/chromium ]
+		[ -x /usr/bin/chromium ] &&
+		[ -x /usr/lib/postgresql/15/bin/postgres ]
 }
 if ! have_tools; then
 	if [ "$(id -u)" -eq 0 ]; then
@@ -32,14 +34,14 @@ if ! have_tools; then
 		as_root="no"
 	fi
 	if [ "$as_root" = no ] || ! command -v apt-get >/dev/null 2>&1; then
-		echo "test.sh: prometheus/promtool/prometheus-alertmanager/chromium missing and cannot install them (needs apt-get and root or sudo); their tests will skip" >&2
+		echo "test.sh: prometheus/promtool/prometheus-alertmanager/chromium/postgresql missing and cannot install them (needs apt-get and root or sudo); their tests will skip" >&2
 	else
-		echo "test.sh: installing Debian packages prometheus prometheus-alertmanager curl chromium (apt-get)"
+		echo "test.sh: installing Debian packages prometheus prometheus-alertmanager curl chromium postgresql (apt-get)"
 		if $as_root apt-get update -qq &&
-			$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager curl chromium; then
-			echo "test.sh: installed prometheus prometheus-alertmanager curl chromium"
+			$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager curl chromium postgresql; then
+			echo "test.sh: installed prometheus prometheus-alertmanager curl chromium postgresql"
 		else
-			echo "test.sh: installing prometheus prometheus-alertmanager curl chromium failed; their tests will skip" >&2
+			echo "test.sh: installing prometheus prometheus-alertmanager curl chromium postgresql failed; their tests will skip" >&2
 		fi
 	fi
 fi

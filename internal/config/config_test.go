@@ -151,10 +151,10 @@ func TestFullConfig(t *testing.T) {
 			},
 			HealthChecks: []HealthCheck{
 				{Type: "http", Port: "http", Path: "/healthz", Interval: Duration(time.Second), Timeout: Duration(500 * time.Millisecond),
-					HealthyThreshold: 2, UnhealthyThreshold: 4, GracePeriod: Duration(5 * time.Second)},
-				{Type: "tcp", Port: "18081", Interval: DefaultInterval, Timeout: DefaultMaxTimeout, HealthyThreshold: 1, UnhealthyThreshold: 3},
-				{Type: "process", Interval: DefaultInterval, Timeout: DefaultMaxTimeout, HealthyThreshold: 1, UnhealthyThreshold: 3},
-				{Type: "exec", Command: `test -w "$AUTOHEAL_VOLUME_DATA"`, Interval: DefaultInterval, Timeout: DefaultMaxTimeout, HealthyThreshold: 1, UnhealthyThreshold: 3},
+					HealthyThreshold: 2, UnhealthyThreshold: 4, GracePeriod: Duration(5 * time.Second), StartupTimeout: Duration(2 * time.Minute)},
+				{Type: "tcp", Port: "18081", Interval: DefaultInterval, Timeout: DefaultMaxTimeout, HealthyThreshold: 1, UnhealthyThreshold: 3, StartupTimeout: DefaultStartupTimeout},
+				{Type: "process", Interval: DefaultInterval, Timeout: DefaultMaxTimeout, HealthyThreshold: 1, UnhealthyThreshold: 3, StartupTimeout: DefaultStartupTimeout},
+				{Type: "exec", Command: `test -w "$AUTOHEAL_VOLUME_DATA"`, Interval: DefaultInterval, Timeout: DefaultMaxTimeout, HealthyThreshold: 1, UnhealthyThreshold: 3, StartupTimeout: DefaultStartupTimeout},
 			},
 			Heal: Heal{
 				MaxRestarts: ptr(2), RestartWindow: Duration(time.Minute),
@@ -333,6 +333,8 @@ groups:
       - type: tcp
       - type: exec
         command: "true"
+      - type: process
+        grace_period: 10m
     hooks:
       launch:
         - name: h
@@ -373,6 +375,8 @@ groups:
 		{"healthy_threshold", g.HealthChecks[0].HealthyThreshold, 1},
 		{"unhealthy_threshold", g.HealthChecks[0].UnhealthyThreshold, 3},
 		{"grace_period", g.HealthChecks[0].GracePeriod.D(), time.Duration(0)},
+		{"startup_timeout", g.HealthChecks[0].StartupTimeout.D(), 5 * time.Minute},
+		{"startup_timeout: grace_period when longer", g.HealthChecks[3].StartupTimeout.D(), 10 * time.Minute},
 		{"max_restarts", *g.Heal.MaxRestarts, 3},
 		{"restart_window", g.Heal.RestartWindow.D(), 5 * time.Minute},
 		{"backoff_base", g.Heal.BackoffBase.D(), time.Second},

@@ -23,6 +23,7 @@ const (
 	DefaultPath               = "/"
 	DefaultHealthyThreshold   = 1
 	DefaultUnhealthyThreshold = 3
+	DefaultStartupTimeout     = Duration(5 * time.Minute)
 	DefaultMaxRestarts        = 3
 	DefaultRestartWindow      = Duration(5 * time.Minute)
 	DefaultBackoffBase        = Duration(time.Second)
@@ -143,6 +144,7 @@ func (c *Config) setDefaults() {
 			h.Timeout = cmp.Or(h.Timeout, min(h.Interval, DefaultMaxTimeout))
 			h.HealthyThreshold = cmp.Or(h.HealthyThreshold, DefaultHealthyThreshold)
 			h.UnhealthyThreshold = cmp.Or(h.UnhealthyThreshold, DefaultUnhealthyThreshold)
+			h.StartupTimeout = cmp.Or(h.StartupTimeout, max(DefaultStartupTimeout, h.GracePeriod))
 			// Path and port mean something only to the checks that use
 			// them; filling them elsewhere would make validate reject a
 			// field the user never wrote.

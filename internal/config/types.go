@@ -258,9 +258,15 @@ type HealthCheck struct {
 	// UnhealthyThreshold is how many consecutive failures make it unhealthy.
 	// Default 3.
 	UnhealthyThreshold int `yaml:"unhealthy_threshold"`
-	// GracePeriod after launch during which failures are not counted.
-	// Default 0 (the instance is not InService until healthy anyway).
+	// GracePeriod after launch during which failures are not counted, even
+	// after a first healthy result. Default 0.
 	GracePeriod Duration `yaml:"grace_period"`
+	// StartupTimeout is how long a launched instance may take to pass this
+	// check for the first time: until then failures do not count toward
+	// UnhealthyThreshold, and the first failure at the deadline makes it
+	// unhealthy. At least Timeout and GracePeriod. Default 5m, or
+	// GracePeriod when that is longer.
+	StartupTimeout Duration `yaml:"startup_timeout"`
 }
 
 // Health check types.

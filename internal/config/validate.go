@@ -528,6 +528,14 @@ func (v *validator) healthCheck(g *Group, h *HealthCheck, hp path) {
 	if h.UnhealthyThreshold < 1 {
 		v.errorf(hp.field("unhealthy_threshold"), "unhealthy_threshold must be at least 1, got %d", h.UnhealthyThreshold)
 	}
+	// A deadline no probe can meet, or one inside the grace period, would
+	// fail every launch while it starts.
+	switch {
+	case h.StartupTimeout < h.Timeout:
+		v.errorf(hp.field("startup_timeout"), "startup_timeout %s is shorter than timeout %s: no probe could pass in time", h.StartupTimeout, h.Timeout)
+	case h.StartupTimeout < h.GracePeriod:
+		v.errorf(hp.field("startup_timeout"), "startup_timeout %s is shorter than grace_period %s", h.StartupTimeout, h.GracePeriod)
+	}
 }
 
 // checkPort validates a tcp or http check's port: a number, or the name of

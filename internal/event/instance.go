@@ -89,6 +89,10 @@ type InstanceHook struct {
 	TimedOut bool   `json:"timed_out,omitempty"`
 	OK       bool   `json:"ok"`
 	Output   string `json:"output,omitempty"`
+	// Interrupted: a controller died while the hook ran (or was about to
+	// run it); it is not run again and its default_result applies, as when
+	// a hook's heartbeat runs out.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // InstanceUserData is the outcome of an instance's user_data script.
@@ -97,6 +101,9 @@ type InstanceUserData struct {
 	TimedOut bool   `json:"timed_out,omitempty"`
 	OK       bool   `json:"ok"`
 	Output   string `json:"output,omitempty"`
+	// Interrupted: a controller died while it ran; it is not run again and
+	// the launch fails.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // InstanceAdopt is what a starting controller found of an instance an
@@ -131,6 +138,9 @@ type VolumeInit struct {
 	TimedOut bool   `json:"timed_out,omitempty"`
 	OK       bool   `json:"ok"`
 	Output   string `json:"output,omitempty"`
+	// Interrupted: a controller died while it ran; it is not run again
+	// for this launch, which fails, and the volume stays uninitialised.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // AddressAssociate gives an address to an instance.

@@ -26,38 +26,26 @@ func (g *Group) adopt(ctx context.Context) ([]string, error) {
 		if r.State == Terminated {
 			continue
 		}
-		in := &instance{id: r.ID, ports: r.Ports, rec: r, signal: make(chan struct{}, 1), health: map[int]health.Status{}}
+		in := newInstance()
+		in.id, in.ports, in.rec = r.ID, r.Ports, r
 		g.instances[r.ID] = in
 		proc, err := g.deps.Provider.Adopt(ctx, r.ID)
 		switch {
 		case errors.Is(err, provider.ErrNotFound):
-			in.fenced = true
-			if r.State == InService || r.State == PendingProceed {
-				in.failure = "instance lost while the controller was down"
-			}
-			g.appendEvents(g.event(r.ID, fmt.Sprintf("not running (was %s)", r.State), event.InstanceAdopt{State: r.State}))
+			g.adoptDead(in, provider.ExitStatus{}, false)
 			continue
 		case err != nil:
 			return nil, fmt.Errorf("adopt %s: %w", r.ID, err)
 		}
 		in.proc = proc
-		select {
-		case <-proc.Done():
-			in.fenced = true
-			exit := proc.Exit()
-			if b, err := json.Marshal(exit); err == nil {
-				in.rec.LastExit = string(b)
-			}
-			msg := fmt.Sprintf("application %s while the controller was down (was %s)", exit, r.State)
-			if r.State == InService || r.State == PendingProceed {
-				in.failure = "application " + exit.String() + " while the controller was down"
-			}
-			g.appendEvents(g.event(r.ID, msg, event.InstanceAdopt{State: r.State, Exit: exit.String()}))
-		default:
-			alive = append(alive, r.ID)
-			g.appendEvents(g.event(r.ID, fmt.Sprintf("re-adopted %s pid %d", r.State, proc.Pid()), event.InstanceAdopt{State: r.State, Alive: true, Pid: proc.Pid()}))
+		if isDone(proc) {
+			g.adoptDead(in, proc.Exit(), true)
+			continue
 		}
+		alive = append(alive, r.ID)
+		g.appendEvents(g.event(r.ID, fmt.Sprintf("re-adopted %s pid %d", r.State, proc.Pid()), event.InstanceAdopt{State: r.State, Alive: true, Pid: proc.Pid()}))
 	}
+	g.forgetUnknownScripts()
 	if err := g.openAddresses(ctx); err != nil {
 		return nil, err
 	}
@@ -72,16 +60,56 @@ func (g *Group) adopt(ctx context.Context) ([]string, error) {
 	return alive, nil
 }
 
-// watchAdopted follows an adopted process; the loop is not running yet, so
-// checkers and watchers are started directly.
-func (g *Group) watchAdopted(in *instance) {
-	proc := in.proc
-	g.watch(in, proc)
-	if in.rec.State == InService {
-		// Already proven healthy; the checkers confirm it again.
-		for i := range g.cfg.HealthChecks {
-			in.health[i] = health.Healthy
+// adoptDead records an instance whose application is gone (exited, with
+// its status, or not found at all): fenced, no pid, and, if it was started
+// (InService, or Pending:Proceed with a pid or an exit), failed and
+// unhealthy, durably, so status never shows a dead instance healthy while
+// the heal waits or a controller restarts. The heal decides next.
+func (g *Group) adoptDead(in *instance, exit provider.ExitStatus, exited bool) {
+	in.fenced = true
+	r := in.rec
+	was := r.State
+	r.Pid = 0
+	msg := fmt.Sprintf("not running (was %s)", was)
+	data := event.InstanceAdopt{State: was}
+	if exited {
+		if b, err := json.Marshal(exit); err == nil {
+			r.LastExit = string(b)
 		}
+		msg = fmt.Sprintf("application %s while the controller was down (was %s)", exit, was)
+		data.Exit = exit.String()
+	}
+	// A Pending:Proceed instance that was never started (no pid recorded,
+	// no process found) had its launch interrupted: it is resumed, not
+	// healed. One whose application ran and exited failed, pid or not.
+	if was == InService || was == PendingProceed && (exited || in.rec.Pid != 0) {
+		r.Health = health.Unhealthy.String()
+		in.failure = "instance lost while the controller was down"
+		if exited {
+			in.failure = "application " + exit.String() + " while the controller was down"
+		}
+	}
+	g.putInstance(in, r, g.event(r.ID, msg, data))
+}
+
+// forgetUnknownScripts drops ledger entries of instances that are not
+// known any more (terminated and pruned). Called before the loop runs.
+func (g *Group) forgetUnknownScripts() {
+	for id := range g.scripts {
+		if _, ok := g.instances[id]; !ok {
+			g.clearScripts(id, "")
+		}
+	}
+}
+
+// watchAdopted follows an adopted process; the loop is not running yet, so
+// checkers and watchers are started directly. An InService instance was
+// proven healthy before: its checks start healthy and its failures count
+// at once.
+func (g *Group) watchAdopted(in *instance) {
+	proven := in.rec.State == InService
+	g.watch(in, in.proc, proven)
+	if proven {
 		in.inServiceSince = g.deps.Now()
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/autoheal/autoheal/internal/event"
-	"github.com/autoheal/autoheal/internal/health"
 	"github.com/autoheal/autoheal/internal/provider"
 	"github.com/autoheal/autoheal/internal/store"
 )
@@ -110,10 +109,11 @@ func (g *Group) attach(ctx context.Context, in *instance, first, last []change) 
 		}
 		defer release()
 		tokens[v.Name] = att.Token
-		cs = append(cs, change{swap, func() {}})
+		cs = append(cs, change{Change: swap, applied: func() {}})
 	}
-	// The address swaps are decided on the loop, the write is made there,
-	// and the proxies follow it at once.
+	// The address swaps are decided on the loop, the write is made there
+	// (with the ledger, when a heal decision or a script changed it), and
+	// the proxies follow it at once.
 	err := g.onLoop(func() error {
 		for _, a := range g.cfg.Addresses {
 			c, ok, err := g.addressSwap(in, a.Name)
@@ -121,20 +121,12 @@ func (g *Group) attach(ctx context.Context, in *instance, first, last []change) 
 				return err
 			}
 			if ok {
-				cs = append(cs, change{c, func() {}})
+				cs = append(cs, change{Change: c, applied: func() {}})
 			}
 		}
 		cs = append(cs, last...)
-		if len(cs) > 0 {
-			if err := g.deps.Store.Commit(context.Background(), changesOf(cs)...); err != nil {
-				if !errors.Is(err, store.ErrConflict) {
-					g.fatal(err)
-				}
-				return err
-			}
-		}
-		for _, c := range cs {
-			c.applied()
+		if err := g.commit(cs...); err != nil {
+			return err
 		}
 		for _, a := range g.cfg.Addresses {
 			if p, ok := g.proxies[a.Name]; ok {
@@ -215,65 +207,6 @@ func (g *Group) isAliveLocked(id string) bool {
 	// An instance being launched (no process yet) counts as alive: it is
 	// about to use what it holds.
 	return !in.fenced && in.rec.State != Terminated
-}
-
-// prepare runs the Pending:Wait steps: volume init, user_data, launch hooks.
-func (g *Group) prepare(ctx context.Context, in *instance, spec provider.Spec) error {
-	runSpec := spec
-	runSpec.Listeners, runSpec.Locks = nil, nil
-	for _, v := range g.cfg.Volumes {
-		needs, err := g.deps.Volumes.Prepare(g.cfg.Name, v.Name)
-		if err != nil {
-			return fmt.Errorf("prepare volume %s: %w", v.Name, err)
-		}
-		if !needs {
-			continue
-		}
-		if v.Init != "" {
-			res, err := g.deps.Provider.Run(ctx, runSpec, v.Init, volumeInitTimeout)
-			ok := err == nil && res.ExitCode == 0 && !res.TimedOut
-			ev := g.event(in.id, fmt.Sprintf("volume %s init %s", v.Name, outcome(ok, res, err)),
-				event.VolumeInit{Volume: v.Name, ExitCode: res.ExitCode, TimedOut: res.TimedOut, OK: ok, Output: res.Output})
-			g.record(ev)
-			if !ok {
-				g.abandon(in, fmt.Sprintf("volume %s init failed", v.Name))
-				return errFailed
-			}
-		}
-		if err := g.deps.Volumes.MarkInitialized(g.cfg.Name, v.Name); err != nil {
-			return fmt.Errorf("volume %s: %w", v.Name, err)
-		}
-	}
-	if g.cfg.Launch.UserData != "" {
-		res, err := g.deps.Provider.Run(ctx, runSpec, g.cfg.Launch.UserData, userDataTimeout)
-		ok := err == nil && res.ExitCode == 0 && !res.TimedOut
-		ev := g.event(in.id, "user_data "+outcome(ok, res, err),
-			event.InstanceUserData{ExitCode: res.ExitCode, TimedOut: res.TimedOut, OK: ok, Output: res.Output})
-		g.record(ev)
-		if !ok {
-			g.abandon(in, "user_data failed")
-			return errFailed
-		}
-	}
-	for _, h := range g.cfg.Hooks.Launch {
-		if !g.runHook(ctx, in, runSpec, "launch", h.Name, h.Script, h.HeartbeatTimeout.D(), h.DefaultResult) {
-			g.abandon(in, fmt.Sprintf("launch hook %s failed", h.Name))
-			return errFailed
-		}
-	}
-	return ctx.Err()
-}
-
-func outcome(ok bool, res provider.Result, err error) string {
-	switch {
-	case err != nil:
-		return "could not run: " + err.Error()
-	case res.TimedOut:
-		return "timed out"
-	case !ok:
-		return fmt.Sprintf("failed with exit %d", res.ExitCode)
-	}
-	return fmt.Sprintf("succeeded in %s", res.Duration.Round(1e6))
 }
 
 // envName turns a config name into an environment variable suffix.
@@ -364,74 +297,6 @@ func (g *Group) spec(in *instance, tokens map[string]int64) provider.Spec {
 	}
 	spec.Env = env
 	return spec
-}
-
-// startCheckers starts the instance's health checkers. Called on the loop;
-// checkers are closed by jobs, never by the loop, because a checker's
-// callback waits for the loop.
-func (g *Group) startCheckers(in *instance, gen int) {
-	spec := g.spec(in, nil)
-	for i, hc := range g.cfg.HealthChecks {
-		i, hc := i, hc
-		var p health.Prober
-		switch hc.Type {
-		case "process":
-			proc := in.proc
-			p = health.Process(func() bool {
-				select {
-				case <-proc.Done():
-					return false
-				default:
-					return true
-				}
-			})
-		case "tcp":
-			p = health.TCP(g.checkAddr(in, hc.Port))
-		case "http":
-			p = health.HTTP("http://" + g.checkAddr(in, hc.Port) + hc.Path)
-		case "exec":
-			cmd, timeout := hc.Command, hc.Timeout.D()
-			p = health.Exec(func(ctx context.Context) (int, string, error) {
-				res, err := g.deps.Provider.Run(ctx, spec, cmd, timeout)
-				if res.TimedOut {
-					return -1, "timed out: " + res.Output, err
-				}
-				return res.ExitCode, res.Output, err
-			})
-		default:
-			continue
-		}
-		cfg := health.Config{
-			Interval:           hc.Interval.D(),
-			Timeout:            hc.Timeout.D(),
-			HealthyThreshold:   hc.HealthyThreshold,
-			UnhealthyThreshold: hc.UnhealthyThreshold,
-			GracePeriod:        hc.GracePeriod.D(),
-		}
-		name := fmt.Sprintf("%s/%s/%s", g.cfg.Name, in.id, hc.Type)
-		c := health.NewChecker(name, cfg, p, func(tr health.Transition) {
-			g.call(func() { g.onHealth(in, gen, i, tr) })
-		}, g.log)
-		in.health[i] = health.Initial
-		in.checkers = append(in.checkers, c)
-		c.Start(g.ctx)
-	}
-}
-
-// checkAddr resolves a health check's port: a number, or an address name.
-func (g *Group) checkAddr(in *instance, port string) string {
-	for _, a := range g.cfg.Addresses {
-		if a.Name == port {
-			if a.Mode == "socket" {
-				return a.Listen
-			}
-			return net.JoinHostPort("127.0.0.1", strconv.Itoa(in.ports[a.Name]))
-		}
-	}
-	if p, ok := in.ports[port]; ok {
-		return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) // a launch port
-	}
-	return net.JoinHostPort("127.0.0.1", port)
 }
 
 // allAttachments returns the group's attachments (for tests and adoption).

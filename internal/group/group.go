@@ -2,12 +2,10 @@ package group
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/autoheal/autoheal/internal/address"
 	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/crashpoint"
 	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/heal"
 	"github.com/autoheal/autoheal/internal/health"
@@ -97,10 +96,11 @@ type Group struct {
 	// Owned by the loop goroutine.
 	rec       store.Group
 	hist      heal.History
+	scripts   map[string]map[string]string // the ledger's script states (ledger.go)
+	dirty     bool                         // the ledger changed and is not written yet
 	instances map[string]*instance
 	jobBusy   bool
-	histDirty bool      // heal history changed and is not written yet
-	notBefore time.Time // backoff: no launch or heal before this
+	notBefore time.Time // no capacity launch before this (a failed port allocation backs off)
 	timer     *time.Timer
 }
 
@@ -253,6 +253,7 @@ func (g *Group) Adopt(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	g.publish()
+	crashpoint.Hit("group.adopted")
 	return alive, nil
 }
 
@@ -529,7 +530,7 @@ func (g *Group) publish() {
 		s.Addresses = append(s.Addresses, ai)
 	}
 	for _, in := range g.instances {
-		if in.rec.State == InService && in.failure == "" && in.terminate == "" && in.restarting == "" && !in.fenced {
+		if serving(in.view()) {
 			s.Serving = append(s.Serving, Endpoint{ID: in.id, Ports: in.ports})
 		}
 	}
@@ -545,127 +546,6 @@ func (g *Group) event(inst, msg string, d event.Data) store.Event {
 	ev := event.New(g.cfg.Name, inst, msg, d)
 	ev.Time = g.deps.Now()
 	return ev
-}
-
-// scaled is the data of a capacity change to r from prev (nil: created).
-func scaled(r store.Group, prev *store.Group, cause string) event.GroupScale {
-	d := event.GroupScale{Min: r.Min, Max: r.Max, Desired: r.Desired, Cause: cause}
-	if prev != nil {
-		d.Prev = &event.Capacity{Min: prev.Min, Max: prev.Max, Desired: prev.Desired}
-	}
-	return d
-}
-
-// putGroup writes the group record durably, then adopts it in memory.
-func (g *Group) putGroup(r store.Group, evs ...store.Event) error {
-	return g.commit(g.groupChange(r, evs...))
-}
-
-// A change is a store change and what to do on the loop once it is durable.
-type change struct {
-	store.Change
-	applied func()
-}
-
-// commit makes changes durable in one write, then applies them; a failed
-// write stops the controller, which must not run without its journal.
-// Called on the loop.
-func (g *Group) commit(cs ...change) error {
-	if err := g.deps.Store.Commit(context.Background(), changesOf(cs)...); err != nil {
-		g.fatal(fmt.Errorf("group %s: %w", g.cfg.Name, err))
-		return err
-	}
-	for _, c := range cs {
-		c.applied()
-	}
-	return nil
-}
-
-func changesOf(cs []change) []store.Change {
-	sc := make([]store.Change, len(cs))
-	for i, c := range cs {
-		sc[i] = c.Change
-	}
-	return sc
-}
-
-// groupChange is the group record r, with the heal history, as a change.
-func (g *Group) groupChange(r store.Group, evs ...store.Event) change {
-	h, _ := json.Marshal(g.hist)
-	r.Heal = string(h)
-	r.UpdatedAt = g.deps.Now()
-	return change{store.GroupChange(r, evs...), func() {
-		g.rec = r
-		g.publish()
-	}}
-}
-
-// putInstance writes an instance record durably, then adopts it in memory.
-func (g *Group) putInstance(in *instance, r store.Instance, evs ...store.Event) error {
-	return g.commit(g.instanceChange(in, r, evs...))
-}
-
-// instanceChange is the instance record r as a change.
-func (g *Group) instanceChange(in *instance, r store.Instance, evs ...store.Event) change {
-	r.UpdatedAt = g.deps.Now()
-	return change{store.InstanceChange(r, evs...), func() {
-		in.rec = r
-		g.publish()
-	}}
-}
-
-func (g *Group) appendEvents(evs ...store.Event) {
-	if _, err := g.deps.Store.Append(context.Background(), evs...); err != nil {
-		g.fatal(fmt.Errorf("append events: %w", err))
-	}
-}
-
-func (g *Group) fatal(err error) {
-	g.log.Error("journal write failed; stopping", "err", err)
-	g.deps.OnFatal(err)
-}
-
-// loadState reads the group record, or creates it from the config.
-func (g *Group) loadState(ctx context.Context) error {
-	r, err := g.deps.Store.Group(ctx, g.cfg.Name)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		r = store.Group{Name: g.cfg.Name, Status: Active, Min: g.cfg.Min, Max: g.cfg.Max, Desired: g.cfg.DesiredCount()}
-		if err := g.putGroup(r, g.event("", fmt.Sprintf("group created with min %d max %d desired %d", r.Min, r.Max, r.Desired), scaled(r, nil, "created"))); err != nil {
-			return err
-		}
-	case err != nil:
-		return fmt.Errorf("load group %s: %w", g.cfg.Name, err)
-	default:
-		if r.Heal != "" {
-			if err := json.Unmarshal([]byte(r.Heal), &g.hist); err != nil {
-				g.log.Warn("heal history unreadable; starting afresh", "err", err)
-			}
-		}
-		// The config file's capacity wins when the file changed it; otherwise
-		// the stored capacity (it may have been scaled) is kept, clamped to
-		// the bounds.
-		prev := r
-		changed := r.Min != g.cfg.Min || r.Max != g.cfg.Max
-		r.Min, r.Max = g.cfg.Min, g.cfg.Max
-		key := "group/" + g.cfg.Name + "/config_desired"
-		if prev, err := g.deps.Store.Get(ctx, key); err == nil && prev != strconv.Itoa(g.cfg.DesiredCount()) {
-			r.Desired, changed = g.cfg.DesiredCount(), true
-		}
-		if r.Desired < r.Min {
-			r.Desired = r.Min
-		}
-		if r.Desired > r.Max {
-			r.Desired = r.Max
-		}
-		if changed {
-			if err := g.putGroup(r, g.event("", fmt.Sprintf("capacity bounds from config: min %d max %d desired %d", r.Min, r.Max, r.Desired), scaled(r, &prev, "config"))); err != nil {
-				return err
-			}
-		}
-		g.rec = r
-	}
-	return g.deps.Store.Set(ctx, "group/"+g.cfg.Name+"/config_desired", strconv.Itoa(g.cfg.DesiredCount()))
 }
 
 // stopCheckers closes an instance's health checkers. Only for use when the

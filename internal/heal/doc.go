@@ -5,7 +5,9 @@
 // off first.
 //
 // It owns the counting rules (windows, backoff, reset after a healthy
-// period) and the History record the group persists as JSON. It must not
+// period), the History record the group persists as JSON, and the rule
+// that resumes a recorded decision after a controller restart: Pending.Wait
+// counts what is left of a backoff from its recorded deadline. It must not
 // know about processes, clocks, goroutines or storage: time is always a
 // parameter, so every rule is tested with exact timestamps and no jitter.
 package heal

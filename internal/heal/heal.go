@@ -71,6 +71,26 @@ func (a Action) String() string {
 	return fmt.Sprintf("Action(%d)", int(a))
 }
 
+// MarshalText stores an action by name, so a stored History reads the same
+// whatever the order of the constants.
+func (a Action) MarshalText() ([]byte, error) {
+	if a < Restart || a > Impair {
+		return nil, fmt.Errorf("heal: no such action %d", int(a))
+	}
+	return []byte(a.String()), nil
+}
+
+// UnmarshalText reads an action's name.
+func (a *Action) UnmarshalText(b []byte) error {
+	for _, x := range []Action{Restart, Replace, Impair} {
+		if string(b) == x.String() {
+			*a = x
+			return nil
+		}
+	}
+	return fmt.Errorf("heal: unknown action %q", b)
+}
+
 // Decision is the outcome of Policy.Decide.
 type Decision struct {
 	Action Action
@@ -78,6 +98,10 @@ type Decision struct {
 	Delay time.Duration
 	// Reason is a human sentence for the event journal.
 	Reason string
+	// Failure is the failure signal the decision answers. Decide leaves it
+	// empty; the caller sets it before Record, which keeps it with a
+	// pending decision.
+	Failure string
 
 	// The horizons Decide counted from, so that Record can prune History
 	// without being handed the policy again. Zero means "keep everything".
@@ -96,6 +120,35 @@ type History struct {
 	// Consecutive counts the heals of the current failure series; it is
 	// reset by an instance staying InService for ResetAfter.
 	Consecutive int `json:"consecutive,omitempty"`
+	// Pending are the restarts and replacements recorded but not yet
+	// carried out, by instance. A decision is recorded before its backoff
+	// starts, so a controller that restarts meanwhile resumes it (see
+	// Pending.Wait) instead of deciding again, which would count the
+	// failure twice and start the backoff over.
+	Pending map[string]Pending `json:"pending,omitempty"`
+}
+
+// Pending is a recorded decision that has not been carried out yet.
+type Pending struct {
+	Action    Action    `json:"action"`
+	Reason    string    `json:"reason,omitempty"`
+	Failure   string    `json:"failure,omitempty"`
+	DecidedAt time.Time `json:"decided_at"`
+	// NotBefore is when the decision may act: DecidedAt plus its backoff.
+	NotBefore time.Time `json:"not_before"`
+}
+
+// Wait is how long a decision still waits at now: the rest of its backoff
+// counted from the recorded deadline, never from when a controller
+// started, and never less than zero.
+func (p Pending) Wait(now time.Time) time.Duration {
+	return max(0, p.NotBefore.Sub(now))
+}
+
+// Decision is the recorded decision to act on at now (Delay is what is
+// left of the backoff).
+func (p Pending) Decision(now time.Time) Decision {
+	return Decision{Action: p.Action, Reason: p.Reason, Failure: p.Failure, Delay: p.Wait(now)}
 }
 
 // keepMax bounds every list of timestamps whatever the windows are, so a
@@ -118,6 +171,29 @@ func (p Policy) Decide(h History, instance string, now time.Time) Decision {
 		d.Reason = fmt.Sprintf("restart %d/%d %s", restarts+1, p.MaxRestarts, within(p.RestartWindow))
 		return d.withDelay()
 	}
+	why := "max_restarts 0: replacing"
+	if p.MaxRestarts > 0 {
+		why = fmt.Sprintf("%s %s: replacing", count(restarts, "restart"), within(p.RestartWindow))
+	}
+	return p.replaceOrImpair(h, d, why)
+}
+
+// DecideReplace is Decide for an instance that must not be restarted in
+// place (its launch was abandoned by a failed step): it is replaced, within
+// the same replacement budget and backoff as any replacement, so a launch
+// step that always fails ends in Impaired like any other crash loop.
+func (p Policy) DecideReplace(h History, instance, why string, now time.Time) Decision {
+	d := Decision{
+		Delay:        p.backoff(h.Consecutive + 1),
+		restartSince: since(now, p.RestartWindow),
+		replaceSince: since(now, p.ReplacementWindow),
+	}
+	return p.replaceOrImpair(h, d, why)
+}
+
+// replaceOrImpair completes d as a replacement, or as Impair when the
+// replacement budget is spent.
+func (p Policy) replaceOrImpair(h History, d Decision, why string) Decision {
 	replacements := countAfter(h.Replacements, d.replaceSince)
 	if replacements >= p.MaxReplacements {
 		// The decision stops the loop: there is nothing to wait for.
@@ -130,12 +206,7 @@ func (p Policy) Decide(h History, instance string, now time.Time) Decision {
 			count(replacements+1, "replacement"), within(p.ReplacementWindow), verb, p.MaxReplacements)
 		return d
 	}
-	d.Action = Replace
-	if p.MaxRestarts <= 0 {
-		d.Reason = "max_restarts 0: replacing"
-	} else {
-		d.Reason = fmt.Sprintf("%s %s: replacing", count(restarts, "restart"), within(p.RestartWindow))
-	}
+	d.Action, d.Reason = Replace, why
 	return d.withDelay()
 }
 
@@ -167,9 +238,9 @@ func (p Policy) backoff(n int) time.Duration {
 	return min(d, limit)
 }
 
-// Record counts the action taken on instance at now. The decision may have
-// been amended by the caller (an abandoned launch is replaced rather than
-// restarted); Record counts what d says.
+// Record counts the action decided on instance at now, and keeps a restart
+// or replacement Pending until Acted. Record counts what d says, whoever
+// made it.
 func (h *History) Record(instance string, d Decision, now time.Time) {
 	switch d.Action {
 	case Restart:
@@ -184,8 +255,47 @@ func (h *History) Record(instance string, d Decision, now time.Time) {
 	case Impair:
 		// Nothing is launched; the group stops until Reset.
 	}
+	if d.Action == Restart || d.Action == Replace {
+		if h.Pending == nil {
+			h.Pending = map[string]Pending{}
+		}
+		h.Pending[instance] = Pending{Action: d.Action, Reason: d.Reason, Failure: d.Failure, DecidedAt: now, NotBefore: now.Add(d.Delay)}
+	}
 	h.Consecutive++
 	h.prune(d.restartSince, d.replaceSince)
+}
+
+// Recorded returns the decision pending for instance, if any.
+func (h History) Recorded(instance string) (Pending, bool) {
+	p, ok := h.Pending[instance]
+	return p, ok
+}
+
+// Acted notes that instance's pending decision is being carried out: a
+// restarted controller must not carry it out again.
+func (h *History) Acted(instance string) {
+	delete(h.Pending, instance)
+	if len(h.Pending) == 0 {
+		h.Pending = nil
+	}
+}
+
+// Clone returns a deep copy, for deciding on a copy without changing h.
+func (h History) Clone() History {
+	c := History{Consecutive: h.Consecutive, Replacements: slices.Clone(h.Replacements)}
+	if h.Restarts != nil {
+		c.Restarts = make(map[string][]time.Time, len(h.Restarts))
+		for id, ts := range h.Restarts {
+			c.Restarts[id] = slices.Clone(ts)
+		}
+	}
+	if h.Pending != nil {
+		c.Pending = make(map[string]Pending, len(h.Pending))
+		for id, p := range h.Pending {
+			c.Pending[id] = p
+		}
+	}
+	return c
 }
 
 // Healthy notes that instance has been InService since inServiceSince. If
@@ -201,12 +311,14 @@ func (h *History) Healthy(instance string, inServiceSince, now time.Time, p Poli
 	h.prune(since(now, p.RestartWindow), since(now, p.ReplacementWindow))
 }
 
-// Forget drops what is known about a terminated instance.
+// Forget drops what is known about a terminated instance, its pending
+// decision included.
 func (h *History) Forget(instance string) {
 	delete(h.Restarts, instance)
 	if len(h.Restarts) == 0 {
 		h.Restarts = nil
 	}
+	h.Acted(instance)
 }
 
 // Reset clears the whole record: an operator cleared Impaired and wants a

@@ -3,6 +3,7 @@ package heal
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -334,5 +335,166 @@ func TestActionString(t *testing.T) {
 		if got := a.String(); got != want {
 			t.Errorf("%d.String() = %q, want %q", int(a), got, want)
 		}
+	}
+}
+
+func TestPendingWait(t *testing.T) {
+	const s = time.Second
+	tests := []struct {
+		name      string
+		decidedAt time.Duration // since t0
+		delay     time.Duration
+		now       time.Duration
+		want      time.Duration
+	}{
+		{"no backoff acts at once", 0, 0, 0, 0},
+		{"waits the whole backoff when nothing passed", 0, 4 * s, 0, 4 * s},
+		// A controller that restarted 1.5s after the decision waits only
+		// the rest, not the whole backoff again.
+		{"a restart waits only the rest", 0, 4 * s, 1500 * time.Millisecond, 2500 * time.Millisecond},
+		{"exactly at the deadline acts", 0, 4 * s, 4 * s, 0},
+		{"past the deadline acts at once, never a negative wait", 0, 4 * s, 10 * s, 0},
+		{"counted from the decision, not from t0", 10 * s, 2 * s, 11 * s, s},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h History
+			d := Decision{Action: Restart, Delay: tt.delay, Reason: "r", Failure: "f"}
+			h.Record("i-a", d, t0.Add(tt.decidedAt))
+			p, ok := h.Recorded("i-a")
+			if !ok {
+				t.Fatal("decision not pending after Record")
+			}
+			if !p.NotBefore.Equal(t0.Add(tt.decidedAt + tt.delay)) {
+				t.Fatalf("NotBefore %s, want decided at + delay", p.NotBefore)
+			}
+			if got := p.Wait(t0.Add(tt.now)); got != tt.want {
+				t.Fatalf("Wait = %s, want %s", got, tt.want)
+			}
+			got := p.Decision(t0.Add(tt.now))
+			want := Decision{Action: Restart, Delay: tt.want, Reason: "r", Failure: "f"}
+			if got != want {
+				t.Fatalf("Decision = %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestPendingLifecycle(t *testing.T) {
+	p := DefaultPolicy
+	tests := []struct {
+		name   string
+		action Action
+		after  func(h *History)
+		want   bool // still pending
+	}{
+		{"a restart is pending until acted", Restart, func(*History) {}, true},
+		{"a replacement is pending until acted", Replace, func(*History) {}, true},
+		{"an impairment is never pending: it acts at once", Impair, func(*History) {}, false},
+		{"acted", Restart, func(h *History) { h.Acted("i-a") }, false},
+		{"forgotten with the instance", Replace, func(h *History) { h.Forget("i-a") }, false},
+		{"reset", Restart, func(h *History) { h.Reset() }, false},
+		{"another instance acted", Restart, func(h *History) { h.Acted("i-b") }, true},
+		{"survives pruning by the windows", Restart, func(h *History) { h.Healthy("i-a", t0, t0.Add(24*time.Hour), p) }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h History
+			h.Record("i-a", Decision{Action: tt.action, Delay: time.Second}, t0)
+			tt.after(&h)
+			if _, ok := h.Recorded("i-a"); ok != tt.want {
+				t.Fatalf("pending %v, want %v (%+v)", ok, tt.want, h)
+			}
+		})
+	}
+}
+
+func TestPendingJSONRoundTrip(t *testing.T) {
+	var h History
+	h.Record("i-a", Decision{Action: Replace, Delay: 3 * time.Second, Reason: "3 restarts", Failure: "application exit 1"}, t0)
+	b, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"action":"replace"`) {
+		t.Fatalf("action not stored by name: %s", b)
+	}
+	var back History
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	p, ok := back.Recorded("i-a")
+	want, _ := h.Recorded("i-a")
+	if !ok || p.Action != want.Action || p.Reason != want.Reason || p.Failure != want.Failure ||
+		!p.DecidedAt.Equal(want.DecidedAt) || !p.NotBefore.Equal(want.NotBefore) {
+		t.Fatalf("round trip: %+v, want %+v", p, want)
+	}
+	var bad History
+	if err := json.Unmarshal([]byte(`{"pending":{"i-a":{"action":"explode"}}}`), &bad); err == nil {
+		t.Fatal("an unknown action was accepted")
+	}
+}
+
+func TestCloneIsDeep(t *testing.T) {
+	var h History
+	h.Record("i-a", Decision{Action: Restart}, t0)
+	h.Record("i-b", Decision{Action: Replace}, t0)
+	c := h.Clone()
+	c.Restarts["i-a"][0] = t0.Add(time.Hour)
+	c.Replacements[0] = t0.Add(time.Hour)
+	c.Record("i-a", Decision{Action: Restart}, t0.Add(time.Second))
+	c.Acted("i-b")
+	if len(h.Restarts["i-a"]) != 1 || !h.Restarts["i-a"][0].Equal(t0) || h.Consecutive != 2 || !h.Replacements[0].Equal(t0) {
+		t.Fatalf("clone shares state with the original: %+v", h)
+	}
+	if _, ok := h.Recorded("i-b"); !ok {
+		t.Fatal("acting on the clone acted on the original")
+	}
+}
+
+func TestDecideReplace(t *testing.T) {
+	const s = time.Second
+	p := Policy{MaxRestarts: 3, RestartWindow: time.Hour, BackoffBase: s, BackoffCap: time.Minute, MaxReplacements: 2, ReplacementWindow: time.Hour}
+	var h History
+	// A launch step that always fails: every instance is abandoned at
+	// once. Restarts are never tried, and the replacement budget ends it.
+	want := []struct {
+		action Action
+		delay  time.Duration
+		reason string
+	}{
+		{Replace, 0, "launch abandoned: replacing"},
+		{Replace, s, "launch abandoned: replacing (backoff 1s)"},
+		{Impair, 0, "3 replacements within 1h0m0s exceed max_replacements 2: group impaired"},
+	}
+	for i, w := range want {
+		inst := fmt.Sprintf("i-%d", i)
+		now := t0.Add(time.Duration(i) * time.Minute)
+		d := p.DecideReplace(h, inst, "launch abandoned: replacing", now)
+		if d.Action != w.action || d.Delay != w.delay || d.Reason != w.reason {
+			t.Fatalf("failure %d: %s after %s (%q), want %s after %s (%q)", i, d.Action, d.Delay, d.Reason, w.action, w.delay, w.reason)
+		}
+		h.Record(inst, d, now)
+	}
+	// Restarts the instance had do not matter: it cannot be restarted.
+	h = History{Restarts: map[string][]time.Time{"i-x": {t0}}}
+	if d := p.DecideReplace(h, "i-x", "why", t0.Add(s)); d.Action != Replace {
+		t.Fatalf("%s, want replace", d.Action)
+	}
+}
+
+func TestActionText(t *testing.T) {
+	for _, a := range []Action{Restart, Replace, Impair} {
+		b, err := a.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Action
+		if err := back.UnmarshalText(b); err != nil || back != a {
+			t.Fatalf("%s: round trip gave %s, %v", a, back, err)
+		}
+	}
+	if _, err := Action(9).MarshalText(); err == nil {
+		t.Fatal("Action(9) marshalled")
 	}
 }

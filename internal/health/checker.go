@@ -13,8 +13,8 @@ import (
 // Checker runs one prober on its own goroutine and reports transitions.
 //
 // The first probe runs at once when Start is called, then one every
-// StartupInterval until the first healthy transition, then one every
-// Interval. Probes of one checker never overlap: the next starts only after
+// StartupInterval until the first healthy transition (or from the start
+// with StartHealthy), then one every Interval. Probes of one checker never overlap: the next starts only after
 // the previous returned, so a slow target is never probed twice at once.
 type Checker struct {
 	name     string
@@ -42,7 +42,7 @@ func NewChecker(name string, cfg Config, p Prober, onChange func(Transition), lo
 	if onChange == nil {
 		onChange = func(Transition) {}
 	}
-	return &Checker{
+	c := &Checker{
 		name:     name,
 		cfg:      cfg.WithDefaults(),
 		prober:   p,
@@ -50,6 +50,10 @@ func NewChecker(name string, cfg Config, p Prober, onChange func(Transition), lo
 		log:      logger.With("check", name),
 		done:     make(chan struct{}),
 	}
+	if cfg.StartHealthy {
+		c.status.Store(int32(Healthy))
+	}
+	return c
 }
 
 // Start starts probing until ctx is done or Close is called. Calls after the
@@ -91,7 +95,6 @@ func (c *Checker) run(ctx context.Context) {
 	counter := NewCounter(c.cfg, time.Now())
 	timer := time.NewTimer(0) // the first probe runs at once
 	defer timer.Stop()
-	beenHealthy := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -99,16 +102,12 @@ func (c *Checker) run(ctx context.Context) {
 		case <-timer.C:
 		}
 		start := time.Now()
-		if tr, ok := c.step(ctx, counter); ok {
-			if tr.Status == Healthy {
-				beenHealthy = true
-			}
-		}
+		c.step(ctx, counter)
 		if ctx.Err() != nil {
 			return
 		}
 		period := c.cfg.StartupInterval
-		if beenHealthy {
+		if counter.BeenHealthy() {
 			period = c.cfg.Interval
 		}
 		// Periods run start to start; a probe that took longer than the

@@ -153,7 +153,7 @@ func TestCheckerGracePeriod(t *testing.T) {
 	rec := newRecorder()
 	start := time.Now()
 	const grace = 150 * time.Millisecond
-	c := NewChecker("p", fast(Config{UnhealthyThreshold: 1, GracePeriod: grace}), Process(func() bool { return false }), rec.onChange, nil)
+	c := NewChecker("p", fast(Config{UnhealthyThreshold: 1, GracePeriod: grace, StartHealthy: true}), Process(func() bool { return false }), rec.onChange, nil)
 	c.Start(context.Background())
 	defer c.Close()
 	tr := rec.expect(t, Unhealthy)
@@ -165,7 +165,7 @@ func TestCheckerGracePeriod(t *testing.T) {
 func TestCheckerProbeErrorCountsAsFailure(t *testing.T) {
 	rec := newRecorder()
 	p := Exec(func(ctx context.Context) (int, string, error) { return -1, "", errors.New("exec format error") })
-	c := NewChecker("e", fast(Config{UnhealthyThreshold: 2}), p, rec.onChange, nil)
+	c := NewChecker("e", fast(Config{UnhealthyThreshold: 2, StartHealthy: true}), p, rec.onChange, nil)
 	c.Start(context.Background())
 	defer c.Close()
 	tr := rec.expect(t, Unhealthy)
@@ -181,7 +181,7 @@ func TestCheckerTimeoutBoundsProbe(t *testing.T) {
 		<-ctx.Done()
 		return -1, "killed", ctx.Err()
 	})
-	c := NewChecker("e", fast(Config{Timeout: 20 * time.Millisecond, UnhealthyThreshold: 2}), p, rec.onChange, nil)
+	c := NewChecker("e", fast(Config{Timeout: 20 * time.Millisecond, UnhealthyThreshold: 2, StartHealthy: true}), p, rec.onChange, nil)
 	c.Start(context.Background())
 	defer c.Close()
 	tr := rec.expect(t, Unhealthy)
@@ -227,6 +227,8 @@ func TestCheckerRecoversPanics(t *testing.T) {
 		probe   func(n int32) bool // alive, or panic
 		onPanic bool
 		want    []Status
+		// startHealthy counts failures at once.
+		startHealthy bool
 	}{
 		{
 			name: "prober panics then recovers",
@@ -237,6 +239,8 @@ func TestCheckerRecoversPanics(t *testing.T) {
 				return true
 			},
 			want: []Status{Unhealthy, Healthy},
+			// Failures count from the first probe.
+			startHealthy: true,
 		},
 		{
 			name:    "callback panics",
@@ -255,7 +259,7 @@ func TestCheckerRecoversPanics(t *testing.T) {
 			if tt.onPanic {
 				onChange = func(tr Transition) { rec.onChange(tr); panic("callback boom") }
 			}
-			c := NewChecker("p", fast(Config{UnhealthyThreshold: 2}), Process(func() bool { return tt.probe(n.Add(1)) }), onChange, logger)
+			c := NewChecker("p", fast(Config{UnhealthyThreshold: 2, StartHealthy: tt.startHealthy}), Process(func() bool { return tt.probe(n.Add(1)) }), onChange, logger)
 			c.Start(context.Background())
 			defer c.Close()
 			for _, want := range tt.want {
@@ -403,4 +407,43 @@ func cpuTime(tb testing.TB) time.Duration {
 		tb.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestCheckerSlowStartIsNotFailure is the database in crash recovery: it
+// fails every probe at the fast start-up cadence for longer than
+// unhealthy_threshold probes take, then answers. It becomes healthy and
+// is never reported unhealthy.
+func TestCheckerSlowStartIsNotFailure(t *testing.T) {
+	var n atomic.Int32
+	p := Process(func() bool { return n.Add(1) > 20 })
+	rec := newRecorder()
+	c := NewChecker("db", fast(Config{UnhealthyThreshold: 3, StartupInterval: time.Millisecond}), p, rec.onChange, nil)
+	c.Start(context.Background())
+	defer c.Close()
+	tr := rec.expect(t, Healthy)
+	if got := n.Load(); got != 21 {
+		t.Fatalf("healthy after %d probes, want 21 (20 failures then a success)", got)
+	}
+	if tr.Consecutive != 1 {
+		t.Fatalf("transition %+v", tr)
+	}
+}
+
+// TestCheckerStartupTimeout: a target that never answers is unhealthy once
+// the start-up deadline passed, with the last probe's output.
+func TestCheckerStartupTimeout(t *testing.T) {
+	rec := newRecorder()
+	start := time.Now()
+	const startup = 100 * time.Millisecond
+	p := Exec(func(ctx context.Context) (int, string, error) { return 2, "no response", nil })
+	c := NewChecker("db", fast(Config{UnhealthyThreshold: 1, StartupTimeout: startup}), p, rec.onChange, nil)
+	c.Start(context.Background())
+	defer c.Close()
+	tr := rec.expect(t, Unhealthy)
+	if tr.At.Sub(start) < startup {
+		t.Fatalf("unhealthy %s after start, before startup_timeout %s", tr.At.Sub(start), startup)
+	}
+	if want := "not healthy within startup_timeout 100ms: exit code 2: no response"; tr.Output != want {
+		t.Fatalf("output %q, want %q", tr.Output, want)
+	}
 }

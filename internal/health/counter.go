@@ -18,9 +18,21 @@ type Config struct {
 	// UnhealthyThreshold is how many consecutive failures make it
 	// unhealthy. Default 3.
 	UnhealthyThreshold int
-	// GracePeriod after Start during which failures are not counted.
-	// Default 0.
+	// GracePeriod after Start during which failures are not counted, even
+	// after a first healthy result. Default 0.
 	GracePeriod time.Duration
+	// StartupTimeout is how long a target that has never been healthy may
+	// fail: until its first healthy transition failures do not count
+	// toward UnhealthyThreshold (a database replaying its log is slow, not
+	// broken), and the first failure at or after Start+StartupTimeout makes
+	// it Unhealthy at once. Time, not a number of probes, so the fast
+	// start-up cadence never shortens it. Default 5m.
+	StartupTimeout time.Duration
+	// StartHealthy starts the check as if it had already been healthy (a
+	// target proven healthy before this check existed, such as an instance
+	// re-adopted by a restarted controller): failures count at once, and
+	// probes run every Interval.
+	StartHealthy bool
 	// StartupInterval is the probe period until the first healthy
 	// transition, short so a (re)started instance is noticed healthy, and so
 	// put back in service, as soon as it answers. Default min(Interval,
@@ -35,6 +47,7 @@ const (
 	DefaultHealthyThreshold   = 1
 	DefaultUnhealthyThreshold = 3
 	DefaultStartupInterval    = 100 * time.Millisecond
+	DefaultStartupTimeout     = 5 * time.Minute
 )
 
 // WithDefaults returns c with every zero field set to its default.
@@ -53,6 +66,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.StartupInterval <= 0 {
 		c.StartupInterval = min(c.Interval, DefaultStartupInterval)
+	}
+	if c.StartupTimeout <= 0 {
+		c.StartupTimeout = DefaultStartupTimeout
 	}
 	return c
 }
@@ -96,27 +112,52 @@ type Transition struct {
 // threshold. It is pure: time is passed in, and it does no I/O, so the
 // threshold rules are tested without goroutines or sleeps. Not safe for
 // concurrent use; a Checker owns one.
+//
+// The rules, in the order Observe applies them:
+//
+//  1. a success ends a run of failures; HealthyThreshold successes in a row
+//     make the target Healthy;
+//  2. a failure ends a run of successes, always;
+//  3. a failure before Start+GracePeriod is not counted;
+//  4. before the first Healthy, a failure is not counted either, until
+//     Start+StartupTimeout: from then on the first failure is Unhealthy
+//     ("not healthy within startup_timeout");
+//  5. after a first Healthy, UnhealthyThreshold failures in a row make the
+//     target Unhealthy.
 type Counter struct {
 	healthy, unhealthy int
 	graceUntil         time.Time
+	startupTimeout     time.Duration
+	startupUntil       time.Time
 	status             Status
+	beenHealthy        bool
 	successes          int
 	failures           int
 }
 
-// NewCounter returns a counter in the Initial status for a check started at
-// start.
+// NewCounter returns a counter for a check started at start: Initial, or
+// Healthy with cfg.StartHealthy.
 func NewCounter(cfg Config, start time.Time) *Counter {
 	cfg = cfg.WithDefaults()
-	return &Counter{
-		healthy:    cfg.HealthyThreshold,
-		unhealthy:  cfg.UnhealthyThreshold,
-		graceUntil: start.Add(cfg.GracePeriod),
+	c := &Counter{
+		healthy:        cfg.HealthyThreshold,
+		unhealthy:      cfg.UnhealthyThreshold,
+		graceUntil:     start.Add(cfg.GracePeriod),
+		startupTimeout: cfg.StartupTimeout,
+		startupUntil:   start.Add(cfg.StartupTimeout),
 	}
+	if cfg.StartHealthy {
+		c.status, c.beenHealthy = Healthy, true
+	}
+	return c
 }
 
 // Status returns the current status.
 func (c *Counter) Status() Status { return c.status }
+
+// BeenHealthy reports whether the target was ever Healthy: until then the
+// check is starting up.
+func (c *Counter) BeenHealthy() bool { return c.beenHealthy }
 
 // Observe counts one probe result at now and returns the transition it
 // causes, if any. Results that repeat the current status are counted but
@@ -127,7 +168,7 @@ func (c *Counter) Observe(r Result, output string, now time.Time) (Transition, b
 		c.failures = 0
 		c.successes++
 		if c.status != Healthy && c.successes >= c.healthy {
-			c.status = Healthy
+			c.status, c.beenHealthy = Healthy, true
 			return Transition{Status: Healthy, Output: output, At: now, Consecutive: c.successes}, true
 		}
 		return Transition{}, false
@@ -139,6 +180,15 @@ func (c *Counter) Observe(r Result, output string, now time.Time) (Transition, b
 		return Transition{}, false
 	}
 	c.failures++
+	if !c.beenHealthy {
+		// Starting up: slow is not failed, until the deadline.
+		if now.Before(c.startupUntil) || c.status == Unhealthy {
+			return Transition{}, false
+		}
+		c.status = Unhealthy
+		out := fmt.Sprintf("not healthy within startup_timeout %s: %s", c.startupTimeout, output)
+		return Transition{Status: Unhealthy, Output: out, At: now, Consecutive: c.failures}, true
+	}
 	if c.status != Unhealthy && c.failures >= c.unhealthy {
 		c.status = Unhealthy
 		return Transition{Status: Unhealthy, Output: output, At: now, Consecutive: c.failures}, true

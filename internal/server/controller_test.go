@@ -274,7 +274,7 @@ groups:
 		syscall.Kill(pid, syscall.SIGKILL)
 		waitFor(t, 20*time.Second, "new pid", func() bool {
 			l := e.live()
-			return len(l) == 1 && l[0].Pid != pid && l[0].State == "InService"
+			return len(l) == 1 && l[0].Pid > 0 && l[0].Pid != pid && l[0].State == "InService"
 		})
 	}
 	close(stop)

@@ -159,21 +159,15 @@ func TestHungInstanceIsReplacedByHealthCheck(t *testing.T) {
 	// The old instance's decision is journaled with its termination, just
 	// after the replacement's application started: possibly a moment after
 	// the replacement first answers.
-	healed := func() bool {
+	waitFor(t, 10*time.Second, "a heal decision caused by the health check", func() bool {
 		for _, ev := range e.events() {
-			if ev.Type == "instance.heal" && strings.Contains(ev.Message, "health check unhealthy") {
+			if d, ok := ev.Data.(event.InstanceHeal); ok && ev.Instance == first.ID && d.Action == "replace" &&
+				strings.HasPrefix(d.Failure, "http health check unhealthy") {
 				return true
 			}
 		}
 		return false
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !healed() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no heal event caused by the health check:\n%s", e.dumpEvents())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	})
 }
 
 func TestStubbornInstanceIsKilledBeforeTheVolumeMoves(t *testing.T) {
@@ -192,7 +186,19 @@ groups:
 `)
 	e := startInProcess(t, cfg, "")
 	first := e.waitInService(1, 20*time.Second)[0]
-	time.Sleep(200 * time.Millisecond)
+	beats := filepath.Join(e.stateDir, "volumes", "stubborn", "data", "data", "beats")
+	// beatsBy counts the heartbeats id wrote.
+	beatsBy := func(id string) int {
+		b, _ := os.ReadFile(beats)
+		n := 0
+		for _, l := range strings.Fields(string(b)) {
+			if l == id {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 10*time.Second, "the first instance to write heartbeats", func() bool { return beatsBy(first.ID) >= 5 })
 	if _, err := e.client.Terminate(context.Background(), first.ID, false); err != nil {
 		t.Fatal(err)
 	}
@@ -206,8 +212,8 @@ groups:
 		}
 		return false
 	})
-	time.Sleep(200 * time.Millisecond)
-	b, err := os.ReadFile(filepath.Join(e.stateDir, "volumes", "stubborn", "data", "data", "beats"))
+	waitFor(t, 10*time.Second, "the replacement to write heartbeats", func() bool { return beatsBy(second) >= 5 })
+	b, err := os.ReadFile(beats)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,6 +241,12 @@ groups:
 	}
 }
 
+// TestCrashLoopBacksOffAndImpairsTheGroup: an application that always
+// exits is restarted in place max_restarts times, then replaced, with the
+// documented backoff between consecutive heals, measured between each
+// decision and the action it delays; one replacement more than
+// max_replacements impairs the group, which then launches nothing until
+// an operator scales it, and starts a fresh series then.
 func TestCrashLoopBacksOffAndImpairsTheGroup(t *testing.T) {
 	t.Parallel()
 	cfg := writeConfig(t, `
@@ -250,44 +262,109 @@ groups:
       max_replacements: 2
 `)
 	e := startInProcess(t, cfg, "")
-	waitFor(t, 30*time.Second, "group Impaired", func() bool {
+	waitFor(t, 30*time.Second, "group Impaired with its last instance terminated", func() bool {
 		st, err := e.client.Status(context.Background(), false)
-		return err == nil && len(st.Groups) == 1 && st.Groups[0].Status == "Impaired"
+		return err == nil && len(st.Groups) == 1 && st.Groups[0].Status == "Impaired" && len(st.Instances) == 0
 	})
-	var delays []int64
+	type decision struct {
+		seq           int64
+		instance      string
+		action        string
+		delay         time.Duration
+		at, notBefore time.Time
+		actedAt       time.Time // the restart's Pending:Proceed, the replacement's Pending
+	}
+	var ds []*decision
+	var impairedSeq, lastPendingSeq int64
 	launches := 0
+	byInstance := map[string]*decision{} // the decision waiting for its action
 	for _, ev := range e.events() {
 		switch d := ev.Data.(type) {
 		case event.InstanceHeal:
-			if d.Action != "impair" {
-				delays = append(delays, d.DelayMS)
+			x := &decision{seq: ev.Seq, instance: ev.Instance, action: d.Action, delay: time.Duration(d.DelayMS) * time.Millisecond, at: ev.Time}
+			if d.NotBefore != "" {
+				x.notBefore, _ = time.Parse(time.RFC3339Nano, d.NotBefore)
 			}
+			ds = append(ds, x)
+			byInstance[ev.Instance] = x
 		case event.InstanceState:
-			if d.To == "Pending:Proceed" {
+			switch {
+			case d.To == "Pending:Proceed":
 				launches++
+				if x := byInstance[ev.Instance]; x != nil && x.action == "restart" && x.actedAt.IsZero() {
+					x.actedAt = ev.Time
+				}
+			case d.To == "Pending" && d.From == "":
+				lastPendingSeq = ev.Seq
+				if x := byInstance[d.Replaces]; x != nil && x.action == "replace" && x.actedAt.IsZero() {
+					x.actedAt = ev.Time
+				}
 			}
+		case event.GroupImpaired:
+			impairedSeq = ev.Seq
 		}
 	}
-	// 3 instances x (1 launch + 2 restarts) = 9 launches, then Impaired.
+	// Three instances, each restarted twice then replaced; the third
+	// replacement would exceed max_replacements 2.
+	const ms = time.Millisecond
+	want := []struct {
+		action string
+		delay  time.Duration
+	}{
+		{"restart", 0}, {"restart", 20 * ms}, {"replace", 40 * ms},
+		{"restart", 80 * ms}, {"restart", 160 * ms}, {"replace", 160 * ms},
+		{"restart", 160 * ms}, {"restart", 160 * ms}, {"impair", 0},
+	}
+	if len(ds) != len(want) {
+		t.Fatalf("%d heal decisions, want %d:\n%s", len(ds), len(want), e.dumpEvents())
+	}
+	instances := map[string]bool{}
+	for i, w := range want {
+		d := ds[i]
+		instances[d.instance] = true
+		if d.action != w.action || d.delay != w.delay {
+			t.Fatalf("decision %d: %s after %s, want %s after %s:\n%s", i+1, d.action, d.delay, w.action, w.delay, e.dumpEvents())
+		}
+		if w.action == "impair" {
+			continue
+		}
+		if d.actedAt.IsZero() {
+			t.Fatalf("decision %d (%s) was never carried out:\n%s", i+1, d.action, e.dumpEvents())
+		}
+		// The action waited out the backoff, counted from the decision.
+		if waited := d.actedAt.Sub(d.at); waited < w.delay {
+			t.Fatalf("decision %d: %s after %s, want at least the backoff %s", i+1, d.action, waited, w.delay)
+		}
+		if w.delay > 0 && !d.notBefore.Equal(d.at.Add(w.delay)) {
+			t.Fatalf("decision %d: not_before %s, want %s", i+1, d.notBefore, d.at.Add(w.delay))
+		}
+	}
+	if len(instances) != 3 {
+		t.Fatalf("decisions on %d instances, want 3", len(instances))
+	}
+	// 3 instances x (1 launch + 2 restarts) = 9 launches: bounded.
 	if launches != 9 {
 		t.Fatalf("launches = %d, want 9 (bounded, no fork storm):\n%s", launches, e.dumpEvents())
 	}
-	for i := 1; i < len(delays); i++ {
-		if delays[i] < delays[i-1] {
-			t.Fatalf("backoff shrank: %v", delays)
-		}
+	if impairedSeq == 0 || impairedSeq < ds[8].seq || lastPendingSeq > impairedSeq {
+		t.Fatalf("group.impaired at seq %d, last launch at %d, last decision at %d: want the group impaired by the last decision and nothing launched after:\n%s",
+			impairedSeq, lastPendingSeq, ds[8].seq, e.dumpEvents())
 	}
-	if delays[0] != 0 || delays[len(delays)-1] != 160 {
-		t.Fatalf("backoff %v: want first 0 and capped at 160", delays)
-	}
-	// Impaired stays put: no more launches.
-	time.Sleep(500 * time.Millisecond)
-	if n := len(e.live()); n != 0 {
-		t.Fatalf("impaired group still has %d live instances", n)
-	}
-	// Scale clears Impaired and tries again.
+	// Scale clears Impaired and tries again with a fresh series: the next
+	// failure is restarted at once.
 	one := 1
 	if g, err := e.client.Scale(context.Background(), "loop", scaleReq(&one)); err != nil || g.Status != "Active" {
 		t.Fatalf("scale: %+v %v", g, err)
 	}
+	waitFor(t, 10*time.Second, "a new heal after the scale", func() bool {
+		for _, ev := range e.events() {
+			if d, ok := ev.Data.(event.InstanceHeal); ok && ev.Seq > impairedSeq {
+				if d.Action != "restart" || d.DelayMS != 0 {
+					t.Fatalf("first heal after the scale: %s after %dms, want an immediate restart", d.Action, d.DelayMS)
+				}
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -183,7 +183,7 @@ func TestAlarmRestartsTheInstanceItNames(t *testing.T) {
 	})
 	waitFor(t, 30*time.Second, "the alarm to restart the instance", func() bool {
 		l := e.live()
-		return len(l) == 1 && l[0].ID == in.ID && l[0].Pid != in.Pid && l[0].State == "InService"
+		return len(l) == 1 && l[0].ID == in.ID && l[0].Pid > 0 && l[0].Pid != in.Pid && l[0].State == "InService"
 	})
 	found := false
 	for _, ev := range e.events() {

@@ -1271,3 +1271,29 @@ func TestSpareShimIdentity(t *testing.T) {
 		t.Fatal("shim alive after Stop")
 	}
 }
+
+// TestStopKillsAnOrphanWithoutGroupOrEnvironment: what PostgreSQL's
+// children do (setsid, then overwrite their environment with their title)
+// leaves neither the application's process group nor the instance's
+// environment to find them by once the postmaster is killed. The shim,
+// their subreaper and so their parent by then, kills them when the
+// application exits: nothing of it is left after Stop.
+func TestStopKillsAnOrphanWithoutGroupOrEnvironment(t *testing.T) {
+	t.Parallel()
+	bothModes(t, func(t *testing.T, spare bool) {
+		l, dir := newLocalMode(t, spare)
+		pidFile := filepath.Join(dir, "orphan.pid")
+		// The application waits until the orphan has dropped its
+		// environment, then exits.
+		// The orphan records its host pid (/proc is the host's, and the
+		// instance may run in a PID namespace of its own).
+		p := launch(t, l, shSpec(`setsid sh -c 'read pid _ < /proc/self/stat; echo $pid > `+pidFile+`; exec env -i sleep 60' & `+waitFile(pidFile)+
+			`; while tr '\0' '\n' < /proc/$(cat `+pidFile+`)/environ | grep -q .; do sleep 0.01; done`))
+		orphan := readPid(t, pidFile)
+		waitDone(t, p)
+		stop(t, l, p, syscall.SIGTERM, 5*time.Second)
+		if alive(orphan) {
+			t.Fatalf("orphan %d without group or environment survived Stop", orphan)
+		}
+	})
+}

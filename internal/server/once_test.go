@@ -31,9 +31,9 @@ import (
 // a script appends to a file, so each is counted: none may happen twice,
 // and every execution, incident and window run must end right.
 
-// crashAt is the environment that kills the controller at point (a
+// crashEnv is the environment that kills the controller at point (a
 // crash point's name, with @N for its N-th hit).
-func crashAt(point string) string { return "AUTOHEAL_CRASH_AT=" + point }
+func crashEnv(point string) string { return "AUTOHEAL_CRASH_AT=" + point }
 
 // pointName is point without its @N.
 func pointName(point string) string { name, _, _ := strings.Cut(point, "@"); return name }
@@ -127,7 +127,7 @@ func TestRunbookStepsRunOnceAcrossCrashes(t *testing.T) {
 			cfg := writeConfig(t, webGroupConfig(1))
 			writeDoc(t, cfg, "once", onceDoc)
 			state, log := t.TempDir(), filepath.Join(t.TempDir(), "log")
-			e := startProcess(t, cfg, state, crashAt(tc.crash))
+			e := startProcess(t, cfg, state, crashEnv(tc.crash))
 			in := e.waitInService(1, 30*time.Second)[0]
 			// The answer may not come: the controller may die first.
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -278,7 +278,7 @@ func TestRemediationAttemptRunsOnceAcrossCrashes(t *testing.T) {
 			state := t.TempDir()
 			var e *env
 			if tc.crash != "" {
-				e = startProcess(t, cfg, state, crashAt(tc.crash))
+				e = startProcess(t, cfg, state, crashEnv(tc.crash))
 			} else {
 				e = startProcess(t, cfg, state)
 			}
@@ -350,7 +350,7 @@ func TestEscalationIsSentOnceAcrossCrashes(t *testing.T) {
 			h := newHook(t)
 			cfg := remediationConfig(t, h.srv.URL, filepath.Join(t.TempDir(), "log"))
 			state := t.TempDir()
-			e := startProcess(t, cfg, state, crashAt(crash))
+			e := startProcess(t, cfg, state, crashEnv(crash))
 			in := e.waitInService(1, 30*time.Second)[0]
 			e.alert("Unfixable", in.ID, "firing")
 			if crash == "remediation.resolve.sent" {
@@ -442,7 +442,7 @@ func TestWindowTasksRunOnceAcrossCrashes(t *testing.T) {
 			log := filepath.Join(t.TempDir(), "log")
 			cfg := windowOnceConfig(t, log)
 			state := t.TempDir()
-			e := startProcess(t, cfg, state, crashAt(crash))
+			e := startProcess(t, cfg, state, crashEnv(crash))
 			e.waitInService(2, 30*time.Second)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			e.client.RunWindow(ctx, "rolling")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/autoheal/autoheal/internal/api"
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/store"
 )
@@ -20,6 +21,7 @@ import (
 // itself at the crash point (package crashpoint: "name" or "name@N").
 type crashing struct {
 	t     *testing.T
+	state string
 	point string
 	out   *syncBuffer
 	done  chan struct{}
@@ -29,7 +31,7 @@ func startCrashing(t *testing.T, cfgPath, stateDir, point string) *crashing {
 	t.Helper()
 	cmd := exec.Command(bins.autoheal, "serve", "--config", cfgPath, "--state-dir", stateDir, "--listen", "127.0.0.1:0", "--log-level", "debug")
 	cmd.Env = append(os.Environ(), "AUTOHEAL_CRASH_AT="+point)
-	c := &crashing{t: t, point: point, out: &syncBuffer{}, done: make(chan struct{})}
+	c := &crashing{t: t, state: stateDir, point: point, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = c.out, c.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -57,7 +59,11 @@ func (c *crashing) client() *api.Client {
 		}
 		return false
 	})
-	return api.NewClient(addr)
+	tok, err := api.ReadTokenFile(filepath.Join(c.state, api.TokenFile))
+	if err != nil {
+		c.t.Fatalf("the controller's admin token: %v", err)
+	}
+	return api.NewClientWithToken(addr, tok)
 }
 
 // wait waits until the controller killed itself at its crash point and
@@ -306,7 +312,7 @@ func TestInstanceFoundDeadAtAdoptionIsNotShownHealthy(t *testing.T) {
 	first := e.waitInService(1, 30*time.Second)[0]
 	// One crash while the controller runs: the next heal must back off.
 	syscall.Kill(first.Pid, syscall.SIGKILL)
-	var again store.Instance
+	var again wire.Instance
 	waitFor(t, 30*time.Second, "the restart in place", func() bool {
 		l := e.live()
 		if len(l) == 1 && l[0].State == "InService" && l[0].Pid > 0 && l[0].Pid != first.Pid {

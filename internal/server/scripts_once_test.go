@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/store"
 )
@@ -73,7 +74,7 @@ func scriptRuns(t *testing.T, runs string, ids []string) map[string]int {
 
 // launched are the group's instance ids, oldest first, terminated ones
 // included.
-func launched(t *testing.T, e *env) []store.Instance {
+func launched(t *testing.T, e *env) []wire.Instance {
 	st, err := e.client.Status(context.Background(), true)
 	if err != nil {
 		t.Fatal(err)

@@ -207,7 +207,8 @@ func TestLeastOutstandingAvoidsBusyTarget(t *testing.T) {
 			t.Fatalf("request went to %q while slow had %v in flight", body, tg.Health().Targets)
 		}
 	}
-	if fast.hits.Load()-before != 10 {
+	// At least: the target group's health checks hit fast meanwhile too.
+	if fast.hits.Load()-before < 10 {
 		t.Fatal("fast target did not serve the requests")
 	}
 }

@@ -256,12 +256,24 @@ func startProcess(t *testing.T, cfgPath, stateDir string, environ ...string) *en
 		pw.Close()
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			// What the controller saw is what explains a failure.
+			t.Logf("journal at failure:\n%s\ncontroller log (last 8 KiB):\n%s", lastBytes(e.dumpEvents(), 16<<10), lastBytes(e.procLogs(), 8<<10))
+		}
 		cmd.Process.Kill()
 		cmd.Wait()
 		pw.Close()
 		killInstances(t, stateDir)
 	})
 	return e
+}
+
+// lastBytes is the tail of s, at most n bytes.
+func lastBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + s[len(s)-n:]
 }
 
 // procLogs is what the controller process wrote so far.

@@ -70,21 +70,25 @@ func TestPostgresInCrashRecoveryIsNotKilledForBeingSlow(t *testing.T) {
 	t.Parallel()
 	uid, gid := needPostgres(t)
 	port := freePort(t)
-	// The postgres user must reach its data directory in the volume:
+	// The postgres user must own its data directory in the volume:
 	// autoheal does not chown volumes; the operator gives a database's
-	// volume to its user, as one chowns a new filesystem.
+	// volume to its user, as one chowns a new filesystem. The state dir
+	// stays private (0700, the controller narrows it), so the database
+	// reaches its volume where mount_path bind-mounts it, as on a host.
 	state := t.TempDir()
 	vol := filepath.Join(state, "volumes", "pg", "data", "data")
-	if err := os.MkdirAll(vol, 0o711); err != nil {
+	if err := os.MkdirAll(vol, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	// From the volume up to the test's temp dir (made 0700 by testing).
-	for d := vol; d != filepath.Dir(filepath.Dir(state)); d = filepath.Dir(d) {
-		if err := os.Chmod(d, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if err := os.Chown(vol, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	mnt, err := os.MkdirTemp("", "autoheal-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(mnt) })
+	if err := os.Chmod(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	cfg := writeConfig(t, fmt.Sprintf(`
@@ -101,6 +105,7 @@ groups:
       stop_timeout: 30s
     volumes:
       - name: data
+        mount_path: %[3]s
         init: %[1]s/initdb -D "$AUTOHEAL_VOLUME_DATA/pg" --auth=trust -U postgres --no-sync
     health_checks:
       - type: exec
@@ -110,7 +115,7 @@ groups:
       max_restarts: 20
       backoff_base: 100ms
       backoff_cap: 1s
-`, pgBin, port))
+`, pgBin, port, mnt))
 	e := startProcess(t, cfg, state)
 	first := e.waitInService(1, 3*time.Minute)[0]
 	ctx := context.Background()

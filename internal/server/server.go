@@ -64,7 +64,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := c.parts.start(c.ctx); err != nil {
 		return err
 	}
-	c.log.Info("autoheal serving", "api", c.ln.Addr().String(), "state_dir", c.stateDir, "groups", len(c.groups), "admin_token", c.creds.TokenFile)
+	c.log.Info("autoheal serving", "api", c.ln.Addr().String(), "state_dir", c.stateDir, "groups", len(c.groups), "admin_token", c.creds.TokenFile, "fence", c.prov.Fence().String())
 	if opts.Ready != nil {
 		opts.Ready(c.ln.Addr())
 	}

@@ -298,8 +298,3 @@ func (g *Group) spec(in *instance, tokens map[string]int64) provider.Spec {
 	spec.Env = env
 	return spec
 }
-
-// allAttachments returns the group's attachments (for tests and adoption).
-func (g *Group) allAttachments(ctx context.Context) ([]store.Attachment, error) {
-	return g.deps.Store.Attachments(ctx, g.cfg.Name)
-}

@@ -177,7 +177,7 @@ func (v *validator) capacity(g *Group, gp path) {
 	case d < g.Min:
 		v.errorf(desP, "desired %d is less than min %d", d, g.Min)
 	}
-	// A volume or an address belongs to one instance at a time (DESIGN.md),
+	// A volume or an address belongs to one instance at a time (docs/design.md §6),
 	// so a group that could run two instances could not give both of them
 	// the volume or the address.
 	if len(g.Volumes) > 0 && g.Max > 1 {

@@ -22,7 +22,7 @@ import (
 	"github.com/autoheal/autoheal/internal/volume"
 )
 
-// Lifecycle states, as in DESIGN.md and EC2 Auto Scaling.
+// Lifecycle states, as in docs/design.md §4 and EC2 Auto Scaling.
 const (
 	Pending         = "Pending"
 	PendingWait     = "Pending:Wait"

@@ -22,7 +22,7 @@ import (
 // wrong type and bad duration of a file at once, each at its own place, and
 // remember where every value was written for the validation that follows.
 // Because it is driven by reflection over the real types, a field added to
-// types.go is checked with no change here.
+// a feature's type is checked with no change here.
 
 // path names a value of the document from its root: struct fields as
 // ".name", list items as "[i]", map keys as `["key"]`. Its String is both

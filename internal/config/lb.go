@@ -203,13 +203,6 @@ func (v *validator) loadBalancers() {
 	}
 }
 
-// memberGroup is a group as target groups see it: its port names.
-type memberGroup struct {
-	g     *Group
-	names []string        // PortNames, in order
-	ports map[string]bool // the same, for lookups
-}
-
 func (v *validator) listener(lb *LoadBalancer, l *Listener, p path, tgs map[string]*TargetGroup, owner map[string]string) {
 	known := l.Protocol == ProtocolHTTP || l.Protocol == ProtocolTCP
 	switch {

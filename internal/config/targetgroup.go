@@ -303,6 +303,13 @@ func (v *validator) targetGroup(tg *TargetGroup, p path, groups map[string]*memb
 	}
 }
 
+// memberGroup is a group as target groups see it: its port names.
+type memberGroup struct {
+	g     *Group
+	names []string        // PortNames, in order
+	ports map[string]bool // the same, for lookups
+}
+
 // member checks a group registered in a target group, and that its port
 // names something the group's instances listen on.
 func (v *validator) member(m *TargetGroupMember, p path, groups map[string]*memberGroup, seen map[string]path) {

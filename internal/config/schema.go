@@ -22,7 +22,7 @@ import (
 // wrong type and bad duration of a file at once, each at its own place, and
 // remember where every value was written for the validation that follows.
 // Because it is driven by reflection over the real types, a field added to
-// types.go is checked with no change here.
+// a feature's type is checked with no change here.
 
 // path names a value of the document from its root: struct fields as
 // ".name", list items as "[i]", map keys as `["key"]`. Its String is both
@@ -194,45 +194,63 @@ func (c *checker) walk(n ast.Node, t reflect.Type, p path, name string, depth in
 	case t.Kind() == reflect.Struct:
 		c.structure(n, t, p, name, depth)
 	case t.Kind() == reflect.Map:
-		if t.Key().Kind() != reflect.String {
-			panic("config: only maps with string keys are supported, not " + t.String())
-		}
-		if _, ok := mappingValues(n); !ok {
-			c.errorf(n.GetToken(), "%s: expected a mapping, got %s", name, describe(n))
-			return
-		}
-		for _, mv := range c.entries(n, depth) {
-			if c.tooBig {
-				return
-			}
-			k, ok := c.keyText(mv.Key)
-			if !ok {
-				c.errorf(mv.Key.GetToken(), "%s: keys must be plain strings", name)
-				continue
-			}
-			kp := p.key(k)
-			c.record(kp, mv.Key.GetToken(), mv.Value)
-			c.walk(mv.Value, t.Elem(), kp, name+"."+k, depth+1)
-		}
+		c.mapping(n, t, p, name, depth)
 	case t.Kind() == reflect.Slice:
-		seq, ok := n.(*ast.SequenceNode)
-		if !ok {
-			c.errorf(n.GetToken(), "%s: expected a list, got %s", name, describe(n))
+		c.list(n, t, p, name, depth)
+	default:
+		c.scalar(n, t, name)
+	}
+}
+
+// mapping checks a mapping against map type t, whose keys are strings.
+func (c *checker) mapping(n ast.Node, t reflect.Type, p path, name string, depth int) {
+	if t.Key().Kind() != reflect.String {
+		panic("config: only maps with string keys are supported, not " + t.String())
+	}
+	if _, ok := mappingValues(n); !ok {
+		c.errorf(n.GetToken(), "%s: expected a mapping, got %s", name, describe(n))
+		return
+	}
+	for _, mv := range c.entries(n, depth) {
+		if c.tooBig {
 			return
 		}
-		for i, item := range seq.Values {
-			if c.tooBig {
-				return
-			}
-			ip := p.index(i)
-			c.record(ip, firstToken(c.resolve(item), item), item)
-			c.walk(item, t.Elem(), ip, name+" item", depth+1)
+		k, ok := c.keyText(mv.Key)
+		if !ok {
+			c.errorf(mv.Key.GetToken(), "%s: keys must be plain strings", name)
+			continue
 		}
-	case t.Kind() == reflect.String:
+		kp := p.key(k)
+		c.record(kp, mv.Key.GetToken(), mv.Value)
+		c.walk(mv.Value, t.Elem(), kp, name+"."+k, depth+1)
+	}
+}
+
+// list checks a sequence against slice type t.
+func (c *checker) list(n ast.Node, t reflect.Type, p path, name string, depth int) {
+	seq, ok := n.(*ast.SequenceNode)
+	if !ok {
+		c.errorf(n.GetToken(), "%s: expected a list, got %s", name, describe(n))
+		return
+	}
+	for i, item := range seq.Values {
+		if c.tooBig {
+			return
+		}
+		ip := p.index(i)
+		c.record(ip, firstToken(c.resolve(item), item), item)
+		c.walk(item, t.Elem(), ip, name+" item", depth+1)
+	}
+}
+
+// scalar checks a scalar against type t: a string, a number, a boolean.
+func (c *checker) scalar(n ast.Node, t reflect.Type, name string) {
+	switch t.Kind() {
+	case reflect.String:
 		if _, ok := scalarText(n); !ok {
 			c.errorf(n.GetToken(), "%s: expected a string, got %s", name, describe(n))
 		}
-	case t.Kind() == reflect.Float64:
+	case reflect.Float64:
 		switch n.(type) {
 		case *ast.IntegerNode, *ast.FloatNode:
 		case *ast.InfinityNode, *ast.NanNode:
@@ -242,11 +260,11 @@ func (c *checker) walk(n ast.Node, t reflect.Type, p path, name string, depth in
 		default:
 			c.errorf(n.GetToken(), "%s: expected a number, got %s", name, describe(n))
 		}
-	case t.Kind() == reflect.Bool:
+	case reflect.Bool:
 		if _, ok := n.(*ast.BoolNode); !ok {
 			c.errorf(n.GetToken(), "%s: expected true or false, got %s", name, describe(n))
 		}
-	case t.Kind() == reflect.Int:
+	case reflect.Int:
 		in, ok := n.(*ast.IntegerNode)
 		if !ok {
 			c.errorf(n.GetToken(), "%s: expected an integer, got %s", name, describe(n))

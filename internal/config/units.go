@@ -11,6 +11,12 @@ import (
 	"time"
 )
 
+// Duration is a time.Duration written as "10s", "1m30s" in YAML.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
 // String formats d as time.Duration does, without its zero trailing units
 // ("2m" rather than "2m0s"), in a form ParseDuration reads back.
 func (d Duration) String() string {
@@ -59,6 +65,9 @@ func ParseDuration(s string) (Duration, error) {
 	}
 	return Duration(v), nil
 }
+
+// ByteSize is a size written as 1048576, "512KiB", "10MiB", "1GiB" or "10MB".
+type ByteSize int64
 
 // Byte size units. Both the binary (KiB) and the decimal (KB) forms are
 // accepted because both are common in operators' habits; they mean what

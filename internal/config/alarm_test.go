@@ -75,46 +75,6 @@ alarms:
 	}
 }
 
-// TestChannelEnv: values given through the environment are read when asked
-// for, never copied into the Config.
-func TestChannelEnv(t *testing.T) {
-	t.Setenv("HOOK_SECRET", "s3cret")
-	t.Setenv("SLACK_URL", "https://hooks.slack.com/services/T/B/x")
-	t.Setenv("PD_KEY", "k")
-	cfg, err := Parse("mem.yaml", []byte(alarmBase+`
-channels:
-  - {name: hook, type: webhook, url: "http://127.0.0.1:9/", secret_env: HOOK_SECRET}
-  - {name: slack, type: slack, url_env: SLACK_URL}
-  - {name: pd, type: pagerduty, routing_key_env: PD_KEY}
-  - {name: plain, type: webhook, url: "http://127.0.0.1:9/", secret: inline}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hook, slack, pd, plain := cfg.Channels[0], cfg.Channels[1], cfg.Channels[2], cfg.Channels[3]
-	if hook.Secret != "" || slack.URL != "" || pd.RoutingKey != "" {
-		t.Errorf("a value from the environment was copied into the Config: %+v", cfg.Channels)
-	}
-	for _, c := range []struct{ name, got, want string }{
-		{"hook secret", hook.SecretValue(), "s3cret"},
-		{"slack url", slack.URLValue(), "https://hooks.slack.com/services/T/B/x"},
-		{"pd key", pd.RoutingKeyValue(), "k"},
-		{"pd url", pd.URLValue(), DefaultPagerDutyURL},
-		{"inline secret", plain.SecretValue(), "inline"},
-	} {
-		if c.got != c.want {
-			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
-		}
-	}
-	// A URL from the environment is checked, and not repeated: it may be
-	// a secret.
-	t.Setenv("SLACK_URL", "hooks.slack.com/services/T/B/x")
-	_, err = Parse("mem.yaml", []byte(alarmBase+"channels:\n  - {name: slack, type: slack, url_env: SLACK_URL}\n"))
-	if want := "mem.yaml:5:41: url_env SLACK_URL: the URL it holds: must be an http or https URL"; errString(err) != want {
-		t.Errorf("got %v, want %s", err, want)
-	}
-}
-
 func TestPercentile(t *testing.T) {
 	for in, want := range map[string]float64{"p0": 0, "p50": 50, "p99": 99, "p99.9": 99.9, "p99.99": 99.99, "p100": 100, "p100.0": 100, "p9": 9} {
 		if got, ok := Percentile(in); !ok || got != want {
@@ -124,20 +84,6 @@ func TestPercentile(t *testing.T) {
 	for _, bad := range []string{"", "p", "P99", "p101", "p100.5", "p99.999", "p-1", "p 99", "99", "Average", "p99.", "p1e2", "p099"} {
 		if got, ok := Percentile(bad); ok {
 			t.Errorf("Percentile(%q) = %v, want not a percentile", bad, got)
-		}
-	}
-}
-
-func TestMetricsBounds(t *testing.T) {
-	for _, c := range []struct{ yaml, want string }{
-		{"metrics: {resolution: 1m, retention: 30s}", "mem.yaml:4:38: retention 30s is shorter than resolution 1m"},
-		{"metrics: {resolution: 0.5s}", "mem.yaml:4:23: resolution 500ms: use a whole number of seconds, at least 1s"},
-		{"metrics: {resolution: 1m, retention: 166h40m}", ""}, // 10,000 minutes
-		{"metrics: {resolution: 1m, retention: 166h41m}", "mem.yaml:4:38: retention 166h41m is 10001 intervals of resolution 1m: at most 10000, so that a series' memory stays bounded (raise resolution or lower retention)"},
-	} {
-		_, err := Parse("mem.yaml", []byte(alarmBase+c.yaml+"\n"))
-		if got := errString(err); got != c.want {
-			t.Errorf("%s:\n got %s\nwant %s", c.yaml, got, c.want)
 		}
 	}
 }

@@ -155,10 +155,6 @@ func (sc *stepScope) branch() {
 // Variable and one operator, or one of And, Or (lists of conditions) and
 // Not (one condition).
 func (sc *stepScope) choice(n *node, top bool, depth int) {
-	known := slices.Concat([]string{"Variable"}, stringOperators, numericOperators, booleanOperators, logicOperators)
-	if top {
-		known = append([]string{"NextStep"}, known...)
-	}
 	what := "choice"
 	if !top {
 		what = "condition"
@@ -166,6 +162,35 @@ func (sc *stepScope) choice(n *node, top bool, depth int) {
 	if n.kind != kindMap {
 		sc.p.errorf(n, "%s: expected a mapping, got %s", what, n.describe())
 		return
+	}
+	f := sc.choiceFields(n, top)
+	if top {
+		switch next, ok := f["NextStep"]; {
+		case !ok:
+			sc.p.errorf(n, "the choice has no NextStep")
+		case !next.scalar():
+			sc.p.errorf(next, "NextStep: expected a step name, got %s", next.describe())
+		default:
+			sc.target(next, "NextStep", next.text)
+		}
+	}
+	op, ok := sc.choiceOperator(n, f, what)
+	if !ok {
+		return
+	}
+	if slices.Contains(logicOperators, op) {
+		sc.logicCondition(op, f, depth)
+		return
+	}
+	sc.comparison(n, op, f)
+}
+
+// choiceFields returns the fields of choice n that are given (not null),
+// by name, reporting the unknown ones; NextStep is known at the top only.
+func (sc *stepScope) choiceFields(n *node, top bool) map[string]*node {
+	known := slices.Concat([]string{"Variable"}, stringOperators, numericOperators, booleanOperators, logicOperators)
+	if top {
+		known = append([]string{"NextStep"}, known...)
 	}
 	f := map[string]*node{}
 	for _, e := range n.entries {
@@ -181,16 +206,12 @@ func (sc *stepScope) choice(n *node, top bool, depth int) {
 			f[e.key] = e.val
 		}
 	}
-	if top {
-		switch next, ok := f["NextStep"]; {
-		case !ok:
-			sc.p.errorf(n, "the choice has no NextStep")
-		case !next.scalar():
-			sc.p.errorf(next, "NextStep: expected a step name, got %s", next.describe())
-		default:
-			sc.target(next, "NextStep", next.text)
-		}
-	}
+	return f
+}
+
+// choiceOperator returns the one operator of choice n, whose given fields
+// are f; ok is false, and the problem reported, for none or more than one.
+func (sc *stepScope) choiceOperator(n *node, f map[string]*node, what string) (op string, ok bool) {
 	var ops []string
 	for _, e := range n.entries {
 		if _, ok := f[e.key]; ok && e.key != "NextStep" && e.key != "Variable" {
@@ -200,40 +221,49 @@ func (sc *stepScope) choice(n *node, top bool, depth int) {
 	switch len(ops) {
 	case 0:
 		sc.p.errorf(n, "the %s has no operator: write Variable and one of StringEquals, NumericEquals, BooleanEquals, ..., or And, Or, Not", what)
-		return
+		return "", false
 	case 1:
+		return ops[0], true
 	default:
 		sc.p.errorf(f[ops[1]], "%s: the condition already has %s; combine operators with And or Or", ops[1], ops[0])
+		return "", false
+	}
+}
+
+// logicCondition checks a condition whose operator op is And, Or or Not,
+// and the conditions within it, depth being how deep it nests.
+func (sc *stepScope) logicCondition(op string, f map[string]*node, depth int) {
+	operand := f[op]
+	if variable, ok := f["Variable"]; ok {
+		sc.p.errorf(variable, "Variable: with %s, the Variable goes in each condition", op)
+	}
+	if depth >= 16 {
+		sc.p.errorf(operand, "%s: conditions nest too deep", op)
 		return
 	}
-	op, operand := ops[0], f[ops[0]]
-	variable, hasVar := f["Variable"]
-	if slices.Contains(logicOperators, op) {
-		if hasVar {
-			sc.p.errorf(variable, "Variable: with %s, the Variable goes in each condition", op)
-		}
-		if depth >= 16 {
-			sc.p.errorf(operand, "%s: conditions nest too deep", op)
-			return
-		}
-		if op == "Not" {
-			sc.choice(operand, false, depth+1)
-			return
-		}
-		switch {
-		case operand.kind != kindList:
-			sc.p.errorf(operand, "%s: expected a list of conditions, got %s", op, operand.describe())
-			return
-		case len(operand.items) == 0:
-			sc.p.errorf(operand, "%s: the list of conditions is empty", op)
-			return
-		}
-		for _, c := range operand.items {
-			sc.choice(c, false, depth+1)
-		}
+	if op == "Not" {
+		sc.choice(operand, false, depth+1)
 		return
 	}
 	switch {
+	case operand.kind != kindList:
+		sc.p.errorf(operand, "%s: expected a list of conditions, got %s", op, operand.describe())
+		return
+	case len(operand.items) == 0:
+		sc.p.errorf(operand, "%s: the list of conditions is empty", op)
+		return
+	}
+	for _, c := range operand.items {
+		sc.choice(c, false, depth+1)
+	}
+}
+
+// comparison checks condition n, whose operator op compares its Variable
+// with an operand: the Variable must be one reference, and the operand of
+// op's type, or a reference.
+func (sc *stepScope) comparison(n *node, op string, f map[string]*node) {
+	operand := f[op]
+	switch variable, hasVar := f["Variable"]; {
 	case !hasVar:
 		sc.p.errorf(n, "%s: the condition has no Variable, like Variable: \"{{ Step.Output }}\"", op)
 	case variable.kind != kindString:

@@ -182,23 +182,9 @@ func run(ctx context.Context) error {
 	if *attacks {
 		return runAttackMode(ctx)
 	}
-	vs, err := selectVariants(*only)
+	vs, err := variantsToRun()
 	if err != nil {
 		return err
-	}
-	if *candidate == "" {
-		// Not selectable without a binary: drop them from the default set.
-		keep := vs[:0]
-		for _, v := range vs {
-			if v.server == "candidate" {
-				if *only != "" {
-					return fmt.Errorf("-only %s: needs -candidate", v.name)
-				}
-				continue
-			}
-			keep = append(keep, v)
-		}
-		vs = keep
 	}
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return fmt.Errorf("wrk not found (bench/lb.sh installs it): %w", err)
@@ -221,74 +207,11 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-
-	ports := map[string]int{}
-	for _, v := range vs {
-		if v.name == "direct" {
-			v.url = "http://" + backends[0] + "/"
-			continue
-		}
-		ports[v.name] = freeport.Next()
-		v.url = fmt.Sprintf("http://127.0.0.1:%d/", ports[v.name])
-	}
-
-	// Start each server the selected variants need, once; a server that
-	// fails marks its variants failed and the others still run.
-	apiAddrs := map[string]string{}
-	for _, server := range []string{"haproxy", "nginx", "autoheal", "candidate"} {
-		var mine []*variant
-		for _, v := range vs {
-			if v.server == server {
-				mine = append(mine, v)
-			}
-		}
-		if len(mine) == 0 {
-			continue
-		}
-		var p *proc
-		var err error
-		switch server {
-		case "haproxy":
-			p, err = startHAProxy(tmp, backends, ports)
-		case "nginx":
-			p, err = startNginx(tmp, backends, ports)
-		case "autoheal", "candidate":
-			bin := *autoheal
-			if server == "candidate" {
-				bin = *candidate
-			} else if *unbuilt != "" {
-				err = fmt.Errorf("go build ./cmd/autoheal failed:\n%s", *unbuilt)
-				break
-			}
-			apiAddrs[server] = fmt.Sprintf("127.0.0.1:%d", freeport.Next())
-			p, err = startAutoheal(tmp, server, bin, apiAddrs[server], backends, ports)
-		}
-		if err != nil {
-			for _, v := range mine {
-				v.failed = fmt.Sprintf("%s: %v", server, err)
-			}
-			fmt.Fprintf(os.Stderr, "%s did not start: %s\n", server, firstLine(err.Error()))
-			continue
-		}
-		procs = append(procs, p)
-		for _, v := range mine {
-			v.proc = p
-		}
-		// Each variant is ready, or failed, on its own: autoheal's tcp
-		// listener may work while its http one does not.
-		for _, v := range mine {
-			err := waitOK(ctx, p, v.url, startTimeout)
-			if err == nil && apiAddrs[server] != "" {
-				err = waitHealthy(ctx, p, apiAddrs[server], v)
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if err != nil {
-				v.failed = p.failure(fmt.Errorf("%s: %w", server, err))
-				fmt.Fprintf(os.Stderr, "%s failed: %s\n", v.name, firstLine(v.failed))
-			}
-		}
+	ports := assignURLs(vs, backends)
+	sprocs, apiAddrs, err := startServers(ctx, tmp, vs, backends, ports)
+	procs = append(procs, sprocs...)
+	if err != nil {
+		return err
 	}
 
 	fmt.Printf("load balancer: wrk -t%d -c%d -d%s --latency, %d alternated round(s), backends %s and %s, %d CPUs, load average %s\n",
@@ -302,38 +225,161 @@ func run(ctx context.Context) error {
 			if v.failed != "" {
 				continue
 			}
-			var prof chan error
-			if *cpuProfile != "" && r == 0 && v.name == "autoheal-http" {
-				prof = make(chan error, 1)
-				go func() { prof <- profile(ctx, apiAddrs["autoheal"], *cpuProfile) }()
-			}
-			var cpu0 time.Duration
-			if v.proc != nil {
-				cpu0 = groupCPU(v.proc.cmd.Process.Pid)
-			}
-			res, err := runWrk(ctx, v.url)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if v.proc != nil && res.rps > 0 {
-				res.cpuPerReq = (groupCPU(v.proc.cmd.Process.Pid) - cpu0) / time.Duration(res.rps*duration.Seconds())
-			}
-			if err != nil {
-				res.detail = err.Error()
-				res.errors = -1
-			}
-			v.runs = append(v.runs, res)
-			fmt.Fprintf(os.Stderr, "round %d/%d %-14s %s\n", r+1, *rounds, v.name, res.summary())
-			if prof != nil {
-				if err := <-prof; err != nil {
-					fmt.Fprintf(os.Stderr, "cpu profile: %v\n", err)
-				} else {
-					fmt.Fprintf(os.Stderr, "cpu profile of autoheal written to %s; view it with: go tool pprof -http=:8000 %s %s\n", *cpuProfile, *autoheal, *cpuProfile)
-				}
+			if err := measure(ctx, v, r, apiAddrs["autoheal"]); err != nil {
+				return err
 			}
 		}
 	}
 	report(vs)
+	return nil
+}
+
+// variantsToRun are the variants -only selects, without the candidate ones
+// when there is no -candidate binary.
+func variantsToRun() ([]*variant, error) {
+	vs, err := selectVariants(*only)
+	if err != nil || *candidate != "" {
+		return vs, err
+	}
+	// Not selectable without a binary: drop them from the default set.
+	keep := vs[:0]
+	for _, v := range vs {
+		if v.server == "candidate" {
+			if *only != "" {
+				return nil, fmt.Errorf("-only %s: needs -candidate", v.name)
+			}
+			continue
+		}
+		keep = append(keep, v)
+	}
+	return keep, nil
+}
+
+// assignURLs gives each variant its URL: the first backend for direct, a
+// fresh port of its server for the others, which it returns by variant.
+func assignURLs(vs []*variant, backends []string) map[string]int {
+	ports := map[string]int{}
+	for _, v := range vs {
+		if v.name == "direct" {
+			v.url = "http://" + backends[0] + "/"
+			continue
+		}
+		ports[v.name] = freeport.Next()
+		v.url = fmt.Sprintf("http://127.0.0.1:%d/", ports[v.name])
+	}
+	return ports
+}
+
+// startServers starts each server the variants need, once, and waits for
+// each variant to be ready. A server that fails marks its variants failed
+// and the others still run; the error is only ctx's. It returns the
+// servers started and the API address of each autoheal among them.
+func startServers(ctx context.Context, tmp string, vs []*variant, backends []string, ports map[string]int) ([]*proc, map[string]string, error) {
+	var procs []*proc
+	apiAddrs := map[string]string{}
+	for _, server := range []string{"haproxy", "nginx", "autoheal", "candidate"} {
+		var mine []*variant
+		for _, v := range vs {
+			if v.server == server {
+				mine = append(mine, v)
+			}
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		p, err := startServer(server, tmp, backends, ports, apiAddrs)
+		if err != nil {
+			for _, v := range mine {
+				v.failed = fmt.Sprintf("%s: %v", server, err)
+			}
+			fmt.Fprintf(os.Stderr, "%s did not start: %s\n", server, firstLine(err.Error()))
+			continue
+		}
+		procs = append(procs, p)
+		if err := awaitVariants(ctx, p, server, apiAddrs[server], mine); err != nil {
+			return procs, apiAddrs, err
+		}
+	}
+	return procs, apiAddrs, nil
+}
+
+// startServer starts server with the listeners of every variant, noting
+// an autoheal's API address in apiAddrs.
+func startServer(server, tmp string, backends []string, ports map[string]int, apiAddrs map[string]string) (*proc, error) {
+	switch server {
+	case "haproxy":
+		return startHAProxy(tmp, backends, ports)
+	case "nginx":
+		return startNginx(tmp, backends, ports)
+	}
+	bin := *autoheal
+	if server == "candidate" {
+		bin = *candidate
+	} else if *unbuilt != "" {
+		return nil, fmt.Errorf("go build ./cmd/autoheal failed:\n%s", *unbuilt)
+	}
+	apiAddrs[server] = fmt.Sprintf("127.0.0.1:%d", freeport.Next())
+	return startAutoheal(tmp, server, bin, apiAddrs[server], backends, ports)
+}
+
+// awaitVariants waits for each variant p serves to answer, and, with an
+// autoheal (apiAddr not empty), for both its targets to be healthy. Each
+// variant is ready, or failed, on its own: autoheal's tcp listener may
+// work while its http one does not. The error is only ctx's.
+func awaitVariants(ctx context.Context, p *proc, server, apiAddr string, mine []*variant) error {
+	for _, v := range mine {
+		v.proc = p
+	}
+	for _, v := range mine {
+		err := waitOK(ctx, p, v.url, startTimeout)
+		if err == nil && apiAddr != "" {
+			err = waitHealthy(ctx, p, apiAddr, v)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			v.failed = p.failure(fmt.Errorf("%s: %w", server, err))
+			fmt.Fprintf(os.Stderr, "%s failed: %s\n", v.name, firstLine(v.failed))
+		}
+	}
+	return nil
+}
+
+// measure runs wrk once against v in round r, with its server's CPU time,
+// and records the result. In the first round of autoheal-http it takes
+// the CPU profile -cpu-profile-autoheal asks for from autoheal's API at
+// apiAddr. The error is only ctx's.
+func measure(ctx context.Context, v *variant, r int, apiAddr string) error {
+	var prof chan error
+	if *cpuProfile != "" && r == 0 && v.name == "autoheal-http" {
+		prof = make(chan error, 1)
+		go func() { prof <- profile(ctx, apiAddr, *cpuProfile) }()
+	}
+	var cpu0 time.Duration
+	if v.proc != nil {
+		cpu0 = groupCPU(v.proc.cmd.Process.Pid)
+	}
+	res, err := runWrk(ctx, v.url)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if v.proc != nil && res.rps > 0 {
+		res.cpuPerReq = (groupCPU(v.proc.cmd.Process.Pid) - cpu0) / time.Duration(res.rps*duration.Seconds())
+	}
+	if err != nil {
+		res.detail = err.Error()
+		res.errors = -1
+	}
+	v.runs = append(v.runs, res)
+	fmt.Fprintf(os.Stderr, "round %d/%d %-14s %s\n", r+1, *rounds, v.name, res.summary())
+	if prof != nil {
+		if err := <-prof; err != nil {
+			fmt.Fprintf(os.Stderr, "cpu profile: %v\n", err)
+		} else {
+			fmt.Fprintf(os.Stderr, "cpu profile of autoheal written to %s; view it with: go tool pprof -http=:8000 %s %s\n", *cpuProfile, *autoheal, *cpuProfile)
+		}
+	}
 	return nil
 }
 

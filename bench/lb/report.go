@@ -62,6 +62,8 @@ func (v *variant) stats() stats {
 	return s
 }
 
+// report prints the table of medians, the per-round ratios, why each
+// failed variant failed, and the verdicts on the targets.
 func report(vs []*variant) {
 	byName := map[string]*variant{}
 	for _, v := range vs {
@@ -70,56 +72,13 @@ func report(vs []*variant) {
 	fmt.Printf("\n%-14s %10s %9s %9s %7s %10s %10s %12s\n", "variant", "RPS", "p50", "p99", "errors", "RPS ratio", "p99 ratio", "CPU µs/req")
 	var failures []*variant
 	for _, v := range vs {
-		if v.failed != "" {
-			fmt.Printf("%-14s failed (below): %s\n", v.name, clip(strings.TrimSuffix(firstLine(v.failed), ":"), 80))
+		if !reportRow(v, byName[v.base]) {
 			failures = append(failures, v)
-			continue
 		}
-		s := v.stats()
-		if !s.ok {
-			fmt.Printf("%-14s every wrk run failed (below): %s\n", v.name, clip(firstLine(v.runs[0].detail), 60))
-			failures = append(failures, v)
-			continue
-		}
-		errs := strconv.Itoa(s.errors)
-		if s.failed > 0 {
-			errs += fmt.Sprintf("+%d failed runs", s.failed)
-		}
-		rr, pr := "-", "-"
-		if b := byName[v.base]; b != nil {
-			if bs := b.stats(); bs.ok {
-				rr = fmt.Sprintf("%.2fx", s.rps/bs.rps)
-				pr = fmt.Sprintf("%.2fx", float64(s.p99)/float64(bs.p99))
-			}
-		}
-		cpu := "-"
-		if s.cpu > 0 {
-			cpu = fmt.Sprintf("%.1f", float64(s.cpu)/1e3)
-		}
-		fmt.Printf("%-14s %10.0f %9s %9s %7s %10s %10s %12s\n", v.name, s.rps, ms(s.p50), ms(s.p99), errs, rr, pr, cpu)
 	}
 	fmt.Println("\nratios are to haproxy-http, for the tcp rows to haproxy-tcp; errors are non-2xx/3xx responses and socket errors summed over rounds;")
 	fmt.Println("CPU µs/req is the proxy's own CPU time (all its processes, user and system) per request, median over rounds")
-	// Per-round ratios pair each run with its base's run of the same
-	// round, seconds apart: the machine's drift over a long run (±15%
-	// within minutes here) cancels out of them, not out of the medians.
-	var pairs [][2]*variant
-	for _, v := range vs {
-		if b := byName[v.base]; b != nil && b != v {
-			pairs = append(pairs, [2]*variant{v, b})
-		}
-		if cur := byName["autoheal-"+strings.TrimPrefix(v.name, "candidate-")]; v.server == "candidate" && cur != nil {
-			pairs = append(pairs, [2]*variant{v, cur})
-		}
-	}
-	if len(pairs) > 0 && *rounds > 1 {
-		fmt.Println("\nper-round RPS ratios (each run over its base's run in the same round): median [quartiles]")
-		for _, p := range pairs {
-			if q, n := pairedRatios(p[0], p[1]); n > 0 {
-				fmt.Printf("  %-14s / %-14s %.3f [%.3f–%.3f] over %d rounds\n", p[0].name, p[1].name, q[1], q[0], q[2], n)
-			}
-		}
-	}
+	reportPairs(vs, byName)
 	for _, v := range failures {
 		fmt.Printf("\n%s failed:\n", v.name)
 		msg := v.failed
@@ -141,6 +100,63 @@ func report(vs []*variant) {
 	}
 	if v := byName["autoheal-tcp"]; v != nil {
 		fmt.Printf("  %-5s %s\n", "tcp", judge(v, byName["haproxy-tcp"], tcpMinRPS, 0))
+	}
+}
+
+// reportRow prints v's row of the table, with its ratios to base (nil when
+// not measured); false when v failed, its row then saying so.
+func reportRow(v, base *variant) bool {
+	if v.failed != "" {
+		fmt.Printf("%-14s failed (below): %s\n", v.name, clip(strings.TrimSuffix(firstLine(v.failed), ":"), 80))
+		return false
+	}
+	s := v.stats()
+	if !s.ok {
+		fmt.Printf("%-14s every wrk run failed (below): %s\n", v.name, clip(firstLine(v.runs[0].detail), 60))
+		return false
+	}
+	errs := strconv.Itoa(s.errors)
+	if s.failed > 0 {
+		errs += fmt.Sprintf("+%d failed runs", s.failed)
+	}
+	rr, pr := "-", "-"
+	if base != nil {
+		if bs := base.stats(); bs.ok {
+			rr = fmt.Sprintf("%.2fx", s.rps/bs.rps)
+			pr = fmt.Sprintf("%.2fx", float64(s.p99)/float64(bs.p99))
+		}
+	}
+	cpu := "-"
+	if s.cpu > 0 {
+		cpu = fmt.Sprintf("%.1f", float64(s.cpu)/1e3)
+	}
+	fmt.Printf("%-14s %10.0f %9s %9s %7s %10s %10s %12s\n", v.name, s.rps, ms(s.p50), ms(s.p99), errs, rr, pr, cpu)
+	return true
+}
+
+// reportPairs prints the per-round RPS ratios of each variant to its base,
+// and of each candidate variant to the current autoheal's.
+func reportPairs(vs []*variant, byName map[string]*variant) {
+	// Per-round ratios pair each run with its base's run of the same
+	// round, seconds apart: the machine's drift over a long run (±15%
+	// within minutes here) cancels out of them, not out of the medians.
+	var pairs [][2]*variant
+	for _, v := range vs {
+		if b := byName[v.base]; b != nil && b != v {
+			pairs = append(pairs, [2]*variant{v, b})
+		}
+		if cur := byName["autoheal-"+strings.TrimPrefix(v.name, "candidate-")]; v.server == "candidate" && cur != nil {
+			pairs = append(pairs, [2]*variant{v, cur})
+		}
+	}
+	if len(pairs) == 0 || *rounds <= 1 {
+		return
+	}
+	fmt.Println("\nper-round RPS ratios (each run over its base's run in the same round): median [quartiles]")
+	for _, p := range pairs {
+		if q, n := pairedRatios(p[0], p[1]); n > 0 {
+			fmt.Printf("  %-14s / %-14s %.3f [%.3f–%.3f] over %d rounds\n", p[0].name, p[1].name, q[1], q[0], q[2], n)
+		}
 	}
 }
 

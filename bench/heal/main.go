@@ -524,7 +524,7 @@ func apiAddr(stderr io.Reader, timeout time.Duration) (string, error) {
 	case <-time.After(timeout):
 		mu.Lock()
 		defer mu.Unlock()
-		return "", fmt.Errorf("controller did not report its API address in %s; its last lines:\n%s", timeout, strings.Join(tail, "\n"))
+		return "", fmt.Errorf("controller did not report its API address in %.0fs; its last lines:\n%s", timeout.Seconds(), strings.Join(tail, "\n"))
 	}
 }
 
@@ -546,7 +546,7 @@ func allInService(c *api.Client, n int, timeout time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d instances InService after %s", in, n, timeout)
+			return fmt.Errorf("only %d of %d instances InService after %.0fs", in, n, timeout.Seconds())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -77,14 +77,34 @@ func run() error {
 	}
 	defer replace.close()
 
-	// Alternate rounds of 10 so that machine noise hits all variants alike.
-	var tb, tr, tp []time.Duration
+	tb, tr, tp, err := crashRounds(base, restart, replace)
+	if err != nil {
+		return err
+	}
+	reportCrash(tb, tr, tp)
+	if *hangs > 0 {
+		if err := hangBench(tmp, pct(tb, 50)); err != nil {
+			return err
+		}
+	}
+	if *groups > 0 {
+		if err := idle(tmp); err != nil {
+			return fmt.Errorf("idle: %w", err)
+		}
+	}
+	return nil
+}
+
+// crashRounds measures the heal times of the baseline (tb), of restart in
+// place (tr) and of replacement (tp), *cycles each, in alternate rounds
+// of 10 so that machine noise hits all variants alike.
+func crashRounds(base *baseline, restart, replace *instanceUnderTest) (tb, tr, tp []time.Duration, err error) {
 	for done := 0; done < *cycles; done += 10 {
 		n := min(10, *cycles-done)
 		for i := 0; i < n; i++ {
 			d, err := base.cycle()
 			if err != nil {
-				return fmt.Errorf("baseline: %w", err)
+				return nil, nil, nil, fmt.Errorf("baseline: %w", err)
 			}
 			tb = append(tb, d)
 		}
@@ -95,12 +115,17 @@ func run() error {
 			for i := 0; i < n; i++ {
 				d, err := v.a.crashCycle()
 				if err != nil {
-					return fmt.Errorf("%s: %w", v.a.name, err)
+					return nil, nil, nil, fmt.Errorf("%s: %w", v.a.name, err)
 				}
 				*v.out = append(*v.out, d)
 			}
 		}
 	}
+	return tb, tr, tp, nil
+}
+
+// reportCrash prints the crash benchmark's table and its targets' verdicts.
+func reportCrash(tb, tr, tp []time.Duration) {
 	fmt.Printf("\nheal time: SIGKILL of the pet to the first HTTP 200 from its successor at the stable address (%d cycles each)\n\n", *cycles)
 	fmt.Printf("%-34s %9s %9s %9s %9s %9s\n", "variant", "median", "p90", "p99", "max", "Δmedian")
 	row := func(name string, ds []time.Duration) {
@@ -118,32 +143,27 @@ func run() error {
 		okp := pct(v.ds, 99) <= pct(tb, 99)+25*time.Millisecond
 		fmt.Printf("  %-8s median %s, p99 %s\n", v.name, verdict(okm), verdict(okp))
 	}
+}
 
-	if *hangs > 0 {
-		hang, err := startAutoheal(tmp, "hang", petConfig(freeport.Next(), 0, "100ms"))
+// hangBench measures hang to replacement over *hangs cycles and prints it
+// against its target, which allows for start, the app's start time.
+func hangBench(tmp string, start time.Duration) error {
+	hang, err := startAutoheal(tmp, "hang", petConfig(freeport.Next(), 0, "100ms"))
+	if err != nil {
+		return err
+	}
+	defer hang.close()
+	var th []time.Duration
+	for i := 0; i < *hangs; i++ {
+		d, err := hang.hangCycle()
 		if err != nil {
-			return err
+			return fmt.Errorf("hang: %w", err)
 		}
-		var th []time.Duration
-		for i := 0; i < *hangs; i++ {
-			d, err := hang.hangCycle()
-			if err != nil {
-				hang.close()
-				return fmt.Errorf("hang: %w", err)
-			}
-			th = append(th, d)
-		}
-		hang.close()
-		start := pct(tb, 50)
-		fmt.Printf("\nhang to replacement (http check every 100ms, unhealthy_threshold 2, timeout 100ms; %d cycles)\n", *hangs)
-		fmt.Printf("  median %s, max %s; app start time (baseline median) %s; target <= 400ms + start = %s: %s\n",
-			ms(pct(th, 50)), ms(pct(th, 100)), ms(start), ms(400*time.Millisecond+start), verdict(pct(th, 50) <= 400*time.Millisecond+start))
+		th = append(th, d)
 	}
-	if *groups > 0 {
-		if err := idle(tmp); err != nil {
-			return fmt.Errorf("idle: %w", err)
-		}
-	}
+	fmt.Printf("\nhang to replacement (http check every 100ms, unhealthy_threshold 2, timeout 100ms; %d cycles)\n", *hangs)
+	fmt.Printf("  median %s, max %s; app start time (baseline median) %s; target <= 400ms + start = %s: %s\n",
+		ms(pct(th, 50)), ms(pct(th, 100)), ms(start), ms(400*time.Millisecond+start), verdict(pct(th, 50) <= 400*time.Millisecond+start))
 	return nil
 }
 
@@ -422,9 +442,47 @@ func killByState(state string) {
 
 // idle measures the controller's CPU and RSS with many idle groups.
 func idle(tmp string) error {
+	dir := filepath.Join(tmp, "idle")
+	os.MkdirAll(dir, 0o755)
+	cfgPath := filepath.Join(dir, "autoheal.yaml")
+	os.WriteFile(cfgPath, []byte(idleConfig(*groups)), 0o644)
+	state := filepath.Join(dir, "state")
+	cmd := exec.Command(*autoheal, "serve", "--config", cfgPath, "--state-dir", state, "--listen", "127.0.0.1:0", "--log-level", "info")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		killByState(state)
+	}()
+	addr, err := apiAddr(stderr, 60*time.Second)
+	if err != nil {
+		return err
+	}
+	if err := allInService(api.NewClient(addr), *groups, 120*time.Second); err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second)
+	pid := cmd.Process.Pid
+	c0, w0 := cpuTicks(pid), time.Now()
+	time.Sleep(*idleFor)
+	c1, w1 := cpuTicks(pid), time.Now()
+	cpu := float64(c1-c0) / 100 / w1.Sub(w0).Seconds() // USER_HZ is 100 on Linux
+	rss := rssKiB(pid)
+	fmt.Printf("\nidle controller: %d groups of one instance, http check every 1s, measured over %s\n", *groups, *idleFor)
+	fmt.Printf("  controller CPU %.2f%% of one core (target < 5%%: %s), RSS %.1f MiB (target < 100 MiB: %s)\n",
+		cpu*100, verdict(cpu < 0.05), float64(rss)/1024, verdict(rss < 100*1024))
+	return nil
+}
+
+// idleConfig is the idle benchmark's configuration: n groups of one
+// instance of the web app, each with an http check every second.
+func idleConfig(n int) string {
 	var b strings.Builder
 	b.WriteString("groups:\n")
-	for i := 0; i < *groups; i++ {
+	for i := 0; i < n; i++ {
 		fmt.Fprintf(&b, `  - name: g%03d
     launch:
       command: %s
@@ -437,21 +495,12 @@ func idle(tmp string) error {
         interval: 1s
 `, i, mustAbs(*web), freeport.Next())
 	}
-	dir := filepath.Join(tmp, "idle")
-	os.MkdirAll(dir, 0o755)
-	cfgPath := filepath.Join(dir, "autoheal.yaml")
-	os.WriteFile(cfgPath, []byte(b.String()), 0o644)
-	state := filepath.Join(dir, "state")
-	cmd := exec.Command(*autoheal, "serve", "--config", cfgPath, "--state-dir", state, "--listen", "127.0.0.1:0", "--log-level", "info")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		killByState(state)
-	}()
+	return b.String()
+}
+
+// apiAddr reads a controller's log from stderr until it reports its API
+// address, for up to timeout; the error quotes the log's last lines.
+func apiAddr(stderr io.Reader, timeout time.Duration) (string, error) {
 	addr := make(chan string, 1)
 	var mu sync.Mutex
 	var tail []string
@@ -469,45 +518,38 @@ func idle(tmp string) error {
 			}
 		}
 	}()
-	var c *api.Client
 	select {
 	case a := <-addr:
-		c = api.NewClient(a)
-	case <-time.After(60 * time.Second):
+		return a, nil
+	case <-time.After(timeout):
 		mu.Lock()
 		defer mu.Unlock()
-		return fmt.Errorf("controller did not report its API address in 60s; its last lines:\n%s", strings.Join(tail, "\n"))
+		return "", fmt.Errorf("controller did not report its API address in %.0fs; its last lines:\n%s", timeout.Seconds(), strings.Join(tail, "\n"))
 	}
-	deadline := time.Now().Add(120 * time.Second)
+}
+
+// allInService polls the controller until n instances are InService, for
+// up to timeout.
+func allInService(c *api.Client, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	for {
 		st, err := c.Status(context.Background(), false)
-		n := 0
+		in := 0
 		if err == nil {
-			for _, in := range st.Instances {
-				if in.State == "InService" {
-					n++
+			for _, i := range st.Instances {
+				if i.State == "InService" {
+					in++
 				}
 			}
 		}
-		if n == *groups {
-			break
+		if in == n {
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d instances InService after 120s", n, *groups)
+			return fmt.Errorf("only %d of %d instances InService after %.0fs", in, n, timeout.Seconds())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	time.Sleep(2 * time.Second)
-	pid := cmd.Process.Pid
-	c0, w0 := cpuTicks(pid), time.Now()
-	time.Sleep(*idleFor)
-	c1, w1 := cpuTicks(pid), time.Now()
-	cpu := float64(c1-c0) / 100 / w1.Sub(w0).Seconds() // USER_HZ is 100 on Linux
-	rss := rssKiB(pid)
-	fmt.Printf("\nidle controller: %d groups of one instance, http check every 1s, measured over %s\n", *groups, *idleFor)
-	fmt.Printf("  controller CPU %.2f%% of one core (target < 5%%: %s), RSS %.1f MiB (target < 100 MiB: %s)\n",
-		cpu*100, verdict(cpu < 0.05), float64(rss)/1024, verdict(rss < 100*1024))
-	return nil
 }
 
 func cpuTicks(pid int) int64 {

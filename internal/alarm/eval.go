@@ -289,50 +289,81 @@ func Evaluate(spec Spec, periods []Point, prev State) Result {
 			present++
 		}
 	}
-	r := Result{Missing: len(periods) - present}
-	// A buffer that holds most reasons at once, rather than growing.
-	rb := reasonBuilder{spec: spec, b: make([]byte, 0, 384)}
+	e := evaluation{
+		spec: spec, periods: periods, prev: prev, n: n, m: m, present: present,
+		r: Result{Missing: len(periods) - present},
+		// A buffer that holds most reasons at once, rather than growing.
+		rb: reasonBuilder{spec: spec, b: make([]byte, 0, 384)},
+	}
+	switch {
+	case present >= n:
+		e.recent()
+	case present == 0:
+		e.noData()
+	default:
+		e.partial()
+	}
+	return e.r
+}
 
-	if present >= n {
-		// The N most recent real datapoints decide; older ones and the
-		// treatment of missing data are not needed.
-		first, breaching := len(periods), 0
-		for used := 0; used < n; {
-			first--
-			if p := periods[first]; p.OK {
-				used++
-				if spec.Comparison.Breaches(p.Value, spec.Threshold) {
-					breaching++
-				}
+// evaluation is one call of Evaluate: its inputs, the counts derived from
+// them, and the Result being filled in by one of recent, noData or partial.
+type evaluation struct {
+	spec    Spec
+	periods []Point
+	prev    State
+	n, m    int // evaluation periods and datapoints to alarm
+	present int // real datapoints in periods
+	r       Result
+	rb      reasonBuilder
+}
+
+// recent decides with at least N real datapoints: the N most recent of
+// them decide; older ones and the treatment of missing data are not needed.
+func (e *evaluation) recent() {
+	spec, periods, n, m := e.spec, e.periods, e.n, e.m
+	first, breaching := len(periods), 0
+	for used := 0; used < n; {
+		first--
+		if p := periods[first]; p.OK {
+			used++
+			if spec.Comparison.Breaches(p.Value, spec.Threshold) {
+				breaching++
 			}
 		}
-		r.Evaluated, r.Breaching = n, breaching
-		r.State = decide(breaching, m)
-		r.Reason = rb.threshold(r, periods[first:], n, m, prev, spec.TreatMissing)
-		return r
 	}
+	e.r.Evaluated, e.r.Breaching = n, breaching
+	e.r.State = decide(breaching, m)
+	e.r.Reason = e.rb.threshold(e.r, periods[first:], n, m, e.prev, spec.TreatMissing)
+}
 
-	if present == 0 {
-		switch spec.TreatMissing {
-		case Breaching, NotBreaching:
-			r.Evaluated, r.Filled = n, n
-			r.State = OK
-			if spec.TreatMissing == Breaching {
-				r.Breaching, r.State = n, Alarm
-			}
-			r.Reason = rb.noData(len(periods), n)
-		case Ignore:
-			r.State = prev
-			r.Reason = rb.ignored(len(periods), periods, 0, m, prev)
-		default:
-			r.State = InsufficientData
-			r.Reason = rb.unknown(len(periods))
+// noData decides with every datapoint of the range missing, from the
+// treatment of missing data alone.
+func (e *evaluation) noData() {
+	r, n := &e.r, e.n
+	switch e.spec.TreatMissing {
+	case Breaching, NotBreaching:
+		r.Evaluated, r.Filled = n, n
+		r.State = OK
+		if e.spec.TreatMissing == Breaching {
+			r.Breaching, r.State = n, Alarm
 		}
-		return r
+		r.Reason = e.rb.noData(len(e.periods), n)
+	case Ignore:
+		r.State = e.prev
+		r.Reason = e.rb.ignored(len(e.periods), e.periods, 0, e.m, e.prev)
+	default:
+		r.State = InsufficientData
+		r.Reason = e.rb.unknown(len(e.periods))
 	}
+}
 
-	// Fewer real datapoints than N: every real one counts, and missing
-	// ones fill the rest, only as many as needed.
+// partial decides with fewer real datapoints than N but at least one:
+// every real one counts, and missing ones fill the rest, only as many as
+// needed.
+func (e *evaluation) partial() {
+	spec, periods, n, m, present := e.spec, e.periods, e.n, e.m, e.present
+	r, rb := &e.r, &e.rb
 	first, breaching, oldestAge := -1, 0, 0
 	for i := range periods {
 		if !periods[i].OK {
@@ -358,8 +389,8 @@ func Evaluate(spec Spec, periods []Point, prev State) Result {
 		}
 		r.Breaching = breaching
 		r.State = decide(breaching, m)
-		r.Reason = rb.threshold(r, used, present, m, prev, spec.TreatMissing)
-		return r
+		r.Reason = rb.threshold(*r, used, present, m, e.prev, spec.TreatMissing)
+		return
 	}
 	r.Breaching = breaching
 	switch {
@@ -368,21 +399,20 @@ func Evaluate(spec Spec, periods []Point, prev State) Result {
 		// not in ALARM.
 		r.Evaluated = present
 		r.State = decide(breaching, m)
-		r.Reason = rb.threshold(r, used, present, m, prev, spec.TreatMissing)
+		r.Reason = rb.threshold(*r, used, present, m, e.prev, spec.TreatMissing)
 	case spec.TreatMissing == Ignore:
-		r.State = prev
-		r.Reason = rb.ignored(len(periods), used, present, m, prev)
+		r.State = e.prev
+		r.Reason = rb.ignored(len(periods), used, present, m, e.prev)
 	case oldestAge >= m:
 		// Premature alarm state: the breach has lasted M periods with
 		// nothing to say it ended.
 		r.Evaluated = present
 		r.State = Alarm
-		r.Reason = rb.premature(r, used, present, oldestAge, m, prev)
+		r.Reason = rb.premature(*r, used, present, oldestAge, m, e.prev)
 	default:
 		r.State = InsufficientData
 		r.Reason = rb.tooFew(len(periods), used, present, m)
 	}
-	return r
 }
 
 func decide(breaching, m int) State {

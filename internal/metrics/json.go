@@ -415,123 +415,157 @@ func (d *decoder) numberValue() (float64, error) {
 	return 0, fmt.Errorf("want a number, got %s", kind)
 }
 
+// datumFields are the fields of an element of MetricData; a datumState
+// marks each one seen by its index here.
+var datumFields = [...]string{"MetricName", "Dimensions", "Timestamp", "Value", "Values", "Counts", "Unit", "StorageResolution"}
+
+// datumState is one element of MetricData being read: the Datum so far,
+// the first error in it, and which fields it has given.
+type datumState struct {
+	idx                            int
+	dt                             Datum
+	err                            *DatumError
+	hasValue, hasValues, hasCounts bool
+	seen                           [len(datumFields)]bool
+}
+
+// bad records err against field, unless an earlier field already failed:
+// the first error is the one reported.
+func (s *datumState) bad(field string, err error) {
+	if s.err == nil {
+		s.err = &DatumError{Index: s.idx, Field: field, Err: fmt.Errorf("%w: %v", ErrInvalid, err)}
+	}
+}
+
+// complete checks the fields that only make sense together.
+func (s *datumState) complete() {
+	switch {
+	case s.err != nil:
+	case s.hasValue && s.hasValues:
+		s.bad("Values", errors.New("give Value or Values, not both"))
+	case !s.hasValue && !s.hasValues:
+		s.bad("Value", errors.New("missing: give Value or Values"))
+	case s.hasValues && len(s.dt.Values) == 0:
+		s.bad("Values", errors.New("empty"))
+	case s.hasCounts && !s.hasValues:
+		s.bad("Counts", errors.New("Counts without Values"))
+	}
+}
+
 // datum reads one element of MetricData.
 func (d *decoder) datum(idx int) (Datum, *DatumError) {
-	var dt Datum
-	var derr *DatumError
-	bad := func(field string, err error) {
-		if derr == nil {
-			derr = &DatumError{Index: idx, Field: field, Err: fmt.Errorf("%w: %v", ErrInvalid, err)}
-		}
-	}
+	s := datumState{idx: idx}
 	if d.peek() != '{' {
-		bad("", fmt.Errorf("want an object, got %s", d.kind()))
+		s.bad("", fmt.Errorf("want an object, got %s", d.kind()))
 		d.skip()
-		return Datum{}, derr
+		return Datum{}, s.err
 	}
-	var hasValue, hasValues, hasCounts bool
-	var seen [8]bool
-	fields := [...]string{"MetricName", "Dimensions", "Timestamp", "Value", "Values", "Counts", "Unit", "StorageResolution"}
 	d.enter('{')
 	for first := true; d.more('}', first); first = false {
-		raw := d.key()
-		f := -1
-		for j, name := range fields {
-			if string(raw) == name {
-				f = j
-			}
+		d.datumField(&s)
+	}
+	s.complete()
+	if s.err != nil {
+		return Datum{}, s.err
+	}
+	return s.dt, nil
+}
+
+// datumField reads one field of an element of MetricData: a known field
+// given twice is an error, and null leaves a field absent, as in
+// encoding/json, except for Value, which datumValue handles.
+func (d *decoder) datumField(s *datumState) {
+	raw := d.key()
+	f := -1
+	for j, name := range datumFields {
+		if string(raw) == name {
+			f = j
 		}
-		key := "?" // the field's name, for messages
-		if f >= 0 {
-			key = fields[f]
-			if seen[f] {
-				bad(key, errors.New("given twice"))
-				d.skip()
-				continue
-			}
-			seen[f] = true
+	}
+	if f < 0 {
+		d.unknownDatumField(s, raw)
+		return
+	}
+	key := datumFields[f]
+	if s.seen[f] {
+		s.bad(key, errors.New("given twice"))
+		d.skip()
+		return
+	}
+	s.seen[f] = true
+	if key != "Value" && d.peek() == 'n' {
+		d.literal("null")
+		return
+	}
+	d.datumValue(s, key)
+}
+
+// unknownDatumField skips the value of a field MetricData does not have,
+// recording why it is refused.
+func (d *decoder) unknownDatumField(s *datumState, raw []byte) {
+	if string(raw) == "StatisticValues" {
+		s.bad("StatisticValues", errors.New("not supported: send Values and Counts"))
+	} else {
+		s.bad(string(raw), errors.New("unknown field (names are case-sensitive: MetricName, Dimensions, Timestamp, Value, Values, Counts, Unit)"))
+	}
+	d.skip()
+}
+
+// datumValue reads the value of the known field key into s.
+func (d *decoder) datumValue(s *datumState, key string) {
+	switch key {
+	case "MetricName":
+		str, kind, ok := d.stringValue(&d.lastMetric)
+		if !ok {
+			s.bad(key, fmt.Errorf("want a string, got %s", kind))
 		}
-		if f >= 0 && f != 3 && d.peek() == 'n' { // null: absent, as in encoding/json
+		s.dt.MetricName = str
+	case "Unit":
+		str, kind, ok := d.stringValue(&d.lastUnit)
+		if !ok {
+			s.bad(key, fmt.Errorf("want a string, got %s", kind))
+		}
+		s.dt.Unit = Unit(str)
+	case "Value":
+		if d.peek() == 'n' {
 			d.literal("null")
-			continue
+			return
 		}
-		switch key {
-		case "MetricName":
-			s, kind, ok := d.stringValue(&d.lastMetric)
-			if !ok {
-				bad(key, fmt.Errorf("want a string, got %s", kind))
-			}
-			dt.MetricName = s
-		case "Unit":
-			s, kind, ok := d.stringValue(&d.lastUnit)
-			if !ok {
-				bad(key, fmt.Errorf("want a string, got %s", kind))
-			}
-			dt.Unit = Unit(s)
-		case "Value":
-			if d.peek() == 'n' {
-				d.literal("null")
-				continue
-			}
-			hasValue = true
-			v, err := d.numberValue()
-			if err != nil {
-				bad(key, err)
-			}
-			dt.Value = v
-		case "Values", "Counts":
-			vs, field, err := d.numbers(key)
-			if err != nil {
-				bad(field, err)
-			}
-			if key == "Values" {
-				hasValues, dt.Values = true, vs
-			} else {
-				hasCounts, dt.Counts = true, vs
-			}
-		case "Dimensions":
-			dims, field, err := d.dimensions()
-			if err != nil {
-				bad(field, err)
-			}
-			dt.Dimensions = dims
-		case "Timestamp":
-			t, err := d.timestamp()
-			if err != nil {
-				bad(key, err)
-			}
-			dt.Timestamp = t
-		case "StorageResolution":
-			if v, err := d.numberValue(); err != nil {
-				bad(key, err)
-			} else if v != 1 && v != 60 {
-				bad(key, fmt.Errorf("%v: give 1 or 60", v))
-			}
-		case "?":
-			if string(raw) == "StatisticValues" {
-				bad("StatisticValues", errors.New("not supported: send Values and Counts"))
-				d.skip()
-				continue
-			}
-			bad(string(raw), errors.New("unknown field (names are case-sensitive: MetricName, Dimensions, Timestamp, Value, Values, Counts, Unit)"))
-			d.skip()
+		s.hasValue = true
+		v, err := d.numberValue()
+		if err != nil {
+			s.bad(key, err)
+		}
+		s.dt.Value = v
+	case "Values", "Counts":
+		vs, field, err := d.numbers(key)
+		if err != nil {
+			s.bad(field, err)
+		}
+		if key == "Values" {
+			s.hasValues, s.dt.Values = true, vs
+		} else {
+			s.hasCounts, s.dt.Counts = true, vs
+		}
+	case "Dimensions":
+		dims, field, err := d.dimensions()
+		if err != nil {
+			s.bad(field, err)
+		}
+		s.dt.Dimensions = dims
+	case "Timestamp":
+		t, err := d.timestamp()
+		if err != nil {
+			s.bad(key, err)
+		}
+		s.dt.Timestamp = t
+	case "StorageResolution":
+		if v, err := d.numberValue(); err != nil {
+			s.bad(key, err)
+		} else if v != 1 && v != 60 {
+			s.bad(key, fmt.Errorf("%v: give 1 or 60", v))
 		}
 	}
-	switch {
-	case derr != nil:
-	case hasValue && hasValues:
-		bad("Values", errors.New("give Value or Values, not both"))
-	case !hasValue && !hasValues:
-		bad("Value", errors.New("missing: give Value or Values"))
-	case hasValues && len(dt.Values) == 0:
-		bad("Values", errors.New("empty"))
-	case hasCounts && !hasValues:
-		bad("Counts", errors.New("Counts without Values"))
-	}
-	if derr != nil {
-		return Datum{}, derr
-	}
-	return dt, nil
 }
 
 // numbers reads an array of numbers into the decoder's slab.

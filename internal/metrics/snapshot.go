@@ -242,18 +242,8 @@ func (s *Store) readSnapshot(r *snapReader) error {
 	horizon, newest := now-s.retSlots, now+s.nslots-s.retSlots
 	var key []byte
 	var order [MaxDimensions]uint8
-	for r.err == nil {
-		if r.byte() != 1 {
-			break
-		}
-		var d Datum
-		ns := r.string()
-		d.MetricName = r.string()
-		unit := Unit(r.string())
-		d.Dimensions = make([]Dimension, r.uvarint(MaxDimensions))
-		for i := range d.Dimensions {
-			d.Dimensions[i] = Dimension{Name: r.string(), Value: r.string()}
-		}
+	for r.err == nil && r.byte() == 1 {
+		ns, d, unit := r.seriesHead()
 		n := r.uvarint(maxSlots)
 		if r.err != nil {
 			break
@@ -266,27 +256,17 @@ func (s *Store) readSnapshot(r *snapReader) error {
 		key = appendKey(key[:0], ns, d.MetricName, d.Dimensions, o)
 		var sr *series
 		for range n {
-			var src slot
-			src.epoch = r.varint()
-			src.count, src.sum, src.min, src.max = r.float(), r.float(), r.float(), r.float()
-			level := r.byte()
-			nb := r.uvarint(maxSnapBuckets)
+			src, ok := r.slot()
 			if r.err != nil {
 				break
 			}
-			if level > maxLevel || math.IsNaN(src.count) || src.count < 0 || src.min > src.max {
+			if !ok {
 				return fmt.Errorf("series %s: a slot does not make sense", ns+" "+d.MetricName)
-			}
-			if nb > 0 {
-				src.sk = &sketch{level: level, b: make([]uint64, nb)}
-				for i := range src.sk.b {
-					src.sk.b[i] = math.Float64bits(r.float())
-				}
 			}
 			// The resolution may have changed since: place the slot by
 			// its start time.
 			e := floorDiv(src.epoch*res, s.res)
-			if r.err != nil || e < horizon || e > newest || src.count == 0 {
+			if e < horizon || e > newest || src.count == 0 {
 				continue
 			}
 			if sr == nil {
@@ -300,15 +280,57 @@ func (s *Store) readSnapshot(r *snapReader) error {
 				}
 				sr.unit = unit
 			}
-			sl := s.slotAt(sr, e, true)
-			if sl.epoch != e {
-				sl.reset(e)
-			}
-			sr.bytes += sl.merge(&src)
-			sr.last = max(sr.last, e)
+			s.restoreSlot(sr, e, &src)
 		}
 	}
 	return r.err
+}
+
+// seriesHead reads what names a series in a snapshot: its namespace, its
+// metric name and dimensions (into d) and its unit.
+func (r *snapReader) seriesHead() (ns string, d Datum, unit Unit) {
+	ns = r.string()
+	d.MetricName = r.string()
+	unit = Unit(r.string())
+	d.Dimensions = make([]Dimension, r.uvarint(MaxDimensions))
+	for i := range d.Dimensions {
+		d.Dimensions[i] = Dimension{Name: r.string(), Value: r.string()}
+	}
+	return ns, d, unit
+}
+
+// slot reads one slot of a series, with the epoch at the snapshot's
+// resolution. ok is false when the slot does not make sense (a level out
+// of range, a negative count, min above max); a failed read is left in
+// r.err.
+func (r *snapReader) slot() (src slot, ok bool) {
+	src.epoch = r.varint()
+	src.count, src.sum, src.min, src.max = r.float(), r.float(), r.float(), r.float()
+	level := r.byte()
+	nb := r.uvarint(maxSnapBuckets)
+	if r.err != nil {
+		return slot{}, true
+	}
+	if level > maxLevel || math.IsNaN(src.count) || src.count < 0 || src.min > src.max {
+		return slot{}, false
+	}
+	if nb > 0 {
+		src.sk = &sketch{level: level, b: make([]uint64, nb)}
+		for i := range src.sk.b {
+			src.sk.b[i] = math.Float64bits(r.float())
+		}
+	}
+	return src, true
+}
+
+// restoreSlot merges a slot read from a snapshot into sr's slot for epoch e.
+func (s *Store) restoreSlot(sr *series, e int64, src *slot) {
+	sl := s.slotAt(sr, e, true)
+	if sl.epoch != e {
+		sl.reset(e)
+	}
+	sr.bytes += sl.merge(src)
+	sr.last = max(sr.last, e)
 }
 
 // merge adds src's samples to sl and returns the change in bytes.

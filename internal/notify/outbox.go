@@ -99,83 +99,23 @@ func (n *Notifier) loop() (ok bool) {
 			ok = false
 		}
 	}()
-	// Buffered for every attempt that can be in flight, so an attempt
-	// never blocks reporting, even after this loop returned.
-	results := make(chan result, maxInFlight)
-	lanes := map[lane]*queue{}
-	var (
-		lastID   int64 // the newest row loaded
-		loaded   int   // rows held in lanes
-		inflight int
-		more     = true // the store may hold rows not loaded yet
-		loadAt   time.Time
-	)
+	w := worker{
+		// Buffered for every attempt that can be in flight, so an attempt
+		// never blocks reporting, even after this loop returned.
+		results: make(chan result, maxInFlight),
+		lanes:   map[lane]*queue{},
+		more:    true,
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		now := n.opts.Now()
-		if more && loaded < n.maxLoaded && !now.Before(loadAt) {
-			recs, err := n.st.PendingNotifications(n.ctx, lastID, n.maxLoaded-loaded)
-			if err != nil {
-				if n.ctx.Err() != nil {
-					return true
-				}
-				n.log.Warn("notify: load pending deliveries", "err", err)
-				loadAt = now.Add(loadRetry)
-			} else {
-				more = len(recs) == n.maxLoaded-loaded
-				for _, r := range recs {
-					lastID = r.ID
-					if _, ok := n.channels[r.Channel]; !ok {
-						n.abandon(r)
-						continue
-					}
-					l := lane{r.Channel, r.Key}
-					q := lanes[l]
-					if q == nil {
-						q = &queue{}
-						lanes[l] = q
-					}
-					q.items = append(q.items, r)
-					loaded++
-				}
+		if w.more && w.loaded < n.maxLoaded && !now.Before(w.loadAt) {
+			if !n.load(&w, now) {
+				return true
 			}
 		}
-
-		var next time.Time
-		if more && loaded < n.maxLoaded {
-			// Rows are left to load (a batch held deliveries that
-			// were abandoned, or the store failed): come back at once,
-			// or after the pause.
-			next = now
-			if loadAt.After(now) {
-				next = loadAt
-			}
-		}
-		for l, q := range lanes {
-			if q.busy {
-				continue
-			}
-			if len(q.items) == 0 {
-				delete(lanes, l)
-				continue
-			}
-			head := q.items[0]
-			if head.NextAt.After(now) {
-				if next.IsZero() || head.NextAt.Before(next) {
-					next = head.NextAt
-				}
-				continue
-			}
-			if inflight >= maxInFlight {
-				continue // a result will free a slot and wake us
-			}
-			q.busy = true
-			inflight++
-			n.inflight.Add(1)
-			go n.attempt(l, head, results)
-		}
-		if !next.IsZero() {
+		if next := n.dispatch(&w, now); !next.IsZero() {
 			timer.Reset(min(max(next.Sub(now), 0), maxSleep))
 		} else {
 			timer.Stop()
@@ -187,19 +127,108 @@ func (n *Notifier) loop() (ok bool) {
 			// for them.
 			return true
 		case <-n.wake:
-			more = true
-		case res := <-results:
-			inflight--
-			q := lanes[res.lane]
-			q.busy = false
-			if res.done {
-				q.items = q.items[1:]
-				loaded--
-			} else {
-				q.items[0] = res.rec
-			}
+			w.more = true
+		case res := <-w.results:
+			w.finish(res)
 		case <-timer.C:
 		}
+	}
+}
+
+// worker is the state of one run of loop, owned by its goroutine.
+type worker struct {
+	results  chan result
+	lanes    map[lane]*queue
+	lastID   int64 // the newest row loaded
+	loaded   int   // rows held in lanes
+	inflight int
+	more     bool // the store may hold rows not loaded yet
+	loadAt   time.Time
+}
+
+// load adds the next pending deliveries from the store to their lanes,
+// abandoning those of channels no longer configured. After a failure it
+// sets when to try again; it returns false when the Notifier is closing.
+func (n *Notifier) load(w *worker, now time.Time) bool {
+	recs, err := n.st.PendingNotifications(n.ctx, w.lastID, n.maxLoaded-w.loaded)
+	if err != nil {
+		if n.ctx.Err() != nil {
+			return false
+		}
+		n.log.Warn("notify: load pending deliveries", "err", err)
+		w.loadAt = now.Add(loadRetry)
+		return true
+	}
+	w.more = len(recs) == n.maxLoaded-w.loaded
+	for _, r := range recs {
+		w.lastID = r.ID
+		if _, ok := n.channels[r.Channel]; !ok {
+			n.abandon(r)
+			continue
+		}
+		l := lane{r.Channel, r.Key}
+		q := w.lanes[l]
+		if q == nil {
+			q = &queue{}
+			w.lanes[l] = q
+		}
+		q.items = append(q.items, r)
+		w.loaded++
+	}
+	return true
+}
+
+// dispatch starts the attempt of every lane head that is due, as many as
+// maxInFlight allows, drops empty lanes, and returns when the loop should
+// next wake without a result or a Send: the earliest head not yet due, or
+// the next load; zero for never.
+func (n *Notifier) dispatch(w *worker, now time.Time) (next time.Time) {
+	if w.more && w.loaded < n.maxLoaded {
+		// Rows are left to load (a batch held deliveries that
+		// were abandoned, or the store failed): come back at once,
+		// or after the pause.
+		next = now
+		if w.loadAt.After(now) {
+			next = w.loadAt
+		}
+	}
+	for l, q := range w.lanes {
+		if q.busy {
+			continue
+		}
+		if len(q.items) == 0 {
+			delete(w.lanes, l)
+			continue
+		}
+		head := q.items[0]
+		if head.NextAt.After(now) {
+			if next.IsZero() || head.NextAt.Before(next) {
+				next = head.NextAt
+			}
+			continue
+		}
+		if w.inflight >= maxInFlight {
+			continue // a result will free a slot and wake us
+		}
+		q.busy = true
+		w.inflight++
+		n.inflight.Add(1)
+		go n.attempt(l, head, w.results)
+	}
+	return next
+}
+
+// finish applies an attempt's result to its lane: the head is popped when
+// it was delivered or failed, or replaced by its new state to retry.
+func (w *worker) finish(res result) {
+	w.inflight--
+	q := w.lanes[res.lane]
+	q.busy = false
+	if res.done {
+		q.items = q.items[1:]
+		w.loaded--
+	} else {
+		q.items[0] = res.rec
 	}
 }
 

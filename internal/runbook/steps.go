@@ -606,62 +606,78 @@ func choice(m map[string]any) (bool, error) {
 		return !ok, err
 	}
 	v := m["Variable"]
-	s := stringOf(v)
-	num := func(x any) (float64, float64, error) {
-		a, err1 := strconv.ParseFloat(s, 64)
-		b, err2 := strconv.ParseFloat(stringOf(x), 64)
-		if err1 != nil || err2 != nil {
-			return 0, 0, fmt.Errorf("numeric comparison of %q and %q", s, stringOf(x))
-		}
-		return a, b, nil
-	}
 	for op, want := range m {
-		switch op {
-		case "StringEquals":
-			return s == stringOf(want), nil
-		case "EqualsIgnoreCase":
-			return strings.EqualFold(s, stringOf(want)), nil
-		case "StartsWith":
-			return strings.HasPrefix(s, stringOf(want)), nil
-		case "EndsWith":
-			return strings.HasSuffix(s, stringOf(want)), nil
-		case "Contains":
-			if l, ok := v.([]string); ok {
-				return slices.Contains(l, stringOf(want)), nil
-			}
-			if l, ok := v.([]any); ok {
-				for _, x := range l {
-					if stringOf(x) == stringOf(want) {
-						return true, nil
-					}
-				}
-				return false, nil
-			}
-			return strings.Contains(s, stringOf(want)), nil
-		case "BooleanEquals":
-			b, err := strconv.ParseBool(s)
-			if err != nil {
-				return false, fmt.Errorf("BooleanEquals: %q is not a boolean", s)
-			}
-			return b == (stringOf(want) == "true"), nil
-		case "NumericEquals", "NumericGreater", "NumericLesser", "NumericGreaterOrEquals", "NumericLesserOrEquals":
-			a, b, err := num(want)
-			if err != nil {
-				return false, err
-			}
-			switch op {
-			case "NumericEquals":
-				return a == b, nil
-			case "NumericGreater":
-				return a > b, nil
-			case "NumericLesser":
-				return a < b, nil
-			case "NumericGreaterOrEquals":
-				return a >= b, nil
-			default:
-				return a <= b, nil
-			}
+		if ok, known, err := choiceCompare(op, v, want); known {
+			return ok, err
 		}
 	}
 	return false, errors.New("choice has no operator")
+}
+
+// choiceCompare applies the comparison operator op to a choice's Variable
+// v and the operand want. known is false when op is no comparison operator
+// (the choice's Variable or NextStep).
+func choiceCompare(op string, v, want any) (ok, known bool, err error) {
+	s, w := stringOf(v), stringOf(want)
+	switch op {
+	case "StringEquals":
+		return s == w, true, nil
+	case "EqualsIgnoreCase":
+		return strings.EqualFold(s, w), true, nil
+	case "StartsWith":
+		return strings.HasPrefix(s, w), true, nil
+	case "EndsWith":
+		return strings.HasSuffix(s, w), true, nil
+	case "Contains":
+		return choiceContains(v, w), true, nil
+	case "BooleanEquals":
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return false, true, fmt.Errorf("BooleanEquals: %q is not a boolean", s)
+		}
+		return b == (w == "true"), true, nil
+	case "NumericEquals", "NumericGreater", "NumericLesser", "NumericGreaterOrEquals", "NumericLesserOrEquals":
+		ok, err := choiceNumeric(op, s, w)
+		return ok, true, err
+	}
+	return false, false, nil
+}
+
+// choiceContains is the Contains operator: membership when the Variable v
+// is a list, a substring otherwise.
+func choiceContains(v any, want string) bool {
+	switch l := v.(type) {
+	case []string:
+		return slices.Contains(l, want)
+	case []any:
+		for _, x := range l {
+			if stringOf(x) == want {
+				return true
+			}
+		}
+		return false
+	}
+	return strings.Contains(stringOf(v), want)
+}
+
+// choiceNumeric applies the numeric operator op to the numbers written
+// as and bs.
+func choiceNumeric(op, as, bs string) (bool, error) {
+	a, err1 := strconv.ParseFloat(as, 64)
+	b, err2 := strconv.ParseFloat(bs, 64)
+	if err1 != nil || err2 != nil {
+		return false, fmt.Errorf("numeric comparison of %q and %q", as, bs)
+	}
+	switch op {
+	case "NumericEquals":
+		return a == b, nil
+	case "NumericGreater":
+		return a > b, nil
+	case "NumericLesser":
+		return a < b, nil
+	case "NumericGreaterOrEquals":
+		return a >= b, nil
+	default:
+		return a <= b, nil
+	}
 }

@@ -167,52 +167,15 @@ func (b *builder) build(n ast.Node, depth int) *node {
 	case *ast.AnchorNode:
 		return b.build(m.Value, depth+1)
 	case *ast.AliasNode:
-		target, ok := b.anchors[m.Value.String()]
-		if !ok {
-			b.errorf(m.GetToken(), "unknown alias %q", m.Value.String())
-			return null
-		}
-		v := b.build(target, depth+1)
-		if v.scalar() || v.kind == kindNull {
-			// A scalar is reported where the alias is, which is where the
-			// reader looks; a mapping keeps the places of its own keys.
-			c := *v
-			c.line, c.col = line, col
-			return &c
-		}
-		return v
+		return b.alias(m, depth, line, col)
 	case *ast.TagNode:
-		tag := ""
-		if m.Start != nil {
-			tag = m.Start.Value
-		}
-		v := b.build(m.Value, depth+1)
-		switch {
-		case tag == "!!str" && v.scalar():
-			v.kind = kindString
-		case strings.HasPrefix(tag, "!!"):
-			// The standard tags say what the value already is.
-		default:
-			b.errorf(m.GetToken(), "tag %s is not supported", tag)
-		}
-		return v
+		return b.tag(m, depth)
 	case *ast.StringNode:
 		return &node{kind: kindString, line: line, col: col, text: m.Value}
 	case *ast.LiteralNode:
 		return &node{kind: kindString, line: line, col: col, text: m.Value.Value}
 	case *ast.IntegerNode:
-		v := &node{kind: kindInt, line: line, col: col, text: m.Token.Value}
-		switch i := m.Value.(type) {
-		case int64:
-			v.i = i
-		case uint64:
-			if i <= math.MaxInt64 {
-				v.i = int64(i)
-			} else {
-				v.kind, v.f = kindFloat, float64(i)
-			}
-		}
-		return v
+		return integer(m, line, col)
 	case *ast.FloatNode:
 		return &node{kind: kindFloat, line: line, col: col, text: m.Token.Value, f: m.Value}
 	case *ast.InfinityNode:
@@ -222,20 +185,80 @@ func (b *builder) build(n ast.Node, depth int) *node {
 	case *ast.BoolNode:
 		return &node{kind: kindBool, line: line, col: col, text: m.Token.Value, b: m.Value}
 	case *ast.SequenceNode:
-		v := &node{kind: kindList, line: line, col: col}
-		for _, item := range m.Values {
-			it := b.build(item, depth+1)
-			if it.line == 0 {
-				it.line, it.col = line, col
-			}
-			v.items = append(v.items, it)
-		}
-		return v
+		return b.sequence(m, depth, line, col)
 	case *ast.MappingNode, *ast.MappingValueNode:
 		return b.mapping(n, depth)
 	}
 	b.errorf(n.GetToken(), "unexpected %s", n.Type())
 	return null
+}
+
+// alias builds the value an alias at line:col stands for; an unknown
+// alias reads as null.
+func (b *builder) alias(m *ast.AliasNode, depth, line, col int) *node {
+	target, ok := b.anchors[m.Value.String()]
+	if !ok {
+		b.errorf(m.GetToken(), "unknown alias %q", m.Value.String())
+		return &node{kind: kindNull, line: line, col: col}
+	}
+	v := b.build(target, depth+1)
+	if v.scalar() || v.kind == kindNull {
+		// A scalar is reported where the alias is, which is where the
+		// reader looks; a mapping keeps the places of its own keys.
+		c := *v
+		c.line, c.col = line, col
+		return &c
+	}
+	return v
+}
+
+// tag builds a tagged value: !!str makes a scalar a string, the other
+// standard tags change nothing, and any other tag is refused.
+func (b *builder) tag(m *ast.TagNode, depth int) *node {
+	tag := ""
+	if m.Start != nil {
+		tag = m.Start.Value
+	}
+	v := b.build(m.Value, depth+1)
+	switch {
+	case tag == "!!str" && v.scalar():
+		v.kind = kindString
+	case strings.HasPrefix(tag, "!!"):
+		// The standard tags say what the value already is.
+	default:
+		b.errorf(m.GetToken(), "tag %s is not supported", tag)
+	}
+	return v
+}
+
+// integer builds an integer; one above MaxInt64 is kept as a float.
+func integer(m *ast.IntegerNode, line, col int) *node {
+	v := &node{kind: kindInt, line: line, col: col, text: m.Token.Value}
+	switch i := m.Value.(type) {
+	case int64:
+		v.i = i
+	case uint64:
+		if i <= math.MaxInt64 {
+			v.i = int64(i)
+		} else {
+			v.kind, v.f = kindFloat, float64(i)
+		}
+	}
+	return v
+}
+
+// sequence builds a list; an item with no place of its own (an empty one)
+// takes the list's.
+func (b *builder) sequence(m *ast.SequenceNode, depth, line, col int) *node {
+	v := &node{kind: kindList, line: line, col: col}
+	for _, item := range m.Values {
+		it := b.build(item, depth+1)
+		if it.line == 0 {
+			it.line, it.col = line, col
+		}
+		v.items = append(v.items, it)
+	}
+	return v
 }
 
 // mapping builds a mapping with YAML merge keys (<<: *base, or a list of

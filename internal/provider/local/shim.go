@@ -49,22 +49,7 @@ func runShim(args []string) int {
 		fmt.Fprintln(os.Stderr, "usage: autoheal "+shimArg+" <absolute instance dir> | "+spareArg)
 		return 2
 	}
-	// Go's fork/exec passes on every descriptor without close-on-exec. The
-	// ones we inherited (hello channel, listeners) are handed on
-	// explicitly, so mark them all: nothing reaches the application by
-	// accident.
-	unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
-	// The shim lives exactly as long as its application. It is in its own
-	// session, but a stray `kill` or a hangup must not orphan the
-	// application's pipes either. A handler, not SIG_IGN: an ignored
-	// disposition would be inherited by the application across exec.
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	// Whatever the application starts and leaves behind (a daemon that
-	// double-forked, a child in a session of its own) becomes ours when
-	// its parent dies, instead of init's (as PID 1 of the instance's
-	// namespace the shim is that init anyway): when the application exits,
-	// the shim kills and reaps it all before it reports (killRest).
-	subreaper := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == nil
+	subreaper := becomeShimProcess()
 	helloW := os.NewFile(shimHelloFD, "hello")
 	defer helloW.Close()
 
@@ -83,13 +68,9 @@ func runShim(args []string) int {
 	s.st.ShimPid = selfPid()
 	s.st.ShimStart, _ = startTime(s.st.ShimPid)
 
-	b, err := os.ReadFile(filepath.Join(s.dir, specFile))
-	var spec shimSpec
-	if err == nil {
-		err = json.Unmarshal(b, &spec)
-	}
+	spec, err := readShimSpec(s.dir)
 	if err != nil {
-		return s.refuse(fmt.Errorf("read instance spec: %w", err))
+		return s.refuse(err)
 	}
 	// status.json is first written once the application runs (or could
 	// not): a record before that would only tell a restarted controller
@@ -128,6 +109,41 @@ func runShim(args []string) int {
 		return s.refuse(err)
 	}
 	return s.supervise(a)
+}
+
+// becomeShimProcess sets up the shim's own process before anything else:
+// inherited descriptors close on exec, signals cannot kill it, and it is
+// its descendants' subreaper when the kernel allows (the result).
+func becomeShimProcess() (subreaper bool) {
+	// Go's fork/exec passes on every descriptor without close-on-exec. The
+	// ones we inherited (hello channel, listeners) are handed on
+	// explicitly, so mark them all: nothing reaches the application by
+	// accident.
+	unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
+	// The shim lives exactly as long as its application. It is in its own
+	// session, but a stray `kill` or a hangup must not orphan the
+	// application's pipes either. A handler, not SIG_IGN: an ignored
+	// disposition would be inherited by the application across exec.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	// Whatever the application starts and leaves behind (a daemon that
+	// double-forked, a child in a session of its own) becomes ours when
+	// its parent dies, instead of init's (as PID 1 of the instance's
+	// namespace the shim is that init anyway): when the application exits,
+	// the shim kills and reaps it all before it reports (killRest).
+	return unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == nil
+}
+
+// readShimSpec reads the instance spec the launcher wrote into dir.
+func readShimSpec(dir string) (shimSpec, error) {
+	var spec shimSpec
+	b, err := os.ReadFile(filepath.Join(dir, specFile))
+	if err == nil {
+		err = json.Unmarshal(b, &spec)
+	}
+	if err != nil {
+		return shimSpec{}, fmt.Errorf("read instance spec: %w", err)
+	}
+	return spec, nil
 }
 
 // becomeAssigned is a spare shim's wait for its instance: it returns the

@@ -46,20 +46,45 @@ func (l *Local) Stop(ctx context.Context, pp provider.Process, sig syscall.Signa
 			l.log.Debug("stopped", "instance", p.id, "took", time.Since(began))
 		}
 	}()
-	if !p.isDone() && p.pid > 0 {
-		// The shim has not reported the exit, so the leader is alive or
-		// just gone: its pid still names the group.
-		syscall.Kill(-p.pid, sig)
-		if !l.waitExit(ctx, p, timeout) {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("stop %s: %w", p.id, err)
-			}
-			syscall.Kill(-p.pid, syscall.SIGKILL)
-			l.waitExit(ctx, p, shimGrace)
-		}
+	if err := l.stopApp(ctx, p, sig, timeout); err != nil {
+		return fmt.Errorf("stop %s: %w", p.id, err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, killTimeout)
 	defer cancel()
+	if err := l.killLeftovers(cctx, p); err != nil {
+		return fmt.Errorf("stop %s: %w", p.id, err)
+	}
+	if err := l.awaitShim(ctx, cctx, p); err != nil {
+		return fmt.Errorf("stop %s: %w", p.id, err)
+	}
+	p.fenced.Store(true)
+	return nil
+}
+
+// stopApp sends sig to the application's process group, then SIGKILL
+// after timeout, and waits for the shim to report the exit. It returns
+// only ctx's error.
+func (l *Local) stopApp(ctx context.Context, p *process, sig syscall.Signal, timeout time.Duration) error {
+	if p.isDone() || p.pid <= 0 {
+		return nil
+	}
+	// The shim has not reported the exit, so the leader is alive or
+	// just gone: its pid still names the group.
+	syscall.Kill(-p.pid, sig)
+	if !l.waitExit(ctx, p, timeout) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		syscall.Kill(-p.pid, syscall.SIGKILL)
+		l.waitExit(ctx, p, shimGrace)
+	}
+	return nil
+}
+
+// killLeftovers kills and waits for what the application or a script left
+// behind, when that needs a scan of the host's processes. A failed scan is
+// marked to run again on the next Stop.
+func (l *Local) killLeftovers(ctx context.Context, p *process) error {
 	l.mu.Lock()
 	scan := !p.nsInit && !p.alone.Load() || l.mustScan[p.id]
 	delete(l.mustScan, p.id)
@@ -77,23 +102,30 @@ func (l *Local) Stop(ctx context.Context, pp provider.Process, sig syscall.Signa
 	// is gone it finishes its bookkeeping and exits by itself, and the
 	// scan runs meanwhile. It is waited for after, and killed only if it
 	// lingers.
-	if scan {
-		l.scans.Add(1)
-		if err := l.killAll(cctx, p.id, p.pid, p.pidStart, p.shimStart, p.shimPid); err != nil {
-			l.markScan(p.id)
-			return fmt.Errorf("stop %s: %w", p.id, err)
-		}
+	if !scan {
+		return nil
 	}
+	l.scans.Add(1)
+	if err := l.killAll(ctx, p.id, p.pid, p.pidStart, p.shimStart, p.shimPid); err != nil {
+		l.markScan(p.id)
+		return err
+	}
+	return nil
+}
+
+// awaitShim waits for the shim to exit, killing it if it lingers (cctx
+// bounds that), and then for its exit status to be read.
+func (l *Local) awaitShim(ctx, cctx context.Context, p *process) error {
 	grace := shimGrace
 	if !p.isDone() && !isClosed(p.unwatched) {
 		grace = 0 // it did not report the exit after SIGKILL: stuck
 	}
 	if isClosed(p.unwatched) || !waitClosed(ctx, p.shimGone, grace) {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("stop %s: %w", p.id, err)
+			return err
 		}
 		if err := l.endShim(cctx, p, grace); err != nil {
-			return fmt.Errorf("stop %s: %w", p.id, err)
+			return err
 		}
 	}
 	// Everything is gone, the shim too, so its watcher closes Done at once;
@@ -103,11 +135,10 @@ func (l *Local) Stop(ctx context.Context, pp provider.Process, sig syscall.Signa
 		l.shimExited(p)
 	} else if !waitDone(ctx, p, shimGrace) {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("stop %s: %w", p.id, err)
+			return err
 		}
 		l.shimExited(p)
 	}
-	p.fenced.Store(true)
 	return nil
 }
 

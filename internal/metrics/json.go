@@ -448,6 +448,7 @@ func (s *datumState) complete() {
 	case s.hasValues && len(s.dt.Values) == 0:
 		s.bad("Values", errors.New("empty"))
 	case s.hasCounts && !s.hasValues:
+		//lint:ignore ST1005 the message starts with the field's name, spelled as CloudWatch's API spells it
 		s.bad("Counts", errors.New("Counts without Values"))
 	}
 }

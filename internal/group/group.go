@@ -336,6 +336,11 @@ func (g *Group) call(f func()) error {
 	return nil
 }
 
+// Wake makes the group plan again: the server calls it when the state dir
+// takes writes again, so that what waited (a heal, a launch) goes on from
+// the records.
+func (g *Group) Wake() { g.poke() }
+
 // poke wakes the loop.
 func (g *Group) poke() {
 	select {

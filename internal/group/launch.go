@@ -78,6 +78,12 @@ func (g *Group) runLaunch(ctx context.Context, in *instance, cause string, resum
 	if err == nil || errors.Is(err, errFailed) || errors.Is(err, errTerminate) || ctx.Err() != nil {
 		return
 	}
+	if store.NotWritable(err) {
+		// Not the instance's failure: the launch stopped at a write the
+		// state dir refused, and resumes from its records once it is
+		// writable (plan's resume-launch and wait-healthy steps).
+		return
+	}
 	g.onLoop(func() error {
 		if in.failure == "" {
 			in.failure = err.Error()

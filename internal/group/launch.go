@@ -78,10 +78,27 @@ func (g *Group) runLaunch(ctx context.Context, in *instance, cause string, resum
 	if err == nil || errors.Is(err, errFailed) || errors.Is(err, errTerminate) || ctx.Err() != nil {
 		return
 	}
-	if store.NotWritable(err) {
+	if !store.NotWritable(err) {
+		// A launch that failed for its files (the shim's state, the
+		// logs) may have met a full state dir too: not the instance's
+		// failure either.
+		if perr := g.deps.Store.Probe(ctx); store.NotWritable(perr) {
+			err = perr
+		}
+	}
+	if g.deps.Store.Refused(err) {
 		// Not the instance's failure: the launch stopped at a write the
 		// state dir refused, and resumes from its records once it is
-		// writable (plan's resume-launch and wait-healthy steps).
+		// writable (plan's resume-launch and wait-healthy steps). A new
+		// instance whose first write was refused was never recorded nor
+		// started: it does not exist, and capacity launches another.
+		g.onLoop(func() error {
+			if in.rec.State == "" {
+				delete(g.instances, in.id)
+				g.publish()
+			}
+			return nil
+		})
 		return
 	}
 	g.onLoop(func() error {
@@ -164,8 +181,7 @@ func (g *Group) launchDirect(ctx context.Context, in *instance, cause string) (p
 	})
 	spec, err := g.attach(ctx, in, first, []change{proceed})
 	if err != nil {
-		g.abandon(in, err.Error())
-		return spec, errFailed
+		return spec, g.attachFailed(in, err)
 	}
 	return spec, nil
 }
@@ -190,8 +206,7 @@ func (g *Group) launchWithSteps(ctx context.Context, in *instance, cause string,
 	}
 	spec, err := g.attach(ctx, in, nil, nil)
 	if err != nil {
-		g.abandon(in, err.Error())
-		return spec, errFailed
+		return spec, g.attachFailed(in, err)
 	}
 	if err := g.transition(in, PendingWait, "volumes and addresses attached"); err != nil {
 		return spec, err
@@ -221,6 +236,18 @@ func (g *Group) retireReplaced(in *instance) error {
 		return nil
 	}
 	return g.transition(old, Terminating, cause)
+}
+
+// attachFailed abandons the launch (errFailed) of an instance whose
+// volumes or addresses could not be attached, unless the state dir refused
+// the write: that is no failure of the instance, and the launch resumes
+// from its records once the state dir takes writes.
+func (g *Group) attachFailed(in *instance, err error) error {
+	if store.NotWritable(err) {
+		return err
+	}
+	g.abandon(in, err.Error())
+	return errFailed
 }
 
 // abandon marks a launch failure that must replace the instance rather than

@@ -49,12 +49,39 @@ type Health struct {
 	Since time.Time
 }
 
-// String is "writable" or "degraded: state dir DIR: ERR since T".
+// String is "writable", or "degraded (REASON since T)".
 func (h Health) String() string {
 	if h.Writable {
 		return "writable"
 	}
-	return fmt.Sprintf("degraded (%v since %s)", h.Err, h.Since.Format(time.RFC3339))
+	return fmt.Sprintf("degraded (%s since %s)", Reason(h.Err), h.Since.Format(time.RFC3339))
+}
+
+// Reason is what an operator needs of a write error NotWritable accepts:
+// the errno's text ("no space left on device") or SQLite's kind of refusal,
+// without the operation chain around it; any other error's own text.
+func Reason(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	var coded interface{ Code() int }
+	if errors.As(err, &coded) {
+		switch coded.Code() & 0xff {
+		case sqliteFull:
+			return "database or disk is full"
+		case sqliteIOErr:
+			return "disk I/O error"
+		case sqliteReadonly:
+			return "database is read-only"
+		case sqliteCantOpen:
+			return "cannot open database file"
+		}
+	}
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // SQLite's primary result codes that mean the disk refused a write
@@ -126,6 +153,18 @@ func (s *Store) degrade(err error) error {
 	h := s.health
 	s.healthMu.Unlock()
 	return &NotWritableError{Dir: s.dir, Since: h.Since, Err: err}
+}
+
+// Refused degrades the store for err when NotWritable(err) accepts it: a
+// write the state dir refused outside SQLite (a volume's token, an
+// instance's files) means the next record would be refused too, and the
+// controller holds still until Probe succeeds. It reports whether it did.
+func (s *Store) Refused(err error) bool {
+	if !NotWritable(err) {
+		return false
+	}
+	s.degrade(err)
+	return true
 }
 
 // signalHealth pokes HealthChanged. Called with healthMu held.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/autoheal/autoheal/internal/event"
 )
@@ -56,6 +57,33 @@ func TestNotWritable(t *testing.T) {
 				t.Fatalf("NotWritable(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestReason(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{nil, ""},
+		{fmt.Errorf("group pet: instance i-1: %w", codedErr(13)), "database or disk is full"},
+		{fmt.Errorf("commit: %w", codedErr(10|4<<8)), "disk I/O error"},
+		{codedErr(8), "database is read-only"},
+		{codedErr(14), "cannot open database file"},
+		{fmt.Errorf("state dir /x is full: %w", &os.PathError{Op: "write", Path: "/x/p", Err: syscall.ENOSPC}), "no space left on device"},
+		{&os.PathError{Op: "open", Path: "/x/p", Err: syscall.EROFS}, "read-only file system"},
+		{errors.New("something else"), "something else"},
+	} {
+		if got := Reason(tc.err); got != tc.want {
+			t.Errorf("Reason(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+	h := Health{Err: &os.PathError{Op: "open", Path: "/x/p", Err: syscall.EROFS}, Since: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	if got, want := h.String(), "degraded (read-only file system since 2026-01-02T03:04:05Z)"; got != want {
+		t.Errorf("Health.String() = %q, want %q", got, want)
+	}
+	if got := (Health{Writable: true}).String(); got != "writable" {
+		t.Errorf("writable Health.String() = %q", got)
 	}
 }
 

@@ -895,7 +895,7 @@ const EVENT_TYPES = [
   'group.scale', 'group.impaired', 'group.active', 'group.error',
   'alarm.state', 'incident.open', 'incident.attempt', 'incident.escalated', 'incident.resolved',
   'execution.start', 'execution.step', 'execution.approval', 'execution.end', 'execution.resume',
-  'controller.start', 'controller.stop', 'controller.sweep', 'controller.orphan_group',
+  'controller.start', 'controller.stop', 'controller.sweep', 'controller.orphan_group', 'controller.state_dir',
   'maintenance.window.start', 'maintenance.window.end', 'maintenance.window.skip', 'maintenance.task.start', 'maintenance.task.end', 'schedule.action',
   'notify.delivered', 'notify.failed', 'message',
 ];

@@ -138,6 +138,9 @@ func writeErrorBody(w http.ResponseWriter, err error, edit func(*wire.Error)) {
 		status, code = http.StatusConflict, "conflict"
 	case errors.Is(err, context.Canceled):
 		status, code = http.StatusServiceUnavailable, "unavailable"
+	case errors.Is(err, store.ErrNotWritable):
+		// Nothing was done: try again once the state dir takes writes.
+		status, code = http.StatusServiceUnavailable, "state_dir_not_writable"
 	case errors.Is(err, errUnauthorized):
 		status, code = http.StatusUnauthorized, "unauthorized"
 		w.Header().Set("WWW-Authenticate", `Bearer realm="autoheal"`)

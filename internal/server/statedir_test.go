@@ -85,8 +85,10 @@ func runStateDirOutage(t *testing.T, state, reason string, breakIt, mend func())
 	acked := e.events() // committed, so acknowledged
 	webBefore := pidsOf(e, "web")
 
+	broken := time.Now()
 	breakIt()
 	st := waitStateDir(t, e, false, 20*time.Second)
+	t.Logf("not writable seen by status after %s", time.Since(broken).Round(time.Millisecond))
 	if !strings.Contains(st.Error, reason) || st.Since == nil {
 		t.Fatalf("degraded state %+v: want the reason %q and since when", st, reason)
 	}
@@ -116,12 +118,15 @@ func runStateDirOutage(t *testing.T, state, reason string, breakIt, mend func())
 		t.Fatalf("no log line says the state dir is not writable:\n%s", e.procLogs())
 	}
 
+	mended := time.Now()
 	mend()
 	waitStateDir(t, e, true, 20*time.Second)
+	seen := time.Since(mended)
 	waitFor(t, 30*time.Second, "the pet healed", func() bool {
 		in := instanceOf(t, e, "pet")
 		return in.State == "InService" && in.Health == "healthy" && in.Pid != 0 && in.Pid != petPid
 	})
+	t.Logf("writable again seen by status after %s, the pet healed after %s", seen.Round(time.Millisecond), time.Since(mended).Round(time.Millisecond))
 	if p := getPet(t, pet); p.Writes != 20 {
 		t.Fatalf("pet after the outage: %+v, want its 20 writes", p)
 	}
@@ -131,6 +136,7 @@ func runStateDirOutage(t *testing.T, state, reason string, breakIt, mend func())
 	}
 	checkJournal(t, e, acked)
 	t.Logf("journal from the outage on:\n%s", eventsAfter(e, acked[len(acked)-1].Seq))
+	t.Logf("controller warnings and errors:\n%s", warnings(e.procLogs()))
 }
 
 // eventsAfter is the journal after seq, for the log of a -v run.
@@ -304,4 +310,16 @@ func TestServeRefusesUnwritableStateDir(t *testing.T) {
 			t.Errorf("serve on %s: %v, output:\n%s\nwant a non-zero exit and %q", tc.dir, err, out, tc.want)
 		}
 	}
+}
+
+// warnings are the WARN and ERROR lines of a controller's log, for the log
+// of a -v run.
+func warnings(logs string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
 }

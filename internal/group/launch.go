@@ -78,15 +78,7 @@ func (g *Group) runLaunch(ctx context.Context, in *instance, cause string, resum
 	if err == nil || errors.Is(err, errFailed) || errors.Is(err, errTerminate) || ctx.Err() != nil {
 		return
 	}
-	if !store.NotWritable(err) {
-		// A launch that failed for its files (the shim's state, the
-		// logs) may have met a full state dir too: not the instance's
-		// failure either.
-		if perr := g.deps.Store.Probe(ctx); store.NotWritable(perr) {
-			err = perr
-		}
-	}
-	if g.deps.Store.Refused(err) {
+	if g.stateDirRefused(ctx, err) {
 		// Not the instance's failure: the launch stopped at a write the
 		// state dir refused, and resumes from its records once it is
 		// writable (plan's resume-launch and wait-healthy steps). A new
@@ -181,7 +173,7 @@ func (g *Group) launchDirect(ctx context.Context, in *instance, cause string) (p
 	})
 	spec, err := g.attach(ctx, in, first, []change{proceed})
 	if err != nil {
-		return spec, g.attachFailed(in, err)
+		return spec, g.attachFailed(ctx, in, err)
 	}
 	return spec, nil
 }
@@ -206,7 +198,7 @@ func (g *Group) launchWithSteps(ctx context.Context, in *instance, cause string,
 	}
 	spec, err := g.attach(ctx, in, nil, nil)
 	if err != nil {
-		return spec, g.attachFailed(in, err)
+		return spec, g.attachFailed(ctx, in, err)
 	}
 	if err := g.transition(in, PendingWait, "volumes and addresses attached"); err != nil {
 		return spec, err
@@ -242,12 +234,27 @@ func (g *Group) retireReplaced(in *instance) error {
 // volumes or addresses could not be attached, unless the state dir refused
 // the write: that is no failure of the instance, and the launch resumes
 // from its records once the state dir takes writes.
-func (g *Group) attachFailed(in *instance, err error) error {
-	if store.NotWritable(err) {
+func (g *Group) attachFailed(ctx context.Context, in *instance, err error) error {
+	if g.stateDirRefused(ctx, err) {
 		return err
 	}
 	g.abandon(in, err.Error())
 	return errFailed
+}
+
+// stateDirRefused reports whether err, a launch's, comes from the state
+// dir refusing writes rather than from the instance: a store write that was
+// refused, or any error when a probe of the state dir then fails (a full
+// disk fails the shim's files and the volumes' tokens too, under errors of
+// their own). The probe degrades the store, which holds the group still.
+// An error of the instance's own (a command that cannot run, even with
+// EACCES) is not taken for the state dir's while the state dir takes
+// writes: it is counted by the heal policy.
+func (g *Group) stateDirRefused(ctx context.Context, err error) bool {
+	if errors.Is(err, store.ErrNotWritable) {
+		return true
+	}
+	return store.NotWritable(g.deps.Store.Probe(ctx))
 }
 
 // abandon marks a launch failure that must replace the instance rather than

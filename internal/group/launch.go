@@ -130,7 +130,15 @@ func (g *Group) launch(ctx context.Context, in *instance, cause string, resume b
 		// Pending:Proceed without a pid and resumes the launch, skipping
 		// every script that ran.
 		g.clearScripts(in.id, "launch")
-		return g.commit(g.instanceChange(in, r))
+		err := g.commit(g.instanceChange(in, r))
+		if errors.Is(err, store.ErrNotWritable) {
+			// The application runs: its pid is kept in memory for the
+			// instance's next write (InService, once the state dir
+			// takes writes and its checks pass).
+			in.rec.Pid, in.rec.Health = r.Pid, r.Health
+			g.publish()
+		}
+		return err
 	}); err != nil {
 		return err
 	}

@@ -51,6 +51,42 @@ func TestFullStateDirHoldsAndRecovers(t *testing.T) {
 	})
 }
 
+// TestStateDirFillsDuringAHeal kills the pet right after the state dir
+// filled up, before any probe saw it: the heal meets the full disk
+// somewhere in its writes (or its files), and whatever it had done, the
+// pet is healed once space returns, with a gapless journal.
+func TestStateDirFillsDuringAHeal(t *testing.T) {
+	t.Parallel()
+	state := mountStateTmpfs(t, "size=24m")
+	petPort, lbPort := freePort(t), freePort(t)
+	e := startProcess(t, writeConfig(t, stateDirConfig(petPort, lbPort)), state)
+	e.waitInService(3, 30*time.Second)
+	acked := e.events()
+	webBefore := pidsOf(e, "web")
+	petPid := instanceOf(t, e, "pet").Pid
+
+	filler := fillDir(t, state)
+	if err := syscall.Kill(petPid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitStateDir(t, e, false, 20*time.Second)
+	checkServing(t, e, lbPort, webBefore)
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitStateDir(t, e, true, 20*time.Second)
+	waitFor(t, 30*time.Second, "the pet healed", func() bool {
+		in := instanceOf(t, e, "pet")
+		return in.State == "InService" && in.Health == "healthy" && in.Pid != 0 && in.Pid != petPid && processAlive(in.Pid)
+	})
+	checkServing(t, e, lbPort, webBefore)
+	checkJournal(t, e, acked)
+	t.Logf("journal from the outage on:\n%s", eventsAfter(e, acked[len(acked)-1].Seq))
+	t.Logf("controller warnings and errors:\n%s", warnings(e.procLogs()))
+}
+
+func processAlive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
 // TestReadOnlyStateDirHoldsAndRecovers makes the state dir read-only, kills
 // the pet, and makes it writable again. A file system cannot be remounted
 // read-only while files are open on it for writing (EBUSY: the database,

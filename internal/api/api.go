@@ -138,6 +138,9 @@ func writeErrorBody(w http.ResponseWriter, err error, edit func(*wire.Error)) {
 		status, code = http.StatusConflict, "conflict"
 	case errors.Is(err, context.Canceled):
 		status, code = http.StatusServiceUnavailable, "unavailable"
+	case errors.Is(err, store.ErrNotWritable):
+		// Nothing was done: try again once the state dir takes writes.
+		status, code = http.StatusServiceUnavailable, "state_dir_not_writable"
 	case errors.Is(err, errUnauthorized):
 		status, code = http.StatusUnauthorized, "unauthorized"
 		w.Header().Set("WWW-Authenticate", `Bearer realm="autoheal"`)
@@ -173,6 +176,24 @@ func (h *Handler) version(w http.ResponseWriter, r *http.Request) {
 type statusBody struct {
 	Groups    []group.Snapshot `json:"groups"`
 	Instances []store.Instance `json:"instances"`
+	State     *wire.StateDir   `json:"state,omitempty"`
+}
+
+// stateDir is the state dir's health as status reports it; nil without a
+// StateDir.
+func (h *Handler) stateDir() *wire.StateDir {
+	if h.deps.StateDir == nil {
+		return nil
+	}
+	hl := h.deps.StateDir.Health()
+	s := &wire.StateDir{Dir: h.deps.StateDir.Dir(), Writable: hl.Writable}
+	if !hl.Writable {
+		s.Error = store.Reason(hl.Err)
+	}
+	if !hl.Since.IsZero() {
+		s.Since = &hl.Since
+	}
+	return s
 }
 
 func (h *Handler) snapshots() []group.Snapshot {
@@ -215,7 +236,7 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 			snaps[i].Instances = live
 		}
 	}
-	writeJSON(w, http.StatusOK, statusBody{Groups: snaps, Instances: h.instances(all)})
+	writeJSON(w, http.StatusOK, statusBody{Groups: snaps, Instances: h.instances(all), State: h.stateDir()})
 }
 
 // journal returns the store, or an error answered 404 when the handler

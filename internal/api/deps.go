@@ -99,6 +99,12 @@ type Incidents interface {
 	Get(ctx context.Context, id string) (remediation.Incident, error)
 }
 
+// StateDir is the state dir's health (*store.Store).
+type StateDir interface {
+	Dir() string
+	Health() store.Health
+}
+
 // Alarms are the alarm states (*alarm.Manager).
 type Alarms interface {
 	Statuses() []alarm.Status
@@ -107,6 +113,7 @@ type Alarms interface {
 var (
 	_ Group     = (*group.Group)(nil)
 	_ Journal   = (*store.Store)(nil)
+	_ StateDir  = (*store.Store)(nil)
 	_ Runbooks  = (*runbook.Engine)(nil)
 	_ Documents = (*runbook.Library)(nil)
 	_ Windows   = (*maintenance.Scheduler)(nil)
@@ -155,6 +162,9 @@ type Deps struct {
 	Metrics   Metrics
 	Incidents Incidents
 	Alarms    Alarms
+	// StateDir says whether the state dir takes writes, for status and
+	// /metrics. Optional.
+	StateDir StateDir
 	// Alertmanager takes a webhook payload and returns how many alerts it
 	// took; nil disables the receiver.
 	Alertmanager func(context.Context, alarm.AlertmanagerPayload) (int, error)

@@ -71,6 +71,7 @@ var (
 	descAlarmState       = desc("autoheal_alarm_state", "1 for the alarm key's current state (OK, ALARM or INSUFFICIENT_DATA), 0 for the others.", "alarm", "key", "state")
 	descIncidents        = desc("autoheal_incidents", "Incidents in the store by status.", "status")
 	descExecutions       = desc("autoheal_executions", "Runbook executions in the store by status.", "status")
+	descStateWritable    = desc("autoheal_state_writable", "1 while the state dir takes writes; 0 while it does not (full disk, read-only file system) and groups hold still.")
 )
 
 // lifecycle are the instance states autoheal_instances always reports, so
@@ -97,7 +98,7 @@ func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBuildInfo, descGroupDesired, descGroupMin, descGroupMax, descGroupImpaired,
 		descInstances, descInstanceHealthy, descInstanceRestarts, descTargetHealth, descLBRequests, descLBTargetResp,
 		descLBELB4xx, descLBELB5xx, descLBRetries, descLBConnections, descLBResponseTime, descAlarmState,
-		descIncidents, descExecutions} {
+		descIncidents, descExecutions, descStateWritable} {
 		ch <- d
 	}
 }
@@ -111,6 +112,9 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	gauge(descBuildInfo, 1, c.deps.Version)
+	if c.deps.StateDir != nil {
+		gauge(descStateWritable, boolValue(c.deps.StateDir.Health().Writable))
+	}
 	c.collectGroups(gauge, counter)
 	c.collectLB(ch, counter)
 	if c.deps.Alarms != nil {

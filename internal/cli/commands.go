@@ -91,6 +91,10 @@ func statusCmd(e *env) *cobra.Command {
 			if e.json() {
 				return e.printJSON(st)
 			}
+			if st.State != nil && !st.State.Writable {
+				// First: it is why nothing below heals.
+				fmt.Fprintf(e.stdout, "state: %s; groups hold still (no launch, heal or termination), instances keep running\n\n", st.State)
+			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "GROUP\tSTATUS\tMIN/DESIRED/MAX\tADDRESSES")
 			for _, g := range st.Groups {

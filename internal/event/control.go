@@ -9,6 +9,7 @@ const (
 	KindControllerStop        Kind = "controller.stop"
 	KindControllerSweep       Kind = "controller.sweep"
 	KindControllerOrphanGroup Kind = "controller.orphan_group"
+	KindControllerStateDir    Kind = "controller.state_dir"
 	KindAPIAudit              Kind = "api.audit"
 	KindNotifyDelivered       Kind = "notify.delivered"
 	KindNotifyFailed          Kind = "notify.failed"
@@ -52,6 +53,18 @@ type ControllerSweep struct {
 // left as it was.
 type ControllerOrphanGroup struct {
 	State string `json:"state"`
+}
+
+// ControllerStateDir is the state dir taking writes again after a time it
+// did not (a full disk, a read-only file system): it is journaled when the
+// store is writable again, since nothing could be journaled meanwhile.
+// Groups held still from Since until this event's time.
+type ControllerStateDir struct {
+	Dir   string    `json:"dir"`
+	Error string    `json:"error"`
+	Since time.Time `json:"since"`
+	// DownMS is how long the state dir took no writes.
+	DownMS int64 `json:"down_ms"`
 }
 
 // APIAudit is a state-changing API call made with a token.
@@ -258,6 +271,7 @@ func (ControllerStart) Kind() Kind       { return KindControllerStart }
 func (ControllerStop) Kind() Kind        { return KindControllerStop }
 func (ControllerSweep) Kind() Kind       { return KindControllerSweep }
 func (ControllerOrphanGroup) Kind() Kind { return KindControllerOrphanGroup }
+func (ControllerStateDir) Kind() Kind    { return KindControllerStateDir }
 func (APIAudit) Kind() Kind              { return KindAPIAudit }
 func (NotifyDelivered) Kind() Kind       { return KindNotifyDelivered }
 func (NotifyFailed) Kind() Kind          { return KindNotifyFailed }
@@ -284,6 +298,7 @@ func init() {
 	register[ControllerStop]()
 	register[ControllerSweep]()
 	register[ControllerOrphanGroup]()
+	register[ControllerStateDir]()
 	register[APIAudit]()
 	register[NotifyDelivered]()
 	register[NotifyFailed]()

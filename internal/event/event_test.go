@@ -31,6 +31,7 @@ var samples = []Data{
 	ControllerStop{Cause: "signal"},
 	ControllerSweep{Pids: []int{3, 4}},
 	ControllerOrphanGroup{State: "InService"},
+	ControllerStateDir{Dir: "/var/lib/autoheal", Error: "no space left on device", Since: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), DownMS: 1200},
 	APIAudit{Token: "t", Role: "operator", Method: "POST", Path: "/v1/x", Status: 202, Remote: "127.0.0.1:1"},
 	NotifyDelivered{Delivery{Delivery: 3, Channel: "ops", ChannelType: "webhook", Key: "inc-1", Event: "trigger", Attempts: 1}},
 	NotifyFailed{Delivery{Delivery: 4, Channel: "ops", Attempts: 5, HTTPStatus: 500, Error: "e"}},

@@ -182,7 +182,7 @@ func (g *Group) detach(ctx context.Context, in *instance) {
 			}
 			ev := g.event(in.id, fmt.Sprintf("address %s released by %s", a.Name, in.id), event.AddressDisassociate{Address: a.Name})
 			if _, err := g.deps.Store.SwapAttachment(ctx, att, "", false, ev); err != nil {
-				g.fatal(err)
+				g.writeFailed(err)
 			}
 		}
 		g.publish()

@@ -35,6 +35,8 @@ func (g *Group) view() view {
 		Policy:    g.policy,
 		History:   g.hist.Clone(),
 		Instances: make([]instanceView, 0, len(g.instances)),
+		// Read on every plan, not cached: Wake follows a recovery.
+		NotWritable: !g.deps.Store.Health().Writable,
 	}
 	for _, in := range g.instances {
 		v.Instances = append(v.Instances, in.view())

@@ -59,8 +59,10 @@ type Deps struct {
 	InstanceToken func(id string) string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-	// OnFatal is called when the journal cannot be written: the controller
-	// must stop rather than act without durability.
+	// OnFatal is called when the journal cannot be written for a reason
+	// other than a state dir that takes no writes (store.NotWritable: the
+	// group then holds still until it does): the controller must stop
+	// rather than act without durability.
 	OnFatal func(error)
 	// OnChange is called on the group's loop with every new snapshot (the
 	// load balancer registers Serving from it). It must not block or call
@@ -335,6 +337,11 @@ func (g *Group) call(f func()) error {
 	<-done
 	return nil
 }
+
+// Wake makes the group plan again: the server calls it when the state dir
+// takes writes again, so that what waited (a heal, a launch) goes on from
+// the records.
+func (g *Group) Wake() { g.poke() }
 
 // poke wakes the loop.
 func (g *Group) poke() {

@@ -62,13 +62,11 @@ func (g *Group) jobRecord(ctx context.Context, in *instance, s step) {
 		case d.Action == heal.Impair:
 			r := g.rec
 			r.Status, r.Reason = Impaired, d.Reason
-			cs = append(cs, g.instanceChange(in, in.rec, in.pending...),
+			cs = append(cs, g.withPending(in),
 				g.groupChange(r, g.event(in.id, d.Reason, event.GroupImpaired{Reason: d.Reason})))
-			in.pending = nil
 		case !fenced:
 			// Not confirmed gone: it keeps its state; the heal fences again.
-			cs = append(cs, g.instanceChange(in, in.rec, in.pending...))
-			in.pending = nil
+			cs = append(cs, g.withPending(in))
 		case d.Action == heal.Restart:
 			p, _ := g.hist.Recorded(in.id)
 			cs = append(cs, g.stateChange(in, Pending, fmt.Sprintf("restart in place at %s: %s", p.NotBefore.Format("15:04:05.000"), d.Reason)))
@@ -156,4 +154,18 @@ func (g *Group) jobRestart(ctx context.Context, in *instance) {
 // newInstance is an instance not yet launched.
 func newInstance() *instance {
 	return &instance{signal: make(chan struct{}, 1), health: map[int]health.Status{}}
+}
+
+// withPending is in's record, unchanged, with the events waiting on it.
+// They are forgotten once the write is durable: a write the state dir
+// refused leaves them for the next one. Called on the loop.
+func (g *Group) withPending(in *instance) change {
+	n := len(in.pending)
+	c := g.instanceChange(in, in.rec, in.pending...)
+	applied := c.applied
+	c.applied = func() {
+		in.pending = in.pending[min(n, len(in.pending)):]
+		applied()
+	}
+	return c
 }

@@ -78,6 +78,21 @@ func (g *Group) runLaunch(ctx context.Context, in *instance, cause string, resum
 	if err == nil || errors.Is(err, errFailed) || errors.Is(err, errTerminate) || ctx.Err() != nil {
 		return
 	}
+	if g.stateDirRefused(ctx, err) {
+		// Not the instance's failure: the launch stopped at a write the
+		// state dir refused, and resumes from its records once it is
+		// writable (plan's resume-launch and wait-healthy steps). A new
+		// instance whose first write was refused was never recorded nor
+		// started: it does not exist, and capacity launches another.
+		g.onLoop(func() error {
+			if in.rec.State == "" {
+				delete(g.instances, in.id)
+				g.publish()
+			}
+			return nil
+		})
+		return
+	}
 	g.onLoop(func() error {
 		if in.failure == "" {
 			in.failure = err.Error()
@@ -115,7 +130,15 @@ func (g *Group) launch(ctx context.Context, in *instance, cause string, resume b
 		// Pending:Proceed without a pid and resumes the launch, skipping
 		// every script that ran.
 		g.clearScripts(in.id, "launch")
-		return g.commit(g.instanceChange(in, r))
+		err := g.commit(g.instanceChange(in, r))
+		if errors.Is(err, store.ErrNotWritable) {
+			// The application runs: its pid is kept in memory for the
+			// instance's next write (InService, once the state dir
+			// takes writes and its checks pass).
+			in.rec.Pid, in.rec.Health = r.Pid, r.Health
+			g.publish()
+		}
+		return err
 	}); err != nil {
 		return err
 	}
@@ -158,8 +181,7 @@ func (g *Group) launchDirect(ctx context.Context, in *instance, cause string) (p
 	})
 	spec, err := g.attach(ctx, in, first, []change{proceed})
 	if err != nil {
-		g.abandon(in, err.Error())
-		return spec, errFailed
+		return spec, g.attachFailed(ctx, in, err)
 	}
 	return spec, nil
 }
@@ -184,8 +206,7 @@ func (g *Group) launchWithSteps(ctx context.Context, in *instance, cause string,
 	}
 	spec, err := g.attach(ctx, in, nil, nil)
 	if err != nil {
-		g.abandon(in, err.Error())
-		return spec, errFailed
+		return spec, g.attachFailed(ctx, in, err)
 	}
 	if err := g.transition(in, PendingWait, "volumes and addresses attached"); err != nil {
 		return spec, err
@@ -215,6 +236,33 @@ func (g *Group) retireReplaced(in *instance) error {
 		return nil
 	}
 	return g.transition(old, Terminating, cause)
+}
+
+// attachFailed abandons the launch (errFailed) of an instance whose
+// volumes or addresses could not be attached, unless the state dir refused
+// the write: that is no failure of the instance, and the launch resumes
+// from its records once the state dir takes writes.
+func (g *Group) attachFailed(ctx context.Context, in *instance, err error) error {
+	if g.stateDirRefused(ctx, err) {
+		return err
+	}
+	g.abandon(in, err.Error())
+	return errFailed
+}
+
+// stateDirRefused reports whether err, a launch's, comes from the state
+// dir refusing writes rather than from the instance: a store write that was
+// refused, or any error when a probe of the state dir then fails (a full
+// disk fails the shim's files and the volumes' tokens too, under errors of
+// their own). The probe degrades the store, which holds the group still.
+// An error of the instance's own (a command that cannot run, even with
+// EACCES) is not taken for the state dir's while the state dir takes
+// writes: it is counted by the heal policy.
+func (g *Group) stateDirRefused(ctx context.Context, err error) bool {
+	if errors.Is(err, store.ErrNotWritable) {
+		return true
+	}
+	return store.NotWritable(g.deps.Store.Probe(ctx))
 }
 
 // abandon marks a launch failure that must replace the instance rather than

@@ -34,9 +34,12 @@ type change struct {
 }
 
 // commit makes changes durable in one write, with the ledger when it
-// changed, then applies them. A failed write stops the controller, which
-// must not run without its journal; a conflict (an attachment swapped
-// meanwhile) is only returned. Called on the loop.
+// changed, then applies them. A state dir that takes no writes (a full
+// disk, store.NotWritable) is only returned: nothing is applied, the job
+// stops, and the group holds still until the store is writable (plan). Any
+// other failed write stops the controller, which must not run without its
+// journal; a conflict (an attachment swapped meanwhile) is only returned.
+// Called on the loop.
 func (g *Group) commit(cs ...change) error {
 	if g.dirty && !slices.ContainsFunc(cs, func(c change) bool { return c.group }) {
 		cs = append(cs, g.groupChange(g.rec))
@@ -49,9 +52,7 @@ func (g *Group) commit(cs ...change) error {
 		sc[i] = c.Change
 	}
 	if err := g.deps.Store.Commit(context.Background(), sc...); err != nil {
-		if !errors.Is(err, store.ErrConflict) {
-			g.fatal(fmt.Errorf("group %s: %w", g.cfg.Name, err))
-		}
+		g.writeFailed(fmt.Errorf("group %s: %w", g.cfg.Name, err))
 		return err
 	}
 	for _, c := range cs {
@@ -106,7 +107,21 @@ func (g *Group) flush(in *instance) error {
 
 func (g *Group) appendEvents(evs ...store.Event) {
 	if _, err := g.deps.Store.Append(context.Background(), evs...); err != nil {
-		g.fatal(fmt.Errorf("append events: %w", err))
+		g.writeFailed(fmt.Errorf("append events: %w", err))
+	}
+}
+
+// writeFailed handles a failed write: a conflict or a state dir that takes
+// no writes is left to the caller (the store reports the latter, and the
+// group holds still until it is writable); anything else stops the
+// controller.
+func (g *Group) writeFailed(err error) {
+	switch {
+	case errors.Is(err, store.ErrConflict):
+	case store.NotWritable(err):
+		g.log.Warn("state dir not writable: write not made, group holds", "err", err)
+	default:
+		g.fatal(err)
 	}
 }
 

@@ -30,6 +30,10 @@ type view struct {
 	History heal.History
 	// Instances in launch order (oldest first, then by id).
 	Instances []instanceView
+	// NotWritable: the state dir takes no writes (a full disk, a
+	// read-only file system). Every step records before it acts, so the
+	// group holds still until the store is writable again.
+	NotWritable bool
 }
 
 // instanceView is one instance as plan and the rules see it.
@@ -103,6 +107,13 @@ type step struct {
 // comes first, oldest instance first (one at a time is what serializes
 // concurrent requests and replaces instances one by one); then capacity.
 func plan(v view, now time.Time) step {
+	if v.NotWritable {
+		// Acting without the record would break the exactly-once
+		// guarantees (a heal counted, a script run, a volume moved):
+		// instances keep running, and the loop plans again when the
+		// store is writable (Wake).
+		return step{}
+	}
 	for _, in := range v.Instances {
 		if in.State == Terminated {
 			continue

@@ -53,6 +53,30 @@ func TestPlan(t *testing.T) {
 			want: step{},
 		},
 		{
+			name: "state dir not writable: a failed instance waits, running ones keep running",
+			v:    view{Status: Active, Desired: 2, Policy: policy, NotWritable: true, Instances: []instanceView{failed(iv("i-a", InService, 0), "application exit 1"), iv("i-b", InService, s)}},
+			want: step{},
+		},
+		{
+			name: "state dir not writable: no launch below desired",
+			v:    view{Status: Active, Desired: 2, NotWritable: true, Instances: []instanceView{iv("i-a", InService, 0)}},
+			want: step{},
+		},
+		{
+			name: "state dir not writable: a recorded decision past its deadline waits",
+			v:    view{Status: Active, Desired: 1, Policy: policy, NotWritable: true, History: recorded("i-a", heal.Restart, 0, s), Instances: []instanceView{iv("i-a", Pending, 0)}},
+			now:  5 * s,
+			want: step{},
+		},
+		{
+			name: "state dir not writable: an operator's termination, restart and an interrupted launch wait",
+			v: view{Status: Active, Desired: 3, NotWritable: true, Instances: []instanceView{
+				with(iv("i-a", InService, 0), func(v *instanceView) { v.Terminate = "terminated by operator" }),
+				with(iv("i-b", InService, s), func(v *instanceView) { v.RestartAsked = true }),
+				iv("i-c", PendingWait, 2*s)}},
+			want: step{},
+		},
+		{
 			name: "below desired: launch",
 			v:    view{Status: Active, Desired: 2, Instances: []instanceView{iv("i-a", InService, 0)}},
 			want: step{Kind: stepLaunch, Cause: "capacity 1 below desired 2"},

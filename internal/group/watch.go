@@ -10,6 +10,7 @@ import (
 	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/health"
 	"github.com/autoheal/autoheal/internal/provider"
+	"github.com/autoheal/autoheal/internal/store"
 )
 
 // watch starts following a process's exit and health; proven: it was
@@ -54,9 +55,21 @@ func (g *Group) onExit(in *instance, gen int) {
 		g.signalInstance(in)
 		return
 	}
-	g.putInstance(in, r, ev)
+	g.putOrObserve(in, r, ev)
 	g.signalInstance(in)
 	g.poke()
+}
+
+// putOrObserve writes an observation of an instance (its health, its last
+// exit). When the state dir takes no writes the observation is kept in
+// memory, without its event, so that status and the load balancers still
+// see it; the instance's next durable write carries it. Called on the
+// loop.
+func (g *Group) putOrObserve(in *instance, r store.Instance, ev store.Event) {
+	if err := g.putInstance(in, r, ev); err != nil && store.NotWritable(err) {
+		in.rec.Health, in.rec.LastExit = r.Health, r.LastExit
+		g.publish()
+	}
 }
 
 func (g *Group) signalInstance(in *instance) {
@@ -81,7 +94,7 @@ func (g *Group) onHealth(in *instance, gen, idx int, tr health.Transition) {
 	if f := checkFailure(in.view(), hc.Type, tr); f != "" {
 		in.failure = f
 	}
-	g.putInstance(in, r, ev)
+	g.putOrObserve(in, r, ev)
 	g.signalInstance(in)
 }
 

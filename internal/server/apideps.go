@@ -22,6 +22,7 @@ func apiDeps(cfg *config.Config, opts Options, creds *api.Credentials, st *store
 	sched *maintenance.Scheduler, al *alerting, addr net.Addr) api.Deps {
 	d := api.Deps{
 		Journal:      st,
+		StateDir:     st,
 		LogFiles:     logFiles,
 		Version:      opts.Version,
 		Logger:       opts.Logger,

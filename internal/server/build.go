@@ -97,7 +97,7 @@ func build(ctx context.Context, opts Options) (_ *controller, err error) {
 		}
 	}()
 	for _, b := range []func() error{
-		c.buildStore, c.buildProvider, c.buildAPIListener, c.buildBalancer, c.buildGroups,
+		c.buildStore, c.buildProvider, c.buildAPIListener, c.buildBalancer, c.buildGroups, c.buildStateWatch,
 		c.buildRunbooks, c.buildMaintenance, c.buildAlerting, c.buildRetention, c.buildAPI,
 	} {
 		if err := b(); err != nil {

@@ -9,4 +9,8 @@
 // lifecycle rules, heal policy, providers or the API: callers hand it records
 // and events, and it guarantees they are durable, atomic together and
 // published to subscribers in journal order.
+//
+// When the disk refuses a write (full, read-only, I/O error) the store is
+// degraded: it refuses every write at once until Probe proves a durable
+// write works again (writable.go). Reads keep working.
 package store

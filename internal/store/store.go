@@ -63,6 +63,12 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// healthMu guards health: whether the state dir takes writes
+	// (writable.go). healthCh is signalled when it changes.
+	healthMu sync.Mutex
+	health   Health
+	healthCh chan struct{}
 }
 
 // Open opens (creating if needed) the store in dir: dir/autoheal.db in WAL
@@ -87,10 +93,12 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s := &Store{
-		dir:  dir,
-		lock: lock,
-		wsem: make(chan struct{}, 1),
-		subs: map[*subscriber]struct{}{},
+		dir:      dir,
+		lock:     lock,
+		wsem:     make(chan struct{}, 1),
+		subs:     map[*subscriber]struct{}{},
+		health:   Health{Writable: true},
+		healthCh: make(chan struct{}, 1),
 	}
 	if err := s.open(filepath.Join(abs, DBFile)); err != nil {
 		s.closeDBs()
@@ -259,7 +267,8 @@ func (s *Store) Commit(ctx context.Context, changes ...Change) error {
 
 // write runs fn in one write transaction and, once it has committed,
 // publishes the events it returns. Nothing is published for a transaction
-// that did not commit.
+// that did not commit. A degraded store refuses the write at once; a write
+// that fails because the disk refused it degrades the store (writable.go).
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) ([]Event, error)) error {
 	select {
 	case s.wsem <- struct{}{}:
@@ -270,7 +279,18 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) ([]Event, error))
 	if s.wclosed {
 		return ErrClosed
 	}
+	if err := s.notWritable(); err != nil {
+		return err
+	}
+	err := s.writeTx(ctx, fn)
+	if NotWritable(err) && ctx.Err() == nil {
+		return s.degrade(err)
+	}
+	return err
+}
 
+// writeTx is write's transaction. Called with wsem held.
+func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) ([]Event, error)) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -352,43 +372,6 @@ func flock(f *os.File, how int) error {
 			return err
 		}
 	}
-}
-
-// CheckWritable creates dir if needed and proves it can take a durable
-// write: it writes, fsyncs and removes a 64 KiB probe file. The error says
-// whether the dir is full (ENOSPC, EDQUOT) or not writable, so an operator
-// sees that before the controller starts, not as a failed transaction later.
-func CheckWritable(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return writableErr(dir, err)
-	}
-	f, err := os.CreateTemp(dir, ".autoheal-probe-*")
-	if err != nil {
-		return writableErr(dir, err)
-	}
-	name := f.Name()
-	defer os.Remove(name)
-	_, err = f.Write(make([]byte, probeSize))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return writableErr(dir, err)
-	}
-	if err := os.Remove(name); err != nil {
-		return writableErr(dir, err)
-	}
-	return nil
-}
-
-func writableErr(dir string, err error) error {
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-		return fmt.Errorf("state dir %s is full: %w", dir, err)
-	}
-	return fmt.Errorf("state dir %s is not writable: %w", dir, err)
 }
 
 func syncDir(dir string) error {

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
@@ -26,6 +27,34 @@ type Version struct {
 type Status struct {
 	Groups    []Group    `json:"groups"`
 	Instances []Instance `json:"instances"`
+	// State is whether the state dir takes writes; absent from a
+	// controller that does not say.
+	State *StateDir `json:"state,omitempty"`
+}
+
+// StateDir says whether the controller's state dir takes writes. While it
+// does not (a full disk, a read-only file system), groups hold still: no
+// launch, heal or termination, since each records before it acts;
+// instances keep running and are served, and health checks go on.
+type StateDir struct {
+	Dir      string `json:"dir"`
+	Writable bool   `json:"writable"`
+	// Error is why it takes no writes ("no space left on device").
+	Error string `json:"error,omitempty"`
+	// Since is when it stopped taking writes, or when it took them again.
+	Since *time.Time `json:"since,omitempty"`
+}
+
+// String is "ok" or "degraded (state dir DIR: ERROR since T)".
+func (s StateDir) String() string {
+	if s.Writable {
+		return "ok"
+	}
+	since := ""
+	if s.Since != nil {
+		since = " since " + s.Since.Local().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("degraded (state dir %s: %s%s)", s.Dir, s.Error, since)
 }
 
 // Group is a group's snapshot: capacity, status, instances, attachments

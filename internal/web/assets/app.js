@@ -202,8 +202,12 @@ async function overviewPage() {
   const open = (incidents || []).filter((i) => i.status !== 'resolved');
   const running = (executions || []).filter((e) => ACTIVE_EXEC.has(e.status));
 
+  const state = status.state;
   return [
     h('h1', { tabindex: -1 }, 'Overview'),
+    state && !state.writable ? h('p', { class: 'error', role: 'alert', 'data-testid': 'state-degraded' },
+      `State dir ${state.dir} takes no writes (${state.error}) since ${state.since ? new Date(state.since).toLocaleString() : '?'}: `
+      + 'groups hold still (no launch, heal or termination); instances keep running and are served.') : null,
     h('ul', { class: 'summary', 'aria-label': 'Summary' },
       h('li', {}, h('strong', {}, groups.length), ' groups, ', h('strong', {}, groups.filter((g) => g.status === 'Impaired').length), ' impaired'),
       h('li', {}, h('strong', {}, inAlarm.length), ' alarms in ALARM'),
@@ -895,7 +899,7 @@ const EVENT_TYPES = [
   'group.scale', 'group.impaired', 'group.active', 'group.error',
   'alarm.state', 'incident.open', 'incident.attempt', 'incident.escalated', 'incident.resolved',
   'execution.start', 'execution.step', 'execution.approval', 'execution.end', 'execution.resume',
-  'controller.start', 'controller.stop', 'controller.sweep', 'controller.orphan_group',
+  'controller.start', 'controller.stop', 'controller.sweep', 'controller.orphan_group', 'controller.state_dir',
   'maintenance.window.start', 'maintenance.window.end', 'maintenance.window.skip', 'maintenance.task.start', 'maintenance.task.end', 'schedule.action',
   'notify.delivered', 'notify.failed', 'message',
 ];

@@ -235,6 +235,13 @@ func TestPlan(t *testing.T) {
 			want: step{Kind: stepWaitHealthy, Instance: "i-a"},
 		},
 		{
+			// !Started qualifies Pending:Proceed only: Pending and
+			// Pending:Wait resume their launch whatever Started says.
+			name: "Pending:Wait resumes its launch even with an application",
+			v:    view{Status: Active, Desired: 1, Instances: []instanceView{started(iv("i-a", PendingWait, 0))}},
+			want: step{Kind: stepResumeLaunch, Instance: "i-a"},
+		},
+		{
 			name: "Pending:Proceed that never started resumes its launch",
 			v:    view{Status: Active, Desired: 1, Instances: []instanceView{iv("i-a", PendingProceed, 0)}},
 			want: step{Kind: stepResumeLaunch, Instance: "i-a"},

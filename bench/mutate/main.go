@@ -228,7 +228,7 @@ func classify(err error, out string) outcome {
 }
 
 // failing is the first failing test, its first failing subtest when it has
-// one, and "panic" when it panicked.
+// one, noting when a test panicked (the first failing test may be another).
 func failing(out string) string {
 	var top, sub string
 	sc := bufio.NewScanner(strings.NewReader(out))
@@ -254,7 +254,7 @@ func failing(out string) string {
 		name = "? (" + firstLine(out) + ")"
 	}
 	if strings.Contains(out, "\npanic: ") {
-		name += " (panic)"
+		name += " (a test panicked)"
 	}
 	return name
 }

@@ -150,6 +150,28 @@ func TestMOfN(t *testing.T) {
 	}
 }
 
+// TestFewerThanN pins the rules for fewer real datapoints than N under
+// missing and ignore, beyond the documentation's tables.
+func TestFewerThanN(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		data  string
+		m     int
+		treat TreatMissing
+		want  State
+	}{
+		{"M real breaching datapoints decide, even fewer than N", "- - - X X", 2, Ignore, Alarm},
+		{"M real breaching datapoints decide under missing too", "- - - X X", 2, Missing, Alarm},
+		{"the oldest breach gives the premature age, not the newest", "- X - X -", 3, Missing, Alarm},
+		{"a breach younger than M is too recent", "- - - X X", 3, Missing, InsufficientData},
+	} {
+		spec := Spec{EvaluationPeriods: 3, DatapointsToAlarm: c.m, Comparison: GreaterThanThreshold, Threshold: 1, TreatMissing: c.treat}
+		if got := Evaluate(spec, row(t, c.data), OK); got.State != c.want {
+			t.Errorf("%s: %q %d of 3 %s: %s, want %s (%s)", c.name, c.data, c.m, c.treat, got.State, c.want, got.Reason)
+		}
+	}
+}
+
 // TestShortRange: a range shorter than Range(N), as right after an alarm is
 // created, counts as missing further back.
 func TestShortRange(t *testing.T) {

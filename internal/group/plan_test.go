@@ -2,6 +2,7 @@ package group
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -258,6 +259,13 @@ func TestPlan(t *testing.T) {
 			want: step{Kind: stepWaitHealthy, Instance: "i-a"},
 		},
 		{
+			// !Started qualifies Pending:Proceed only: Pending and
+			// Pending:Wait resume their launch whatever Started says.
+			name: "Pending:Wait resumes its launch even with an application",
+			v:    view{Status: Active, Desired: 1, Instances: []instanceView{started(iv("i-a", PendingWait, 0))}},
+			want: step{Kind: stepResumeLaunch, Instance: "i-a"},
+		},
+		{
 			name: "Pending:Proceed that never started resumes its launch",
 			v:    view{Status: Active, Desired: 1, Instances: []instanceView{iv("i-a", PendingProceed, 0)}},
 			want: step{Kind: stepResumeLaunch, Instance: "i-a"},
@@ -335,6 +343,7 @@ func TestScaleInVictim(t *testing.T) {
 		{"one not in service before an older one in service", []instanceView{iv("i-a", InService, 0), iv("i-b", PendingProceed, s)}, "i-b"},
 		{"the newest of those not in service", []instanceView{iv("i-a", Pending, 0), iv("i-b", PendingWait, s), iv("i-c", InService, 2*s)}, "i-b"},
 		{"never a terminated one, however new", []instanceView{iv("i-a", InService, 0), iv("i-b", Terminated, s)}, "i-a"},
+		{"the newest, whatever its id", []instanceView{iv("i-b", InService, 0), iv("i-a", InService, s)}, "i-a"},
 		{"same launch time: the greatest id", []instanceView{iv("i-b", InService, 0), iv("i-c", InService, 0), iv("i-a", InService, 0)}, "i-c"},
 	}
 	for _, tt := range tests {
@@ -350,10 +359,15 @@ func TestScaleInVictim(t *testing.T) {
 }
 
 func TestSortViews(t *testing.T) {
-	ins := []instanceView{iv("i-c", InService, time.Second), iv("i-b", InService, 0), iv("i-a", InService, 0)}
+	// i-0 is the newest although its id is the least: launch time first.
+	ins := []instanceView{iv("i-0", InService, 2*time.Second), iv("i-c", InService, time.Second), iv("i-b", InService, 0), iv("i-a", InService, 0)}
 	sortViews(ins)
-	if ins[0].ID != "i-a" || ins[1].ID != "i-b" || ins[2].ID != "i-c" {
-		t.Fatalf("order %s %s %s, want oldest first, then by id", ins[0].ID, ins[1].ID, ins[2].ID)
+	var got []string
+	for _, in := range ins {
+		got = append(got, in.ID)
+	}
+	if strings.Join(got, " ") != "i-a i-b i-c i-0" {
+		t.Fatalf("order %v, want oldest first, then by id", got)
 	}
 }
 

@@ -128,6 +128,8 @@ func TestCheckFailure(t *testing.T) {
 		{"a failure being handled is not replaced", failed(iv("i-a", InService, 0), "application exit 1"), unhealthy, ""},
 		{"not while terminating on request", with(iv("i-a", InService, 0), func(v *instanceView) { v.Terminate = "x" }), unhealthy, ""},
 		{"not while an operator restarts it", with(iv("i-a", InService, 0), func(v *instanceView) { v.Restarting = true }), unhealthy, ""},
+		{"an output of exactly 200 bytes is kept whole", iv("i-a", InService, 0), health.Transition{Status: health.Unhealthy, Output: string(make([]byte, 200))},
+			"http health check unhealthy: " + string(make([]byte, 200))},
 		{"the output is cut at 200 bytes", iv("i-a", InService, 0), health.Transition{Status: health.Unhealthy, Output: string(make([]byte, 300))},
 			"http health check unhealthy: " + string(make([]byte, 200)) + "…"},
 	}

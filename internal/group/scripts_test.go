@@ -14,7 +14,7 @@ func TestLaunchScripts(t *testing.T) {
 		Volumes: []config.Volume{{Name: "data", Init: "mkfs"}, {Name: "logs"}},
 		Hooks: config.Hooks{
 			Launch:    []config.Hook{{Name: "a", Script: "echo a", HeartbeatTimeout: config.Duration(time.Second), DefaultResult: "continue"}, {Name: "b", Script: "echo b", DefaultResult: "abandon"}},
-			Terminate: []config.Hook{{Name: "a", Script: "echo bye"}},
+			Terminate: []config.Hook{{Name: "a", Script: "echo bye", HeartbeatTimeout: config.Duration(2 * time.Second)}, {Name: "b", Script: "echo b"}},
 		},
 	}
 	var keys []string
@@ -30,8 +30,11 @@ func TestLaunchScripts(t *testing.T) {
 		t.Fatalf("bounds or results lost: %+v", ls)
 	}
 	ts := terminateScripts(cfg)
-	if len(ts) != 1 || ts[0].Key != "terminate/a" || ts[0].Phase != "terminate" || ts[0].Key == ls[3].Key {
+	if len(ts) != 2 || ts[0].Key != "terminate/a" || ts[0].Phase != "terminate" || ts[0].Key == ls[3].Key {
 		t.Fatalf("terminate scripts %+v: a terminate hook's key must differ from a launch hook's of the same name", ts)
+	}
+	if ts[1].Key != "terminate/b" || ts[0].Timeout != 2*time.Second {
+		t.Fatalf("terminate scripts %+v: hooks run in their config order, each bounded by its heartbeat_timeout", ts)
 	}
 	if len(launchScripts(config.Group{})) != 0 {
 		t.Fatal("scripts for a group without any")

@@ -229,8 +229,10 @@ func (p Policy) backoff(n int) time.Duration {
 	}
 	d := p.BackoffBase
 	for i := 2; i < n; i++ {
-		if d >= limit/2 {
-			// Doubling again would pass the cap (or overflow).
+		if d > limit/2 {
+			// Doubling again would pass the cap (or overflow). At d ==
+			// limit/2 it does not: 2d is at most limit (an odd limit in
+			// nanoseconds is rounded down by the division).
 			return limit
 		}
 		d *= 2

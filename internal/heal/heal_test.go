@@ -13,7 +13,7 @@ var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 // step is one event in a sequence replayed against a History.
 type step struct {
 	at   time.Duration // since t0
-	op   string        // fail (Decide then Record), healthy, forget, reset
+	op   string        // fail (Decide then Record), healthy, never-in-service, forget, reset
 	inst string
 	// healthy only: InService since t0+since.
 	since time.Duration
@@ -146,6 +146,27 @@ func TestDecideSequences(t *testing.T) {
 			},
 		},
 		{
+			name:   "never InService does not end the series",
+			policy: Policy{MaxRestarts: 10, RestartWindow: time.Hour, BackoffBase: s, BackoffCap: m, ResetAfter: m, MaxReplacements: 5, ReplacementWindow: time.Hour},
+			steps: []step{
+				fail(0, "i-a", Restart, 0, "restart 1/10 within 1h0m0s"),
+				fail(10*s, "i-a", Restart, s, "restart 2/10 within 1h0m0s (backoff 1s)"),
+				// Healthy with the zero time: it never went InService.
+				{at: 10 * m, op: "never-in-service", inst: "i-a"},
+				fail(10*m, "i-a", Restart, 2*s, "restart 3/10 within 1h0m0s (backoff 2s)"),
+			},
+		},
+		{
+			name:   "a replacement drops the replaced instance's restarts",
+			policy: Policy{MaxRestarts: 1, RestartWindow: time.Hour, MaxReplacements: 5, ReplacementWindow: time.Hour},
+			steps: []step{
+				fail(0, "i-a", Restart, 0, "restart 1/1 within 1h0m0s"),
+				fail(s, "i-a", Replace, 0, "1 restart within 1h0m0s: replacing"),
+				// Were the id seen again, it would start with no restarts.
+				fail(2*s, "i-a", Restart, 0, "restart 1/1 within 1h0m0s"),
+			},
+		},
+		{
 			name:   "forget drops a terminated instance's restarts",
 			policy: Policy{MaxRestarts: 1, RestartWindow: time.Hour, MaxReplacements: 5, ReplacementWindow: time.Hour},
 			steps: []step{
@@ -201,6 +222,8 @@ func TestDecideSequences(t *testing.T) {
 					h.Record(st.inst, d, now)
 				case "healthy":
 					h.Healthy(st.inst, t0.Add(st.since), now, tt.policy)
+				case "never-in-service":
+					h.Healthy(st.inst, time.Time{}, now, tt.policy)
 				case "forget":
 					h.Forget(st.inst)
 				case "reset":
@@ -228,6 +251,11 @@ func TestBackoff(t *testing.T) {
 		{"capped", s, time.Minute, 10, time.Minute},
 		{"cap below base", 10 * s, s, 2, s},
 		{"no base no backoff", 0, time.Minute, 5, 0},
+		{"a negative base is no backoff", -s, time.Minute, 5, 0},
+		// BackoffBase * 2^(n-2) exactly, up to the cap: with a cap of 3ns,
+		// 1ns doubles to 2ns (not yet the cap), then 4ns is capped.
+		{"an odd cap: doubling below it is not capped", 1, 3, 3, 2},
+		{"an odd cap: doubling past it is capped", 1, 3, 4, 3},
 		{"no cap saturates", time.Hour, 0, 200, time.Duration(1<<63 - 1)},
 		{"huge n with cap", s, time.Minute, 1 << 30, time.Minute},
 	}

@@ -50,6 +50,13 @@ func TestDecide(t *testing.T) {
 		{"escalated resolves when OK", inc(func(i *Incident) { i.Status = StatusEscalated }), true, t0, Decision{Do: DoResolve}},
 		{"a recorded escalation not known sent is sent first", inc(func(i *Incident) { i.Status, i.Unsent = StatusEscalated, []string{"trigger"} }), true, t0, Decision{Do: DoNotify}},
 		{"resolved is done", inc(func(i *Incident) { i.Status = StatusResolved }), true, t0, Decision{Do: DoDone}},
+		{"a notification recorded before the incident was resolved is still sent", inc(func(i *Incident) { i.Status, i.Unsent = StatusResolved, []string{"trigger"} }), true, t0, Decision{Do: DoNotify}},
+		{"no spec recorded: no attempt allowed, escalate", inc(func(i *Incident) { i.Spec = nil }), false, t0, Decision{Do: DoEscalate}},
+		{"without an attempt record, spent attempts escalate", inc(func(i *Incident) { i.Attempts = 2 }), false, t0, Decision{Do: DoEscalate}},
+		{"without an attempt record, an attempt left is made", inc(func(i *Incident) { i.Attempts = 1 }), false, t0, Decision{Do: DoAttempt}},
+		{"verifying without its deadline retries now", inc(attempt(1, PhaseVerifying, nil, nil)), false, t0, Decision{Do: DoAttempt}},
+		{"a failed attempt without its retry time retries now", inc(attempt(1, PhaseFailed, nil, nil)), false, t0, Decision{Do: DoAttempt}},
+		{"a failed attempt retries exactly at its retry time", inc(attempt(1, PhaseFailed, nil, at(0))), false, t0, Decision{Do: DoAttempt}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,35 +73,45 @@ func TestUpgrade(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	spec := &Spec{MaxAttempts: 3, VerifyTimeout: time.Minute, RetryPause: 10 * time.Second}
 	entries := func(es ...Entry) []Entry { return append([]Entry{{Time: t0, Type: EntryDetected}}, es...) }
+	recorded := &Attempt{N: 1, Execution: "exec-9", Phase: PhaseVerifying, StartedAt: t0, VerifyBy: ptr(t0.Add(time.Hour))}
 	tests := []struct {
 		name     string
 		attempts int
+		current  *Attempt // the record already there
 		timeline []Entry
-		want     Attempt
+		want     *Attempt // nil: none
 	}{
-		{"running", 1, entries(Entry{Time: t0, Type: EntryAttempt, Attempt: 1, Execution: "exec-1"}),
-			Attempt{N: 1, Execution: "exec-1", Phase: PhaseRunning, StartedAt: t0}},
-		{"verifying from when the runbook succeeded", 1, entries(
+		{"running", 1, nil, entries(Entry{Time: t0, Type: EntryAttempt, Attempt: 1, Execution: "exec-1"}),
+			&Attempt{N: 1, Execution: "exec-1", Phase: PhaseRunning, StartedAt: t0}},
+		{"verifying from when the runbook succeeded", 1, nil, entries(
 			Entry{Time: t0, Type: EntryAttempt, Attempt: 1, Execution: "exec-1"},
 			Entry{Time: t0.Add(5 * time.Second), Type: EntryOutput, Attempt: 1}),
-			Attempt{N: 1, Execution: "exec-1", Phase: PhaseVerifying, StartedAt: t0, VerifyBy: ptr(t0.Add(65 * time.Second))}},
-		{"failed, second attempt", 2, entries(
+			&Attempt{N: 1, Execution: "exec-1", Phase: PhaseVerifying, StartedAt: t0, VerifyBy: ptr(t0.Add(65 * time.Second))}},
+		{"failed, second attempt", 2, nil, entries(
 			Entry{Time: t0, Type: EntryAttempt, Attempt: 1, Execution: "exec-1"},
 			Entry{Time: t0.Add(time.Second), Type: EntryFailed, Attempt: 1},
 			Entry{Time: t0.Add(20 * time.Second), Type: EntryAttempt, Attempt: 2, Execution: "exec-2"},
 			Entry{Time: t0.Add(21 * time.Second), Type: EntryFailed, Attempt: 2}),
-			Attempt{N: 2, Execution: "exec-2", Phase: PhaseFailed, StartedAt: t0.Add(20 * time.Second), RetryAt: ptr(t0.Add(31 * time.Second))}},
-		{"did not start", 1, entries(Entry{Time: t0, Type: EntryFailed, Attempt: 1}),
-			Attempt{N: 1, Phase: PhaseFailed, RetryAt: ptr(t0.Add(10 * time.Second))}},
+			&Attempt{N: 2, Execution: "exec-2", Phase: PhaseFailed, StartedAt: t0.Add(20 * time.Second), RetryAt: ptr(t0.Add(31 * time.Second))}},
+		{"did not start", 1, nil, entries(Entry{Time: t0, Type: EntryFailed, Attempt: 1}),
+			&Attempt{N: 1, Phase: PhaseFailed, RetryAt: ptr(t0.Add(10 * time.Second))}},
+		{"an incident with its record is left as recorded", 1, recorded, entries(Entry{Time: t0, Type: EntryFailed, Attempt: 1}), recorded},
+		{"no attempt yet: no record", 0, nil, entries(Entry{Time: t0, Type: EntryFailed, Attempt: 0}), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			inc := &Incident{Attempts: tt.attempts, Spec: spec, Timeline: tt.timeline}
+			inc := &Incident{Attempts: tt.attempts, Spec: spec, Timeline: tt.timeline, Current: tt.current}
 			upgrade(inc)
-			got := *inc.Current
+			if tt.want == nil || inc.Current == nil {
+				if inc.Current != tt.want {
+					t.Fatalf("upgrade = %+v, want %+v", inc.Current, tt.want)
+				}
+				return
+			}
+			got, want := *inc.Current, *tt.want
 			if got.N != tt.want.N || got.Execution != tt.want.Execution || got.Phase != tt.want.Phase || !got.StartedAt.Equal(tt.want.StartedAt) ||
 				!sameTime(got.VerifyBy, tt.want.VerifyBy) || !sameTime(got.RetryAt, tt.want.RetryAt) {
-				t.Fatalf("upgrade = %+v, want %+v", got, tt.want)
+				t.Fatalf("upgrade = %+v, want %+v", got, want)
 			}
 		})
 	}

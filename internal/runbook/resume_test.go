@@ -57,10 +57,22 @@ func TestResumeStep(t *testing.T) {
 		{"executeAutomation without a recorded child is not repeated", step(ActionExecuteAutomation, nil), running(1, later), "s", resumeInterrupted},
 		{"a legacy record with no deadline goes on", step(ActionSleep, nil), StepExecution{Status: StatusInProgress}, "s", resumeContinue},
 		{"an ended step not yet advanced applies its outcome", step(ActionRunCommand, nil), StepExecution{Status: StatusSuccess, Attempts: 1}, "s", resumeEnded},
+		{"a failed step not yet advanced applies its outcome", step(ActionRunCommand, nil), StepExecution{Status: StatusFailed, Attempts: 3}, "s", resumeEnded},
+		{"a timed out step not yet advanced applies its outcome", step(ActionRunCommand, nil), StepExecution{Status: StatusTimedOut, Attempts: 3}, "s", resumeEnded},
+		{"a cancelled step not yet advanced applies its outcome", step(ActionRunCommand, nil), StepExecution{Status: StatusCancelled, Attempts: 1}, "s", resumeEnded},
+		{"a skipped step not yet advanced applies its outcome", step(ActionRunCommand, nil), StepExecution{Status: StatusSkipped}, "s", resumeEnded},
+		{"attempts spent: a recorded retry is not taken", step(ActionRunCommand, nil), with(running(3, earlier), func(s *StepExecution) { s.RetryAt = &later; s.Status = StatusTimedOut }), "s", resumeEnded},
+		{"a step of the document the record does not reach: ends", step(ActionRunCommand, nil), StepExecution{Status: StatusSuccess}, "t", resumeFinish},
+		{"exactly at its deadline timed out", step(ActionWaitForProperty, get), running(1, t0), "s", resumeTimedOut},
+		{"assertProperty with GET goes on", step(ActionAssertProperty, get), running(1, later), "s", resumeContinue},
+		{"a rendered method that is null reads", step(ActionExecuteAPI, post), with(running(1, later), func(s *StepExecution) { s.Inputs = map[string]any{"Method": nil} }), "s", resumeContinue},
+		{"a method in lower case reads", step(ActionExecuteAPI, nil), with(running(1, later), func(s *StepExecution) { s.Inputs = map[string]any{"Method": "get"} }), "s", resumeContinue},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ex := &Execution{Current: tt.current, Steps: []StepExecution{tt.se}, DocumentV: &Document{MainSteps: []*Step{tt.st}}}
+			// Step t of the document has no record (an execution recorded
+			// before the document had it).
+			ex := &Execution{Current: tt.current, Steps: []StepExecution{tt.se}, DocumentV: &Document{MainSteps: []*Step{tt.st, {Name: "t", Action: ActionSleep}}}}
 			if _, got := resumeStep(ex, t0); got != tt.want {
 				t.Fatalf("resumeStep = %s, want %s", got, tt.want)
 			}

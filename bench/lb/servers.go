@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/autoheal/autoheal/bench/internal/freeport"
+	"github.com/autoheal/autoheal/internal/api"
 )
 
 // proc is one started server, in its own process group so that stopping it
@@ -146,7 +147,7 @@ func waitHealthy(ctx context.Context, p *proc, apiAddr string, v *variant) error
 	url := "http://" + apiAddr + "/v1/target-groups/" + tg + "/health"
 	deadline := time.Now().Add(startTimeout)
 	for {
-		healthy, status, err := targetHealth(ctx, url)
+		healthy, status, err := targetHealth(ctx, apiAddr, url)
 		if err == nil && (status == http.StatusNotFound || healthy == 2) {
 			return nil
 		}
@@ -163,8 +164,23 @@ func waitHealthy(ctx context.Context, p *proc, apiAddr string, v *variant) error
 	}
 }
 
-func targetHealth(ctx context.Context, url string) (healthy, status int, err error) {
+// stateDirs maps the API address of each autoheal the benchmark started to
+// its state dir, where the controller keeps its local admin token.
+var stateDirs sync.Map
+
+// authorize sends the local admin token of the autoheal at apiAddr, which
+// every API call needs (an older binary without one ignores it).
+func authorize(req *http.Request, apiAddr string) {
+	if dir, ok := stateDirs.Load(apiAddr); ok {
+		if tok, err := api.LocalToken(apiAddr, dir.(string)); err == nil {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+	}
+}
+
+func targetHealth(ctx context.Context, apiAddr, url string) (healthy, status int, err error) {
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	authorize(req, apiAddr)
 	resp, err := probe.Do(req)
 	if err != nil {
 		return 0, 0, err
@@ -202,6 +218,7 @@ func profile(ctx context.Context, apiAddr, file string) error {
 	}
 	c := &http.Client{Timeout: time.Duration(secs)*time.Second + 10*time.Second}
 	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", apiAddr, secs), nil)
+	authorize(req, apiAddr)
 	resp, err := c.Do(req)
 	if err != nil {
 		return err
@@ -341,6 +358,7 @@ load_balancers:
 		return nil, err
 	}
 	args := []string{"serve", "--config", path, "--state-dir", filepath.Join(dir, "state"), "--listen", apiAddr}
+	stateDirs.Store(apiAddr, filepath.Join(dir, "state"))
 	if *cpuProfile != "" {
 		args = append(args, "--pprof")
 	}

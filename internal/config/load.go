@@ -3,20 +3,26 @@ package config
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/autoheal/autoheal/internal/diag"
+	"github.com/autoheal/autoheal/internal/limits"
 )
 
 // Load reads, defaults and validates the config file at path. Any problem
 // is returned as *Errors, each naming path as given, line and column;
-// nothing of an invalid file is returned.
+// nothing of an invalid file is returned. A file beyond the size limit
+// (limits.Config) is refused after reading one byte more than the limit.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := limits.ReadFile(path, limits.Config)
 	if err != nil {
+		if le, ok := errors.AsType[*diag.Error](err); ok {
+			return nil, &Errors{*le}
+		}
 		msg := err.Error()
 		if pe, ok := errors.AsType[*fs.PathError](err); ok {
 			msg = "cannot read config: " + pe.Err.Error()
@@ -33,8 +39,17 @@ func Load(path string) (*Config, error) {
 // Parsing happens in three passes so that a user fixing a file sees every
 // problem of a kind at once: the YAML syntax (the parser stops at the first
 // error), then the schema (every unknown field and wrong type), then, on a
-// config that decoded, defaults and Validate (every invalid value).
+// config that decoded, the counts of lists and maps, defaults and Validate
+// (every invalid value).
+//
+// Before any of that, the raw bytes are checked against limits.Config
+// (size, UTF-8, depth, scalar size, number of keys and items): the YAML
+// parser takes time and memory far beyond the size of a hostile file, so
+// it only sees files the cheap scan let through.
 func Parse(path string, data []byte) (*Config, error) {
+	if le := limits.Check(path, data, limits.Config); le != nil {
+		return nil, &Errors{*le}
+	}
 	file, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		return nil, &Errors{decodeError(path, err)}
@@ -58,6 +73,9 @@ func Parse(path string, data []byte) (*Config, error) {
 	cfg.Path, cfg.src = path, src
 	if abs, err := filepath.Abs(path); err == nil {
 		cfg.Dir = filepath.Dir(abs)
+	}
+	if errs := cfg.checkCounts(); len(errs) > 0 {
+		return nil, errs.Err()
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err

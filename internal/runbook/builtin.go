@@ -56,7 +56,7 @@ func (l *Library) Get(name string) (*Document, error) {
 	if l.dir != "" && !strings.ContainsAny(name, `/\`) && name != "" && name[0] != '.' {
 		for _, ext := range []string{".yaml", ".yml", ".json"} {
 			path := filepath.Join(l.dir, name+ext)
-			data, err := os.ReadFile(path)
+			data, err := ReadFile(path)
 			if err != nil {
 				continue
 			}
@@ -102,7 +102,7 @@ func (l *Library) List() []Summary {
 		}
 		path := filepath.Join(l.dir, e.Name())
 		s := Summary{Name: strings.TrimSuffix(e.Name(), ext), Source: path}
-		data, err := os.ReadFile(path)
+		data, err := ReadFile(path)
 		if err == nil {
 			var d *Document
 			if d, err = Parse(path, data); err == nil {

@@ -1,0 +1,82 @@
+package limits
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"unicode/utf8"
+
+	"github.com/autoheal/autoheal/internal/diag"
+)
+
+// ReadFile reads the file at path, at most lim.Size+1 bytes of it: a file
+// beyond the limit is refused as *diag.Error without being read whole (a
+// FIFO or /dev/zero included). Other problems are returned as they come
+// from the os package.
+func ReadFile(path string, lim Limits) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return Read(path, f, lim)
+}
+
+// Read reads r to its end, at most lim.Size+1 bytes of it; file names the
+// input in the error of one beyond the limit.
+func Read(file string, r io.Reader, lim Limits) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, lim.Size+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > lim.Size {
+		return nil, sizeError(file, lim)
+	}
+	return data, nil
+}
+
+func sizeError(file string, lim Limits) *diag.Error {
+	return &diag.Error{File: file, Line: 1, Col: 1,
+		Msg: fmt.Sprintf("file size exceeds limit %d bytes (%s %s)", lim.Size, lim.Kind, NameSize)}
+}
+
+// Check checks data, the whole text of file, against lim before it is
+// parsed: its size, that it is UTF-8, and, in one pass over the text that
+// keeps a few hundred bytes of state, the nesting depth, the size of every
+// scalar and the number of keys and list items. The first problem is
+// returned, at its line and column (columns count characters, as the YAML
+// parser's do); nil means the parser may be run.
+func Check(file string, data []byte, lim Limits) *diag.Error {
+	if int64(len(data)) > lim.Size {
+		return sizeError(file, lim)
+	}
+	if err := checkUTF8(file, data); err != nil {
+		return err
+	}
+	s := scanner{lim: lim, file: file, data: data, expectChild: true, scalarLine: 1, scalarCol: 1}
+	s.run()
+	return s.err
+}
+
+// checkUTF8 finds the first byte that is not part of valid UTF-8. The YAML
+// parser would turn it into U+FFFD and accept the file, so a config with a
+// corrupted byte would silently carry a different value than written.
+func checkUTF8(file string, data []byte) *diag.Error {
+	if utf8.Valid(data) {
+		return nil
+	}
+	line, lineStart := 1, 0
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && size <= 1 {
+			col := utf8.RuneCount(data[lineStart:i]) + 1
+			return &diag.Error{File: file, Line: line, Col: col,
+				Msg: fmt.Sprintf("invalid UTF-8 (byte 0x%02x): the file must be UTF-8 text", data[i])}
+		}
+		if r == '\n' {
+			line, lineStart = line+1, i+1
+		}
+		i += size
+	}
+	return nil
+}

@@ -9,7 +9,9 @@ type Limits struct {
 	// Size is the file's size in bytes.
 	Size int64
 	// Scalar is the size in bytes of one scalar, a key or a value, as
-	// written (quotes, escapes and a block scalar's indentation included).
+	// written in the file: a quoted scalar's text between its quotes
+	// (escapes as written), a block scalar's lines with their indentation
+	// and line breaks.
 	Scalar int
 	// Depth is how deeply mappings and lists nest; the top-level mapping
 	// is depth 1.

@@ -93,7 +93,7 @@ func (s *scanner) fail(i int, format string, args ...any) {
 func (s *scanner) scanLine(l []byte) {
 	if s.block {
 		ind := indentOf(l)
-		if ind == len(l) || ind > s.blockParent {
+		if (ind == len(l) || ind > s.blockParent) && !marker(l, "---") && !marker(l, "...") {
 			s.addScalar(len(l) + 1)
 			return
 		}
@@ -117,6 +117,10 @@ func (s *scanner) scanLine(l []byte) {
 	}
 	if ind == 0 && (marker(l, "---") || marker(l, "...")) {
 		s.blocks, s.expectChild = s.blocks[:0], true // a new document
+		// "--- |" or "--- text": the document's node starts on the line.
+		if i := skipSpaces(l, 3); i < len(l) && l[i] != '#' && l[0] == '-' {
+			s.place(l, i)
+		}
 		return
 	}
 	if ind == 0 && l[0] == '%' {
@@ -157,7 +161,9 @@ func (s *scanner) place(l []byte, ind int) {
 // an entry of the top level: a list item or a key (or a lone scalar).
 func (s *scanner) content(l []byte, i int) {
 	fresh := s.top().kind == kindUnknown
-	s.entry(i)
+	if !fresh || seqIndicator(l, i) || s.startsKey(l, i) {
+		s.entry(i) // not a value alone on its line below its key
+	}
 	for seqIndicator(l, i) {
 		s.setKind(i, kindSeq)
 		j := skipSpaces(l, i+1)
@@ -237,8 +243,7 @@ func (s *scanner) node(l []byte, i int) int {
 		return s.afterNode(l, s.flow(l, i))
 	case '|', '>':
 		s.block, s.blockParent = true, s.blockIndent()
-		s.startScalar(i)
-		s.addScalar(len(l) - i)
+		s.startScalar(i) // its lines are counted as they come
 		return -1
 	}
 	end := plainEnd(l, i, false)
@@ -420,7 +425,7 @@ func (s *scanner) quoted(l []byte, i int, q byte) int {
 		return -1
 	}
 	s.quote = 0
-	s.addScalar(end - i)
+	s.addScalar(end - 1 - i) // the closing quote is not text
 	return end
 }
 

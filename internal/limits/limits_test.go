@@ -1,0 +1,124 @@
+package limits
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+// tiny are limits small enough that each case below sits just under or
+// just over one of them, and far from the others.
+var tiny = Limits{Kind: "test", Size: 400, Scalar: 10, Depth: 3, Entries: 4, Nodes: 12}
+
+// TestCheck pins each limit of the scan: a file at the limit passes, one
+// unit beyond fails with the message and position of the first thing
+// beyond it.
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want string // "" for accepted
+	}{
+		{"size at the limit", "a: " + strings.Repeat("b", 7) + "\n" + strings.Repeat("#", 400-11), ""},
+		{"size beyond", "a: b\n" + strings.Repeat("#", 400-5+1), "f:1:1: file size exceeds limit 400 bytes (test file size)"},
+
+		{"plain scalar at the limit", "a: 0123456789\n", ""},
+		{"plain scalar beyond", "a: 0123456789x\n", "f:1:4: scalar exceeds limit 10 bytes (test scalar size)"},
+		{"key beyond", "0123456789x: a\n", "f:1:1: scalar exceeds limit 10 bytes (test scalar size)"},
+		{"quoted at the limit", `a: "0123456789"` + "\n", ""},
+		{"quoted beyond", `a: "0123456789x"` + "\n", "f:1:4: scalar exceeds limit 10 bytes (test scalar size)"},
+		{"single-quoted escape", "a: 'it''s 1234'\n", ""},
+		{"multi-line quoted beyond", "a: \"01234\n  56789\"\n", "f:1:4: scalar exceeds limit 10 bytes (test scalar size)"},
+		{"block scalar at the limit", "a: |\n  12\n  34\n", ""}, // 5+5 bytes: indentation and line breaks count
+		{"block scalar beyond", "a: |\n  12\n  345\n", "f:1:4: scalar exceeds limit 10 bytes (test scalar size)"},
+		{"plain continuation beyond", "a: 01234\n  56789\n", "f:1:4: scalar exceeds limit 10 bytes (test scalar size)"},
+		{"flow scalar beyond", "a: [b, 0123456789x]\n", "f:1:8: scalar exceeds limit 10 bytes (test scalar size)"},
+
+		{"block depth at the limit", "a:\n  b:\n    c: d\n", ""},
+		{"block depth beyond", "a:\n  b:\n    c:\n      d: e\n", "f:4:7: nesting depth 4 exceeds limit 3 (test nesting depth)"},
+		{"compact list depth beyond", "a:\n- - - b\n", "f:2:5: nesting depth 4 exceeds limit 3 (test nesting depth)"},
+		{"list at a key's column", "a:\n- b: c\n", ""},
+		{"list in a list item's mapping", "a:\n- b:\n  - c\n", "f:3:3: nesting depth 4 exceeds limit 3 (test nesting depth)"},
+		{"flow depth at the limit", "a: [[b]]\n", ""},
+		{"flow depth beyond", "a: [[[b]]]\n", "f:1:6: nesting depth 4 exceeds limit 3 (test nesting depth)"},
+		{"json depth beyond", `{"a": {"b": {"c": {}}}}`, "f:1:19: nesting depth 4 exceeds limit 3 (test nesting depth)"},
+		{"scalar on its own line is not a level", "a:\n  b:\n    c:\n      d\n", ""},
+
+		{"keys at the limit", "a: 1\nb: 2\nc: 3\nd: 4\n", ""},
+		{"keys beyond", "a: 1\nb: 2\nc: 3\nd: 4\ne: 5\n", "f:5:1: mapping of more than 4 keys exceeds limit 4 (test entries per mapping or list)"},
+		{"items at the limit", "- 1\n- 2\n- 3\n- 4\n", ""},
+		{"items beyond", "a:\n- 1\n- 2\n- 3\n- 4\n- 5\nb: 1\n", "f:6:1: list of more than 4 items exceeds limit 4 (test entries per mapping or list)"},
+		{"flow items beyond", "a: [1, 2, 3, 4, 5]\n", "f:1:17: list of more than 4 items exceeds limit 4 (test entries per mapping or list)"},
+		{"flow keys beyond", "a: {b: 1, c: 2, d: 3, e: 4, f: 5}\n", "f:1:29: mapping of more than 4 keys exceeds limit 4 (test entries per mapping or list)"},
+		{"block scalar lines are not keys", "a: |\n  b: 1\n  c: 2\n  d: 3\n  e: 4\n  f: 5\n", "f:1:4: scalar exceeds limit 10 bytes (test scalar size)"},
+		{"comments are not keys", "a: 1\n# b: 2\n# c: 3\n# d: 4\n# e: 5\n", ""},
+
+		{"nodes at the limit", "a: [1, 2, 3]\nb: [1, 2, 3]\nc: [1, 2, 3]\n", ""},
+		{"nodes beyond", "a: [1, 2, 3]\nb: [1, 2, 3]\nc: [1, 2, 3]\nd: 1\n", "f:4:1: more than 12 keys and list items exceed limit 12 (test nodes per file)"},
+		{"documents reset the levels", "a: 1\nb: 2\n---\nc: 3\nd: 4\ne: 5\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ""
+			if err := Check("f", []byte(tt.in), tiny); err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("Check(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestUTF8 pins the position of the first byte that is not UTF-8: its
+// line, and its column counted in characters as the parser counts them.
+func TestUTF8(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string
+	}{
+		{"a: b\n", ""},
+		{"a: é\n", ""},
+		{"a: \xff\n", "f:1:4: invalid UTF-8 (byte 0xff): the file must be UTF-8 text"},
+		{"a: b\nc: éé\xc3\n", "f:2:6: invalid UTF-8 (byte 0xc3): the file must be UTF-8 text"},
+		{"a: b\n\n  # \xed\xa0\x80\n", "f:3:5: invalid UTF-8 (byte 0xed): the file must be UTF-8 text"}, // a surrogate
+		{"\xfe", "f:1:1: invalid UTF-8 (byte 0xfe): the file must be UTF-8 text"},
+	}
+	for _, tt := range tests {
+		got := ""
+		if err := Check("f", []byte(tt.in), Config); err != nil {
+			got = err.Error()
+		}
+		if got != tt.want {
+			t.Errorf("Check(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// endless is a reader that never ends and counts what was read from it.
+type endless struct{ n int64 }
+
+func (r *endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'a'
+	}
+	r.n += int64(len(p))
+	return len(p), nil
+}
+
+// TestReadStopsAtLimit proves the bound structurally: reading an endless
+// input takes at most the limit plus one byte from it.
+func TestReadStopsAtLimit(t *testing.T) {
+	r := &endless{}
+	_, err := Read("f", r, Config)
+	if err == nil || err.Error() != "f:1:1: file size exceeds limit 4194304 bytes (config file size)" {
+		t.Fatalf("got %v", err)
+	}
+	if r.n > Config.Size+1 {
+		t.Fatalf("read %d bytes from an endless input; the limit is %d", r.n, Config.Size)
+	}
+	data, err := Read("f", io.LimitReader(&endless{}, Config.Size), Config)
+	if err != nil || int64(len(data)) != Config.Size {
+		t.Fatalf("a file at the limit: %d bytes, %v", len(data), err)
+	}
+}

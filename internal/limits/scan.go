@@ -132,6 +132,12 @@ func (s *scanner) scanLine(l []byte) {
 // place finds the block level the line at indentation ind belongs to,
 // opening or closing levels, then scans its content.
 func (s *scanner) place(l []byte, ind int) {
+	if len(s.blocks) == 1 && s.top().kind == kindScalar {
+		// A document that is a plain scalar: its lines go on at any
+		// indentation.
+		s.addScalar(len(l) - ind + 1)
+		return
+	}
 	for len(s.blocks) > 0 && s.top().indent > ind {
 		s.blocks = s.blocks[:len(s.blocks)-1]
 	}

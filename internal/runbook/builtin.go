@@ -2,7 +2,9 @@ package runbook
 
 import (
 	"embed"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -57,8 +59,13 @@ func (l *Library) Get(name string) (*Document, error) {
 		for _, ext := range []string{".yaml", ".yml", ".json"} {
 			path := filepath.Join(l.dir, name+ext)
 			data, err := ReadFile(path)
-			if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
 				continue
+			}
+			if err != nil {
+				// Beyond the size limit, or unreadable: saying "not found"
+				// would send the operator looking for the wrong problem.
+				return nil, err
 			}
 			return Parse(path, data)
 		}

@@ -1,6 +1,7 @@
 package limits
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -10,29 +11,42 @@ import (
 )
 
 // ReadFile reads the file at path, at most lim.Size+1 bytes of it: a file
-// beyond the limit is refused as *diag.Error without being read whole (a
-// FIFO or /dev/zero included). Other problems are returned as they come
-// from the os package.
+// beyond the limit is refused as *diag.Error without being read whole. A
+// regular file whose size is beyond the limit is refused without reading
+// any of it; one that grows while read, a FIFO or /dev/zero are cut at the
+// limit plus one byte. Other problems are returned as they come from the
+// os package.
 func ReadFile(path string, lim Limits) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return Read(path, f, lim)
+	hint := int64(bytes.MinRead)
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		if st.Size() > lim.Size {
+			return nil, sizeError(path, lim)
+		}
+		hint += st.Size() // one allocation when the size holds
+	}
+	return read(path, f, lim, hint)
 }
 
 // Read reads r to its end, at most lim.Size+1 bytes of it; file names the
 // input in the error of one beyond the limit.
 func Read(file string, r io.Reader, lim Limits) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, lim.Size+1))
-	if err != nil {
+	return read(file, r, lim, bytes.MinRead)
+}
+
+func read(file string, r io.Reader, lim Limits, hint int64) ([]byte, error) {
+	buf := bytes.NewBuffer(make([]byte, 0, hint))
+	if _, err := buf.ReadFrom(io.LimitReader(r, lim.Size+1)); err != nil {
 		return nil, err
 	}
-	if int64(len(data)) > lim.Size {
+	if int64(buf.Len()) > lim.Size {
 		return nil, sizeError(file, lim)
 	}
-	return data, nil
+	return buf.Bytes(), nil
 }
 
 func sizeError(file string, lim Limits) *diag.Error {

@@ -67,7 +67,7 @@ func Check(file string, data []byte, lim Limits) *diag.Error {
 	if err := checkUTF8(file, data); err != nil {
 		return err
 	}
-	s := scanner{lim: lim, file: file, data: data, expectChild: true, scalarLine: 1, scalarCol: 1}
+	s := scanner{lim: lim, file: file, data: data, expectChild: true, scalarLine: 1}
 	s.run()
 	return s.err
 }

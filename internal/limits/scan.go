@@ -63,7 +63,8 @@ type scanner struct {
 	blockParent int  // whose lines are indented more than this
 	scalarLen   int
 	scalarLine  int
-	scalarCol   int
+	scalarStart int // offset of its line in data
+	scalarOff   int // offset in its line
 }
 
 func (s *scanner) run() {
@@ -341,15 +342,18 @@ func (s *scanner) count(i, n int, seq bool) {
 	}
 }
 
+// startScalar starts counting a scalar at i. Its column is only counted
+// (in characters) if it is reported: counting it here would make a long
+// line of short scalars quadratic.
 func (s *scanner) startScalar(i int) {
-	s.scalarLen, s.scalarLine = 0, s.line
-	s.scalarCol = utf8.RuneCount(s.data[s.lineStart:s.lineStart+i]) + 1
+	s.scalarLen, s.scalarLine, s.scalarStart, s.scalarOff = 0, s.line, s.lineStart, i
 }
 
 // addScalar adds n bytes to the current scalar.
 func (s *scanner) addScalar(n int) {
 	if s.scalarLen += n; s.scalarLen > s.lim.Scalar && s.err == nil {
-		s.err = &diag.Error{File: s.file, Line: s.scalarLine, Col: s.scalarCol,
+		col := utf8.RuneCount(s.data[s.scalarStart:s.scalarStart+s.scalarOff]) + 1
+		s.err = &diag.Error{File: s.file, Line: s.scalarLine, Col: col,
 			Msg: fmt.Sprintf("scalar exceeds limit %d bytes (%s %s)", s.lim.Scalar, s.lim.Kind, NameScalar)}
 	}
 }

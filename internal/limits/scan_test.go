@@ -1,6 +1,7 @@
 package limits
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -139,4 +140,35 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("the scan let through %q, whose shape is %+v", data, s)
 		}
 	})
+}
+
+// BenchmarkCheck scans files at the config's size limit, of the shapes
+// that cost the parser most: one line of flow collections (a column
+// counted per scalar made this quadratic), and block mappings. The scan is
+// linear: bytes per second are the same for both.
+func BenchmarkCheck(b *testing.B) {
+	var flowLine, blocks []byte
+	flowLine = append(flowLine, '[')
+	for int64(len(flowLine)) < Config.Size-20 {
+		flowLine = append(flowLine, "[a, b, c, d, e, f], "...)
+	}
+	flowLine = append(flowLine, ']')
+	for i := 0; int64(len(blocks)) < Config.Size-40; i++ {
+		blocks = fmt.Appendf(blocks, "k%d:\n  a: 1\n  b: [x, y]\n", i)
+	}
+	lim := Config
+	lim.Nodes, lim.Entries = 1<<30, 1<<30
+	for _, bc := range []struct {
+		name string
+		data []byte
+	}{{"flow line", flowLine}, {"block mappings", blocks}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bc.data)))
+			for b.Loop() {
+				if err := Check("f", bc.data, lim); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

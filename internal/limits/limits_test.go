@@ -2,6 +2,7 @@ package limits
 
 import (
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -120,5 +121,48 @@ func TestReadStopsAtLimit(t *testing.T) {
 	data, err := Read("f", io.LimitReader(&endless{}, Config.Size), Config)
 	if err != nil || int64(len(data)) != Config.Size {
 		t.Fatalf("a file at the limit: %d bytes, %v", len(data), err)
+	}
+}
+
+// TestHostileShapes are files just under the config's size limit made of
+// one construct repeated, each a way to nest deeply in few bytes (the
+// parser recurses per level: a value of a million "[" killed it). Each is
+// refused at the first level beyond the limit, and the scan allocates
+// almost nothing: it stops there, with a few levels of state.
+func TestHostileShapes(t *testing.T) {
+	fill := func(head, unit, tail string) []byte {
+		n := (int(Config.Size) - len(head) - len(tail)) / len(unit)
+		return []byte(head + strings.Repeat(unit, n) + tail)
+	}
+	var indent strings.Builder
+	for i := 0; indent.Len() < int(Config.Size)-4000; i++ {
+		indent.WriteString(strings.Repeat(" ", i) + "k:\n")
+	}
+	tests := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"list items", fill("", "- ", "x\n"), "f:1:65: nesting depth 33 exceeds limit 32 (config nesting depth)"},
+		{"explicit keys", fill("", "? ", "x\n"), "f:1:65: nesting depth 33 exceeds limit 32 (config nesting depth)"},
+		{"explicit value", fill("? a\n: ", "[", ""), "f:2:34: nesting depth 33 exceeds limit 32 (config nesting depth)"},
+		{"list of explicit keys", fill("- ? ", "[", ""), "f:1:35: nesting depth 33 exceeds limit 32 (config nesting depth)"},
+		{"flow lists", fill("a: ", "[", ""), "f:1:35: nesting depth 33 exceeds limit 32 (config nesting depth)"},
+		{"flow mappings", fill("", "{a: ", ""), "f:1:129: nesting depth 33 exceeds limit 32 (config nesting depth)"},
+		{"indentation", []byte(indent.String()), "f:33:33: nesting depth 33 exceeds limit 32 (config nesting depth)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			err := Check("f", tt.data, Config)
+			runtime.ReadMemStats(&after)
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("got %v\nwant %s", err, tt.want)
+			}
+			if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+				t.Errorf("allocated %d KiB", n>>10)
+			}
+		})
 	}
 }

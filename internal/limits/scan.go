@@ -12,9 +12,14 @@ import (
 // need and no further: block collections by indentation, flow collections
 // by brackets, and scalars (plain, quoted, block) by where they start and
 // end. It does not check syntax (the parser does, on a file the scan let
-// through), and where the layout is ambiguous without a full parser it
-// errs on the side of counting less, so that a valid file is never refused
-// for a limit it keeps. JSON is YAML's flow style and is scanned as such.
+// through). It counts exactly what the parser builds from the YAML people
+// write (TestAgreesWithParser, on every file of the repository), and it
+// must never count less than the parser on any input, or the limits could
+// be gone around (FuzzCheck). JSON is YAML's flow style and is scanned as
+// such.
+//
+// The scan is linear in the file's size: every loop moves forward, and
+// nothing is pushed once a limit is exceeded.
 
 // kind of a block level, known once its first entry has been read.
 type kind uint8
@@ -167,18 +172,25 @@ func (s *scanner) place(l []byte, ind int) {
 // content scans a line's content from i, its first character, which is
 // an entry of the top level: a list item or a key (or a lone scalar).
 func (s *scanner) content(l []byte, i int) {
+	if s.err != nil {
+		return
+	}
+	if explicitIndicator(l, i) {
+		s.explicit(l, i)
+		return
+	}
 	fresh := s.top().kind == kindUnknown
 	if !fresh || seqIndicator(l, i) || s.startsKey(l, i) {
 		s.entry(i) // not a value alone on its line below its key
 	}
-	for seqIndicator(l, i) {
+	for s.err == nil && seqIndicator(l, i) {
 		s.setKind(i, kindSeq)
 		j := skipSpaces(l, i+1)
 		if j == len(l) || l[j] == '#' {
 			s.expectChild = true
 			return
 		}
-		if !seqIndicator(l, j) && !s.startsKey(l, j) {
+		if !seqIndicator(l, j) && !explicitIndicator(l, j) && !s.startsKey(l, j) {
 			s.node(l, j)
 			return
 		}
@@ -187,6 +199,10 @@ func (s *scanner) content(l []byte, i int) {
 		s.push(j, kindUnknown)
 		s.entry(j)
 		i, fresh = j, false
+	}
+	if explicitIndicator(l, i) {
+		s.explicit(l, i) // "- ? key"
+		return
 	}
 	if s.startsKey(l, i) {
 		s.setKind(i, kindMap)
@@ -197,6 +213,27 @@ func (s *scanner) content(l []byte, i int) {
 		s.setKind(i, kindScalar) // "key:" then the value on the next lines
 	}
 	s.node(l, i)
+}
+
+// explicit scans a line that starts with "? " (an explicit key) or ": "
+// (its value): the node after the indicator is at its own column, like the
+// content of a list item, and may be a collection.
+func (s *scanner) explicit(l []byte, i int) {
+	s.setKind(i, kindMap)
+	if l[i] == '?' {
+		s.entry(i)
+	}
+	j := skipSpaces(l, i+1)
+	if j == len(l) || l[j] == '#' {
+		s.expectChild = true
+		return
+	}
+	s.push(j, kindUnknown)
+	s.content(l, j)
+}
+
+func explicitIndicator(l []byte, i int) bool {
+	return i < len(l) && (l[i] == '?' || l[i] == ':') && (i+1 == len(l) || isSpace(l[i+1]))
 }
 
 // value scans what follows a key's ":" at i.

@@ -56,6 +56,8 @@ func TestCheck(t *testing.T) {
 
 		{"nodes at the limit", "a: [1, 2, 3]\nb: [1, 2, 3]\nc: [1, 2, 3]\n", ""},
 		{"nodes beyond", "a: [1, 2, 3]\nb: [1, 2, 3]\nc: [1, 2, 3]\nd: 1\n", "f:4:1: more than 12 keys and list items exceed limit 12 (test nodes per file)"},
+		{"CRLF line breaks", "a:\r\n  b:\r\n    c: d\r\n", ""},
+		{"CR line breaks", "a:\r  b:\r    c:\r      d: e\r", "f:4:7: nesting depth 4 exceeds limit 3 (test nesting depth)"},
 		{"documents reset the levels", "a: 1\nb: 2\n---\nc: 3\nd: 4\ne: 5\n", ""},
 	}
 	for _, tt := range tests {

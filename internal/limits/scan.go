@@ -75,14 +75,18 @@ type scanner struct {
 func (s *scanner) run() {
 	s.line = 1
 	for off := 0; off < len(s.data) && s.err == nil; s.line++ {
-		end := bytes.IndexByte(s.data[off:], '\n')
+		// A line ends at LF, CRLF or a lone CR, as YAML and the parser
+		// have it: a file of CR-ended lines is as nested as one of LF.
+		end := bytes.IndexAny(s.data[off:], "\r\n")
 		next := off + end + 1
-		if end < 0 {
+		switch {
+		case end < 0:
 			end, next = len(s.data)-off, len(s.data)
+		case s.data[off+end] == '\r' && next < len(s.data) && s.data[next] == '\n':
+			next++
 		}
 		s.lineStart = off
-		l := bytes.TrimSuffix(s.data[off:off+end], []byte{'\r'})
-		s.scanLine(l)
+		s.scanLine(s.data[off : off+end])
 		off = next
 	}
 }

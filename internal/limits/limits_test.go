@@ -42,6 +42,8 @@ func TestCheck(t *testing.T) {
 		{"list in a list item's mapping", "a:\n- b:\n  - c\n", "f:3:3: nesting depth 4 exceeds limit 3 (test nesting depth)"},
 		{"flow depth at the limit", "a: [[b]]\n", ""},
 		{"flow depth beyond", "a: [[[b]]]\n", "f:1:6: nesting depth 4 exceeds limit 3 (test nesting depth)"},
+		{"pair in a flow list at the limit", "a: [b: c]\n", ""},
+		{"pair in a flow list beyond", "a: [[b: c]]\n", "f:1:7: nesting depth 4 exceeds limit 3 (test nesting depth)"},
 		{"json depth beyond", `{"a": {"b": {"c": {}}}}`, "f:1:19: nesting depth 4 exceeds limit 3 (test nesting depth)"},
 		{"scalar on its own line is not a level", "a:\n  b:\n    c:\n      d\n", ""},
 

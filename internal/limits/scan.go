@@ -43,6 +43,9 @@ type flow struct {
 	seq     bool
 	entries int
 	fresh   bool // at the start of an entry: after [, { or ,
+	// pair is set when the entry of a flow list is a key and its value
+	// ([a: b]): the entry is then a mapping of one pair, a level deeper.
+	pair bool
 }
 
 type scanner struct {
@@ -348,6 +351,11 @@ func (s *scanner) setKind(i int, k kind) {
 
 func (s *scanner) depth() int {
 	d := len(s.flows)
+	for _, f := range s.flows {
+		if f.pair {
+			d++
+		}
+	}
 	for _, b := range s.blocks {
 		if b.kind == kindMap || b.kind == kindSeq {
 			d++
@@ -425,16 +433,22 @@ func (s *scanner) flow(l []byte, i int) int {
 			}
 		case c == ',':
 			if len(s.flows) > 0 {
-				s.flows[len(s.flows)-1].fresh = true
+				f := &s.flows[len(s.flows)-1]
+				f.fresh, f.pair = true, false
 			}
 			i++
 		case c == ':' && (i+1 == len(l) || isSpace(l[i+1]) || isFlowIndicator(l[i+1])):
-			i++ // a key's indicator: its value is not a new entry
+			s.flowKey(i) // its value is not a new entry
+			i++
 		case c == '"' || c == '\'':
 			s.flowEntry(i)
 			s.startScalar(i)
 			if i = s.quoted(l, i+1, c); i < 0 {
 				return -1
+			}
+			if i < len(l) && l[i] == ':' {
+				s.flowKey(i) // "a":1, as JSON writes it
+				i++
 			}
 		default:
 			s.flowEntry(i)
@@ -448,6 +462,23 @@ func (s *scanner) flow(l []byte, i int) int {
 		return i
 	}
 	return -1
+}
+
+// flowKey notes the ":" of a key at i in a flow collection. In a flow
+// list, the entry is a mapping of one pair: a node and a level more.
+func (s *scanner) flowKey(i int) {
+	if len(s.flows) == 0 {
+		return
+	}
+	f := &s.flows[len(s.flows)-1]
+	if !f.seq || f.pair {
+		return
+	}
+	f.pair = true
+	if s.nodes++; s.nodes > s.lim.Nodes {
+		s.fail(i, "more than %d keys and list items exceed limit %d (%s %s)", s.lim.Nodes, s.lim.Nodes, s.lim.Kind, NameNodes)
+	}
+	s.checkDepth(i)
 }
 
 // flowEntry counts a node at i when it starts an entry of the innermost

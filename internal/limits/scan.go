@@ -136,8 +136,8 @@ func (s *scanner) scanLine(l []byte) {
 		}
 		return
 	}
-	if ind == 0 && l[0] == '%' {
-		return // a directive
+	if ind == 0 && l[0] == '%' && len(s.blocks) == 0 {
+		return // a directive, before a document's content
 	}
 	s.place(l, ind)
 }

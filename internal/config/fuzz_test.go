@@ -41,6 +41,15 @@ func FuzzLoad(f *testing.F) {
 	})
 }
 
+// TestTagWithoutValue: "tokens: !t # comment" (found by FuzzLoad) made the
+// YAML decoder dereference the missing value and take the process down.
+func TestTagWithoutValue(t *testing.T) {
+	_, err := Parse("c.yaml", []byte("groups: [{name: a, launch: {command: sh}}]\nauth:\n tokens: !000 #00000000000000"))
+	if want := "c.yaml:3:10: tag !000 has no value"; err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+}
+
 // FuzzSchedule feeds CronFields arbitrary schedules. A schedule it accepts
 // is five fields that it accepts again unchanged, and that fires.
 func FuzzSchedule(f *testing.F) {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 
@@ -50,7 +51,7 @@ func Parse(path string, data []byte) (*Config, error) {
 	if le := limits.Check(path, data, limits.Config); le != nil {
 		return nil, &Errors{*le}
 	}
-	file, err := parser.ParseBytes(data, 0)
+	file, err := parseYAML(data)
 	if err != nil {
 		return nil, &Errors{decodeError(path, err)}
 	}
@@ -67,7 +68,7 @@ func Parse(path string, data []byte) (*Config, error) {
 	// succeed; it keeps DisallowUnknownField as a second line of defence.
 	// AllowDuplicateMapKey only lets a key override one merged in with <<
 	// (the parser has already refused a key written twice in a mapping).
-	if err := yaml.NodeToValue(body, &cfg, yaml.DisallowUnknownField(), yaml.AllowDuplicateMapKey()); err != nil {
+	if err := decode(body, &cfg); err != nil {
 		return nil, &Errors{decodeError(path, err)}
 	}
 	cfg.Path, cfg.src = path, src
@@ -81,6 +82,27 @@ func Parse(path string, data []byte) (*Config, error) {
 		return nil, err
 	}
 	return &cfg, nil
+}
+
+// parseYAML and decode run the YAML library, turning a panic into an
+// error: the library is not ours, a config is input, and the schema check
+// between them may not foresee every tree the decoder chokes on.
+func parseYAML(data []byte) (file *ast.File, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			file, err = nil, fmt.Errorf("cannot parse the config: %v", r)
+		}
+	}()
+	return parser.ParseBytes(data, 0)
+}
+
+func decode(body ast.Node, cfg *Config) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("cannot decode the config: %v", r)
+		}
+	}()
+	return yaml.NodeToValue(body, cfg, yaml.DisallowUnknownField(), yaml.AllowDuplicateMapKey())
 }
 
 // document returns the body of the file's only YAML document. Empty

@@ -69,6 +69,7 @@ type scanner struct {
 	quote       byte // open quote, or 0
 	block       bool // in a block scalar (| or >)
 	blockParent int  // whose lines are indented more than this
+	blanks      int  // blank lines since the last line with content
 	scalarLen   int
 	scalarLine  int
 	scalarStart int // offset of its line in data
@@ -112,6 +113,9 @@ func (s *scanner) scanLine(l []byte) {
 		}
 		s.block = false
 	}
+	if s.quote != 0 || len(s.flows) > 0 {
+		s.blanks = 0
+	}
 	if s.quote != 0 {
 		s.addScalar(1) // the line break
 		i := s.quoted(l, 0, s.quote)
@@ -125,8 +129,12 @@ func (s *scanner) scanLine(l []byte) {
 		return
 	}
 	ind := indentOf(l)
-	if ind == len(l) || l[ind] == '#' {
-		return // blank or a comment
+	if ind == len(l) {
+		s.blanks++ // a line break in a multi-line plain scalar
+		return
+	}
+	if l[ind] == '#' {
+		return
 	}
 	if ind == 0 && (marker(l, "---") || marker(l, "...")) {
 		s.blocks, s.expectChild = s.blocks[:0], true // a new document
@@ -145,10 +153,12 @@ func (s *scanner) scanLine(l []byte) {
 // place finds the block level the line at indentation ind belongs to,
 // opening or closing levels, then scans its content.
 func (s *scanner) place(l []byte, ind int) {
+	more := s.blanks + len(l) - ind + 1 // if the line goes on a scalar
+	s.blanks = 0
 	if len(s.blocks) == 1 && s.top().kind == kindScalar {
 		// A document that is a plain scalar: its lines go on at any
 		// indentation.
-		s.addScalar(len(l) - ind + 1)
+		s.addScalar(more)
 		return
 	}
 	for len(s.blocks) > 0 && s.top().indent > ind {
@@ -157,13 +167,13 @@ func (s *scanner) place(l []byte, ind int) {
 	item := seqIndicator(l, ind)
 	switch {
 	case len(s.blocks) > 0 && s.top().kind == kindScalar:
-		s.addScalar(len(l) - ind + 1) // more lines of a plain scalar
+		s.addScalar(more) // more lines of a plain scalar
 		return
 	case len(s.blocks) == 0:
 		s.push(ind, kindUnknown)
 	case s.top().indent < ind:
 		if !s.expectChild {
-			s.addScalar(len(l) - ind + 1)
+			s.addScalar(more)
 			return
 		}
 		s.push(ind, kindUnknown)

@@ -40,6 +40,8 @@ func TestCheck(t *testing.T) {
 		{"compact list depth beyond", "a:\n- - - b\n", "f:2:5: nesting depth 4 exceeds limit 3 (test nesting depth)"},
 		{"list at a key's column", "a:\n- b: c\n", ""},
 		{"list in a list item's mapping", "a:\n- b:\n  - c\n", "f:3:3: nesting depth 4 exceeds limit 3 (test nesting depth)"},
+		{"tagged compact list beyond", "- - ! - - x\n", "f:1:9: nesting depth 4 exceeds limit 3 (test nesting depth)"},
+		{"anchor alone on its line", "a:\n  &x\n  b:\n    c: [[d]]\n", "f:4:8: nesting depth 4 exceeds limit 3 (test nesting depth)"},
 		{"flow depth at the limit", "a: [[b]]\n", ""},
 		{"flow depth beyond", "a: [[[b]]]\n", "f:1:6: nesting depth 4 exceeds limit 3 (test nesting depth)"},
 		{"pair in a flow list at the limit", "a: [b: c]\n", ""},

@@ -192,6 +192,10 @@ func (s *scanner) content(l []byte, i int) {
 	if s.err != nil {
 		return
 	}
+	if i = skipProperties(l, i); i == len(l) || l[i] == '#' {
+		s.expectChild = true // "&anchor" or "!tag" alone: the node is below
+		return
+	}
 	if explicitIndicator(l, i) {
 		s.explicit(l, i)
 		return
@@ -202,7 +206,7 @@ func (s *scanner) content(l []byte, i int) {
 	}
 	for s.err == nil && seqIndicator(l, i) {
 		s.setKind(i, kindSeq)
-		j := skipSpaces(l, i+1)
+		j := skipProperties(l, skipSpaces(l, i+1)) // "- &a - b"
 		if j == len(l) || l[j] == '#' {
 			s.expectChild = true
 			return

@@ -63,8 +63,10 @@ type scanner struct {
 
 	// expectChild is set when the last line ended a key or a "-" with no
 	// value: a deeper next line opens a nested collection. When it is
-	// clear, a deeper line continues the last scalar.
+	// clear, a deeper line continues the last scalar. tagged is set when
+	// it ended with a tag: the next line opens a level at any indentation.
 	expectChild bool
+	tagged      bool
 	// A scalar that may go on over the next lines.
 	quote       byte // open quote, or 0
 	block       bool // in a block scalar (| or >)
@@ -137,7 +139,7 @@ func (s *scanner) scanLine(l []byte) {
 		return
 	}
 	if ind == 0 && (marker(l, "---") || marker(l, "...")) {
-		s.blocks, s.expectChild = s.blocks[:0], true // a new document
+		s.blocks, s.expectChild, s.tagged = s.blocks[:0], true, false // a new document
 		// "--- |" or "--- text": the document's node starts on the line.
 		if i := skipSpaces(l, 3); i < len(l) && l[i] != '#' && l[0] == '-' {
 			s.place(l, i)
@@ -155,6 +157,12 @@ func (s *scanner) scanLine(l []byte) {
 func (s *scanner) place(l []byte, ind int) {
 	more := s.blanks + len(l) - ind + 1 // if the line goes on a scalar
 	s.blanks = 0
+	if s.tagged {
+		s.tagged, s.expectChild = false, false
+		s.push(ind, kindUnknown)
+		s.content(l, ind)
+		return
+	}
 	if len(s.blocks) == 1 && s.top().kind == kindScalar {
 		// A document that is a plain scalar: its lines go on at any
 		// indentation.
@@ -192,10 +200,12 @@ func (s *scanner) content(l []byte, i int) {
 	if s.err != nil {
 		return
 	}
-	if i = skipProperties(l, i); i == len(l) || l[i] == '#' {
-		s.expectChild = true // "&anchor" or "!tag" alone: the node is below
+	j := skipProperties(l, i)
+	if j == len(l) || l[j] == '#' {
+		s.propertiesEnd(l, i, j) // "&anchor" or "!tag" alone
 		return
 	}
+	i = j
 	if explicitIndicator(l, i) {
 		s.explicit(l, i)
 		return
@@ -206,9 +216,10 @@ func (s *scanner) content(l []byte, i int) {
 	}
 	for s.err == nil && seqIndicator(l, i) {
 		s.setKind(i, kindSeq)
-		j := skipProperties(l, skipSpaces(l, i+1)) // "- &a - b"
+		k := skipSpaces(l, i+1)
+		j := skipProperties(l, k) // "- &a - b"
 		if j == len(l) || l[j] == '#' {
-			s.expectChild = true
+			s.propertiesEnd(l, k, j)
 			return
 		}
 		if !seqIndicator(l, j) && !explicitIndicator(l, j) && !s.startsKey(l, j) {
@@ -291,11 +302,12 @@ func (s *scanner) startsKey(l []byte, i int) bool {
 // scalar or a flow collection. It returns the offset after a key's ":"
 // when the node is a key, else -1.
 func (s *scanner) node(l []byte, i int) int {
-	i = skipProperties(l, i)
-	if i == len(l) || l[i] == '#' {
-		s.expectChild = true // "key: &anchor" then the value below
+	j := skipProperties(l, i)
+	if j == len(l) || l[j] == '#' {
+		s.propertiesEnd(l, i, j) // "key: &anchor" then the value below
 		return -1
 	}
+	i = j
 	switch l[i] {
 	case '"', '\'':
 		s.startScalar(i)
@@ -318,6 +330,15 @@ func (s *scanner) node(l []byte, i int) int {
 		return end + 1
 	}
 	return -1
+}
+
+// propertiesEnd notes that the line ends with the properties at [i, j)
+// of a node written below. The parser takes the next node as the value of
+// a tag whatever its indentation ("- !" then "- x" at the same column is
+// a list in a list), so after a tag the next line opens a level.
+func (s *scanner) propertiesEnd(l []byte, i, j int) {
+	s.expectChild = true
+	s.tagged = bytes.IndexByte(l[i:j], '!') >= 0
 }
 
 // afterNode looks past a quoted scalar or flow collection that ended at i

@@ -78,8 +78,9 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-// TestUTF8 pins the position of the first byte that is not UTF-8: its
-// line, and its column counted in characters as the parser counts them.
+// TestUTF8 pins the position of the first byte that is not UTF-8, or of
+// the first control character: its line, and its column counted in
+// characters as the parser counts them.
 func TestUTF8(t *testing.T) {
 	tests := []struct {
 		in   string
@@ -91,6 +92,11 @@ func TestUTF8(t *testing.T) {
 		{"a: b\nc: éé\xc3\n", "f:2:6: invalid UTF-8 (byte 0xc3): the file must be UTF-8 text"},
 		{"a: b\n\n  # \xed\xa0\x80\n", "f:3:5: invalid UTF-8 (byte 0xed): the file must be UTF-8 text"}, // a surrogate
 		{"\xfe", "f:1:1: invalid UTF-8 (byte 0xfe): the file must be UTF-8 text"},
+		{"a:\tb\r\nc: d\u0085e\n", ""},
+		{"- - -\x00", "f:1:6: control character U+0000 is not allowed in YAML"},
+		{"a: é\x1b[31m\n", "f:1:5: control character U+001B is not allowed in YAML"},
+		{"a: \u009b\n", "f:1:4: control character U+009B is not allowed in YAML"},
+		{"a: \x7f\n", "f:1:4: control character U+007F is not allowed in YAML"},
 	}
 	for _, tt := range tests {
 		got := ""

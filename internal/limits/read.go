@@ -55,7 +55,7 @@ func sizeError(file string, lim Limits) *diag.Error {
 }
 
 // Check checks data, the whole text of file, against lim before it is
-// parsed: its size, that it is UTF-8, and, in one pass over the text that
+// parsed: its size, that it is UTF-8 text YAML allows, and, in one pass over the text that
 // keeps a few hundred bytes of state, the nesting depth, the size of every
 // scalar and the number of keys and list items. The first problem is
 // returned, at its line and column (columns count characters, as the YAML
@@ -64,7 +64,7 @@ func Check(file string, data []byte, lim Limits) *diag.Error {
 	if int64(len(data)) > lim.Size {
 		return sizeError(file, lim)
 	}
-	if err := checkUTF8(file, data); err != nil {
+	if err := checkText(file, data); err != nil {
 		return err
 	}
 	s := scanner{lim: lim, file: file, data: data, expectChild: true, scalarLine: 1}
@@ -72,20 +72,29 @@ func Check(file string, data []byte, lim Limits) *diag.Error {
 	return s.err
 }
 
-// checkUTF8 finds the first byte that is not part of valid UTF-8. The YAML
-// parser would turn it into U+FFFD and accept the file, so a config with a
-// corrupted byte would silently carry a different value than written.
-func checkUTF8(file string, data []byte) *diag.Error {
-	if utf8.Valid(data) {
-		return nil
-	}
+// checkText finds the first byte that is not part of valid UTF-8, or the
+// first character YAML does not allow (C0 and C1 controls other than tab,
+// line feed, carriage return and NEL; DEL; U+FFFE and U+FFFF). The YAML
+// parser would turn a bad byte into U+FFFD and accept the file, so a config
+// with a corrupted byte would silently carry a different value than
+// written; controls it reads in ways of its own ("-\x00" is a list item).
+func checkText(file string, data []byte) *diag.Error {
 	line, lineStart := 1, 0
 	for i := 0; i < len(data); {
-		r, size := utf8.DecodeRune(data[i:])
-		if r == utf8.RuneError && size <= 1 {
+		r, size := rune(data[i]), 1
+		if r >= utf8.RuneSelf {
+			r, size = utf8.DecodeRune(data[i:])
+		}
+		msg := ""
+		switch {
+		case r == utf8.RuneError && size == 1:
+			msg = fmt.Sprintf("invalid UTF-8 (byte 0x%02x): the file must be UTF-8 text", data[i])
+		case r < 0x20 && r != '\t' && r != '\n' && r != '\r', r == 0x7f, r >= 0x80 && r <= 0x9f && r != 0x85, r == 0xfffe, r == 0xffff:
+			msg = fmt.Sprintf("control character %U is not allowed in YAML", r)
+		}
+		if msg != "" {
 			col := utf8.RuneCount(data[lineStart:i]) + 1
-			return &diag.Error{File: file, Line: line, Col: col,
-				Msg: fmt.Sprintf("invalid UTF-8 (byte 0x%02x): the file must be UTF-8 text", data[i])}
+			return &diag.Error{File: file, Line: line, Col: col, Msg: msg}
 		}
 		if r == '\n' {
 			line, lineStart = line+1, i+1

@@ -67,6 +67,7 @@ type scanner struct {
 	// it ended with a tag: the next line opens a level at any indentation.
 	expectChild bool
 	tagged      bool
+	emptyItem   bool // the last line ended with an empty "-"
 	// A scalar that may go on over the next lines.
 	quote       byte // open quote, or 0
 	block       bool // in a block scalar (| or >)
@@ -187,10 +188,15 @@ func (s *scanner) place(l []byte, ind int) {
 		s.push(ind, kindUnknown)
 	case s.expectChild && item && s.top().kind == kindMap:
 		s.push(ind, kindUnknown) // "key:" then "- item" at the key's column
+	case s.expectChild && s.emptyItem && !item && s.top().kind == kindSeq && s.top().indent == ind:
+		// The parser takes a key at the column of an empty "-" above it
+		// as the item's value, not as the next key of the mapping around
+		// the list ("-" then "a:" at one column nests, line after line).
+		s.push(ind, kindUnknown)
 	case s.top().kind == kindSeq && !item && len(s.blocks) > 1 && s.blocks[len(s.blocks)-2].indent == ind:
 		s.blocks = s.blocks[:len(s.blocks)-1] // the next key after such a list
 	}
-	s.expectChild = false
+	s.expectChild, s.emptyItem = false, false
 	s.content(l, ind)
 }
 
@@ -220,6 +226,7 @@ func (s *scanner) content(l []byte, i int) {
 		j := skipProperties(l, k) // "- &a - b"
 		if j == len(l) || l[j] == '#' {
 			s.propertiesEnd(l, k, j)
+			s.emptyItem = true
 			return
 		}
 		if !seqIndicator(l, j) && !explicitIndicator(l, j) && !s.startsKey(l, j) {

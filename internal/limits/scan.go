@@ -188,7 +188,7 @@ func (s *scanner) place(l []byte, ind int) {
 		s.push(ind, kindUnknown)
 	case s.expectChild && item && s.top().kind == kindMap:
 		s.push(ind, kindUnknown) // "key:" then "- item" at the key's column
-	case s.expectChild && s.emptyItem && !item && s.top().kind == kindSeq && s.top().indent == ind:
+	case s.expectChild && s.emptyItem && s.top().kind == kindSeq && s.top().indent == ind && s.startsKey(l, ind):
 		// The parser takes a key at the column of an empty "-" above it
 		// as the item's value, not as the next key of the mapping around
 		// the list ("-" then "a:" at one column nests, line after line).

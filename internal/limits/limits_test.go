@@ -44,6 +44,7 @@ func TestCheck(t *testing.T) {
 		{"anchor alone on its line", "a:\n  &x\n  b:\n    c: [[d]]\n", "f:4:8: nesting depth 4 exceeds limit 3 (test nesting depth)"},
 		{"tag then a list at its column", "- !\n- !\n- !\n- x\n", "f:4:1: nesting depth 4 exceeds limit 3 (test nesting depth)"},
 		{"key at an empty item's column", "a:\n-\nb:\n- c:\n", "f:4:1: nesting depth 4 exceeds limit 3 (test nesting depth)"},
+		{"tag ended by a tab", "- !\t0 - - - x\n", "f:1:11: nesting depth 4 exceeds limit 3 (test nesting depth)"},
 		{"flow depth at the limit", "a: [[b]]\n", ""},
 		{"flow depth beyond", "a: [[[b]]]\n", "f:1:6: nesting depth 4 exceeds limit 3 (test nesting depth)"},
 		{"pair in a flow list at the limit", "a: [b: c]\n", ""},

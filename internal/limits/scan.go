@@ -606,7 +606,9 @@ func seqIndicator(l []byte, i int) bool {
 // after them.
 func skipProperties(l []byte, i int) int {
 	for i < len(l) && (l[i] == '&' || l[i] == '!') {
-		for i < len(l) && !isSpace(l[i]) {
+		// The parser ends a tag at a space only: "!\t0" is one tag.
+		tag := l[i] == '!'
+		for i < len(l) && l[i] != ' ' && (tag || l[i] != '\t') {
 			i++
 		}
 		i = skipSpaces(l, i)

@@ -193,7 +193,7 @@ func (s *scanner) place(l []byte, ind int) {
 		// as the item's value, not as the next key of the mapping around
 		// the list ("-" then "a:" at one column nests, line after line).
 		s.push(ind, kindUnknown)
-	case s.top().kind == kindSeq && !item && len(s.blocks) > 1 && s.blocks[len(s.blocks)-2].indent == ind:
+	case s.top().kind == kindSeq && !item && len(s.blocks) > 1 && s.blocks[len(s.blocks)-2].indent == ind && s.startsKey(l, ind):
 		s.blocks = s.blocks[:len(s.blocks)-1] // the next key after such a list
 	}
 	s.expectChild, s.emptyItem = false, false

@@ -208,6 +208,9 @@ func (s *scanner) content(l []byte, i int) {
 	}
 	j := skipProperties(l, i)
 	if j == len(l) || l[j] == '#' {
+		if s.top().kind != kindUnknown {
+			s.entry(i) // the parser counts it an entry of the level
+		}
 		s.propertiesEnd(l, i, j) // "&anchor" or "!tag" alone
 		return
 	}

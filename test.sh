@@ -59,3 +59,7 @@ go vet ./...
 go test -race -count=1 -timeout 14m ./...
 # The crash points only exist in builds with their tag (package crashpoint).
 go test -race -count=1 -tags crashpoints ./internal/crashpoint/
+# A short pass of every fuzz target (fuzz.sh finds them): a few seconds each
+# catches what the seed corpora and a little mutation find; longer runs are
+# ./fuzz.sh alone (10m each).
+./fuzz.sh -t 3s

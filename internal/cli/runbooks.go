@@ -311,11 +311,11 @@ func documentsCmd(e *env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bad := false
 			for _, path := range args {
-				data, err := os.ReadFile(path)
-				if err != nil {
-					return &exitError{ExitConfig, err}
+				data, err := runbook.ReadFile(path)
+				if err == nil {
+					_, err = runbook.Parse(path, data)
 				}
-				if _, err := runbook.Parse(path, data); err != nil {
+				if err != nil {
 					bad = true
 					fmt.Fprintln(e.stderr, strings.TrimRight(err.Error(), "\n"))
 					continue

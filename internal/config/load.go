@@ -2,21 +2,28 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/autoheal/autoheal/internal/diag"
+	"github.com/autoheal/autoheal/internal/limits"
 )
 
 // Load reads, defaults and validates the config file at path. Any problem
 // is returned as *Errors, each naming path as given, line and column;
-// nothing of an invalid file is returned.
+// nothing of an invalid file is returned. A file beyond the size limit
+// (limits.Config) is refused after reading one byte more than the limit.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := limits.ReadFile(path, limits.Config)
 	if err != nil {
+		if le, ok := errors.AsType[*diag.Error](err); ok {
+			return nil, &Errors{*le}
+		}
 		msg := err.Error()
 		if pe, ok := errors.AsType[*fs.PathError](err); ok {
 			msg = "cannot read config: " + pe.Err.Error()
@@ -33,9 +40,18 @@ func Load(path string) (*Config, error) {
 // Parsing happens in three passes so that a user fixing a file sees every
 // problem of a kind at once: the YAML syntax (the parser stops at the first
 // error), then the schema (every unknown field and wrong type), then, on a
-// config that decoded, defaults and Validate (every invalid value).
+// config that decoded, the counts of lists and maps, defaults and Validate
+// (every invalid value).
+//
+// Before any of that, the raw bytes are checked against limits.Config
+// (size, UTF-8, depth, scalar size, number of keys and items): the YAML
+// parser takes time and memory far beyond the size of a hostile file, so
+// it only sees files the cheap scan let through.
 func Parse(path string, data []byte) (*Config, error) {
-	file, err := parser.ParseBytes(data, 0)
+	if le := limits.Check(path, data, limits.Config); le != nil {
+		return nil, &Errors{*le}
+	}
+	file, err := parseYAML(data)
 	if err != nil {
 		return nil, &Errors{decodeError(path, err)}
 	}
@@ -52,17 +68,41 @@ func Parse(path string, data []byte) (*Config, error) {
 	// succeed; it keeps DisallowUnknownField as a second line of defence.
 	// AllowDuplicateMapKey only lets a key override one merged in with <<
 	// (the parser has already refused a key written twice in a mapping).
-	if err := yaml.NodeToValue(body, &cfg, yaml.DisallowUnknownField(), yaml.AllowDuplicateMapKey()); err != nil {
+	if err := decode(body, &cfg); err != nil {
 		return nil, &Errors{decodeError(path, err)}
 	}
 	cfg.Path, cfg.src = path, src
 	if abs, err := filepath.Abs(path); err == nil {
 		cfg.Dir = filepath.Dir(abs)
 	}
+	if errs := cfg.checkCounts(); len(errs) > 0 {
+		return nil, errs.Err()
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
+}
+
+// parseYAML and decode run the YAML library, turning a panic into an
+// error: the library is not ours, a config is input, and the schema check
+// between them may not foresee every tree the decoder chokes on.
+func parseYAML(data []byte) (file *ast.File, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			file, err = nil, fmt.Errorf("cannot parse the config: %v", r)
+		}
+	}()
+	return parser.ParseBytes(data, 0)
+}
+
+func decode(body ast.Node, cfg *Config) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("cannot decode the config: %v", r)
+		}
+	}()
+	return yaml.NodeToValue(body, cfg, yaml.DisallowUnknownField(), yaml.AllowDuplicateMapKey())
 }
 
 // document returns the body of the file's only YAML document. Empty

@@ -137,6 +137,12 @@ func (c *checker) resolve(n ast.Node) ast.Node {
 		case *ast.AnchorNode:
 			n = m.Value
 		case *ast.TagNode:
+			if _, null := m.Value.(*ast.NullNode); m.Value == nil || null {
+				// The decoder dereferences the missing value and panics
+				// ("tokens: !t # comment" took autoheal validate down).
+				c.errorf(m.GetToken(), "tag %s has no value", m.Start.Value)
+				return nil
+			}
 			n = m.Value
 		case *ast.AliasNode:
 			target, ok := c.anchors[m.Value.String()]

@@ -141,7 +141,9 @@ func ParseByteSize(str string) (int64, error) {
 		return n, nil
 	}
 	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || f*float64(mult) >= math.MaxInt64 {
+	// "NaN" (in any case but lower) passes the letter check above, and
+	// int64(NaN) is the most negative int64.
+	if err != nil || math.IsNaN(f) || f*float64(mult) >= math.MaxInt64 {
 		return 0, bad
 	}
 	return int64(f * float64(mult)), nil

@@ -2,7 +2,9 @@ package runbook
 
 import (
 	"embed"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -56,9 +58,14 @@ func (l *Library) Get(name string) (*Document, error) {
 	if l.dir != "" && !strings.ContainsAny(name, `/\`) && name != "" && name[0] != '.' {
 		for _, ext := range []string{".yaml", ".yml", ".json"} {
 			path := filepath.Join(l.dir, name+ext)
-			data, err := os.ReadFile(path)
-			if err != nil {
+			data, err := ReadFile(path)
+			if errors.Is(err, fs.ErrNotExist) {
 				continue
+			}
+			if err != nil {
+				// Beyond the size limit, or unreadable: saying "not found"
+				// would send the operator looking for the wrong problem.
+				return nil, err
 			}
 			return Parse(path, data)
 		}
@@ -102,7 +109,7 @@ func (l *Library) List() []Summary {
 		}
 		path := filepath.Join(l.dir, e.Name())
 		s := Summary{Name: strings.TrimSuffix(e.Name(), ext), Source: path}
-		data, err := os.ReadFile(path)
+		data, err := ReadFile(path)
 		if err == nil {
 			var d *Document
 			if d, err = Parse(path, data); err == nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/ohler55/ojg/jp"
 
 	"github.com/autoheal/autoheal/internal/diag"
+	"github.com/autoheal/autoheal/internal/limits"
 )
 
 // Parse reads a document written in YAML or JSON (JSON is YAML's flow
@@ -29,7 +30,14 @@ import (
 // then the shape of every field (unknown fields, wrong types, values out of
 // range), then what needs the whole document (step references, {{ }}
 // references, the inputs of each action, loops without an exit).
+//
+// Before any of that, the raw bytes are checked against limits.Document
+// (size, UTF-8, depth, scalar size, number of keys and items), so that the
+// YAML parser only sees files the cheap scan let through.
 func Parse(path string, data []byte) (*Document, error) {
+	if le := limits.Check(path, data, limits.Document); le != nil {
+		return nil, &Errors{*le}
+	}
 	file, err := parseYAML(data)
 	if err != nil {
 		return nil, &Errors{syntaxError(path, err)}
@@ -43,6 +51,9 @@ func Parse(path string, data []byte) (*Document, error) {
 		return nil, errs.Err() // the document is too large
 	}
 	p := &docParser{file: path, errs: errs}
+	if !p.checkCounts(tree) {
+		return nil, p.errs.Err()
+	}
 	doc := p.document(tree)
 	if path != "" {
 		doc.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))

@@ -1,0 +1,177 @@
+package limits
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+)
+
+// shape is what the limits measure, as the YAML parser sees it.
+type shape struct {
+	depth, entries, nodes, scalar int
+}
+
+// measure walks a parsed file as written (aliases not followed).
+func measure(f *ast.File) shape {
+	var s shape
+	var walk func(n ast.Node, depth int)
+	collection := func(n, depth int) {
+		s.depth = max(s.depth, depth)
+		s.entries = max(s.entries, n)
+		s.nodes += n
+	}
+	walk = func(n ast.Node, depth int) {
+		switch m := n.(type) {
+		case *ast.MappingNode:
+			collection(len(m.Values), depth+1)
+			for _, v := range m.Values {
+				walk(v.Key, depth+1)
+				walk(v.Value, depth+1)
+			}
+		case *ast.MappingValueNode:
+			collection(1, depth+1)
+			walk(m.Key, depth+1)
+			walk(m.Value, depth+1)
+		case *ast.MappingKeyNode:
+			walk(m.Value, depth)
+		case *ast.SequenceNode:
+			collection(len(m.Values), depth+1)
+			for _, v := range m.Values {
+				walk(v, depth+1)
+			}
+		case *ast.AnchorNode:
+			walk(m.Value, depth)
+		case *ast.TagNode:
+			walk(m.Value, depth)
+		case *ast.StringNode:
+			s.scalar = max(s.scalar, len(m.Value))
+		case *ast.LiteralNode:
+			s.scalar = max(s.scalar, len(m.Value.Value))
+		}
+	}
+	for _, doc := range f.Docs {
+		if doc != nil && doc.Body != nil {
+			walk(doc.Body, 0)
+		}
+	}
+	return s
+}
+
+// TestAgreesWithParser checks the scan against the parser on every YAML
+// and JSON file of the repository (configs, documents, examples): at
+// limits equal to what the parser finds the file passes, and one below the
+// file's depth or largest collection it fails, so the scan counts depth
+// and entries exactly on real files.
+func TestAgreesWithParser(t *testing.T) {
+	var files []string
+	for _, g := range []string{"../config/testdata/*.yaml", "../runbook/testdata/*/*.yaml", "../runbook/testdata/*/*.json",
+		"../runbook/builtin/*.yaml", "../../examples/*.yaml", "../../examples/*/*.yaml", "../../examples/*/*/*.yaml"} {
+		m, _ := filepath.Glob(g)
+		files = append(files, m...)
+	}
+	if len(files) < 50 {
+		t.Fatalf("only %d files found", len(files))
+	}
+	checked := 0
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := parser.ParseBytes(data, 0)
+		if err != nil || !utf8.Valid(data) {
+			continue // a bad.yaml for the parser, or for Check
+		}
+		s := measure(f)
+		if s.depth == 0 {
+			continue
+		}
+		checked++
+		// Scalars are measured as written, which is longer than their
+		// value (indentation, escapes): only the fuzzer checks them.
+		lim := Limits{Kind: "t", Size: 1 << 30, Scalar: 1 << 20, Depth: s.depth, Entries: s.entries, Nodes: s.nodes}
+		if err := Check(file, data, lim); err != nil {
+			t.Errorf("at the file's own shape %+v: %v", s, err)
+		}
+		for i, l := range []Limits{lim, lim, lim} {
+			switch i {
+			case 0:
+				l.Depth--
+			case 1:
+				l.Entries--
+			case 2:
+				l.Nodes--
+			}
+			if l.Depth > 0 && l.Entries > 0 && l.Nodes > 0 && Check(file, data, l) == nil {
+				t.Errorf("%s (%+v) passes limits %+v", file, s, l)
+			}
+		}
+	}
+	t.Logf("%d files", checked)
+}
+
+// FuzzCheck feeds the scan arbitrary text. It must not panic, and a file
+// it lets through must be within the limits as the parser measures them:
+// a scan that counts less than the parser is a way around the limits.
+func FuzzCheck(f *testing.F) {
+	for _, s := range []string{
+		"a: 1\nb: [1, 2]\n", "a:\n- b: c\n  d: |\n    text\n", "{\"a\": [1, {\"b\": 2}]}",
+		"a: \"x\n  y\"\n", "--- |\n  text\n...\n", "? a\n: b\n", "a: &x {b: 1}\nc: *x\n", "a:\r  b:\r    c: d\r",
+	} {
+		f.Add([]byte(s))
+	}
+	// The scalar limit is high enough that the other limits can be
+	// gone around within it (a whole file read as one scalar).
+	lim := Limits{Kind: "fuzz", Size: 1 << 20, Scalar: 64, Depth: 4, Entries: 4, Nodes: 24}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := Check("fuzz.yaml", data, lim); err != nil {
+			if err.Line < 1 || err.Col < 1 {
+				t.Fatalf("no position: %v", err)
+			}
+			return
+		}
+		file, err := parser.ParseBytes(data, 0)
+		if err != nil {
+			return
+		}
+		if s := measure(file); s.depth > lim.Depth || s.entries > lim.Entries || s.nodes > lim.Nodes || s.scalar > lim.Scalar {
+			t.Fatalf("the scan let through %q, whose shape is %+v", data, s)
+		}
+	})
+}
+
+// BenchmarkCheck scans files at the config's size limit, of the shapes
+// that cost the parser most: one line of flow collections (a column
+// counted per scalar made this quadratic), and block mappings. The scan is
+// linear: bytes per second are the same for both.
+func BenchmarkCheck(b *testing.B) {
+	var flowLine, blocks []byte
+	flowLine = append(flowLine, '[')
+	for int64(len(flowLine)) < Config.Size-20 {
+		flowLine = append(flowLine, "[a, b, c, d, e, f], "...)
+	}
+	flowLine = append(flowLine, ']')
+	for i := 0; int64(len(blocks)) < Config.Size-40; i++ {
+		blocks = fmt.Appendf(blocks, "k%d:\n  a: 1\n  b: [x, y]\n", i)
+	}
+	lim := Config
+	lim.Nodes, lim.Entries = 1<<30, 1<<30
+	for _, bc := range []struct {
+		name string
+		data []byte
+	}{{"flow line", flowLine}, {"block mappings", blocks}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bc.data)))
+			for b.Loop() {
+				if err := Check("f", bc.data, lim); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

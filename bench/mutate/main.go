@@ -109,7 +109,7 @@ func pass(ms []mutant, out string, timeout time.Duration) int {
 	start := time.Now()
 	for i, m := range ms {
 		o := r.run(m, timeout)
-		res := o.Result
+		var res string
 		switch {
 		case o.Result == "killed" || o.Result == "timeout":
 			if m.Equivalent != "" {

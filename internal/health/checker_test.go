@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -135,18 +136,28 @@ func TestCheckerServerDown(t *testing.T) {
 
 func TestCheckerStartupThenInterval(t *testing.T) {
 	// With an hour-long interval, the three successes needed can only come
-	// from the startup interval; once healthy, no probe follows for an hour.
-	var probes atomic.Int32
-	p := Process(func() bool { probes.Add(1); return true })
-	rec := newRecorder()
-	c := NewChecker("p", Config{Interval: time.Hour, StartupInterval: time.Millisecond, HealthyThreshold: 3}, p, rec.onChange, nil)
-	c.Start(context.Background())
-	defer c.Close()
-	rec.expect(t, Healthy)
-	time.Sleep(50 * time.Millisecond)
-	if n := probes.Load(); n != 3 {
-		t.Fatalf("%d probes, want 3 then none until the interval", n)
-	}
+	// from the startup interval; once healthy, no probe follows until the
+	// hour is up. In a synctest bubble the clock only moves when every
+	// goroutine waits, so "none in 59 minutes" is exact, not a guess.
+	synctest.Test(t, func(t *testing.T) {
+		var probes atomic.Int32
+		p := Process(func() bool { probes.Add(1); return true })
+		rec := newRecorder()
+		c := NewChecker("p", Config{Interval: time.Hour, StartupInterval: time.Millisecond, HealthyThreshold: 3}, p, rec.onChange, nil)
+		c.Start(context.Background())
+		defer c.Close()
+		rec.expect(t, Healthy)
+		time.Sleep(59 * time.Minute)
+		synctest.Wait()
+		if n := probes.Load(); n != 3 {
+			t.Fatalf("%d probes in the first 59 minutes, want 3 then none until the interval", n)
+		}
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		if n := probes.Load(); n != 4 {
+			t.Fatalf("%d probes after the interval, want 4", n)
+		}
+	})
 }
 
 func TestCheckerGracePeriod(t *testing.T) {
@@ -300,33 +311,41 @@ func TestCheckerClose(t *testing.T) {
 			t.Fatalf("status %s", c.Status())
 		}
 	})
+	// In a synctest bubble the clock moves only when every goroutine
+	// waits: an hour of "no probe" is exact, not a guess.
 	t.Run("cancelled start context stops the loop", func(t *testing.T) {
-		var probes atomic.Int32
-		ctx, cancel := context.WithCancel(context.Background())
-		c := NewChecker("p", fast(Config{}), Process(func() bool { probes.Add(1); return false }), nil, nil)
-		c.Start(ctx)
-		for probes.Load() == 0 {
-			time.Sleep(time.Millisecond)
-		}
-		cancel()
-		c.Close()
-		n := probes.Load()
-		time.Sleep(20 * time.Millisecond)
-		if probes.Load() != n {
-			t.Fatal("probing after Close")
-		}
+		synctest.Test(t, func(t *testing.T) {
+			var probes atomic.Int32
+			ctx, cancel := context.WithCancel(context.Background())
+			c := NewChecker("p", fast(Config{}), Process(func() bool { probes.Add(1); return false }), nil, nil)
+			c.Start(ctx)
+			for probes.Load() == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			cancel()
+			c.Close()
+			n := probes.Load()
+			time.Sleep(time.Hour)
+			synctest.Wait()
+			if probes.Load() != n {
+				t.Fatal("probing after Close")
+			}
+		})
 	})
 	t.Run("close without start, twice, start after close", func(t *testing.T) {
-		var probes atomic.Int32
-		c := NewChecker("p", fast(Config{}), Process(func() bool { probes.Add(1); return true }), nil, nil)
-		c.Close()
-		c.Close()
-		c.Start(context.Background())
-		time.Sleep(20 * time.Millisecond)
-		c.Close()
-		if probes.Load() != 0 {
-			t.Fatal("a closed checker probed")
-		}
+		synctest.Test(t, func(t *testing.T) {
+			var probes atomic.Int32
+			c := NewChecker("p", fast(Config{}), Process(func() bool { probes.Add(1); return true }), nil, nil)
+			c.Close()
+			c.Close()
+			c.Start(context.Background())
+			time.Sleep(time.Hour)
+			synctest.Wait()
+			c.Close()
+			if probes.Load() != 0 {
+				t.Fatal("a closed checker probed")
+			}
+		})
 	})
 	t.Run("concurrent close", func(t *testing.T) {
 		c := NewChecker("p", fast(Config{}), Process(func() bool { return true }), nil, nil)

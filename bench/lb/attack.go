@@ -496,30 +496,17 @@ func (p *peakRSS) stop() int64 {
 // groupRSS is the resident memory of the processes in process group pgid
 // (a proxy and its workers), from /proc/PID/statm.
 func groupRSS(pgid int) int64 {
-	ents, _ := os.ReadDir("/proc")
 	var pages int64
-	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+	groupStats(pgid, func(pid string, _ []string) {
+		m, err := os.ReadFile("/proc/" + pid + "/statm")
 		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) < 3 || f[2] != strconv.Itoa(pgid) {
-			continue
-		}
-		m, err := os.ReadFile("/proc/" + e.Name() + "/statm")
-		if err != nil {
-			continue
+			return
 		}
 		if mf := strings.Fields(string(m)); len(mf) > 1 {
 			n, _ := strconv.ParseInt(mf[1], 10, 64)
 			pages += n
 		}
-	}
+	})
 	return pages * int64(os.Getpagesize())
 }
 

@@ -374,11 +374,11 @@ func portOf(ports map[string]int, name string) int {
 	return freeport.Next()
 }
 
-// groupCPU is the CPU time (user and system) of the processes in process
-// group pgid, as /proc/PID/stat counts it (in clock ticks of 10ms).
-func groupCPU(pgid int) time.Duration {
+// groupStats calls f with the pid and the fields of /proc/PID/stat after
+// the command name (f[0] is field 3, the state) of every process in
+// process group pgid: a proxy and its workers.
+func groupStats(pgid int, f func(pid string, fields []string)) {
 	ents, _ := os.ReadDir("/proc")
-	var ticks int64
 	for _, e := range ents {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
@@ -388,14 +388,24 @@ func groupCPU(pgid int) time.Duration {
 			continue
 		}
 		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		// f[0] is field 3 (state): pgrp is field 5, utime 14, stime 15.
-		if len(f) < 13 || f[2] != strconv.Itoa(pgid) {
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		// pgrp is field 5.
+		if len(fields) < 13 || fields[2] != strconv.Itoa(pgid) {
 			continue
 		}
+		f(e.Name(), fields)
+	}
+}
+
+// groupCPU is the CPU time (user and system) of the processes in process
+// group pgid, as /proc/PID/stat counts it (in clock ticks of 10ms).
+func groupCPU(pgid int) time.Duration {
+	var ticks int64
+	groupStats(pgid, func(_ string, f []string) {
+		// utime is field 14, stime 15.
 		u, _ := strconv.ParseInt(f[11], 10, 64)
 		k, _ := strconv.ParseInt(f[12], 10, 64)
 		ticks += u + k
-	}
+	})
 	return time.Duration(ticks) * 10 * time.Millisecond
 }

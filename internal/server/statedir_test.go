@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/testutil"
+
 	"github.com/autoheal/autoheal/internal/api/wire"
 )
 
@@ -43,7 +45,7 @@ func TestFullStateDirHoldsAndRecovers(t *testing.T) {
 	state := mountStateTmpfs(t, "size=24m")
 	var filler string
 	runStateDirOutage(t, state, "no space left on device", func() {
-		filler = fillDir(t, state)
+		filler = testutil.FillDir(t, state)
 	}, func() {
 		if err := os.Remove(filler); err != nil {
 			t.Fatal(err)
@@ -65,7 +67,7 @@ func TestStateDirFillsDuringAHeal(t *testing.T) {
 	webBefore := pidsOf(e, "web")
 	petPid := instanceOf(t, e, "pet").Pid
 
-	filler := fillDir(t, state)
+	filler := testutil.FillDir(t, state)
 	if err := syscall.Kill(petPid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -308,33 +310,13 @@ func mountOrFail(t *testing.T, args ...string) {
 	}
 }
 
-// fillDir writes a file in dir until the file system is full.
-func fillDir(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling %s: %v", dir, err)
-			}
-			return path
-		}
-	}
-}
-
 // TestServeRefusesUnwritableStateDir: a controller does not start on a
 // state dir that takes no writes, and says why.
 func TestServeRefusesUnwritableStateDir(t *testing.T) {
 	t.Parallel()
 	cfg := writeConfig(t, petConfig(freePort(t), ""))
 	full := mountStateTmpfs(t, "size=1m")
-	fillDir(t, full)
+	testutil.FillDir(t, full)
 	ro := mountStateTmpfs(t, "size=1m,ro")
 	for _, tc := range []struct{ dir, want string }{
 		{full, "autoheal: state dir " + full + " is full: "},

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/autoheal/autoheal/internal/testutil"
 
 	"github.com/autoheal/autoheal/internal/event"
 )
@@ -87,26 +88,6 @@ func TestReason(t *testing.T) {
 	}
 }
 
-// fill writes a file in dir until the file system refuses (ENOSPC).
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling %s: %v", dir, err)
-			}
-			return path
-		}
-	}
-}
-
 // bigEvent needs new pages in the WAL: on a full disk it cannot commit.
 func bigEvent(i int) Event {
 	return event.New("g", "", fmt.Sprintf("big %d %s", i, strings.Repeat("x", 256<<10)), event.GroupError{Op: "test", Error: "x"})
@@ -124,7 +105,7 @@ func TestFullDiskDegradesAndProbeResumes(t *testing.T) {
 		}
 		acked = append(acked, evs[0].Seq)
 	}
-	filler := fill(t, dir)
+	filler := testutil.FillDir(t, dir)
 
 	// The write that meets the full disk fails, and degrades the store.
 	var err error

@@ -7,6 +7,7 @@
 #   ./fuzz.sh                 every target for 10m (FUZZTIME)
 #   ./fuzz.sh -t 5s           every target for 5s (test.sh's short pass)
 #   ./fuzz.sh -t 20m Config   the targets whose package or name matches
+#   ./fuzz.sh -x FuzzCheck    every target but those that match
 #
 # A failing input is written by Go under the package's
 # testdata/fuzz/<Target>/; commit it with the fix, it then runs with the
@@ -17,11 +18,13 @@ cd "$(dirname "$0")"
 
 time="${FUZZTIME:-10m}"
 parallel="${FUZZ_PARALLEL:-1}"
-while getopts t:p: opt; do
+exclude=""
+while getopts t:p:x: opt; do
 	case $opt in
 	t) time=$OPTARG ;;
 	p) parallel=$OPTARG ;;
-	*) echo "usage: $0 [-t duration] [-p workers] [pattern]" >&2; exit 2 ;;
+	x) exclude=$OPTARG ;;
+	*) echo "usage: $0 [-t duration] [-p workers] [-x exclude] [pattern]" >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -32,6 +35,9 @@ targets=$(grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]+\(' cmd intern
 	sed -E 's|^(.*)/[^/]+_test\.go:func (Fuzz[A-Za-z0-9_]+)\($|\1 \2|' | sort -u)
 if [ -n "$pattern" ]; then
 	targets=$(printf '%s\n' "$targets" | grep -- "$pattern" || true)
+fi
+if [ -n "$exclude" ]; then
+	targets=$(printf '%s\n' "$targets" | grep -v -- "$exclude" || true)
 fi
 if [ -z "$targets" ]; then
 	echo "fuzz.sh: no fuzz target${pattern:+ matches $pattern}" >&2

@@ -41,6 +41,9 @@ type Config struct {
 	// API configures the names the API answers to. Default: IP addresses,
 	// loopback names and the listen address's name.
 	API API `yaml:"api"`
+	// Cluster joins autoheal on several hosts through etcd. Default: none,
+	// one host.
+	Cluster Cluster `yaml:"cluster"`
 
 	// Path is the file the config was read from (not a YAML field).
 	Path string `yaml:"-"`
@@ -96,6 +99,8 @@ func (c *Config) setDefaults() {
 	}
 	c.setAlarmDefaults()
 	c.Alertmanager.setDefaults()
+	c.Cluster.setDefaults()
+	c.resolveClusterPaths()
 }
 
 // config checks every feature, in the order of Config's fields. The order
@@ -114,6 +119,7 @@ func (v *validator) config() {
 	v.alertmanager()
 	v.auth()
 	v.api()
+	v.cluster()
 }
 
 // resolvePath makes a path written in the file absolute, relative to the

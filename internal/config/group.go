@@ -25,6 +25,9 @@ type Group struct {
 	Desired *int `yaml:"desired"`
 	// Tags are free-form labels (targets for maintenance windows).
 	Tags map[string]string `yaml:"tags"`
+	// Placement says which hosts of a cluster may run the group's
+	// instances (cluster.go). Default: any host.
+	Placement Placement `yaml:"placement"`
 
 	// Launch is the launch template. Required (at least its command).
 	Launch Launch `yaml:"launch"`
@@ -166,6 +169,7 @@ func (v *validator) group(g *Group, gp path) {
 	v.hooks("launch", g.Hooks.Launch, gp.field("hooks").field("launch"))
 	v.hooks("terminate", g.Hooks.Terminate, gp.field("hooks").field("terminate"))
 	v.parameters(g, gp)
+	v.placement(g, gp.field("placement"))
 	if g.APIRole != "" && !slices.Contains(InstanceRoles, g.APIRole) {
 		v.errorf(gp.field("api_role"), "api_role %q: use %s, or leave it out (instances get no role)%s",
 			g.APIRole, strings.Join(InstanceRoles, " or "), didYouMean(g.APIRole, InstanceRoles...))

@@ -41,6 +41,8 @@ func (c *Config) checkCounts() Errors {
 	add(root.field("alertmanager").field("routes"), len(c.Alertmanager.Routes), limits.AlertRoutes, "alertmanager routes")
 	add(root.field("auth").field("API tokens"), len(c.Auth.Tokens), limits.Tokens, "API tokens")
 	add(root.field("api").field("hosts"), len(c.API.Hosts), limits.APIHosts, "API hosts")
+	add(root.field("cluster").field("hosts"), len(c.Cluster.Hosts), limits.ClusterHosts, "cluster hosts")
+	add(root.field("cluster").field("etcd").field("endpoints"), len(c.Cluster.Etcd.Endpoints), limits.EtcdEndpoints, "etcd endpoints")
 	for i, g := range c.Groups {
 		p := root.field("groups").index(i)
 		add(p.field("volumes per group"), len(g.Volumes), limits.Volumes, "volumes per group")

@@ -46,7 +46,9 @@ func Load(path string) (*Config, error) {
 // Before any of that, the raw bytes are checked against limits.Config
 // (size, UTF-8, depth, scalar size, number of keys and items): the YAML
 // parser takes time and memory far beyond the size of a hostile file, so
-// it only sees files the cheap scan let through.
+// it only sees files the cheap scan let through. The tree it builds is
+// checked again against the same limits (limits.CheckTree), exactly as the
+// parser counts, whatever the layout.
 func Parse(path string, data []byte) (*Config, error) {
 	if le := limits.Check(path, data, limits.Config); le != nil {
 		return nil, &Errors{*le}
@@ -54,6 +56,9 @@ func Parse(path string, data []byte) (*Config, error) {
 	file, err := parseYAML(data)
 	if err != nil {
 		return nil, &Errors{decodeError(path, err)}
+	}
+	if le := limits.CheckTree(path, file, limits.Config); le != nil {
+		return nil, &Errors{*le}
 	}
 	body, errs := document(path, file)
 	if len(errs) > 0 {

@@ -91,6 +91,8 @@ const (
 	AlertRoutes        = 1000 // Alertmanager routes
 	Tokens             = 1000 // API tokens
 	APIHosts           = 100  // API allowed hosts
+	ClusterHosts       = 100  // hosts of a cluster
+	EtcdEndpoints      = 16   // etcd endpoints
 	ActionParameters   = 200  // parameters of one window task or remediation
 )
 

@@ -348,7 +348,18 @@ func (s *scanner) node(l []byte, i int) int {
 // a list in a list), so after a tag the next line opens a level.
 func (s *scanner) propertiesEnd(l []byte, i, j int) {
 	s.expectChild = true
-	s.tagged = bytes.IndexByte(l[i:j], '!') >= 0
+	s.tagged = hasTag(l, i, j)
+}
+
+// hasTag reports whether the properties at [i, j) hold a tag: a property
+// that starts with "!" ("&a!" is an anchor whose name ends in "!").
+func hasTag(l []byte, i, j int) bool {
+	for k := i; k < j; k++ {
+		if l[k] == '!' && (k == i || isSpace(l[k-1])) {
+			return true
+		}
+	}
+	return false
 }
 
 // afterNode looks past a quoted scalar or flow collection that ended at i

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -115,24 +116,63 @@ func TestAgreesWithParser(t *testing.T) {
 	t.Logf("%d files", checked)
 }
 
-// FuzzCheck feeds the scan arbitrary text. It must not panic, and a file
-// it lets through must be within the limits as the parser measures them:
-// a scan that counts less than the parser is a way around the limits.
-func FuzzCheck(f *testing.F) {
+// fuzzLimits are small enough that fuzzing reaches them. The scalar limit
+// is high enough that the other limits can be gone around within it (a
+// whole file read as one scalar).
+var fuzzLimits = Limits{Kind: "fuzz", Size: 1 << 20, Scalar: 64, Depth: 4, Entries: 4, Nodes: 24}
+
+func fuzzSeeds(f *testing.F) {
 	for _, s := range []string{
 		"a: 1\nb: [1, 2]\n", "a:\n- b: c\n  d: |\n    text\n", "{\"a\": [1, {\"b\": 2}]}",
 		"a: \"x\n  y\"\n", "--- |\n  text\n...\n", "? a\n: b\n", "a: &x {b: 1}\nc: *x\n", "a:\r  b:\r    c: d\r",
 	} {
 		f.Add([]byte(s))
 	}
-	// The scalar limit is high enough that the other limits can be
-	// gone around within it (a whole file read as one scalar).
-	lim := Limits{Kind: "fuzz", Size: 1 << 20, Scalar: 64, Depth: 4, Entries: 4, Nodes: 24}
+}
+
+// FuzzCheck feeds the scan arbitrary text. It must not panic; on a file it
+// lets through, CheckTree must refuse exactly the trees beyond the limits
+// (so no file beyond them is accepted, whatever the scan counted), and the
+// parser must have built at most twice the limits: the scan may count less
+// than the parser on layouts of its own, but not by so much that a hostile
+// file gets the parser's unbounded costs back.
+func FuzzCheck(f *testing.F) {
+	fuzzSeeds(f)
+	lim := fuzzLimits
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if err := Check("fuzz.yaml", data, lim); err != nil {
 			if err.Line < 1 || err.Col < 1 {
 				t.Fatalf("no position: %v", err)
 			}
+			return
+		}
+		file, err := parser.ParseBytes(data, 0)
+		if err != nil {
+			return
+		}
+		s := measure(file)
+		within := s.depth <= lim.Depth && s.entries <= lim.Entries && s.nodes <= lim.Nodes && s.scalar <= lim.Scalar
+		if terr := CheckTree("fuzz.yaml", file, lim); (terr == nil) != within {
+			t.Fatalf("CheckTree on %q (shape %+v): %v", data, s, terr)
+		} else if terr != nil && (terr.Line < 1 || terr.Col < 1) {
+			t.Fatalf("no position: %v", terr)
+		}
+		if s.depth > 2*lim.Depth || s.entries > 2*lim.Entries || s.nodes > 2*lim.Nodes || s.scalar > 2*lim.Scalar {
+			t.Fatalf("the scan let through %q, whose shape is %+v, beyond twice the limits", data, s)
+		}
+	})
+}
+
+// FuzzScanExact holds the scan to its aim: it never counts less than the
+// parser, so that CheckTree never has anything to refuse. It still finds
+// layouts the parser reads in ways of its own (a plain scalar continued by
+// an explicit ":" line, say), so test.sh's short fuzz pass leaves it out;
+// run it with ./fuzz.sh FuzzScanExact.
+func FuzzScanExact(f *testing.F) {
+	fuzzSeeds(f)
+	lim := fuzzLimits
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if Check("fuzz.yaml", data, lim) != nil {
 			return
 		}
 		file, err := parser.ParseBytes(data, 0)
@@ -171,6 +211,49 @@ func BenchmarkCheck(b *testing.B) {
 				if err := Check("f", bc.data, lim); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// TestCheckTree: the check on the parser's tree refuses each limit one
+// beyond, accepts at the limit, and catches the layout FuzzCheck found
+// that the scan reads one level shallower than the parser.
+func TestCheckTree(t *testing.T) {
+	lim := Limits{Kind: "t", Size: 1 << 20, Scalar: 64, Depth: 3, Entries: 3, Nodes: 8}
+	for _, tc := range []struct {
+		name, yaml string
+		want       string // in the message; "" for accepted
+		line, col  int
+	}{
+		{"at every limit", "a:\n  b: [1, 2, 3]\nc: 1\n", "", 0, 0},
+		{"one level too deep", "a:\n  b:\n    c: [1]\n", "nesting depth 4 exceeds limit 3", 3, 8},
+		{"one key too many", "a: 1\nb: 2\nc: 3\nd: 4\n", "mapping of more than 3 keys", 1, 2},
+		{"one item too many", "- 1\n- 2\n- 3\n- 4\n", "list of more than 3 items", 1, 1},
+		{"one node too many", "a: [1, 2]\nb: [3, 4]\nc: [5, 6]\n", "more than 8 keys and list items", 3, 4},
+		{"a layout the scan reads shallower", "0:\n 0:\n  0:\n   0\n: 0  \n:", "nesting depth 4 exceeds limit 3", 0, 0},
+		{"a scalar at the limit", "a: " + strings.Repeat("x", 64) + "\n", "", 0, 0},
+		{"a scalar one byte beyond", "a: " + strings.Repeat("x", 65) + "\n", "scalar exceeds limit 64 bytes", 1, 4},
+		{"a block scalar one byte beyond", "a: |\n  " + strings.Repeat("x", 64) + "\n", "scalar exceeds limit 64 bytes", 1, 4},
+		{"a tagged scalar continued", "!\n 0\n" + strings.Repeat("0", 63), "scalar exceeds limit 64 bytes", 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := parser.ParseBytes([]byte(tc.yaml), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err2 := CheckTree("f.yaml", f, lim)
+			switch {
+			case tc.want == "" && err2 != nil:
+				t.Fatalf("refused: %v", err2)
+			case tc.want == "":
+				return
+			case err2 == nil:
+				t.Fatalf("accepted, want %q", tc.want)
+			case !strings.Contains(err2.Msg, tc.want):
+				t.Fatalf("got %v, want %q", err2, tc.want)
+			case tc.line != 0 && (err2.Line != tc.line || err2.Col != tc.col):
+				t.Fatalf("at %d:%d, want %d:%d (%v)", err2.Line, err2.Col, tc.line, tc.col, err2)
 			}
 		})
 	}

@@ -33,7 +33,8 @@ import (
 //
 // Before any of that, the raw bytes are checked against limits.Document
 // (size, UTF-8, depth, scalar size, number of keys and items), so that the
-// YAML parser only sees files the cheap scan let through.
+// YAML parser only sees files the cheap scan let through; the tree it
+// builds is checked again, exactly (limits.CheckTree).
 func Parse(path string, data []byte) (*Document, error) {
 	if le := limits.Check(path, data, limits.Document); le != nil {
 		return nil, &Errors{*le}
@@ -41,6 +42,9 @@ func Parse(path string, data []byte) (*Document, error) {
 	file, err := parseYAML(data)
 	if err != nil {
 		return nil, &Errors{syntaxError(path, err)}
+	}
+	if le := limits.CheckTree(path, file, limits.Document); le != nil {
+		return nil, &Errors{*le}
 	}
 	body, errs := document(path, file)
 	if len(errs) > 0 {

@@ -1,0 +1,165 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/autoheal/autoheal/internal/config"
+)
+
+// ErrNotLeader is returned by Member.Write on a host that is not the
+// leader, or no longer: its write was not applied.
+var ErrNotLeader = errors.New("not the cluster's leader: the write was refused")
+
+// HostRecord is the value of a member's key.
+type HostRecord struct {
+	Name    string    `json:"name"`
+	Address string    `json:"address"`
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+}
+
+// Member is this host in the cluster: its lease, its host key, and its
+// part in the election.
+type Member struct {
+	cfg   *config.Cluster
+	host  string
+	cli   *clientv3.Client
+	lease *Lease
+	sess  *concurrency.Session
+	elect *concurrency.Election
+
+	mu        sync.Mutex
+	leaderKey string // this host's election key while it leads
+	leaderRev int64
+}
+
+// Join makes host a member of the cluster c: it checks that data, the
+// text of this host's config file, says what the cluster's recorded
+// config says, grants the host's lease and writes its host key. A host
+// name already held by a live member is refused (two autoheals claiming
+// one host). The caller runs Lease().Run and, to lead, Campaign; Leave
+// ends the membership.
+func Join(ctx context.Context, c *config.Cluster, host string, data []byte) (m *Member, err error) {
+	h := c.Host(host)
+	if h == nil {
+		return nil, fmt.Errorf("host %q is not in cluster.hosts (%s): start autoheal with --host NAME, one of them", host, strings.Join(hostNames(c), ", "))
+	}
+	cli, err := Connect(c)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			cli.Close()
+		}
+	}()
+	if err := checkConfig(ctx, cli, c, host, data); err != nil {
+		return nil, err
+	}
+	lease, err := grantLease(ctx, cli, c.LeaseTTL.D())
+	if err != nil {
+		return nil, fmt.Errorf("etcd: granting host %s's lease: %w", host, err)
+	}
+	rec, _ := json.Marshal(HostRecord{Name: host, Address: h.Address, PID: os.Getpid(), Started: time.Now().UTC()})
+	key := hostKey(c, host)
+	resp, err := cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(rec), clientv3.WithLease(lease.ID()))).
+		Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		_ = lease.revoke(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("etcd: registering host %s: %w", host, err)
+	}
+	if !resp.Succeeded {
+		_ = lease.revoke(context.WithoutCancel(ctx))
+		var other HostRecord
+		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+			_ = json.Unmarshal(kvs[0].Value, &other)
+		}
+		return nil, fmt.Errorf("host %s is already a member (pid %d, since %s): is another autoheal running with --host %s? A host that died leaves when its lease lapses (%s)",
+			host, other.PID, other.Started.Format(time.RFC3339), host, c.LeaseTTL)
+	}
+	sess, err := concurrency.NewSession(cli, concurrency.WithLease(lease.ID()))
+	if err != nil {
+		_ = lease.revoke(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("etcd: session: %w", err)
+	}
+	return &Member{cfg: c, host: host, cli: cli, lease: lease, sess: sess,
+		elect: concurrency.NewElection(sess, electionPrefix(c))}, nil
+}
+
+// Host is this member's host name.
+func (m *Member) Host() string { return m.host }
+
+// Lease is this member's lease.
+func (m *Member) Lease() *Lease { return m.lease }
+
+// Client is the member's etcd client.
+func (m *Member) Client() *clientv3.Client { return m.cli }
+
+// Campaign blocks until this host is the leader (nil) or ctx ends.
+func (m *Member) Campaign(ctx context.Context) error {
+	if err := m.elect.Campaign(ctx, m.host); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.leaderKey, m.leaderRev = m.elect.Key(), m.elect.Rev()
+	m.mu.Unlock()
+	return nil
+}
+
+// Write applies ops in one transaction if, and only if, this host still
+// holds the leadership it won: the transaction compares the election key's
+// creation revision, so a deposed leader's late write (its lease lapsed,
+// another won) is refused by etcd itself, with ErrNotLeader.
+func (m *Member) Write(ctx context.Context, ops ...clientv3.Op) error {
+	m.mu.Lock()
+	key, rev := m.leaderKey, m.leaderRev
+	m.mu.Unlock()
+	if key == "" {
+		return ErrNotLeader
+	}
+	resp, err := m.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).Then(ops...).Commit()
+	if err != nil {
+		return err
+	}
+	if !resp.Succeeded {
+		m.mu.Lock()
+		m.leaderKey, m.leaderRev = "", 0
+		m.mu.Unlock()
+		return ErrNotLeader
+	}
+	return nil
+}
+
+// Leave ends the membership at once: it revokes the lease, which removes
+// the host key and, if this host leads, its election key, so another host
+// takes over without waiting for the TTL.
+// With etcd unreachable it gives up after the TTL, by when the lease has
+// lapsed anyway.
+func (m *Member) Leave(ctx context.Context) error {
+	m.sess.Orphan() // the lease is revoked below, not by the session
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseTTL.D())
+	defer cancel()
+	err := m.lease.revoke(ctx)
+	m.cli.Close()
+	return err
+}
+
+func hostNames(c *config.Cluster) []string {
+	n := make([]string, len(c.Hosts))
+	for i, h := range c.Hosts {
+		n[i] = h.Name
+	}
+	return n
+}

@@ -30,6 +30,7 @@
 //	alarm.go        alarms and their actions (remediate, restart, replace)
 //	alertmanager.go the Alertmanager receiver's routes
 //	api.go          auth tokens and API host names
+//	cluster.go      the cluster (etcd, lease TTL, hosts) and groups' placement
 //
 // What the features share is in load.go (reading and decoding a file),
 // schema.go (the schema check and the positions of values), validate.go

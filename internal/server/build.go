@@ -72,6 +72,13 @@ func build(ctx context.Context, opts Options) (_ *controller, err error) {
 	if err := checkListen(cfg, opts.Listen); err != nil {
 		return nil, err
 	}
+	if cfg.Cluster.Enabled() {
+		// Until serve runs a cluster (docs/design.md#13-the-cluster), one
+		// serve per host with this config would run every pet on every
+		// host, on shared volumes: refused, not ignored.
+		return nil, &config.Errors{{File: cfg.Path, Msg: "cluster: serve does not run a cluster yet (`autoheal hosts` and `autoheal cluster` use the section); " +
+			"remove the cluster section (and groups' placement) to run on one host"}}
+	}
 	stateDir, err := filepath.Abs(opts.StateDir)
 	if err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)

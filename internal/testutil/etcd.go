@@ -119,7 +119,7 @@ func (e *Etcd) Start(m *EtcdMember) {
 		// The timing a 2 s lease needs (README, Cluster): with etcd's
 		// defaults (100 ms heartbeat, 1 s election) the loss of etcd's
 		// leader outlasted a healthy host's 2 s lease in 1 of 4 rounds of
-		// TestSafeUntilIsALowerBound; with these, in none of 25.
+		// TestSafeUntilIsALowerBound; with these, in none of 5.
 		"--heartbeat-interval", "50", "--election-timeout", "500",
 		"--logger", "zap", "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = log, log

@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/autoheal/autoheal/internal/cluster"
+	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/limits"
+)
+
+// Cluster commands talk to etcd directly, with the config's cluster
+// section: they work from any host, and with no autoheal running.
+
+// clusterConfig loads the config and its cluster section.
+func clusterConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return nil, &exitError{ExitConfig, fmt.Errorf("--config is required: the cluster section says where etcd is")}
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if !cfg.Cluster.Enabled() {
+		return nil, &exitError{ExitConfig, fmt.Errorf("%s has no cluster section (cluster.etcd.endpoints)", path)}
+	}
+	return cfg, nil
+}
+
+func hostsCmd(e *env) *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "hosts --config FILE",
+		Short: "List the cluster's hosts: address, membership, lease left, leader",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := clusterConfig(path)
+			if err != nil {
+				return err
+			}
+			cli, err := cluster.Connect(&cfg.Cluster)
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			hosts, err := cluster.Hosts(ctx, cli, &cfg.Cluster)
+			if err != nil {
+				return err
+			}
+			if e.json() {
+				return e.printJSON(map[string]any{"cluster": cfg.Cluster.Name, "hosts": hosts})
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tADDRESS\tMEMBER\tLEASE LEFT\tLEADER\tPID\tSINCE")
+			for _, h := range hosts {
+				member, left, leader, pid, since := "no", "-", "", "-", "-"
+				if h.Member {
+					member, left, pid = "yes", h.LeaseLeft.String(), fmt.Sprint(h.PID)
+					since = h.Started.Local().Format(time.DateTime)
+				}
+				if h.Leader {
+					leader = "leader"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Address, member, left, leader, pid, since)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "", "config file (YAML) with a cluster section")
+	return cmd
+}
+
+func clusterCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cluster",
+		Short: "Manage the cluster's records in etcd",
+	}
+	var path, host string
+	set := &cobra.Command{
+		Use:   "set-config --config FILE",
+		Short: "Record FILE as the cluster's config: hosts then join only with the same file",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := clusterConfig(path)
+			if err != nil {
+				return err
+			}
+			data, err := limits.ReadFile(path, limits.Config) // valid: Load read it
+			if err != nil {
+				return err
+			}
+			cli, err := cluster.Connect(&cfg.Cluster)
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			if host == "" {
+				host, _ = os.Hostname()
+			}
+			if err := cluster.SetConfig(ctx, cli, &cfg.Cluster, host, data); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "%s: recorded as cluster %s's config\n", path, cfg.Cluster.Name)
+			return nil
+		},
+	}
+	set.Flags().StringVarP(&path, "config", "c", "", "config file (YAML) with a cluster section")
+	set.Flags().StringVar(&host, "host", "", "who records it, for the record (default: this machine's host name)")
+	cmd.AddCommand(set)
+	return cmd
+}

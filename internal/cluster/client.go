@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -17,13 +18,34 @@ import (
 // settings. It does not wait for a member to answer: the first request
 // does, within its own context.
 func Connect(c *config.Cluster) (*clientv3.Client, error) {
+	return connect(c, c.Etcd.Endpoints)
+}
+
+// connectEach opens one client per endpoint (Lease.renewers).
+func connectEach(c *config.Cluster) ([]*clientv3.Client, error) {
+	var clis []*clientv3.Client
+	for _, ep := range c.Etcd.Endpoints {
+		cli, err := connect(c, []string{ep})
+		if err != nil {
+			for _, o := range clis {
+				o.Close()
+			}
+			return nil, err
+		}
+		clis = append(clis, cli)
+	}
+	return clis, nil
+}
+
+func connect(c *config.Cluster, endpoints []string) (*clientv3.Client, error) {
 	cfg := clientv3.Config{
-		Endpoints:   c.Etcd.Endpoints,
+		Endpoints:   endpoints,
 		DialTimeout: c.Etcd.DialTimeout.D(),
-		// A request to a member that stopped answering (its host froze,
-		// its link is down) fails over to another within a lease's third.
-		DialKeepAliveTime:    c.LeaseTTL.D() / 2,
-		DialKeepAliveTimeout: c.LeaseTTL.D() / 2,
+		// gRPC checks a silent connection no sooner than every 10 s
+		// whatever is asked, far beyond a 2 s lease: renewals do not rely
+		// on it (Lease.renewers).
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: c.LeaseTTL.D(),
 		Logger:               zap.NewNop(),
 		RejectOldCluster:     false,
 	}
@@ -42,7 +64,7 @@ func Connect(c *config.Cluster) (*clientv3.Client, error) {
 	}
 	cli, err := clientv3.New(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("etcd %s: %w", strings.Join(c.Etcd.Endpoints, ","), err)
+		return nil, fmt.Errorf("etcd %s: %w", strings.Join(endpoints, ","), err)
 	}
 	return cli, nil
 }

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -24,8 +25,14 @@ var ErrLeaseLost = errors.New("cluster lease lost: this host may no longer count
 // before any other host can be given their volumes.
 type Lease struct {
 	cli *clientv3.Client
-	id  clientv3.LeaseID
-	ttl time.Duration
+	// renewers are one client per etcd member: each renewal goes to every
+	// member at once and the first answer counts, so a member that stopped
+	// answering (its link cut: no reset, the request just hangs) costs
+	// nothing. A single balanced client sent a third of the renewals to it
+	// and lost the lease of a healthy host (TestOneEtcdMemberLost).
+	renewers []*clientv3.Client
+	id       clientv3.LeaseID
+	ttl      time.Duration
 
 	mu        sync.Mutex
 	safeUntil time.Time // with a monotonic reading
@@ -33,13 +40,13 @@ type Lease struct {
 }
 
 // grantLease grants a lease of ttl (whole seconds).
-func grantLease(ctx context.Context, cli *clientv3.Client, ttl time.Duration) (*Lease, error) {
+func grantLease(ctx context.Context, cli *clientv3.Client, renewers []*clientv3.Client, ttl time.Duration) (*Lease, error) {
 	sent := time.Now()
 	resp, err := cli.Grant(ctx, int64(ttl/time.Second))
 	if err != nil {
 		return nil, err
 	}
-	return &Lease{cli: cli, id: resp.ID, ttl: ttl, safeUntil: expiry(sent, resp.TTL), renewed: sent}, nil
+	return &Lease{cli: cli, renewers: renewers, id: resp.ID, ttl: ttl, safeUntil: expiry(sent, resp.TTL), renewed: sent}, nil
 }
 
 // ID is the lease's etcd id.
@@ -64,6 +71,13 @@ func (l *Lease) Renewed() time.Time {
 // answered by then cannot help.
 func (l *Lease) Run(ctx context.Context) error {
 	failed := false
+	var lastErr error
+	lost := func() error {
+		if lastErr == nil {
+			return ErrLeaseLost
+		}
+		return fmt.Errorf("%w (last renewal: %v)", ErrLeaseLost, lastErr)
+	}
 	for {
 		t := time.NewTimer(renewalWait(l.ttl, failed))
 		select {
@@ -75,18 +89,20 @@ func (l *Lease) Run(ctx context.Context) error {
 		safe := l.SafeUntil()
 		sent := time.Now()
 		if !sent.Before(safe) {
-			return ErrLeaseLost
+			return lost()
 		}
-		rctx, cancel := context.WithDeadline(ctx, safe)
-		resp, err := l.cli.KeepAliveOnce(rctx, l.id)
-		cancel()
+		resp, err := l.renewOnce(ctx, safe)
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, rpctypes.ErrLeaseNotFound), err == nil && resp.TTL <= 0:
-			return ErrLeaseLost
+			lastErr = err
+			if err == nil {
+				lastErr = errors.New("etcd answered that the lease has no time left")
+			}
+			return lost()
 		case err != nil:
-			failed = true
+			failed, lastErr = true, err
 		default:
 			failed = false
 			l.mu.Lock()
@@ -97,6 +113,48 @@ func (l *Lease) Run(ctx context.Context) error {
 			l.mu.Unlock()
 		}
 	}
+}
+
+// renewOnce sends one renewal to every member and returns the first
+// answer that renews the lease, or, when none does by safe, the most
+// telling failure (lease not found before any other).
+//
+// One attempt lasts at most attemptTimeout: a call to a member that died
+// waits for its connection to come back (etcd's client waits for ready),
+// and must not hold the next attempt, to the members left, until safe.
+func (l *Lease) renewOnce(ctx context.Context, safe time.Time) (*clientv3.LeaseKeepAliveResponse, error) {
+	deadline := time.Now().Add(attemptTimeout(l.ttl))
+	if safe.Before(deadline) {
+		deadline = safe
+	}
+	rctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	renewers := l.renewers
+	if len(renewers) == 0 {
+		renewers = []*clientv3.Client{l.cli}
+	}
+	type result struct {
+		resp *clientv3.LeaseKeepAliveResponse
+		err  error
+	}
+	results := make(chan result, len(renewers))
+	for _, c := range renewers {
+		go func() {
+			r, err := c.KeepAliveOnce(rctx, l.id)
+			results <- result{r, err}
+		}()
+	}
+	var last result
+	for range renewers {
+		r := <-results
+		if r.err == nil && r.resp.TTL > 0 {
+			return r.resp, nil // the others end with rctx
+		}
+		if last.err == nil || errors.Is(r.err, rpctypes.ErrLeaseNotFound) || r.err == nil {
+			last = r
+		}
+	}
+	return last.resp, last.err
 }
 
 // revoke ends the lease now: a host that leaves on purpose does not make
@@ -122,6 +180,11 @@ func renewalWait(ttl time.Duration, failed bool) time.Duration {
 	}
 	return ttl / 3
 }
+
+// attemptTimeout bounds one renewal attempt: a fifth of the TTL, so that
+// with the retries a tenth apart, a host gets several attempts at the
+// members left before its lease is at risk.
+func attemptTimeout(ttl time.Duration) time.Duration { return ttl / 5 }
 
 // FenceAt is when a host must start stopping its pets so that they are
 // gone by safeUntil, when stopping takes at most stop: the pets of a host

@@ -66,7 +66,18 @@ func Join(ctx context.Context, c *config.Cluster, host string, data []byte) (m *
 	if err := checkConfig(ctx, cli, c, host, data); err != nil {
 		return nil, err
 	}
-	lease, err := grantLease(ctx, cli, c.LeaseTTL.D())
+	renewers, err := connectEach(c)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			for _, r := range renewers {
+				r.Close()
+			}
+		}
+	}()
+	lease, err := grantLease(ctx, cli, renewers, c.LeaseTTL.D())
 	if err != nil {
 		return nil, fmt.Errorf("etcd: granting host %s's lease: %w", host, err)
 	}
@@ -153,6 +164,9 @@ func (m *Member) Leave(ctx context.Context) error {
 	defer cancel()
 	err := m.lease.revoke(ctx)
 	m.cli.Close()
+	for _, r := range m.lease.renewers {
+		r.Close()
+	}
 	return err
 }
 

@@ -34,6 +34,7 @@ type EtcdMember struct {
 	peerURL   string
 	dataDir   string
 	logPath   string
+	host      *TestHost // nil: on loopback in the test's namespace
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -44,6 +45,19 @@ type EtcdMember struct {
 // AUTOHEAL_REQUIRE_TOOLS is set (test.sh installs etcd-server and sets
 // it): then it fails.
 func StartEtcd(t testing.TB, n int) *Etcd {
+	t.Helper()
+	return startEtcd(t, n, nil)
+}
+
+// StartEtcdOn starts one etcd member on each of hosts, at its address
+// (ports 2379 and 2380): killing a host's processes or cutting its link
+// takes its member with it.
+func StartEtcdOn(t testing.TB, hosts *TestHosts) *Etcd {
+	t.Helper()
+	return startEtcd(t, len(hosts.Hosts), hosts)
+}
+
+func startEtcd(t testing.TB, n int, hosts *TestHosts) *Etcd {
 	t.Helper()
 	bin := "/usr/bin/etcd"
 	if p, err := exec.LookPath("etcd"); err == nil {
@@ -59,10 +73,12 @@ func StartEtcd(t testing.TB, n int) *Etcd {
 	e := &Etcd{t: t, bin: bin, dir: t.TempDir()}
 	var initial []string
 	for i := range n {
-		m := &EtcdMember{
-			Name:      fmt.Sprintf("m%d", i),
-			ClientURL: "http://" + freeLoopbackAddr(t),
-			peerURL:   "http://" + freeLoopbackAddr(t),
+		m := &EtcdMember{Name: fmt.Sprintf("m%d", i)}
+		if hosts != nil {
+			m.host = hosts.Hosts[i]
+			m.ClientURL, m.peerURL = "http://"+m.host.Addr+":2379", "http://"+m.host.Addr+":2380"
+		} else {
+			m.ClientURL, m.peerURL = "http://"+freeLoopbackAddr(t), "http://"+freeLoopbackAddr(t)
 		}
 		m.dataDir = filepath.Join(e.dir, m.Name)
 		m.logPath = filepath.Join(e.dir, m.Name+".log")
@@ -110,7 +126,7 @@ func (e *Etcd) Start(m *EtcdMember) {
 	if _, err := os.Stat(m.dataDir); err == nil {
 		state = "existing"
 	}
-	cmd := exec.Command(e.bin,
+	args := []string{
 		"--name", m.Name, "--data-dir", m.dataDir,
 		"--listen-client-urls", m.ClientURL, "--advertise-client-urls", m.ClientURL,
 		"--listen-peer-urls", m.peerURL, "--initial-advertise-peer-urls", m.peerURL,
@@ -120,10 +136,15 @@ func (e *Etcd) Start(m *EtcdMember) {
 		// defaults (100 ms heartbeat, 1 s election) the loss of etcd's
 		// leader outlasted a healthy host's 2 s lease in 1 of 4 rounds of
 		// TestSafeUntilIsALowerBound; with these, in none of 5.
-		"--heartbeat-interval", "50", "--election-timeout", "500",
-		"--logger", "zap", "--log-level", "warn")
+		"--heartbeat-interval", "50", "--election-timeout", "500", "--pre-vote",
+		"--logger", "zap", "--log-level", "warn"}
+	cmd := exec.Command(e.bin, args...)
+	if m.host != nil {
+		cmd = m.host.Command(e.bin, args...)
+	}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+
 	if err := cmd.Start(); err != nil {
 		e.t.Fatalf("start etcd %s: %v", m.Name, err)
 	}

@@ -44,6 +44,7 @@ type Local struct {
 	hostNS   string      // our mount namespace, which the shim must not mount in
 	noUns    atomic.Bool // unshare(CLONE_NEWNS) was refused: mounts are ignored
 	fence    Fence       // how shims keep every process of their instance
+	deadline string      // Options.Deadline
 
 	noSpare atomic.Bool // spares disabled, by option or because they cannot work here
 
@@ -103,6 +104,7 @@ func New(opts Options) (*Local, error) {
 		exe:        exe,
 		log:        log,
 		hostNS:     threadMountNS(),
+		deadline:   opts.Deadline,
 		watches:    map[*pidFD]*os.File{},
 		mustScan:   map[string]bool{},
 		namespaces: map[string]*process{},
@@ -251,6 +253,7 @@ func (l *Local) Launch(ctx context.Context, spec provider.Spec) (provider.Proces
 		LogMaxSize:  spec.LogMaxSize,
 		LogMaxFiles: spec.LogMaxFiles,
 		HostMountNS: l.hostNS,
+		Deadline:    l.deadline,
 	}
 	if ss.Workdir == "" {
 		ss.Workdir = DefaultWorkdir

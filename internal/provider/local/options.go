@@ -22,6 +22,11 @@ type Options struct {
 	// the host allows a PID namespace per instance. By default the
 	// strongest fence the host allows is used; see Local.Fence.
 	NoPIDNamespace bool
+	// Deadline is the file of a cluster host's dead man's switch
+	// (WriteDeadline): every instance launched is killed by its own shim
+	// once the deadline it holds passes, and none starts after it. Empty:
+	// none (one host, where instances outlive their controller for good).
+	Deadline string
 }
 
 // Defaults for a Spec's zero values.

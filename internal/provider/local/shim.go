@@ -41,6 +41,8 @@ type shim struct {
 	subreaper bool
 	// namespaced: the shim is PID 1 of the instance's PID namespace.
 	namespaced bool
+	// deadline is the host's dead man's switch (deadline.go), or "".
+	deadline string
 }
 
 func runShim(args []string) int {
@@ -77,6 +79,11 @@ func runShim(args []string) int {
 	// of a launch it resumes by fencing anyway, and each write costs a
 	// millisecond on the launch path.
 	s.st.ID = spec.ID
+	s.deadline = spec.Deadline
+	if s.deadline != "" && readDeadline(s.deadline) <= boottime() {
+		// Never start a pet on a host whose lease may have lapsed.
+		return s.refuse(errDeadline)
+	}
 
 	if !spare {
 		for i, name := range spec.Listeners {
@@ -283,8 +290,26 @@ func (s *shim) supervise(a app) int {
 		}()
 	}
 
+	stopWatch, watching := make(chan struct{}), make(chan bool, 1)
+	if s.deadline != "" {
+		go func() {
+			passed := watchDeadline(s.deadline, stopWatch)
+			if passed {
+				// The rest of the instance is killed below, as after
+				// any exit of the application.
+				_ = syscall.Kill(a.pid, syscall.SIGKILL)
+			}
+			watching <- passed
+		}()
+	} else {
+		watching <- false
+	}
 	a.cmd.Wait()
 	exit := exitStatus(a.cmd.ProcessState, time.Now())
+	close(stopWatch)
+	if <-watching {
+		exit.Error = errDeadline.Error()
+	}
 	signal.Stop(sigchld)
 	close(sigchld)
 	<-reaping

@@ -66,6 +66,9 @@ type shimSpec struct {
 	// bind mounts only when its own namespace differs, so that a failed
 	// unshare can never put an instance's mounts on the host.
 	HostMountNS string `json:"host_mount_ns"`
+	// Deadline is the host's dead man's switch file (deadline.go): the
+	// application is killed once it passes. Empty: none (one host).
+	Deadline string `json:"deadline,omitempty"`
 }
 
 // Descriptor numbers in the shim.

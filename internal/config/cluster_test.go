@@ -120,3 +120,32 @@ func TestPlacement(t *testing.T) {
 		}
 	}
 }
+
+// TestVolumeKinds: shared volumes need a cluster and an absolute path;
+// local ones take no path.
+func TestVolumeKinds(t *testing.T) {
+	group := func(vol string) string {
+		return "groups:\n  - name: g\n    launch: {command: sh}\n    volumes: [" + vol + "]\n"
+	}
+	withCluster := func(s string) string { return s + clusterBase[len(alarmBase):] }
+	for _, tc := range []struct{ yaml, want string }{
+		{group("{name: d}"), ""},
+		{withCluster(group("{name: d, kind: shared, path: /mnt/shared/d}")), ""},
+		{group("{name: d, kind: shared, path: /mnt/shared/d}"), "a shared volume needs a cluster"},
+		{withCluster(group("{name: d, kind: shared}")), "a shared volume needs its path"},
+		{withCluster(group("{name: d, kind: shared, path: rel/d}")), `path "rel/d" must be an absolute directory other than /`},
+		{withCluster(group("{name: d, kind: shared, path: /}")), `path "/" must be an absolute directory other than /`},
+		{group("{name: d, path: /mnt/d}"), "path is for shared volumes"},
+		{group("{name: d, kind: Shared}"), `volume kind "Shared": use local or shared (did you mean "shared"?)`},
+	} {
+		cfg, err := Parse("mem.yaml", []byte(tc.yaml))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.yaml, err)
+		case tc.want == "" && cfg.Groups[0].Volumes[0].Kind == "":
+			t.Errorf("%s: no default kind", tc.yaml)
+		case tc.want != "" && !strings.Contains(errString(err), tc.want):
+			t.Errorf("%s: got %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}

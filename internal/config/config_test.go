@@ -136,7 +136,7 @@ func TestFullConfig(t *testing.T) {
 				StopTimeout: Duration(5 * time.Second),
 				Logs:        Logs{MaxSize: 1 << 20, MaxFiles: 2},
 			},
-			Volumes: []Volume{{Name: "data", MountPath: "/var/lib/pet", Init: `echo init > "$AUTOHEAL_VOLUME_DATA/x"`}},
+			Volumes: []Volume{{Name: "data", MountPath: "/var/lib/pet", Init: `echo init > "$AUTOHEAL_VOLUME_DATA/x"`, Kind: VolumeLocal}},
 			Addresses: []Address{
 				{Name: "http", Listen: "127.0.0.1:18080", Mode: "proxy", Port: 18081, WaitTimeout: Duration(10 * time.Second)},
 				{Name: "metrics", Listen: "127.0.0.1:18090", Mode: "socket", WaitTimeout: DefaultWaitTimeout},

@@ -119,6 +119,9 @@ func (g *Group) setDefaults(dir string) {
 		g.Max = max(*g.Desired, 1)
 	}
 	g.Launch.setDefaults(dir)
+	for vi := range g.Volumes {
+		g.Volumes[vi].setDefaults()
+	}
 	for ai := range g.Addresses {
 		g.Addresses[ai].setDefaults()
 	}

@@ -16,6 +16,27 @@ type Volume struct {
 	// Init is a shell script run once, when the volume is empty, with
 	// AUTOHEAL_VOLUME_<NAME> set (like mkfs on a new EBS volume). Default none.
 	Init string `yaml:"init"`
+	// Kind is "local" (under the state dir, on this host: an instance
+	// needing it runs here) or "shared" (in Path, on storage that every
+	// host that may run the group mounts: NFS, CephFS, a SAN file system).
+	// Default local. Shared needs a cluster.
+	Kind string `yaml:"kind"`
+	// Path is a shared volume's directory, the same on every host:
+	// absolute. Required for shared, refused for local.
+	Path string `yaml:"path"`
+}
+
+// Volume kinds.
+const (
+	VolumeLocal  = "local"
+	VolumeShared = "shared"
+)
+
+// setDefaults fills a volume's kind.
+func (vol *Volume) setDefaults() {
+	if vol.Kind == "" {
+		vol.Kind = VolumeLocal
+	}
 }
 
 func (v *validator) volumes(g *Group, gp path) {
@@ -46,6 +67,7 @@ func (v *validator) volumes(g *Group, gp path) {
 			}
 			vars[base], vars[base+"_TOKEN"] = vol.Name, vol.Name
 		}
+		v.volumeKind(&vol, vp)
 		if vol.MountPath != "" {
 			mp := vp.field("mount_path")
 			clean := filepath.Clean(vol.MountPath)
@@ -60,5 +82,25 @@ func (v *validator) volumes(g *Group, gp path) {
 				mounts[clean] = mp
 			}
 		}
+	}
+}
+
+func (v *validator) volumeKind(vol *Volume, vp path) {
+	switch vol.Kind {
+	case VolumeLocal:
+		if vol.Path != "" {
+			v.errorf(vp.field("path"), "path is for shared volumes; a local volume lives in the state dir (add kind: shared, or remove path)")
+		}
+	case VolumeShared:
+		switch {
+		case !v.c.Cluster.Enabled():
+			v.errorf(vp.field("kind"), "a shared volume needs a cluster: on one host, use a local volume")
+		case vol.Path == "":
+			v.errorf(vp.field("path"), "a shared volume needs its path: the directory on shared storage, the same on every host")
+		case !filepath.IsAbs(vol.Path) || filepath.Clean(vol.Path) == "/":
+			v.errorf(vp.field("path"), "path %q must be an absolute directory other than /", vol.Path)
+		}
+	default:
+		v.errorf(vp.field("kind"), "volume kind %q: use local or shared%s", vol.Kind, didYouMean(vol.Kind, VolumeLocal, VolumeShared))
 	}
 }

@@ -295,14 +295,25 @@ func (s *Store) SwapAttachment(ctx context.Context, old Attachment, holder strin
 // record the swap writes, and the change, which fails the whole commit if
 // the stored record is no longer old.
 func AttachmentSwap(old Attachment, holder string, bump bool, evs ...Event) (Attachment, Change) {
-	next := Attachment{Kind: old.Kind, Group: old.Group, Name: old.Name, Holder: holder, Token: old.Token, UpdatedAt: now()}
+	token := old.Token
 	if bump {
-		next.Token++
+		token++
 	}
+	return AttachmentSwapTo(old, holder, token, evs...)
+}
+
+// AttachmentSwapTo is AttachmentSwap with the new record's token given:
+// a volume's next token may be above old's by more than one (a cluster
+// leader's floor, volume.TokenFloor). It must not be below old's.
+func AttachmentSwapTo(old Attachment, holder string, token int64, evs ...Event) (Attachment, Change) {
+	next := Attachment{Kind: old.Kind, Group: old.Group, Name: old.Name, Holder: holder, Token: token, UpdatedAt: now()}
 	what := fmt.Sprintf("swap attachment %s %s/%s", old.Kind, old.Group, old.Name)
 	return next, Change{what: what, evs: slices.Clone(evs), run: func(ctx context.Context, tx *sql.Tx) error {
 		if old.Kind == "" || old.Group == "" || old.Name == "" {
 			return errors.New("kind, group and name are required")
+		}
+		if next.Token < old.Token {
+			return fmt.Errorf("token %d is below the record's %d: tokens never go back", next.Token, old.Token)
 		}
 		var cur Attachment
 		err := tx.QueryRowContext(ctx,

@@ -48,6 +48,13 @@ type Paths struct {
 type Manager struct {
 	root string
 	st   *store.Store
+	// dirs are volumes kept elsewhere than under root (shared storage
+	// every host of a cluster mounts), by group/name.
+	dirs map[string]string
+	// floor is the lowest token an attach hands out: a cluster leader's
+	// epoch (TokenFloor), so that its tokens are above any earlier
+	// leader's, whose store this host never saw.
+	floor int64
 
 	mu sync.Mutex
 	// busy serialises Attach and Detach per volume within this process.
@@ -63,13 +70,46 @@ func NewManager(stateDir string, st *store.Store) *Manager {
 	return &Manager{
 		root: filepath.Join(stateDir, "volumes"),
 		st:   st,
+		dirs: map[string]string{},
 		busy: map[string]chan struct{}{},
 	}
 }
 
+// SetDir keeps the volume group/name in dir (its data, lock, token and
+// marker) instead of under the state dir: a shared volume on storage
+// every host of a cluster mounts. Call before any attach.
+func (m *Manager) SetDir(group, name, dir string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.dirs[group+"/"+name] = dir
+}
+
+// SetTokenFloor makes every token handed out from now on at least floor.
+// A cluster leader sets it from its election's etcd revision (TokenFloor):
+// a volume's token file, shared by every host, then always sees a newer
+// leader's tokens above an older one's.
+func (m *Manager) SetTokenFloor(floor int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.floor = floor
+}
+
+// TokenFloor is the token floor of a leader elected at etcd revision rev:
+// rev in the high bits, so that a leader may hand out 2^20 tokens before
+// reaching the next revision's floor.
+func TokenFloor(rev int64) int64 { return rev << 20 }
+
+// nextToken is the token of the next attach after cur, with the floor.
+func nextToken(cur, floor int64) int64 { return max(cur+1, floor) }
+
 // Paths returns where the files of a volume live.
 func (m *Manager) Paths(group, name string) Paths {
-	dir := filepath.Join(m.root, group, name)
+	m.mu.Lock()
+	dir, ok := m.dirs[group+"/"+name]
+	m.mu.Unlock()
+	if !ok {
+		dir = filepath.Join(m.root, group, name)
+	}
 	return Paths{
 		Data:      filepath.Join(dir, "data"),
 		Lock:      filepath.Join(dir, "lock"),
@@ -199,14 +239,16 @@ func (m *Manager) PrepareAttach(ctx context.Context, group, name, instance strin
 		}
 		return fail(fmt.Errorf("probe lock: %w", err))
 	}
-	token := cur.Token + 1
+	m.mu.Lock()
+	token := nextToken(cur.Token, m.floor)
+	m.mu.Unlock()
 	msg := fmt.Sprintf("%s attached to %s (token %d)", name, instance, token)
 	if cur.Holder != "" && cur.Holder != instance {
 		msg += fmt.Sprintf(", taken over from %s which is gone", cur.Holder)
 	}
 	ev := store.Event{Type: event.KindVolumeAttach, Group: group, Instance: instance, Message: msg,
 		Data: event.VolumeAttach{Volume: name, Token: token, PreviousHolder: cur.Holder}}
-	att, swap = store.AttachmentSwap(cur, instance, true, ev)
+	att, swap = store.AttachmentSwapTo(cur, instance, token, ev)
 	return att, swap, release, nil
 }
 

@@ -64,10 +64,13 @@ func TestHostsAndSetConfig(t *testing.T) {
 		t.Fatalf("h2 with the recorded config: %v", err)
 	}
 	m2.Leave(context.Background())
-	// serve: refused before anything is opened.
-	code, _, errs = runCLI(t, "--state-dir", filepath.Join(dir, "state"), "serve", "-c", p1)
-	if code != ExitConfig || !strings.Contains(errs, "serve does not run a cluster yet") {
-		t.Fatalf("serve with a cluster section: %d %s", code, errs)
+	// serve: what this version cannot run across hosts is refused before
+	// anything is opened.
+	local := filepath.Join(dir, "local.yaml")
+	os.WriteFile(local, []byte(strings.Replace(v1, "launch: {command: /bin/sh}", "launch: {command: /bin/sh}\n    volumes: [{name: data}]", 1)), 0o600)
+	code, _, errs = runCLI(t, "--state-dir", filepath.Join(dir, "state"), "serve", "-c", local, "--host", "h2")
+	if code != ExitConfig || !strings.Contains(errs, "volume data is local: it would stay on one host") {
+		t.Fatalf("serve with a local volume in a cluster: %d %s", code, errs)
 	}
 	// Without etcd, or without a cluster section: clear errors.
 	noCluster := filepath.Join(dir, "one.yaml")

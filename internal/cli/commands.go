@@ -45,6 +45,7 @@ re-adopts them.`,
 	cmd.Flags().StringVar(&opts.Listen, "listen", server.DefaultListen, "API listen address")
 	cmd.Flags().StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	cmd.Flags().BoolVar(&opts.Pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the API address")
+	cmd.Flags().StringVar(&opts.Host, "host", "", "this host's name in the config's cluster.hosts (default: the machine's host name)")
 	cmd.Flags().StringVar(&opts.DocumentsDir, "documents", "", "directory of runbook documents (*.yaml, *.json; default: documents/ beside the config file, when it exists)")
 	return cmd
 }

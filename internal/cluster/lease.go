@@ -34,6 +34,11 @@ type Lease struct {
 	id       clientv3.LeaseID
 	ttl      time.Duration
 
+	// OnRenew, when set before Run, is called with SafeUntil after every
+	// renewal, from Run's goroutine (the controller writes its shims'
+	// deadline from it).
+	OnRenew func(safeUntil time.Time)
+
 	mu        sync.Mutex
 	safeUntil time.Time // with a monotonic reading
 	renewed   time.Time // send time of the last successful renewal
@@ -110,7 +115,11 @@ func (l *Lease) Run(ctx context.Context) error {
 				l.safeUntil = e
 			}
 			l.renewed = sent
+			safe := l.safeUntil
 			l.mu.Unlock()
+			if l.OnRenew != nil {
+				l.OnRenew(safe)
+			}
 		}
 	}
 }

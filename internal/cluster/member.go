@@ -129,6 +129,14 @@ func (m *Member) Campaign(ctx context.Context) error {
 	return nil
 }
 
+// LeaderRev is the etcd revision at which this host's leadership began,
+// or 0 when it does not lead: greater for every later leader.
+func (m *Member) LeaderRev() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.leaderRev
+}
+
 // Write applies ops in one transaction if, and only if, this host still
 // holds the leadership it won: the transaction compares the election key's
 // creation revision, so a deposed leader's late write (its lease lapsed,

@@ -65,19 +65,19 @@ func build(ctx context.Context, opts Options) (_ *controller, err error) {
 	if opts.StateDir == "" {
 		opts.StateDir = DefaultStateDir()
 	}
-	cfg, err := config.Load(opts.ConfigPath)
-	if err != nil {
-		return nil, err
+	cfg := opts.loaded
+	if cfg == nil {
+		var err error
+		if cfg, err = config.Load(opts.ConfigPath); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkListen(cfg, opts.Listen); err != nil {
 		return nil, err
 	}
-	if cfg.Cluster.Enabled() {
-		// Until serve runs a cluster (docs/design.md#13-the-cluster), one
-		// serve per host with this config would run every pet on every
-		// host, on shared volumes: refused, not ignored.
-		return nil, &config.Errors{{File: cfg.Path, Msg: "cluster: serve does not run a cluster yet (`autoheal hosts` and `autoheal cluster` use the section); " +
-			"remove the cluster section (and groups' placement) to run on one host"}}
+	if cfg.Cluster.Enabled() && opts.lead == nil {
+		// Only runCluster runs a cluster's groups, on the leader.
+		return nil, errors.New("a config with a cluster section is run by Run, as the cluster's leader")
 	}
 	stateDir, err := filepath.Abs(opts.StateDir)
 	if err != nil {
@@ -140,7 +140,11 @@ func (c *controller) buildStore() error {
 // buildProvider makes the local provider. Its stop ends the idle spare
 // shim; instances keep running.
 func (c *controller) buildProvider() error {
-	prov, err := local.New(local.Options{StateDir: c.stateDir, Exe: c.opts.Exe, Logger: c.log})
+	provOpts := local.Options{StateDir: c.stateDir, Exe: c.opts.Exe, Logger: c.log}
+	if c.opts.lead != nil {
+		provOpts.Deadline = c.opts.lead.deadline
+	}
+	prov, err := local.New(provOpts)
 	if err != nil {
 		return fmt.Errorf("local provider: %w", err)
 	}
@@ -175,6 +179,16 @@ func (c *controller) buildBalancer() error {
 
 func (c *controller) buildGroups() error {
 	vols := volume.NewManager(c.stateDir, c.st)
+	if c.opts.lead != nil {
+		vols.SetTokenFloor(c.opts.lead.tokenFloor)
+		for _, g := range c.cfg.Groups {
+			for _, v := range g.Volumes {
+				if v.Kind == config.VolumeShared {
+					vols.SetDir(g.Name, v.Name, v.Path)
+				}
+			}
+		}
+	}
 	for _, gc := range c.cfg.Groups {
 		g, err := group.New(gc, group.Deps{
 			Store:    c.st,

@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+
+	"github.com/autoheal/autoheal/internal/config"
 )
 
 // DefaultListen is where the API listens unless told otherwise.
@@ -33,6 +35,12 @@ type Options struct {
 	// DocumentsDir holds the operator's runbook documents. Default: the
 	// "documents" directory beside the config file, when it exists.
 	DocumentsDir string
+	// Host is this host's name in the config's cluster section. Default:
+	// the machine's host name.
+	Host string
+
+	loaded *config.Config // the config, when Run read it
+	lead   *leadership    // set while this host leads its cluster
 }
 
 // DefaultStateDir is /var/lib/autoheal for root, else
@@ -55,6 +63,21 @@ func DefaultStateDir() string {
 // It builds every part (build.go), starts them in order, and when ctx ends
 // or a part fails for good, stops them in the reverse order (parts.go).
 func Run(ctx context.Context, opts Options) error {
+	if opts.ConfigPath != "" {
+		data, cfg, err := loadConfig(opts.ConfigPath)
+		if err != nil {
+			return err
+		}
+		if cfg.Cluster.Enabled() {
+			return runCluster(ctx, opts, cfg, data)
+		}
+		opts.loaded = cfg
+	}
+	return runController(ctx, opts)
+}
+
+// runController runs the controller of every group on this host.
+func runController(ctx context.Context, opts Options) error {
 	c, err := build(ctx, opts)
 	if err != nil {
 		return err

@@ -1,0 +1,167 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/autoheal/autoheal/internal/cluster"
+	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/diag"
+	"github.com/autoheal/autoheal/internal/limits"
+	"github.com/autoheal/autoheal/internal/provider/local"
+	"github.com/autoheal/autoheal/internal/volume"
+)
+
+// A cluster host (docs/design.md#13-the-cluster). This first version is
+// active/passive: every host joins and campaigns; the leader runs every
+// group with the single-host controller, its shims under a deadline it
+// renews with its lease, its shared volumes' tokens above any earlier
+// leader's. A host that loses its lease removes the deadline (its pets
+// die within the shims' poll) and exits, for its supervisor to start it
+// again as a follower.
+
+// leadership is what the controller needs of its host's leadership.
+type leadership struct {
+	deadline   string // the shims' deadline file (provider/local)
+	tokenFloor int64  // volume.TokenFloor of the election's revision
+}
+
+// loadConfig reads the config file once, for both the config and the
+// cluster's comparison of its text.
+func loadConfig(path string) ([]byte, *config.Config, error) {
+	data, err := limits.ReadFile(path, limits.Config)
+	if err != nil {
+		if le, ok := errors.AsType[*diag.Error](err); ok {
+			return nil, nil, &config.Errors{*le}
+		}
+		msg := err.Error()
+		if pe, ok := errors.AsType[*fs.PathError](err); ok {
+			msg = "cannot read config: " + pe.Err.Error()
+		}
+		return nil, nil, &config.Errors{{File: path, Msg: msg}}
+	}
+	cfg, err := config.Parse(path, data)
+	return data, cfg, err
+}
+
+// fenceBudget is how long before its lease's SafeUntil a host's pets must
+// be gone: the shims' poll (100 ms), the kill, and a margin for the
+// clock's rate. A quarter of the TTL: 500 ms at 2 s.
+func fenceBudget(ttl time.Duration) time.Duration { return ttl / 4 }
+
+// clusterServable refuses what this version cannot run across hosts.
+func clusterServable(cfg *config.Config) error {
+	var errs config.Errors
+	for _, g := range cfg.Groups {
+		if g.Placement.Set() {
+			errs = append(errs, config.Error{File: cfg.Path, Msg: fmt.Sprintf("group %s: placement is not run yet: the cluster's leader runs every group (remove placement)", g.Name)})
+		}
+		for _, v := range g.Volumes {
+			if v.Kind == config.VolumeLocal {
+				errs = append(errs, config.Error{File: cfg.Path, Msg: fmt.Sprintf("group %s: volume %s is local: it would stay on one host while the group moves with the leader; make it kind: shared, with a path every host mounts", g.Name, v.Name)})
+			}
+		}
+	}
+	return errs.Err()
+}
+
+func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []byte) error {
+	if err := clusterServable(cfg); err != nil {
+		return err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	host := opts.Host
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	if opts.StateDir == "" {
+		opts.StateDir = DefaultStateDir()
+	}
+	stateDir, err := filepath.Abs(opts.StateDir)
+	if err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	m, err := cluster.Join(ctx, &cfg.Cluster, host, data)
+	if err != nil {
+		return err
+	}
+	lease := m.Lease()
+	deadline := filepath.Join(stateDir, fmt.Sprintf("cluster-deadline-%x", int64(lease.ID())))
+	// Pets an earlier run of this host started belong to its lease: they
+	// stop now, not when that lease would have lapsed.
+	removeDeadlines(stateDir, deadline)
+	budget := fenceBudget(cfg.Cluster.LeaseTTL.D())
+	writeDeadline := func(safe time.Time) {
+		if err := local.WriteDeadline(deadline, cluster.FenceAt(safe, budget)); err != nil {
+			log.Error("cluster: cannot renew the shims' deadline; this host's pets stop at the last one", "file", deadline, "err", err)
+		}
+	}
+	writeDeadline(lease.SafeUntil())
+	lease.OnRenew = writeDeadline
+	defer os.Remove(deadline) // whatever ends this run, its pets stop with it
+	leaseCtx, stopLease := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLease()
+	lost := make(chan error, 1)
+	go func() { lost <- lease.Run(leaseCtx) }()
+	log.Info("joined the cluster", "cluster", cfg.Cluster.Name, "host", host, "lease_ttl", cfg.Cluster.LeaseTTL, "fence_budget", budget)
+
+	campaign, stopCampaign := context.WithCancel(ctx)
+	defer stopCampaign()
+	won := make(chan error, 1)
+	go func() { won <- m.Campaign(campaign) }()
+	select {
+	case <-ctx.Done():
+		stopCampaign()
+		<-won
+		// A follower runs no pet: it leaves at once.
+		return m.Leave(context.WithoutCancel(ctx))
+	case err := <-lost:
+		stopCampaign()
+		<-won
+		return fmt.Errorf("cluster: %w", err)
+	case err := <-won:
+		if err != nil {
+			return fmt.Errorf("cluster: campaign: %w", err)
+		}
+	}
+	log.Info("leading the cluster: running every group here", "cluster", cfg.Cluster.Name, "host", host, "since_revision", m.LeaderRev())
+	run, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case err := <-lost:
+			os.Remove(deadline) // the pets go first
+			cancel(fmt.Errorf("cluster: %w; this host's pets were stopped and it stands down", err))
+		case <-run.Done():
+		}
+	}()
+	opts.StateDir, opts.loaded = stateDir, cfg
+	opts.lead = &leadership{deadline: deadline, tokenFloor: volume.TokenFloor(m.LeaderRev())}
+	// The lease is not revoked when the run ends: it lapses once the
+	// deadline's removal has stopped the pets, and only then may another
+	// host be given their volumes.
+	return runController(run, opts)
+}
+
+// removeDeadlines removes the deadline files in dir but keep.
+func removeDeadlines(dir, keep string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if p := filepath.Join(dir, e.Name()); strings.HasPrefix(e.Name(), "cluster-deadline-") && p != keep {
+			os.Remove(p)
+		}
+	}
+}

@@ -9,7 +9,10 @@
 // once per key of a block mapping (a long mapping overflows the stack) and
 // copies the mapping at each level (quadratic time), and it reads the whole
 // file into runes and tokens before it checks anything. The scan uses a few
-// hundred bytes of state whatever the input.
+// hundred bytes of state whatever the input. It follows the parser's layout
+// rules on real files but may count less on layouts the parser reads in
+// ways of its own; CheckTree then checks the tree the parser built against
+// the same limits, exactly, so no file beyond a limit is accepted.
 //
 // The package knows YAML's layout (indentation, flow collections, quoted
 // and block scalars), not what a config or a document means: the limits on

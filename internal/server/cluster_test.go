@@ -86,23 +86,27 @@ func incrAt(addr string) (int64, error) {
 	return p.Counter, nil
 }
 
-// TestClusterHostCrash: three hosts (network namespaces on a bridge), a
-// 3-member etcd across them, a pet whose volume is on storage every host
-// mounts, and autoheal serve on each. The leader runs the pet; then every
-// process of the leader's host is SIGKILLed and its link cut, as a crashed
-// machine. Another host leads and runs the pet on the same volume: it
-// answers at its address with every acknowledged increment kept, and the
-// pet's write log verifies (no two writers interleaved). The time from the
-// crash to the first good answer is logged beside the lease TTL.
-func TestClusterHostCrash(t *testing.T) {
+// petCluster is three hosts running autoheal with one pet on shared
+// storage, its leader's pet answering.
+type petCluster struct {
+	bed    *testutil.TestHosts
+	cfg    *config.Config
+	hosts  []*clusterHost
+	leader *clusterHost
+	port   int
+}
+
+func (pc *petCluster) addr(h *testutil.TestHost) string { return fmt.Sprintf("%s:%d", h.Addr, pc.port) }
+
+func startPetCluster(t *testing.T) *petCluster {
+	t.Helper()
 	bed := testutil.MakeHosts(t, 3)
 	etcd := testutil.StartEtcdOn(t, bed)
 	shared := filepath.Join(t.TempDir(), "shared", "pet")
 	if err := os.MkdirAll(shared, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	const port = 18770
-	name := testutil.UniqueName("e2e")
+	pc := &petCluster{bed: bed, port: 18770}
 	var hosts strings.Builder
 	for _, h := range bed.Hosts {
 		fmt.Fprintf(&hosts, "    - {name: %s, address: %s}\n", h.Name, h.Addr)
@@ -124,29 +128,27 @@ cluster:
   etcd: {endpoints: ["%s"]}
   lease_ttl: 2s
   hosts:
-%s`, shared, port, name, strings.Join(etcd.Endpoints(), `", "`), hosts.String()))
+%s`, shared, pc.port, testutil.UniqueName("e2e"), strings.Join(etcd.Endpoints(), `", "`), hosts.String()))
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	startClusterHosts(t, bed, cfgPath)
+	pc.cfg = cfg
+	pc.hosts = startClusterHosts(t, bed, cfgPath)
 	cli, err := cluster.Connect(&cfg.Cluster)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-
-	// The leader runs the pet.
-	var leader *testutil.TestHost
 	testutil.WaitFor(t, 60*time.Second, "a leader whose pet answers", func() bool {
 		l, err := cluster.Leader(t.Context(), cli, &cfg.Cluster)
 		if err != nil || l == "" {
 			return false
 		}
-		for _, h := range bed.Hosts {
-			if h.Name == l {
-				if _, ok := petAt(fmt.Sprintf("%s:%d", h.Addr, port)); ok {
-					leader = h
+		for _, ch := range pc.hosts {
+			if ch.h.Name == l {
+				if _, ok := petAt(pc.addr(ch.h)); ok {
+					pc.leader = ch
 					return true
 				}
 			}
@@ -154,48 +156,55 @@ cluster:
 		return false
 	})
 	// One host runs it: the followers' addresses do not answer.
-	for _, h := range bed.Hosts {
-		if _, ok := petAt(fmt.Sprintf("%s:%d", h.Addr, port)); ok && h != leader {
-			t.Fatalf("the pet answers on follower %s as well as on leader %s", h.Name, leader.Name)
+	for _, ch := range pc.hosts {
+		if _, ok := petAt(pc.addr(ch.h)); ok && ch != pc.leader {
+			t.Fatalf("the pet answers on follower %s as well as on leader %s", ch.h.Name, pc.leader.h.Name)
 		}
 	}
+	return pc
+}
+
+// incr acknowledges n increments on the leader and returns the counter.
+func (pc *petCluster) incr(t *testing.T, n int) int64 {
+	t.Helper()
 	var acked int64
-	for range 20 {
-		n, err := incrAt(fmt.Sprintf("%s:%d", leader.Addr, port))
+	for range n {
+		c, err := incrAt(pc.addr(pc.leader.h))
 		if err != nil {
 			t.Fatal(err)
 		}
-		acked = n
+		acked = c
 	}
-	// The crash.
-	crashed := time.Now()
-	leader.KillAll()
-	if err := leader.LinkDown(); err != nil {
-		t.Fatal(err)
-	}
+	return acked
+}
+
+// failover waits for the pet to answer on a host other than the leader,
+// checks that it kept every acknowledged increment, takes one more and
+// verifies its write log, and returns that host and the time it took.
+func (pc *petCluster) failover(t *testing.T, from time.Time, acked int64) (*testutil.TestHost, time.Duration) {
+	t.Helper()
 	var next *testutil.TestHost
 	var counter int64
 	testutil.WaitFor(t, 60*time.Second, "the pet to answer on another host", func() bool {
-		for _, h := range bed.Hosts {
-			if h == leader {
+		for _, ch := range pc.hosts {
+			if ch == pc.leader {
 				continue
 			}
-			if c, ok := petAt(fmt.Sprintf("%s:%d", h.Addr, port)); ok {
-				next, counter = h, c
+			if c, ok := petAt(pc.addr(ch.h)); ok {
+				next, counter = ch.h, c
 				return true
 			}
 		}
 		return false
 	})
-	took := time.Since(crashed)
-	t.Logf("host %s crashed; the pet answered on %s after %v (lease TTL %s)", leader.Name, next.Name, took.Round(time.Millisecond), cfg.Cluster.LeaseTTL)
+	took := time.Since(from)
 	if counter < acked {
-		t.Fatalf("the counter is %d on %s, %d increments were acknowledged on %s: lost", counter, next.Name, acked, leader.Name)
+		t.Fatalf("the counter is %d on %s, %d increments were acknowledged on %s: lost", counter, next.Name, acked, pc.leader.h.Name)
 	}
-	if n, err := incrAt(fmt.Sprintf("%s:%d", next.Addr, port)); err != nil || n != counter+1 {
+	if n, err := incrAt(pc.addr(next)); err != nil || n != counter+1 {
 		t.Fatalf("incr on the new host: %d %v, want %d", n, err, counter+1)
 	}
-	resp, err := http.Get(fmt.Sprintf("http://%s:%d/verify", next.Addr, port))
+	resp, err := http.Get("http://" + pc.addr(next) + "/verify")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,4 +213,63 @@ cluster:
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"ok":true`) {
 		t.Fatalf("the pet's data does not verify: %s", b)
 	}
+	return next, took
+}
+
+// TestClusterHostCrash: three hosts (network namespaces on a bridge), a
+// 3-member etcd across them, a pet whose volume is on storage every host
+// mounts, and autoheal serve on each. The leader runs the pet; then every
+// process of the leader's host is SIGKILLed and its link cut, as a crashed
+// machine. Another host leads and runs the pet on the same volume: it
+// answers at its address with every acknowledged increment kept, and the
+// pet's write log verifies (no two writers interleaved). The time from the
+// crash to the first good answer is logged beside the lease TTL
+// (bench/cluster.sh repeats it).
+func TestClusterHostCrash(t *testing.T) {
+	pc := startPetCluster(t)
+	acked := pc.incr(t, 20)
+	crashed := time.Now()
+	pc.leader.h.KillAll()
+	if err := pc.leader.h.LinkDown(); err != nil {
+		t.Fatal(err)
+	}
+	next, took := pc.failover(t, crashed, acked)
+	t.Logf("host %s crashed; the pet answered on %s after %v (lease TTL %s)", pc.leader.h.Name, next.Name, took.Round(time.Millisecond), pc.cfg.Cluster.LeaseTTL)
+}
+
+// TestClusterControllerKilled: only the leader's autoheal is SIGKILLed;
+// its pet, which outlives a controller on one host, must not outlive the
+// host's lease here: its shim kills it at the deadline the controller no
+// longer renews, before the lease can lapse, and then another host runs
+// it. Nothing of the pet is left on the old leader's host (only its etcd
+// member runs there), and the data shows one writer at a time.
+func TestClusterControllerKilled(t *testing.T) {
+	pc := startPetCluster(t)
+	acked := pc.incr(t, 20)
+	killed := time.Now()
+	if err := pc.leader.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	next, took := pc.failover(t, killed, acked)
+	t.Logf("host %s's controller killed; the pet answered on %s after %v (lease TTL %s)", pc.leader.h.Name, next.Name, took.Round(time.Millisecond), pc.cfg.Cluster.LeaseTTL)
+	if left := petProcesses(pc.leader.h); len(left) > 0 {
+		t.Fatalf("processes of the pet left on %s after another host took it: %v", pc.leader.h.Name, left)
+	}
+}
+
+// petProcesses lists the processes on host h other than etcd, as
+// "pid command".
+func petProcesses(h *testutil.TestHost) []string {
+	out, _ := exec.Command("ip", "netns", "pids", h.NS).Output()
+	var left []string
+	for _, f := range strings.Fields(string(out)) {
+		comm, err := os.ReadFile("/proc/" + f + "/comm")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if c := strings.TrimSpace(string(comm)); c != "etcd" {
+			left = append(left, f+" "+c)
+		}
+	}
+	return left
 }

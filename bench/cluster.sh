@@ -1,0 +1,44 @@
+#!/bin/sh
+# Cluster failover: for each fault, the time from the fault to the pet's
+# first good answer on another host (every acknowledged write kept, its log
+# verified), median and max over N rounds, beside the lease TTL. Each round
+# is one run of the end-to-end test: three hosts as network namespaces, a
+# 3-member etcd across them (Debian's etcd-server), autoheal serve on each,
+# the pet on shared storage. Needs root (namespaces).
+#
+#   bench/cluster.sh           10 rounds of each fault
+#   bench/cluster.sh -n 20     20 rounds
+#
+# The time includes the pet's own start-up on the new host (the pet starts
+# in a few milliseconds) and the test's polling (every 300 ms at worst).
+set -eu
+command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
+cd "$(dirname "$0")/.."
+rounds=10
+while getopts n: opt; do
+	case $opt in
+	n) rounds=$OPTARG ;;
+	*) echo "usage: $0 [-n rounds]" >&2; exit 2 ;;
+	esac
+done
+[ -x /usr/bin/etcd ] || { echo "bench/cluster.sh: etcd missing (apt-get install etcd-server)" >&2; exit 1; }
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+for fault in TestClusterHostCrash TestClusterControllerKilled; do
+	AUTOHEAL_REQUIRE_TOOLS=1 go test -count="$rounds" -timeout 60m -v -run "^$fault\$" ./internal/server/ >"$log" 2>&1 || {
+		tail -50 "$log" >&2
+		echo "bench/cluster.sh: $fault failed" >&2
+		exit 1
+	}
+	# "... answered on h2 after 1.962s (lease TTL 2s)"
+	grep -o 'after [0-9.]*m\{0,1\}s (lease TTL [0-9a-z]*)' "$log" |
+		awk -v fault="$fault" '
+		{ v = $2; if (v ~ /ms$/) { sub(/ms$/, "", v); v /= 1000 } else { sub(/s$/, "", v) }
+		  t[n++] = v; ttl = $5; sub(/\)$/, "", ttl) }
+		END {
+			if (n == 0) { print fault ": no rounds measured"; exit 1 }
+			for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (t[j] < t[i]) { x = t[i]; t[i] = t[j]; t[j] = x }
+			med = (n % 2) ? t[int(n / 2)] : (t[n / 2 - 1] + t[n / 2]) / 2
+			printf "%-30s rounds %3d  median %.2fs  max %.2fs  min %.2fs  lease TTL %s\n", fault, n, med, t[n - 1], t[0], ttl
+		}'
+done

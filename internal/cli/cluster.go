@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/autoheal/autoheal/internal/cluster"
 	"github.com/autoheal/autoheal/internal/config"
@@ -32,6 +33,23 @@ func clusterConfig(path string) (*config.Config, error) {
 	return cfg, nil
 }
 
+// withCluster loads the config at path and runs f with a client of its
+// cluster's etcd, within 5 s.
+func withCluster(ctx context.Context, path string, f func(context.Context, *config.Config, *clientv3.Client) error) (*config.Config, error) {
+	cfg, err := clusterConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := cluster.Connect(&cfg.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return cfg, f(ctx, cfg, cli)
+}
+
 func hostsCmd(e *env) *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
@@ -39,18 +57,11 @@ func hostsCmd(e *env) *cobra.Command {
 		Short: "List the cluster's hosts: address, membership, lease left, leader",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := clusterConfig(path)
-			if err != nil {
+			var hosts []cluster.HostStatus
+			cfg, err := withCluster(cmd.Context(), path, func(ctx context.Context, cfg *config.Config, cli *clientv3.Client) (err error) {
+				hosts, err = cluster.Hosts(ctx, cli, &cfg.Cluster)
 				return err
-			}
-			cli, err := cluster.Connect(&cfg.Cluster)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
-			defer cancel()
-			hosts, err := cluster.Hosts(ctx, cli, &cfg.Cluster)
+			})
 			if err != nil {
 				return err
 			}
@@ -88,25 +99,17 @@ func clusterCmd(e *env) *cobra.Command {
 		Short: "Record FILE as the cluster's config: hosts then join only with the same file",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := clusterConfig(path)
-			if err != nil {
-				return err
-			}
-			data, err := limits.ReadFile(path, limits.Config) // valid: Load read it
-			if err != nil {
-				return err
-			}
-			cli, err := cluster.Connect(&cfg.Cluster)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
-			defer cancel()
 			if host == "" {
 				host, _ = os.Hostname()
 			}
-			if err := cluster.SetConfig(ctx, cli, &cfg.Cluster, host, data); err != nil {
+			cfg, err := withCluster(cmd.Context(), path, func(ctx context.Context, cfg *config.Config, cli *clientv3.Client) error {
+				data, err := limits.ReadFile(path, limits.Config) // valid: Load read it
+				if err != nil {
+					return err
+				}
+				return cluster.SetConfig(ctx, cli, &cfg.Cluster, host, data)
+			})
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "%s: recorded as cluster %s's config\n", path, cfg.Cluster.Name)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
@@ -118,15 +119,94 @@ func (m *Member) Lease() *Lease { return m.lease }
 // Client is the member's etcd client.
 func (m *Member) Client() *clientv3.Client { return m.cli }
 
-// Campaign blocks until this host is the leader (nil) or ctx ends.
+// Campaign blocks until this host is the leader (nil), its lease is gone
+// (ErrLeaseLost) or ctx ends. It is concurrency.Election's campaign — a
+// key under the election prefix on this host's lease; the leader is the
+// oldest key — except that it waits by reading rather than by watching: a
+// watch stays on the member it was opened on, and one whose link is cut
+// held it for 12 s (gRPC checks a silent connection no sooner than every
+// 10 s) where a read bounded by a fifth of the TTL goes to another member
+// at the next try. Once first, the leadership is the package's Election
+// (ResumeElection), so that Leader, Observe and Resign work as usual.
 func (m *Member) Campaign(ctx context.Context) error {
-	if err := m.elect.Campaign(ctx, m.host); err != nil {
-		return err
+	pfx := electionPrefix(m.cfg)
+	key := fmt.Sprintf("%s/%x", pfx, m.lease.ID())
+	ttl := m.cfg.LeaseTTL.D()
+	var rev int64
+	for rev == 0 {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout(ttl))
+		resp, err := m.cli.Txn(actx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, m.host, clientv3.WithLease(m.lease.ID()))).
+			Else(clientv3.OpGet(key)).Commit()
+		cancel()
+		switch {
+		case err == nil && resp.Succeeded:
+			rev = resp.Header.Revision
+		case err == nil:
+			if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+				rev = kvs[0].CreateRevision
+			}
+		case errors.Is(err, rpctypes.ErrLeaseNotFound):
+			return ErrLeaseLost
+		}
+		if rev == 0 && !sleepCtx(ctx, campaignPoll(ttl)) {
+			return ctx.Err()
+		}
+	}
+	for {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout(ttl))
+		resp, err := m.cli.Get(actx, pfx+"/", clientv3.WithFirstCreate()...)
+		cancel()
+		if err == nil {
+			if len(resp.Kvs) == 0 {
+				return ErrLeaseLost // even our own key is gone
+			}
+			if string(resp.Kvs[0].Key) == key {
+				break
+			}
+		}
+		if !sleepCtx(ctx, campaignPoll(ttl)) {
+			return ctx.Err()
+		}
 	}
 	m.mu.Lock()
-	m.leaderKey, m.leaderRev = m.elect.Key(), m.elect.Rev()
+	m.elect = concurrency.ResumeElection(m.sess, pfx, key, rev)
+	m.leaderKey, m.leaderRev = key, rev
 	m.mu.Unlock()
 	return nil
+}
+
+// Leader is the name of the leading host as this member's election sees
+// it, or "" when none leads.
+func (m *Member) Leader(ctx context.Context) (string, error) {
+	m.mu.Lock()
+	e := m.elect
+	m.mu.Unlock()
+	resp, err := e.Leader(ctx)
+	if errors.Is(err, concurrency.ErrElectionNoLeader) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(resp.Kvs[0].Value), nil
+}
+
+// campaignPoll is how often a candidate reads whether it leads: a tenth
+// of the TTL, which a failover waits for at most once (200 ms at 2 s).
+func campaignPoll(ttl time.Duration) time.Duration { return ttl / 10 }
+
+// sleepCtx waits d, or returns false when ctx ends first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // LeaderRev is the etcd revision at which this host's leadership began,

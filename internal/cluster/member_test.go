@@ -69,6 +69,9 @@ func TestJoinLeadAndFencedWrites(t *testing.T) {
 	if l, _ := Leader(ctx, h2.Client(), c); l != "h1" {
 		t.Fatalf("leader = %q, want h1", l)
 	}
+	if l, err := h3.Leader(ctx); l != "h1" || err != nil {
+		t.Fatalf("h3's election says the leader is %q (%v), want h1", l, err)
+	}
 	// h1's lease goes (as when it cannot renew for a TTL): another leads.
 	if _, err := h2.Client().Revoke(ctx, h1.Lease().ID()); err != nil {
 		t.Fatal(err)

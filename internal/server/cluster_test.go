@@ -198,6 +198,12 @@ func (pc *petCluster) failover(t *testing.T, from time.Time, acked int64) (*test
 		return false
 	})
 	took := time.Since(from)
+	if took > 3*pc.cfg.Cluster.LeaseTTL.D() {
+		// Slower than it should be: what the hosts did explains it.
+		for _, ch := range pc.hosts {
+			t.Logf("slow failover (%v); %s's log (last 3 KiB):\n%s", took, ch.h.Name, lastBytes(ch.logs.String(), 3<<10))
+		}
+	}
 	if counter < acked {
 		t.Fatalf("the counter is %d on %s, %d increments were acknowledged on %s: lost", counter, next.Name, acked, pc.leader.h.Name)
 	}
@@ -272,4 +278,42 @@ func petProcesses(h *testutil.TestHost) []string {
 		}
 	}
 	return left
+}
+
+// TestClusterLeaderPartitioned: the leader's host is cut off (link down,
+// every process alive). Unable to renew its lease, it stops its pet
+// before the lease can lapse and steps down; another host runs the pet.
+// When the link comes back, the old leader does not run the pet again:
+// its controller has exited (a supervisor would start it as a follower)
+// and nothing of the pet is left there, and the pet keeps answering on
+// the new leader with its data intact.
+func TestClusterLeaderPartitioned(t *testing.T) {
+	pc := startPetCluster(t)
+	acked := pc.incr(t, 20)
+	cut := time.Now()
+	if err := pc.leader.h.LinkDown(); err != nil {
+		t.Fatal(err)
+	}
+	next, took := pc.failover(t, cut, acked)
+	t.Logf("host %s cut off; the pet answered on %s after %v (lease TTL %s)", pc.leader.h.Name, next.Name, took.Round(time.Millisecond), pc.cfg.Cluster.LeaseTTL)
+	exited := make(chan error, 1)
+	go func() { exited <- pc.leader.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if !strings.Contains(pc.leader.logs.String(), "cluster lease lost") {
+			t.Fatalf("the old leader exited (%v) without saying it lost its lease:\n%s", err, lastBytes(pc.leader.logs.String(), 4<<10))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the cut-off leader's controller still runs 30 s after it lost its lease")
+	}
+	if err := pc.leader.h.LinkUp(); err != nil {
+		t.Fatal(err)
+	}
+	if left := petProcesses(pc.leader.h); len(left) > 0 {
+		t.Fatalf("processes of the pet left on the cut-off host: %v", left)
+	}
+	c, err := incrAt(pc.addr(next))
+	if err != nil || c <= acked {
+		t.Fatalf("the pet on %s after the partition healed: %d %v", next.Name, c, err)
+	}
 }

@@ -43,3 +43,10 @@ for fault in TestClusterHostCrash TestClusterLeaderPartitioned TestClusterContro
 			printf "%-30s rounds %3d  median %.2fs  max %.2fs  min %.2fs  lease TTL %s\n", fault, n, med, t[n - 1], t[0], ttl
 		}'
 done
+# The cost of an idle cluster: 3 hosts, 100 groups on the leader, 30 s.
+AUTOHEAL_CLUSTER_IDLE=1 AUTOHEAL_REQUIRE_TOOLS=1 go test -count=1 -timeout 20m -v -run '^TestClusterIdleCost$' ./internal/server/ >"$log" 2>&1 || {
+	tail -50 "$log" >&2
+	echo "bench/cluster.sh: TestClusterIdleCost failed" >&2
+	exit 1
+}
+grep -E 'idle cluster|  etcd|  autoheal' "$log" | sed -E 's/^ *cluster_idle_test.go:[0-9]+: //'

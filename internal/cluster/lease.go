@@ -54,6 +54,22 @@ func grantLease(ctx context.Context, cli *clientv3.Client, renewers []*clientv3.
 	return &Lease{cli: cli, renewers: renewers, id: resp.ID, ttl: ttl, safeUntil: expiry(sent, resp.TTL), renewed: sent}, nil
 }
 
+// resumeLease renews the lease id, when not 0, and returns it if etcd
+// still holds it with time left; nil otherwise (grant a new one).
+func resumeLease(ctx context.Context, cli *clientv3.Client, renewers []*clientv3.Client, ttl time.Duration, id clientv3.LeaseID) *Lease {
+	if id == 0 {
+		return nil
+	}
+	l := &Lease{cli: cli, renewers: renewers, id: id, ttl: ttl}
+	sent := time.Now()
+	resp, err := l.renewOnce(ctx, sent.Add(ttl))
+	if err != nil || resp == nil || resp.TTL <= 0 {
+		return nil
+	}
+	l.safeUntil, l.renewed = expiry(sent, resp.TTL), sent
+	return l
+}
+
 // ID is the lease's etcd id.
 func (l *Lease) ID() clientv3.LeaseID { return l.id }
 

@@ -51,6 +51,16 @@ type Member struct {
 // one host). The caller runs Lease().Run and, to lead, Campaign; Leave
 // ends the membership.
 func Join(ctx context.Context, c *config.Cluster, host string, data []byte) (m *Member, err error) {
+	return JoinResuming(ctx, c, host, data, 0)
+}
+
+// JoinResuming is Join for a controller that restarted on its host: when
+// resume, the lease its previous run held, is still alive, the host goes
+// on with it (its host key, its place in the election and its shims'
+// deadline stay), so a controller restarted before its pets' deadline
+// keeps them running and leading. The caller must make sure the previous
+// run is dead (serve holds a lock on its state dir for that).
+func JoinResuming(ctx context.Context, c *config.Cluster, host string, data []byte, resume clientv3.LeaseID) (m *Member, err error) {
 	h := c.Host(host)
 	if h == nil {
 		return nil, fmt.Errorf("host %q is not in cluster.hosts (%s): start autoheal with --host NAME, one of them", host, strings.Join(hostNames(c), ", "))
@@ -78,9 +88,11 @@ func Join(ctx context.Context, c *config.Cluster, host string, data []byte) (m *
 			}
 		}
 	}()
-	lease, err := grantLease(ctx, cli, renewers, c.LeaseTTL.D())
-	if err != nil {
-		return nil, fmt.Errorf("etcd: granting host %s's lease: %w", host, err)
+	lease := resumeLease(ctx, cli, renewers, c.LeaseTTL.D(), resume)
+	if lease == nil {
+		if lease, err = grantLease(ctx, cli, renewers, c.LeaseTTL.D()); err != nil {
+			return nil, fmt.Errorf("etcd: granting host %s's lease: %w", host, err)
+		}
 	}
 	rec, _ := json.Marshal(HostRecord{Name: host, Address: h.Address, PID: os.Getpid(), Started: time.Now().UTC()})
 	key := hostKey(c, host)
@@ -91,6 +103,16 @@ func Join(ctx context.Context, c *config.Cluster, host string, data []byte) (m *
 	if err != nil {
 		_ = lease.revoke(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("etcd: registering host %s: %w", host, err)
+	}
+	if !resp.Succeeded {
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		if len(kvs) > 0 && clientv3.LeaseID(kvs[0].Lease) == lease.ID() {
+			// Our own key, from the run whose lease we resumed.
+			if _, err := cli.Put(ctx, key, string(rec), clientv3.WithLease(lease.ID())); err != nil {
+				return nil, fmt.Errorf("etcd: registering host %s: %w", host, err)
+			}
+			resp.Succeeded = true
+		}
 	}
 	if !resp.Succeeded {
 		_ = lease.revoke(context.WithoutCancel(ctx))

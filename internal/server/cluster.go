@@ -8,9 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/autoheal/autoheal/internal/atomicfile"
 	"github.com/autoheal/autoheal/internal/cluster"
 	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/diag"
@@ -25,7 +30,10 @@ import (
 // renews with its lease, its shared volumes' tokens above any earlier
 // leader's. A host that loses its lease removes the deadline (its pets
 // die within the shims' poll) and exits, for its supervisor to start it
-// again as a follower.
+// again as a follower. A controller that stops or dies leaves the
+// deadline: restarted before it passes, it resumes its lease (recorded in
+// the state dir) and keeps its pets; otherwise they stop at the deadline
+// and the lease lapses after.
 
 // leadership is what the controller needs of its host's leadership.
 type leadership struct {
@@ -94,14 +102,30 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	m, err := cluster.Join(ctx, &cfg.Cluster, host, data)
+	// One serve per state dir, held for the life of the process: a
+	// restarted controller resumes its predecessor's lease only once that
+	// one is dead.
+	lock, err := os.OpenFile(filepath.Join(stateDir, "cluster.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return fmt.Errorf("state dir %s: another autoheal serve runs on it (%v)", stateDir, err)
+	}
+	leaseFile := filepath.Join(stateDir, "cluster-lease")
+	m, err := cluster.JoinResuming(ctx, &cfg.Cluster, host, data, readLeaseID(leaseFile))
 	if err != nil {
 		return err
 	}
 	lease := m.Lease()
+	if err := atomicfile.WriteFile(leaseFile, []byte(strconv.FormatInt(int64(lease.ID()), 16)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
 	deadline := filepath.Join(stateDir, fmt.Sprintf("cluster-deadline-%x", int64(lease.ID())))
-	// Pets an earlier run of this host started belong to its lease: they
-	// stop now, not when that lease would have lapsed.
+	// Pets an earlier run of this host started under another lease (one
+	// that lapsed, so not resumed) stop now; those of the lease resumed
+	// keep their deadline file and run on.
 	removeDeadlines(stateDir, deadline)
 	budget := fenceBudget(cfg.Cluster.LeaseTTL.D())
 	writeDeadline := func(safe time.Time) {
@@ -111,12 +135,15 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 	}
 	writeDeadline(lease.SafeUntil())
 	lease.OnRenew = writeDeadline
-	defer os.Remove(deadline) // whatever ends this run, its pets stop with it
+	// When this run ends without losing its lease (stopped, or failed),
+	// the deadline stays: the pets run until it passes, before the lease
+	// can lapse, and a controller restarted before then resumes the lease
+	// and keeps them (an upgrade does not move the pets).
 	leaseCtx, stopLease := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLease()
 	lost := make(chan error, 1)
 	go func() { lost <- lease.Run(leaseCtx) }()
-	log.Info("joined the cluster", "cluster", cfg.Cluster.Name, "host", host, "lease_ttl", cfg.Cluster.LeaseTTL, "fence_budget", budget)
+	log.Info("joined the cluster", "cluster", cfg.Cluster.Name, "host", host, "lease", fmt.Sprintf("%x", int64(lease.ID())), "lease_ttl", cfg.Cluster.LeaseTTL, "fence_budget", budget)
 
 	campaign, stopCampaign := context.WithCancel(ctx)
 	defer stopCampaign()
@@ -150,10 +177,23 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 	}()
 	opts.StateDir, opts.loaded = stateDir, cfg
 	opts.lead = &leadership{deadline: deadline, tokenFloor: volume.TokenFloor(m.LeaderRev())}
-	// The lease is not revoked when the run ends: it lapses once the
-	// deadline's removal has stopped the pets, and only then may another
-	// host be given their volumes.
+	// The lease is not revoked when the run ends: it lapses after the
+	// deadline has stopped the pets, and only then may another host be
+	// given their volumes.
 	return runController(run, opts)
+}
+
+// readLeaseID is the lease an earlier run of this host recorded, or 0.
+func readLeaseID(path string) clientv3.LeaseID {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	id, err := strconv.ParseInt(strings.TrimSpace(string(b)), 16, 64)
+	if err != nil {
+		return 0
+	}
+	return clientv3.LeaseID(id)
 }
 
 // removeDeadlines removes the deadline files in dir but keep.

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,9 +20,11 @@ import (
 
 // clusterHost is one autoheal serve running on a test host.
 type clusterHost struct {
-	h    *testutil.TestHost
-	cmd  *exec.Cmd
-	logs *syncBuffer
+	h     *testutil.TestHost
+	cfg   string
+	state string
+	cmd   *exec.Cmd
+	logs  *syncBuffer
 }
 
 // startClusterHosts starts autoheal serve on every host of bed with the
@@ -30,25 +33,32 @@ func startClusterHosts(t *testing.T, bed *testutil.TestHosts, cfg string) []*clu
 	t.Helper()
 	var out []*clusterHost
 	for _, h := range bed.Hosts {
-		state := filepath.Join(t.TempDir(), h.Name)
-		cmd := h.Command(bins.autoheal, "serve", "--config", cfg, "--state-dir", state, "--host", h.Name, "--listen", "127.0.0.1:7070", "--log-level", "debug")
-		logs := &syncBuffer{}
-		cmd.Stdout, cmd.Stderr = logs, logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		ch := &clusterHost{h: h, cmd: cmd, logs: logs}
+		ch := &clusterHost{h: h, cfg: cfg, state: filepath.Join(t.TempDir(), h.Name)}
+		ch.start(t)
 		out = append(out, ch)
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("%s's log (last 6 KiB):\n%s", h.Name, lastBytes(logs.String(), 6<<10))
-			}
-			cmd.Process.Kill()
-			cmd.Wait()
-			killInstances(t, state)
-		})
 	}
 	return out
+}
+
+// start starts (or starts again) the host's autoheal serve, on its state
+// dir.
+func (ch *clusterHost) start(t *testing.T) {
+	t.Helper()
+	cmd := ch.h.Command(bins.autoheal, "serve", "--config", ch.cfg, "--state-dir", ch.state, "--host", ch.h.Name, "--listen", "127.0.0.1:7070", "--log-level", "debug")
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ch.cmd, ch.logs = cmd, logs
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s's log (last 6 KiB):\n%s", ch.h.Name, lastBytes(logs.String(), 6<<10))
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		killInstances(t, ch.state)
+	})
 }
 
 // petAt asks the pet at addr for its counter; ok is false when nothing
@@ -98,7 +108,9 @@ type petCluster struct {
 
 func (pc *petCluster) addr(h *testutil.TestHost) string { return fmt.Sprintf("%s:%d", h.Addr, pc.port) }
 
-func startPetCluster(t *testing.T) *petCluster {
+func startPetCluster(t *testing.T) *petCluster { return startPetClusterTTL(t, "2s") }
+
+func startPetClusterTTL(t *testing.T, ttl string) *petCluster {
 	t.Helper()
 	bed := testutil.MakeHosts(t, 3)
 	etcd := testutil.StartEtcdOn(t, bed)
@@ -126,9 +138,9 @@ groups:
 cluster:
   name: %s
   etcd: {endpoints: ["%s"]}
-  lease_ttl: 2s
+  lease_ttl: %s
   hosts:
-%s`, shared, pc.port, testutil.UniqueName("e2e"), strings.Join(etcd.Endpoints(), `", "`), hosts.String()))
+%s`, shared, pc.port, testutil.UniqueName("e2e"), strings.Join(etcd.Endpoints(), `", "`), ttl, hosts.String()))
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -315,5 +327,62 @@ func TestClusterLeaderPartitioned(t *testing.T) {
 	c, err := incrAt(pc.addr(next))
 	if err != nil || c <= acked {
 		t.Fatalf("the pet on %s after the partition healed: %d %v", next.Name, c, err)
+	}
+}
+
+// petInstance is the instance id the pet at addr answers with.
+func petInstance(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p struct {
+		Instance string `json:"instance"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || p.Instance == "" {
+		t.Fatalf("pet answer: %v %+v", err, p)
+	}
+	return p.Instance
+}
+
+// TestClusterControllerRestarted: the leader's controller stops (SIGTERM,
+// an upgrade) or dies (SIGKILL) and is started again at once on its state
+// dir, as systemd does: it resumes its lease before its pet's deadline,
+// stays the leader, and the pet runs on: same instance, same host, every
+// acknowledged increment kept, no other host running it. (The lease TTL is
+// 4 s here, so that a restart on a loaded test machine fits before the
+// deadline; the rule does not depend on it.)
+func TestClusterControllerRestarted(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			pc := startPetClusterTTL(t, "4s")
+			before := petInstance(t, pc.addr(pc.leader.h))
+			acked := pc.incr(t, 10)
+			if err := pc.leader.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			pc.leader.cmd.Wait()
+			pc.leader.start(t)
+			testutil.WaitFor(t, 30*time.Second, "the pet to answer on its host again", func() bool {
+				_, ok := petAt(pc.addr(pc.leader.h))
+				return ok
+			})
+			if after := petInstance(t, pc.addr(pc.leader.h)); after != before {
+				t.Fatalf("the pet was replaced (%s, then %s): the restart did not keep it", before, after)
+			}
+			if c, err := incrAt(pc.addr(pc.leader.h)); err != nil || c != acked+1 {
+				t.Fatalf("incr after the restart: %d %v, want %d", c, err, acked+1)
+			}
+			for _, ch := range pc.hosts {
+				if _, ok := petAt(pc.addr(ch.h)); ok && ch != pc.leader {
+					t.Fatalf("the pet answers on %s too", ch.h.Name)
+				}
+			}
+			if !strings.Contains(pc.leader.logs.String(), "leading the cluster") {
+				t.Fatalf("the restarted controller does not lead:\n%s", lastBytes(pc.leader.logs.String(), 3<<10))
+			}
+		})
 	}
 }

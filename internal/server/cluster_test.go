@@ -108,9 +108,13 @@ type petCluster struct {
 
 func (pc *petCluster) addr(h *testutil.TestHost) string { return fmt.Sprintf("%s:%d", h.Addr, pc.port) }
 
-func startPetCluster(t *testing.T) *petCluster { return startPetClusterTTL(t, "2s") }
+func startPetCluster(t *testing.T) *petCluster { return startPetClusterWith(t, "2s", "") }
 
-func startPetClusterTTL(t *testing.T, ttl string) *petCluster {
+func startPetClusterTTL(t *testing.T, ttl string) *petCluster { return startPetClusterWith(t, ttl, "") }
+
+// startPetClusterWith adds extra, YAML at the pet group's indentation, to
+// the pet's group.
+func startPetClusterWith(t *testing.T, ttl, extra string) *petCluster {
 	t.Helper()
 	bed := testutil.MakeHosts(t, 3)
 	etcd := testutil.StartEtcdOn(t, bed)
@@ -135,12 +139,13 @@ groups:
       - {name: http, listen: "0.0.0.0:%d", wait_timeout: 20s}
     health_checks:
       - {type: http, path: /healthz, interval: 100ms, timeout: 100ms, unhealthy_threshold: 2}
+%s
 cluster:
   name: %s
   etcd: {endpoints: ["%s"]}
   lease_ttl: %s
   hosts:
-%s`, shared, pc.port, testutil.UniqueName("e2e"), strings.Join(etcd.Endpoints(), `", "`), ttl, hosts.String()))
+%s`, shared, pc.port, extra, testutil.UniqueName("e2e"), strings.Join(etcd.Endpoints(), `", "`), ttl, hosts.String()))
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -385,4 +390,32 @@ func TestClusterControllerRestarted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClusterHostCrashDuringReplacement: the leader is replacing the pet
+// (an operator's terminate; a 30 s terminate hook holds the old instance
+// in Terminating:Wait, its volume still attached) when its host crashes. The next leader runs the pet
+// on the shared volume with every acknowledged increment, one writer.
+func TestClusterHostCrashDuringReplacement(t *testing.T) {
+	pc := startPetClusterWith(t, "2s", `    hooks:
+      terminate: [{name: slow, script: "sleep 30", heartbeat_timeout: 60s, default_result: continue}]`)
+	acked := pc.incr(t, 10)
+	id := petInstance(t, pc.addr(pc.leader.h))
+	term := pc.leader.h.Command(bins.autoheal, "--state-dir", pc.leader.state, "--addr", "127.0.0.1:7070", "terminate", id)
+	if out, err := term.CombinedOutput(); err != nil {
+		t.Fatalf("terminate %s: %v\n%s", id, err, out)
+	}
+	// The old instance is fenced before its terminate hooks run, and the
+	// replacement waits for the volume they hold: the pet goes silent.
+	testutil.WaitFor(t, 30*time.Second, "the replacement to be under way", func() bool {
+		_, ok := petAt(pc.addr(pc.leader.h))
+		return !ok
+	})
+	crashed := time.Now()
+	pc.leader.h.KillAll()
+	if err := pc.leader.h.LinkDown(); err != nil {
+		t.Fatal(err)
+	}
+	next, took := pc.failover(t, crashed, acked)
+	t.Logf("host %s crashed during a replacement; the pet answered on %s after %v", pc.leader.h.Name, next.Name, took.Round(time.Millisecond))
 }

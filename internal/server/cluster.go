@@ -84,13 +84,12 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 	if err := clusterServable(cfg); err != nil {
 		return err
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
 	}
-	host := opts.Host
-	if host == "" {
-		host, _ = os.Hostname()
+	log := opts.Logger
+	if opts.Host == "" {
+		opts.Host, _ = os.Hostname()
 	}
 	if opts.StateDir == "" {
 		opts.StateDir = DefaultStateDir()
@@ -102,39 +101,15 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	// One serve per state dir, held for the life of the process: a
-	// restarted controller resumes its predecessor's lease only once that
-	// one is dead.
-	lock, err := os.OpenFile(filepath.Join(stateDir, "cluster.lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return fmt.Errorf("state dir: %w", err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return fmt.Errorf("state dir %s: another autoheal serve runs on it (%v)", stateDir, err)
-	}
-	leaseFile := filepath.Join(stateDir, "cluster-lease")
-	m, err := cluster.JoinResuming(ctx, &cfg.Cluster, host, data, readLeaseID(leaseFile))
+	lock, err := lockClusterState(stateDir)
 	if err != nil {
 		return err
 	}
-	lease := m.Lease()
-	if err := atomicfile.WriteFile(leaseFile, []byte(strconv.FormatInt(int64(lease.ID()), 16)+"\n"), 0o600); err != nil {
-		return fmt.Errorf("state dir: %w", err)
+	defer lock.Close()
+	m, deadline, err := joinCluster(ctx, cfg, opts.Host, stateDir, data, log)
+	if err != nil {
+		return err
 	}
-	deadline := filepath.Join(stateDir, fmt.Sprintf("cluster-deadline-%x", int64(lease.ID())))
-	// Pets an earlier run of this host started under another lease (one
-	// that lapsed, so not resumed) stop now; those of the lease resumed
-	// keep their deadline file and run on.
-	removeDeadlines(stateDir, deadline)
-	budget := fenceBudget(cfg.Cluster.LeaseTTL.D())
-	writeDeadline := func(safe time.Time) {
-		if err := local.WriteDeadline(deadline, cluster.FenceAt(safe, budget)); err != nil {
-			log.Error("cluster: cannot renew the shims' deadline; this host's pets stop at the last one", "file", deadline, "err", err)
-		}
-	}
-	writeDeadline(lease.SafeUntil())
-	lease.OnRenew = writeDeadline
 	// When this run ends without losing its lease (stopped, or failed),
 	// the deadline stays: the pets run until it passes, before the lease
 	// can lapse, and a controller restarted before then resumes the lease
@@ -142,8 +117,7 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 	leaseCtx, stopLease := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLease()
 	lost := make(chan error, 1)
-	go func() { lost <- lease.Run(leaseCtx) }()
-	log.Info("joined the cluster", "cluster", cfg.Cluster.Name, "host", host, "lease", fmt.Sprintf("%x", int64(lease.ID())), "lease_ttl", cfg.Cluster.LeaseTTL, "fence_budget", budget)
+	go func() { lost <- m.Lease().Run(leaseCtx) }()
 
 	campaign, stopCampaign := context.WithCancel(ctx)
 	defer stopCampaign()
@@ -164,7 +138,7 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 			return fmt.Errorf("cluster: campaign: %w", err)
 		}
 	}
-	log.Info("leading the cluster: running every group here", "cluster", cfg.Cluster.Name, "host", host, "since_revision", m.LeaderRev())
+	log.Info("leading the cluster: running every group here", "cluster", cfg.Cluster.Name, "host", opts.Host, "since_revision", m.LeaderRev())
 	run, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go func() {
@@ -181,6 +155,51 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 	// deadline has stopped the pets, and only then may another host be
 	// given their volumes.
 	return runController(run, opts)
+}
+
+// joinCluster joins as host, resuming the lease an earlier run recorded in
+// stateDir when etcd still holds it, records the lease, and keeps the
+// shims' deadline file renewed with it (returned).
+func joinCluster(ctx context.Context, cfg *config.Config, host, stateDir string, data []byte, log *slog.Logger) (*cluster.Member, string, error) {
+	leaseFile := filepath.Join(stateDir, "cluster-lease")
+	m, err := cluster.JoinResuming(ctx, &cfg.Cluster, host, data, readLeaseID(leaseFile))
+	if err != nil {
+		return nil, "", err
+	}
+	lease := m.Lease()
+	if err := atomicfile.WriteFile(leaseFile, []byte(strconv.FormatInt(int64(lease.ID()), 16)+"\n"), 0o600); err != nil {
+		return nil, "", fmt.Errorf("state dir: %w", err)
+	}
+	deadline := filepath.Join(stateDir, fmt.Sprintf("cluster-deadline-%x", int64(lease.ID())))
+	// Pets an earlier run of this host started under another lease (one
+	// that lapsed, so not resumed) stop now; those of the lease resumed
+	// keep their deadline file and run on.
+	removeDeadlines(stateDir, deadline)
+	budget := fenceBudget(cfg.Cluster.LeaseTTL.D())
+	writeDeadline := func(safe time.Time) {
+		if err := local.WriteDeadline(deadline, cluster.FenceAt(safe, budget)); err != nil {
+			log.Error("cluster: cannot renew the shims' deadline; this host's pets stop at the last one", "file", deadline, "err", err)
+		}
+	}
+	writeDeadline(lease.SafeUntil())
+	lease.OnRenew = writeDeadline
+	log.Info("joined the cluster", "cluster", cfg.Cluster.Name, "host", host, "lease", fmt.Sprintf("%x", int64(lease.ID())), "lease_ttl", cfg.Cluster.LeaseTTL, "fence_budget", budget)
+	return m, deadline, nil
+}
+
+// lockClusterState takes the lock that makes one serve per state dir, held
+// for the life of the process: a restarted controller resumes its
+// predecessor's lease only once that one is dead.
+func lockClusterState(stateDir string) (*os.File, error) {
+	lock, err := os.OpenFile(filepath.Join(stateDir, "cluster.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("state dir %s: another autoheal serve runs on it (%v)", stateDir, err)
+	}
+	return lock, nil
 }
 
 // readLeaseID is the lease an earlier run of this host recorded, or 0.

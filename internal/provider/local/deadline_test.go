@@ -5,11 +5,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/autoheal/autoheal/internal/provider/local"
+	"github.com/autoheal/autoheal/internal/testutil"
 )
 
 // TestDeadlineStopsThePet is the dead man's switch of a cluster host: while
@@ -27,13 +27,17 @@ func TestDeadlineStopsThePet(t *testing.T) {
 			if err := local.WriteDeadline(dl, time.Now().Add(10*time.Second)); err != nil {
 				t.Fatal(err)
 			}
-			l, dir := newLocalWith(t, local.Options{NoSpareShim: true, NoPIDNamespace: f.noNS, Deadline: dl})
-			daemon := filepath.Join(dir, "daemon.pid")
-			p := launch(t, l, shSpec(`setsid sh -c 'echo $$ > `+daemon+`.tmp; mv `+daemon+`.tmp `+daemon+`; exec sleep 300' & exec sleep 300`))
-			pid, err := strconv.Atoi(strings.TrimSpace(waitContent(t, daemon, "\n")))
-			if err != nil {
-				t.Fatal(err)
-			}
+			l, _ := newLocalWith(t, local.Options{NoSpareShim: true, NoPIDNamespace: f.noNS, Deadline: dl})
+			// The daemon is found by a token in its command line: under the
+			// PID namespace fence, the pid it could write is its own
+			// namespace's, not the host's.
+			token := "deadline-daemon-" + strconv.Itoa(os.Getpid()) + "-" + f.name
+			p := launch(t, l, shSpec(`setsid sh -c 'while :; do sleep 1; done' `+token+` & exec sleep 300`))
+			var daemons []int
+			testutil.WaitFor(t, 10*time.Second, "the daemon", func() bool {
+				daemons = tokenProcs(token)
+				return len(daemons) == 1
+			})
 			// Renewals a third of a 1 s deadline apart, as a 1 s margin
 			// would be kept: the pet lives through them.
 			for range 6 {
@@ -63,8 +67,8 @@ func TestDeadlineStopsThePet(t *testing.T) {
 				t.Fatalf("killed %v before its deadline", deadline.Sub(e.Time))
 			}
 			t.Logf("killed %v after its deadline", e.Time.Sub(deadline).Round(time.Millisecond))
-			if err := syscall.Kill(pid, 0); err == nil {
-				t.Fatalf("the daemon %d outlived the instance", pid)
+			if left := tokenProcs(token); len(left) > 0 {
+				t.Fatalf("the daemon %v outlived the instance", left)
 			}
 			// A deadline passed: nothing starts.
 			p2 := launch(t, l, shSpec("exec sleep 300"))

@@ -104,6 +104,7 @@ type petCluster struct {
 	hosts  []*clusterHost
 	leader *clusterHost
 	port   int
+	shared string // the pet's volume
 }
 
 func (pc *petCluster) addr(h *testutil.TestHost) string { return fmt.Sprintf("%s:%d", h.Addr, pc.port) }
@@ -122,7 +123,7 @@ func startPetClusterWith(t *testing.T, ttl, extra string) *petCluster {
 	if err := os.MkdirAll(shared, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	pc := &petCluster{bed: bed, port: 18770}
+	pc := &petCluster{bed: bed, port: 18770, shared: shared}
 	var hosts strings.Builder
 	for _, h := range bed.Hosts {
 		fmt.Fprintf(&hosts, "    - {name: %s, address: %s}\n", h.Name, h.Addr)
@@ -131,7 +132,10 @@ func startPetClusterWith(t *testing.T, ttl, extra string) *petCluster {
 groups:
   - name: pet
     launch:
-      command: {{PET}}
+      # A writer beside the pet appends its instance's id to the volume
+      # every 50 ms, for checkOneWriter.
+      command: /bin/sh
+      args: ["-c", "while :; do echo \"$AUTOHEAL_INSTANCE_ID\" >> \"$AUTOHEAL_VOLUME_DATA/heartbeat\"; sleep 0.05; done & exec {{PET}}"]
       stop_timeout: 2s
     volumes:
       - {name: data, kind: shared, path: %s}
@@ -227,6 +231,7 @@ func (pc *petCluster) failover(t *testing.T, from time.Time, acked int64) (*test
 	if n, err := incrAt(pc.addr(next)); err != nil || n != counter+1 {
 		t.Fatalf("incr on the new host: %d %v, want %d", n, err, counter+1)
 	}
+	checkOneWriter(t, filepath.Join(pc.shared, "data", "heartbeat"))
 	resp, err := http.Get("http://" + pc.addr(next) + "/verify")
 	if err != nil {
 		t.Fatal(err)
@@ -418,4 +423,61 @@ func TestClusterHostCrashDuringReplacement(t *testing.T) {
 	}
 	next, took := pc.failover(t, crashed, acked)
 	t.Logf("host %s crashed during a replacement; the pet answered on %s after %v", pc.leader.h.Name, next.Name, took.Round(time.Millisecond))
+}
+
+// checkOneWriter reads the heartbeat file the pets' writers append their
+// instance id to and fails if two instances wrote at once (oneWriter), or
+// if no failover shows in it.
+func checkOneWriter(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	order, err := oneWriter(strings.Split(strings.TrimSpace(string(b)), "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(order) < 2 {
+		t.Fatalf("the heartbeat shows %d writer(s) (%v): the failover did not happen on the volume", len(order), order)
+	}
+	t.Logf("one writer at a time on the volume: %v", order)
+}
+
+// oneWriter returns the writers of lines in the order they started, or an
+// error if one wrote again after a later one had started: two writers on
+// the volume at once.
+func oneWriter(lines []string) ([]string, error) {
+	var order []string
+	done := map[string]bool{}
+	for i, line := range lines {
+		if len(order) > 0 && order[len(order)-1] == line {
+			continue
+		}
+		if done[line] {
+			return order, fmt.Errorf("two writers on the volume: %s wrote again at line %d, after %s had started (instances in order %v)", line, i+1, order[len(order)-1], order)
+		}
+		if len(order) > 0 {
+			done[order[len(order)-1]] = true
+		}
+		order = append(order, line)
+	}
+	return order, nil
+}
+
+// TestOneWriter: the check catches an earlier writer writing again.
+func TestOneWriter(t *testing.T) {
+	for _, tc := range []struct {
+		lines []string
+		bad   bool
+	}{
+		{[]string{"a", "a", "b", "b"}, false},
+		{[]string{"a", "b", "c"}, false},
+		{[]string{"a", "b", "a"}, true},
+		{[]string{"a", "a", "b", "c", "b"}, true},
+	} {
+		if _, err := oneWriter(tc.lines); (err != nil) != tc.bad {
+			t.Errorf("%v: %v", tc.lines, err)
+		}
+	}
 }

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Cluster failover: for each fault (the leader's host crashed, cut off, or
-# only its controller killed), the time from the fault to the pet's
+# Cluster failover: for each fault (the leader's host crashed, cut off, only
+# its controller killed, or crashed while replacing the pet), the time from the fault to the pet's
 # first good answer on another host (every acknowledged write kept, its log
 # verified), median and max over N rounds, beside the lease TTL. Each round
 # is one run of the end-to-end test: three hosts as network namespaces, a
@@ -25,7 +25,7 @@ done
 [ -x /usr/bin/etcd ] || { echo "bench/cluster.sh: etcd missing (apt-get install etcd-server)" >&2; exit 1; }
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-for fault in TestClusterHostCrash TestClusterLeaderPartitioned TestClusterControllerKilled; do
+for fault in TestClusterHostCrash TestClusterLeaderPartitioned TestClusterControllerKilled TestClusterHostCrashDuringReplacement; do
 	AUTOHEAL_REQUIRE_TOOLS=1 go test -count="$rounds" -timeout 60m -v -run "^$fault\$" ./internal/server/ >"$log" 2>&1 || {
 		tail -50 "$log" >&2
 		echo "bench/cluster.sh: $fault failed" >&2

@@ -422,7 +422,7 @@ func TestClusterHostCrashDuringReplacement(t *testing.T) {
 		t.Fatal(err)
 	}
 	next, took := pc.failover(t, crashed, acked)
-	t.Logf("host %s crashed during a replacement; the pet answered on %s after %v", pc.leader.h.Name, next.Name, took.Round(time.Millisecond))
+	t.Logf("host %s crashed during a replacement; the pet answered on %s after %v (lease TTL %s)", pc.leader.h.Name, next.Name, took.Round(time.Millisecond), pc.cfg.Cluster.LeaseTTL)
 }
 
 // checkOneWriter reads the heartbeat file the pets' writers append their

@@ -74,6 +74,16 @@ func JoinResuming(ctx context.Context, c *config.Cluster, host string, data []by
 			cli.Close()
 		}
 	}()
+	// etcd's client waits for a connection that never comes (a wrong
+	// endpoint, a refused certificate) without a word: joining is bounded.
+	ctx, cancel := context.WithTimeout(ctx, joinTimeout(c))
+	defer cancel()
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			err = fmt.Errorf("etcd at %s did not answer within %s (check the endpoints, the TLS files and the credentials): %w",
+				strings.Join(c.Etcd.Endpoints, ", "), joinTimeout(c), err)
+		}
+	}()
 	if err := checkConfig(ctx, cli, c, host, data); err != nil {
 		return nil, err
 	}
@@ -131,6 +141,9 @@ func JoinResuming(ctx context.Context, c *config.Cluster, host string, data []by
 	return &Member{cfg: c, host: host, cli: cli, lease: lease, sess: sess,
 		elect: concurrency.NewElection(sess, electionPrefix(c))}, nil
 }
+
+// joinTimeout bounds joining: five connection attempts' worth.
+func joinTimeout(c *config.Cluster) time.Duration { return 5 * c.Etcd.DialTimeout.D() }
 
 // Host is this member's host name.
 func (m *Member) Host() string { return m.host }

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -24,7 +25,17 @@ type Etcd struct {
 	bin     string
 	dir     string
 	initial string // --initial-cluster
+	tls     *EtcdTLS
 	Members []*EtcdMember
+}
+
+// EtcdTLS makes the members serve clients over TLS with CertFile and
+// KeyFile, and require a client certificate signed by CAFile.
+type EtcdTLS struct {
+	CAFile, CertFile, KeyFile string
+	// Client is what WaitHealthy presents: a client certificate's TLS
+	// config.
+	Client *tls.Config
 }
 
 // EtcdMember is one member: its client URL and its process.
@@ -46,7 +57,14 @@ type EtcdMember struct {
 // it): then it fails.
 func StartEtcd(t testing.TB, n int) *Etcd {
 	t.Helper()
-	return startEtcd(t, n, nil)
+	return startEtcd(t, n, nil, nil)
+}
+
+// StartEtcdTLS starts a one-member etcd on loopback that serves clients
+// over TLS only, with client certificates required.
+func StartEtcdTLS(t testing.TB, tlsFiles *EtcdTLS) *Etcd {
+	t.Helper()
+	return startEtcd(t, 1, nil, tlsFiles)
 }
 
 // StartEtcdOn starts one etcd member on each of hosts, at its address
@@ -54,10 +72,10 @@ func StartEtcd(t testing.TB, n int) *Etcd {
 // takes its member with it.
 func StartEtcdOn(t testing.TB, hosts *TestHosts) *Etcd {
 	t.Helper()
-	return startEtcd(t, len(hosts.Hosts), hosts)
+	return startEtcd(t, len(hosts.Hosts), hosts, nil)
 }
 
-func startEtcd(t testing.TB, n int, hosts *TestHosts) *Etcd {
+func startEtcd(t testing.TB, n int, hosts *TestHosts, tlsFiles *EtcdTLS) *Etcd {
 	t.Helper()
 	bin := "/usr/bin/etcd"
 	if p, err := exec.LookPath("etcd"); err == nil {
@@ -70,7 +88,7 @@ func startEtcd(t testing.TB, n int, hosts *TestHosts) *Etcd {
 		}
 		t.Skipf("%s; set AUTOHEAL_REQUIRE_TOOLS=1 to make this a failure", msg)
 	}
-	e := &Etcd{t: t, bin: bin, dir: t.TempDir()}
+	e := &Etcd{t: t, bin: bin, dir: t.TempDir(), tls: tlsFiles}
 	var initial []string
 	for i := range n {
 		m := &EtcdMember{Name: fmt.Sprintf("m%d", i)}
@@ -79,6 +97,9 @@ func startEtcd(t testing.TB, n int, hosts *TestHosts) *Etcd {
 			m.ClientURL, m.peerURL = "http://"+m.host.Addr+":2379", "http://"+m.host.Addr+":2380"
 		} else {
 			m.ClientURL, m.peerURL = "http://"+freeLoopbackAddr(t), "http://"+freeLoopbackAddr(t)
+		}
+		if tlsFiles != nil {
+			m.ClientURL = "https" + strings.TrimPrefix(m.ClientURL, "http")
 		}
 		m.dataDir = filepath.Join(e.dir, m.Name)
 		m.logPath = filepath.Join(e.dir, m.Name+".log")
@@ -138,6 +159,10 @@ func (e *Etcd) Start(m *EtcdMember) {
 		// TestSafeUntilIsALowerBound; with these, in none of 5.
 		"--heartbeat-interval", "50", "--election-timeout", "500", "--pre-vote",
 		"--logger", "zap", "--log-level", "warn"}
+	if e.tls != nil {
+		args = append(args, "--cert-file", e.tls.CertFile, "--key-file", e.tls.KeyFile,
+			"--trusted-ca-file", e.tls.CAFile, "--client-cert-auth")
+	}
 	cmd := exec.Command(e.bin, args...)
 	if m.host != nil {
 		cmd = m.host.Command(e.bin, args...)
@@ -185,6 +210,9 @@ func (m *EtcdMember) Kill() {
 func (e *Etcd) WaitHealthy(d time.Duration) {
 	e.t.Helper()
 	client := &http.Client{Timeout: time.Second}
+	if e.tls != nil {
+		client.Transport = &http.Transport{TLSClientConfig: e.tls.Client}
+	}
 	WaitFor(e.t, d, "etcd members healthy", func() bool {
 		for _, m := range e.Members {
 			m.mu.Lock()

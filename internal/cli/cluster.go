@@ -12,31 +12,30 @@ import (
 
 	"github.com/autoheal/autoheal/internal/cluster"
 	"github.com/autoheal/autoheal/internal/config"
-	"github.com/autoheal/autoheal/internal/limits"
 )
 
 // Cluster commands talk to etcd directly, with the config's cluster
 // section: they work from any host, and with no autoheal running.
 
-// clusterConfig loads the config and its cluster section.
-func clusterConfig(path string) (*config.Config, error) {
+// clusterConfig loads the config, its text and its cluster section.
+func clusterConfig(path string) (*config.Config, []byte, error) {
 	if path == "" {
-		return nil, &exitError{ExitConfig, fmt.Errorf("--config is required: the cluster section says where etcd is")}
+		return nil, nil, &exitError{ExitConfig, fmt.Errorf("--config is required: the cluster section says where etcd is")}
 	}
-	cfg, err := config.Load(path)
+	cfg, data, err := config.LoadText(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !cfg.Cluster.Enabled() {
-		return nil, &exitError{ExitConfig, fmt.Errorf("%s has no cluster section (cluster.etcd.endpoints)", path)}
+		return nil, nil, &exitError{ExitConfig, fmt.Errorf("%s has no cluster section (cluster.etcd.endpoints)", path)}
 	}
-	return cfg, nil
+	return cfg, data, nil
 }
 
-// withCluster loads the config at path and runs f with a client of its
-// cluster's etcd, within 5 s.
-func withCluster(ctx context.Context, path string, f func(context.Context, *config.Config, *clientv3.Client) error) (*config.Config, error) {
-	cfg, err := clusterConfig(path)
+// withCluster loads the config at path and runs f with it, its text and a
+// client of its cluster's etcd, within 5 s.
+func withCluster(ctx context.Context, path string, f func(context.Context, *config.Config, []byte, *clientv3.Client) error) (*config.Config, error) {
+	cfg, data, err := clusterConfig(path)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +46,7 @@ func withCluster(ctx context.Context, path string, f func(context.Context, *conf
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return cfg, f(ctx, cfg, cli)
+	return cfg, f(ctx, cfg, data, cli)
 }
 
 func hostsCmd(e *env) *cobra.Command {
@@ -58,7 +57,7 @@ func hostsCmd(e *env) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var hosts []cluster.HostStatus
-			cfg, err := withCluster(cmd.Context(), path, func(ctx context.Context, cfg *config.Config, cli *clientv3.Client) (err error) {
+			cfg, err := withCluster(cmd.Context(), path, func(ctx context.Context, cfg *config.Config, _ []byte, cli *clientv3.Client) (err error) {
 				hosts, err = cluster.Hosts(ctx, cli, &cfg.Cluster)
 				return err
 			})
@@ -102,11 +101,7 @@ func clusterCmd(e *env) *cobra.Command {
 			if host == "" {
 				host, _ = os.Hostname()
 			}
-			cfg, err := withCluster(cmd.Context(), path, func(ctx context.Context, cfg *config.Config, cli *clientv3.Client) error {
-				data, err := limits.ReadFile(path, limits.Config) // valid: Load read it
-				if err != nil {
-					return err
-				}
+			cfg, err := withCluster(cmd.Context(), path, func(ctx context.Context, cfg *config.Config, data []byte, cli *clientv3.Client) error {
 				return cluster.SetConfig(ctx, cli, &cfg.Cluster, host, data)
 			})
 			if err != nil {

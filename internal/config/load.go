@@ -19,18 +19,29 @@ import (
 // nothing of an invalid file is returned. A file beyond the size limit
 // (limits.Config) is refused after reading one byte more than the limit.
 func Load(path string) (*Config, error) {
+	cfg, _, err := LoadText(path)
+	return cfg, err
+}
+
+// LoadText is Load that also returns the file's text, read once: a cluster
+// compares the text of every host's file with the one it recorded.
+func LoadText(path string) (*Config, []byte, error) {
 	data, err := limits.ReadFile(path, limits.Config)
 	if err != nil {
 		if le, ok := errors.AsType[*diag.Error](err); ok {
-			return nil, &Errors{*le}
+			return nil, nil, &Errors{*le}
 		}
 		msg := err.Error()
 		if pe, ok := errors.AsType[*fs.PathError](err); ok {
 			msg = "cannot read config: " + pe.Err.Error()
 		}
-		return nil, &Errors{{File: path, Msg: msg}}
+		return nil, nil, &Errors{{File: path, Msg: msg}}
 	}
-	return Parse(path, data)
+	cfg, err := Parse(path, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, data, nil
 }
 
 // Parse decodes, defaults and validates a config whose text is data; path

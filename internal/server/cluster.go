@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -18,8 +16,6 @@ import (
 	"github.com/autoheal/autoheal/internal/atomicfile"
 	"github.com/autoheal/autoheal/internal/cluster"
 	"github.com/autoheal/autoheal/internal/config"
-	"github.com/autoheal/autoheal/internal/diag"
-	"github.com/autoheal/autoheal/internal/limits"
 	"github.com/autoheal/autoheal/internal/provider/local"
 	"github.com/autoheal/autoheal/internal/volume"
 )
@@ -39,24 +35,6 @@ import (
 type leadership struct {
 	deadline   string // the shims' deadline file (provider/local)
 	tokenFloor int64  // volume.TokenFloor of the election's revision
-}
-
-// loadConfig reads the config file once, for both the config and the
-// cluster's comparison of its text.
-func loadConfig(path string) ([]byte, *config.Config, error) {
-	data, err := limits.ReadFile(path, limits.Config)
-	if err != nil {
-		if le, ok := errors.AsType[*diag.Error](err); ok {
-			return nil, nil, &config.Errors{*le}
-		}
-		msg := err.Error()
-		if pe, ok := errors.AsType[*fs.PathError](err); ok {
-			msg = "cannot read config: " + pe.Err.Error()
-		}
-		return nil, nil, &config.Errors{{File: path, Msg: msg}}
-	}
-	cfg, err := config.Parse(path, data)
-	return data, cfg, err
 }
 
 // fenceBudget is how long before its lease's SafeUntil a host's pets must

@@ -64,7 +64,7 @@ func DefaultStateDir() string {
 // or a part fails for good, stops them in the reverse order (parts.go).
 func Run(ctx context.Context, opts Options) error {
 	if opts.ConfigPath != "" {
-		data, cfg, err := loadConfig(opts.ConfigPath)
+		cfg, data, err := config.LoadText(opts.ConfigPath)
 		if err != nil {
 			return err
 		}

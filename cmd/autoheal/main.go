@@ -10,11 +10,16 @@ import (
 
 	"github.com/autoheal/autoheal/internal/cli"
 	"github.com/autoheal/autoheal/internal/provider/local"
+	"github.com/autoheal/autoheal/internal/vip"
 )
 
 func main() {
 	// The same binary is the per-instance shim and its exec trampoline.
 	if local.Init() {
+		return
+	}
+	// And the holder of a cluster host's virtual IPs.
+	if vip.Init() {
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

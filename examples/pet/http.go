@@ -103,7 +103,10 @@ func (a *app) incr(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int64{"counter": n})
+	writeJSON(w, http.StatusOK, struct {
+		Counter  int64  `json:"counter"`
+		Instance string `json:"instance"` // which instance took it, for a client behind a moving address
+	}{n, a.id})
 }
 
 func (a *app) write(w http.ResponseWriter, r *http.Request) {

@@ -352,7 +352,7 @@ func (h *Handler) metadata(w http.ResponseWriter, r *http.Request) {
 		Addresses: map[string]string{}, Volumes: map[string]string{},
 		Parameters: g.Parameters(), Tags: cfg.Tags,
 	}
-	for _, a := range cfg.Addresses {
+	for _, a := range cfg.ListenAddresses() {
 		md.Addresses[a.Name] = a.Listen
 	}
 	for _, v := range cfg.Volumes {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"regexp"
 	"strconv"
 	"time"
 )
@@ -18,9 +20,23 @@ type Address struct {
 	// most 63 characters, not all digits (a health check's port may be a
 	// number or an address name). Required.
 	Name string `yaml:"name"`
+	// Kind is "listen" (a socket the controller keeps open on the host and
+	// hands or forwards to the instance) or "vip" (an IP address that the
+	// cluster host running the group adds to its interface and announces
+	// with gratuitous ARP, as keepalived does; it moves with the group).
+	// Default listen.
+	Kind string `yaml:"kind"`
+	// IP is a vip's address with its subnet's prefix length, like
+	// 10.0.0.100/24 (IPv4). Required for kind vip, only for it.
+	IP string `yaml:"ip"`
+	// Interface is the network interface a vip goes on. Default: the
+	// interface that has an address in the vip's subnet, on each host.
+	Interface string `yaml:"interface"`
 	// Listen is the host:port the controller listens on: an IP address,
 	// localhost or nothing (every interface), and a fixed port 1-65535,
-	// unique on the host across all groups. Required.
+	// unique on the host across all groups. Required for kind listen.
+	// A vip's clients reach the group at a listen address on every
+	// interface (":8080"), or at the vip itself (like "10.0.0.100:8080").
 	Listen string `yaml:"listen"`
 	// Mode is "proxy" (the controller forwards connections to the instance's
 	// port) or "socket" (the listening socket is handed to the instance with
@@ -34,6 +50,12 @@ type Address struct {
 	// holds the address waits for one before it is closed. Default 30s.
 	WaitTimeout Duration `yaml:"wait_timeout"`
 }
+
+// Address kinds.
+const (
+	KindListen = "listen"
+	KindVIP    = "vip"
+)
 
 // Address modes.
 const (
@@ -49,6 +71,10 @@ const (
 
 // setDefaults fills the address's defaults.
 func (a *Address) setDefaults() {
+	a.Kind = cmp.Or(a.Kind, KindListen)
+	if a.Kind != KindListen {
+		return // a vip has neither mode nor wait
+	}
 	a.Mode = cmp.Or(a.Mode, DefaultMode)
 	a.WaitTimeout = cmp.Or(a.WaitTimeout, DefaultWaitTimeout)
 }
@@ -59,23 +85,22 @@ func (v *validator) addresses(g *Group, gp path) {
 	for ai := range g.Addresses {
 		a := &g.Addresses[ai]
 		ap := gp.field("addresses").index(ai)
-		np := ap.field("name")
-		switch first, dup := names[a.Name]; {
-		case a.Name == "":
-			v.errorf(np, "address name is required")
-		case !itemName.MatchString(a.Name):
-			v.errorf(np, "address name %q: use lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 63 characters", a.Name)
-		case allDigits.MatchString(a.Name):
-			// A health check's port is a number or an address name; a
-			// numeric name would make "8080" ambiguous.
-			v.errorf(np, "address name %q must not be a number", a.Name)
-		case dup:
-			v.errorf(np, "duplicate address name %q (first at %s)", a.Name, v.where(first))
+		named := v.addressName(a, ap.field("name"), names)
+		switch a.Kind {
+		case KindVIP:
+			v.vip(g, a, ap)
+			continue
+		case KindListen:
 		default:
-			names[a.Name] = np
+			v.errorf(ap.field("kind"), "address kind %q: must be listen or vip", a.Kind)
+		}
+		if a.IP != "" || a.Interface != "" {
+			v.errorf(ap, "ip and interface are for kind vip: a listen address takes listen")
+		}
+		if named {
 			vr := "AUTOHEAL_PORT_" + EnvName(a.Name)
 			if other, clash := vars[vr]; clash {
-				v.errorf(np, "address names %q and %q both set %s", other, a.Name, vr)
+				v.errorf(ap.field("name"), "address names %q and %q both set %s", other, a.Name, vr)
 			}
 			vars[vr] = a.Name
 		}
@@ -105,6 +130,65 @@ func (v *validator) addresses(g *Group, gp path) {
 		}
 	}
 }
+
+// addressName checks an address's name, of either kind, and reports
+// whether it is valid and new.
+func (v *validator) addressName(a *Address, np path, names map[string]path) bool {
+	switch first, dup := names[a.Name]; {
+	case a.Name == "":
+		v.errorf(np, "address name is required")
+	case !itemName.MatchString(a.Name):
+		v.errorf(np, "address name %q: use lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 63 characters", a.Name)
+	case allDigits.MatchString(a.Name):
+		// A health check's port is a number or an address name; a
+		// numeric name would make "8080" ambiguous.
+		v.errorf(np, "address name %q must not be a number", a.Name)
+	case dup:
+		v.errorf(np, "duplicate address name %q (first at %s)", a.Name, v.where(first))
+	default:
+		names[a.Name] = np
+		return true
+	}
+	return false
+}
+
+// vip checks a virtual IP address (kind vip).
+func (v *validator) vip(g *Group, a *Address, ap path) {
+	if a.Listen != "" || a.Mode != "" || a.Port != 0 || a.WaitTimeout != 0 {
+		v.errorf(ap, "listen, mode, port and wait_timeout are for kind listen: a vip is an IP address the group's host holds (add a listen address beside it for the port)")
+	}
+	ipp := ap.field("ip")
+	pfx, err := netip.ParsePrefix(a.IP)
+	switch {
+	case a.IP == "":
+		v.errorf(ipp, "a vip needs its ip, with the subnet's prefix length, like 10.0.0.100/24")
+	case err != nil:
+		v.errorf(ipp, "vip ip %q: write an IPv4 address with its prefix length, like 10.0.0.100/24", a.IP)
+	case !pfx.Addr().Is4():
+		v.errorf(ipp, "vip ip %q: only IPv4 is announced (gratuitous ARP)", a.IP)
+	case pfx.Bits() == 32 || pfx.Addr() == pfx.Masked().Addr():
+		v.errorf(ipp, "vip ip %q: give the subnet's prefix length (a /32 or the network's own address reaches no neighbour)", a.IP)
+	default:
+		ip := pfx.Addr().String()
+		if other, dup := v.vips[ip]; dup {
+			v.errorf(ipp, "vip %s is also %s's", ip, other)
+		} else {
+			if v.vips == nil {
+				v.vips = map[string]string{}
+			}
+			v.vips[ip] = addressOwner(g, a)
+		}
+	}
+	if a.Interface != "" && !ifaceName.MatchString(a.Interface) {
+		v.errorf(ap.field("interface"), "interface %q: not an interface name (at most 15 characters, no '/', ':' or space)", a.Interface)
+	}
+	if !v.c.Cluster.Enabled() {
+		v.errorf(ap.field("kind"), "a vip moves between cluster hosts: it needs a cluster section (on one host, listen on the host's own address)")
+	}
+}
+
+// ifaceName is what Linux accepts as an interface name.
+var ifaceName = regexp.MustCompile(`^[^/: \t\n]{1,15}$`)
 
 func addressOwner(g *Group, a *Address) string {
 	return fmt.Sprintf("group %s, address %s", g.Name, a.Name)

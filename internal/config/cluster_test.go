@@ -149,3 +149,57 @@ func TestVolumeKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestVIPs: a virtual IP is an IPv4 address with its subnet, in a
+// cluster, unique, with nothing of a listen address; a listen address
+// takes none of a vip's fields. Line and column point at the value.
+func TestVIPs(t *testing.T) {
+	group := func(addrs string) string {
+		return "groups:\n  - name: g\n    launch: {command: sh}\n    addresses: [" + addrs + "]\n"
+	}
+	withCluster := func(s string) string { return s + clusterBase[len(alarmBase):] }
+	for _, tc := range []struct{ yaml, want string }{
+		{withCluster(group("{name: v, kind: vip, ip: 10.0.0.100/24}, {name: http, listen: ':8080'}")), ""},
+		{withCluster(group("{name: v, kind: vip, ip: 10.0.0.100/24, interface: eth0}")), ""},
+		{group("{name: v, kind: vip, ip: 10.0.0.100/24}"), "mem.yaml:4:33: a vip moves between cluster hosts: it needs a cluster section"},
+		{withCluster(group("{name: v, kind: vip}")), "a vip needs its ip"},
+		{withCluster(group("{name: v, kind: vip, ip: 10.0.0.100}")), `vip ip "10.0.0.100": write an IPv4 address with its prefix length`},
+		{withCluster(group("{name: v, kind: vip, ip: 10.0.0.100/32}")), "give the subnet's prefix length"},
+		{withCluster(group("{name: v, kind: vip, ip: 10.0.0.0/24}")), "give the subnet's prefix length"},
+		{withCluster(group("{name: v, kind: vip, ip: 'fd00::1/64'}")), "only IPv4"},
+		{withCluster(group("{name: v, kind: vip, ip: 10.0.0.100/24, listen: ':80'}")), "listen, mode, port and wait_timeout are for kind listen"},
+		{withCluster(group("{name: v, kind: vip, ip: 10.0.0.100/24, interface: 'a/b'}")), `interface "a/b": not an interface name`},
+		{withCluster(group("{name: v, kind: vip, ip: 10.0.0.100/24}, {name: w, kind: vip, ip: 10.0.0.100/16}")), "vip 10.0.0.100 is also group g, address v's"},
+		{withCluster(group("{name: v, kind: vip, ip: 10.0.0.100/24}, {name: v, listen: ':80'}")), `duplicate address name "v"`},
+		{withCluster(group("{name: http, listen: ':80', ip: 10.0.0.1/24}")), "ip and interface are for kind vip"},
+		{withCluster(group("{name: http, kind: VIP, listen: ':80'}")), `address kind "VIP": must be listen or vip`},
+	} {
+		cfg, err := Parse("mem.yaml", []byte(tc.yaml))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.yaml, err)
+		case tc.want == "" && len(cfg.Groups[0].VIPs()) == 0:
+			t.Errorf("%s: no vip", tc.yaml)
+		case tc.want != "" && !strings.Contains(errString(err), tc.want):
+			t.Errorf("%s: got %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+// TestVIPsAreNotListeners: a vip is neither a port name nor the PORT of
+// the group's instances.
+func TestVIPsAreNotListeners(t *testing.T) {
+	g := Group{Addresses: []Address{{Name: "v", Kind: KindVIP, IP: "10.0.0.1/24"}, {Name: "http", Kind: KindListen, Mode: ModeProxy}}}
+	if got := g.PortNames(); len(got) != 1 || got[0] != "http" {
+		t.Fatalf("PortNames = %v, want [http]", got)
+	}
+	if name, ok := g.PortVar(); !ok || name != "http" {
+		t.Fatalf("PortVar = %q %v, want http", name, ok)
+	}
+	if _, ok := g.Address("v"); ok {
+		t.Fatal("Address(v) found a vip")
+	}
+	if v := g.VIPs(); len(v) != 1 || v[0].Name != "v" {
+		t.Fatalf("VIPs = %v", v)
+	}
+}

@@ -138,8 +138,8 @@ func TestFullConfig(t *testing.T) {
 			},
 			Volumes: []Volume{{Name: "data", MountPath: "/var/lib/pet", Init: `echo init > "$AUTOHEAL_VOLUME_DATA/x"`, Kind: VolumeLocal}},
 			Addresses: []Address{
-				{Name: "http", Listen: "127.0.0.1:18080", Mode: "proxy", Port: 18081, WaitTimeout: Duration(10 * time.Second)},
-				{Name: "metrics", Listen: "127.0.0.1:18090", Mode: "socket", WaitTimeout: DefaultWaitTimeout},
+				{Name: "http", Kind: "listen", Listen: "127.0.0.1:18080", Mode: "proxy", Port: 18081, WaitTimeout: Duration(10 * time.Second)},
+				{Name: "metrics", Kind: "listen", Listen: "127.0.0.1:18090", Mode: "socket", WaitTimeout: DefaultWaitTimeout},
 			},
 			HealthChecks: []HealthCheck{
 				{Type: "http", Port: "http", Path: "/healthz", Interval: Duration(time.Second), Timeout: Duration(500 * time.Millisecond),

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 )
@@ -60,9 +61,29 @@ func (g *Group) DesiredCount() int {
 	return *g.Desired
 }
 
-// Address returns the group's address with the given name.
-func (g *Group) Address(name string) (Address, bool) {
+// ListenAddresses returns the group's addresses of kind listen: the
+// sockets the controller keeps, in file order.
+func (g *Group) ListenAddresses() []Address {
+	return g.addressesOf(KindListen)
+}
+
+// VIPs returns the group's addresses of kind vip, in file order.
+func (g *Group) VIPs() []Address { return g.addressesOf(KindVIP) }
+
+func (g *Group) addressesOf(kind string) []Address {
+	var out []Address
 	for _, a := range g.Addresses {
+		// Kind is "" before defaults are filled: a listen address.
+		if cmp.Or(a.Kind, KindListen) == kind {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Address returns the group's listen address with the given name.
+func (g *Group) Address(name string) (Address, bool) {
+	for _, a := range g.ListenAddresses() {
 		if a.Name == name {
 			return a, true
 		}
@@ -75,7 +96,7 @@ func (g *Group) Address(name string) (Address, bool) {
 func (g *Group) PortNames() []string {
 	names := make([]string, 0, len(g.Launch.Ports)+len(g.Addresses))
 	names = append(names, g.Launch.Ports...)
-	for _, a := range g.Addresses {
+	for _, a := range g.ListenAddresses() {
 		names = append(names, a.Name)
 	}
 	return names
@@ -85,11 +106,12 @@ func (g *Group) PortNames() []string {
 // the group's only port, when it is a launch port or a proxy-mode address
 // (a socket-mode address hands over a socket, not a port to listen on).
 func (g *Group) PortVar() (string, bool) {
+	addrs := g.ListenAddresses()
 	switch {
-	case len(g.Launch.Ports) == 1 && len(g.Addresses) == 0:
+	case len(g.Launch.Ports) == 1 && len(addrs) == 0:
 		return g.Launch.Ports[0], true
-	case len(g.Launch.Ports) == 0 && len(g.Addresses) == 1 && g.Addresses[0].Mode != ModeSocket:
-		return g.Addresses[0].Name, true
+	case len(g.Launch.Ports) == 0 && len(addrs) == 1 && addrs[0].Mode != ModeSocket:
+		return addrs[0].Name, true
 	}
 	return "", false
 }

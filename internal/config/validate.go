@@ -27,6 +27,8 @@ type validator struct {
 	// ports in use on this host, across all groups, for conflicts.
 	listens []portUse
 	fixed   []portUse
+	// vips seen, IP → owner, for duplicates.
+	vips map[string]string
 }
 
 // errorf reports a problem with the value at p (or with the mapping that

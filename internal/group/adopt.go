@@ -119,7 +119,7 @@ func (g *Group) watchAdopted(in *instance) {
 // bound again (which would fail, or split the traffic).
 func (g *Group) openAddresses(ctx context.Context) error {
 	socketIdx := 0
-	for _, a := range g.cfg.Addresses {
+	for _, a := range g.cfg.ListenAddresses() {
 		att, err := g.deps.Store.Attachment(ctx, "address", g.cfg.Name, a.Name)
 		if err != nil {
 			return fmt.Errorf("address %s: %w", a.Name, err)

@@ -28,7 +28,7 @@ func (g *Group) allocatePorts() (map[string]int, error) {
 		}
 		ports[name] = p
 	}
-	for _, a := range g.cfg.Addresses {
+	for _, a := range g.cfg.ListenAddresses() {
 		switch {
 		case a.Mode == "socket":
 			_, p, _ := net.SplitHostPort(a.Listen)
@@ -115,7 +115,7 @@ func (g *Group) attach(ctx context.Context, in *instance, first, last []change) 
 	// (with the ledger, when a heal decision or a script changed it), and
 	// the proxies follow it at once.
 	err := g.onLoop(func() error {
-		for _, a := range g.cfg.Addresses {
+		for _, a := range g.cfg.ListenAddresses() {
 			c, ok, err := g.addressSwap(in, a.Name)
 			if err != nil {
 				return err
@@ -128,7 +128,7 @@ func (g *Group) attach(ctx context.Context, in *instance, first, last []change) 
 		if err := g.commit(cs...); err != nil {
 			return err
 		}
-		for _, a := range g.cfg.Addresses {
+		for _, a := range g.cfg.ListenAddresses() {
 			if p, ok := g.proxies[a.Name]; ok {
 				p.Associate(in.id, net.JoinHostPort("127.0.0.1", strconv.Itoa(in.ports[a.Name])))
 			}
@@ -172,7 +172,7 @@ func (g *Group) detach(ctx context.Context, in *instance) {
 		}
 	}
 	g.call(func() {
-		for _, a := range g.cfg.Addresses {
+		for _, a := range g.cfg.ListenAddresses() {
 			att, err := g.deps.Store.Attachment(ctx, "address", g.cfg.Name, a.Name)
 			if err != nil || att.Holder != in.id {
 				continue
@@ -271,11 +271,10 @@ func (g *Group) spec(in *instance, tokens map[string]int64) provider.Spec {
 			spec.Locks = append(spec.Locks, provider.Lock{Path: p.Lock, TokenFile: p.TokenFile, Token: tok})
 		}
 	}
-	proxies := 0
 	for _, name := range cfg.Launch.Ports {
 		env = append(env, "AUTOHEAL_PORT_"+envName(name)+"="+strconv.Itoa(in.ports[name]))
 	}
-	for _, a := range cfg.Addresses {
+	for _, a := range cfg.ListenAddresses() {
 		env = append(env, "AUTOHEAL_ADDRESS_"+envName(a.Name)+"="+a.Listen)
 		port := in.ports[a.Name]
 		env = append(env, "AUTOHEAL_PORT_"+envName(a.Name)+"="+strconv.Itoa(port))
@@ -285,15 +284,15 @@ func (g *Group) spec(in *instance, tokens map[string]int64) provider.Spec {
 					spec.Listeners = append(spec.Listeners, provider.Listener{Name: a.Name, File: f})
 				}
 			}
-		} else {
-			proxies++
 		}
 	}
-	switch {
-	case len(cfg.Launch.Ports) == 1 && len(cfg.Addresses) == 0:
-		env = append(env, "PORT="+strconv.Itoa(in.ports[cfg.Launch.Ports[0]]))
-	case len(cfg.Launch.Ports) == 0 && len(cfg.Addresses) == 1 && proxies == 1:
-		env = append(env, "PORT="+strconv.Itoa(in.ports[cfg.Addresses[0].Name]))
+	for _, a := range cfg.VIPs() {
+		// The address without its prefix length: what clients dial.
+		ip, _, _ := strings.Cut(a.IP, "/")
+		env = append(env, "AUTOHEAL_ADDRESS_"+envName(a.Name)+"="+ip)
+	}
+	if name, ok := cfg.PortVar(); ok {
+		env = append(env, "PORT="+strconv.Itoa(in.ports[name]))
 	}
 	spec.Env = env
 	return spec

@@ -529,6 +529,9 @@ func (g *Group) publish() {
 	}
 	for _, a := range g.cfg.Addresses {
 		ai := AddressInfo{Name: a.Name, Listen: a.Listen, Mode: a.Mode}
+		if a.Kind == config.KindVIP {
+			ai.Listen, ai.Mode = a.IP, config.KindVIP // held by the host that runs the group
+		}
 		for _, at := range s.Attachments {
 			if at.Kind == "address" && at.Name == a.Name {
 				ai.Holder = at.Holder

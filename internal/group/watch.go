@@ -155,7 +155,7 @@ func (g *Group) startCheckers(in *instance, gen int, proven bool) {
 
 // checkAddr resolves a health check's port: a number, or an address name.
 func (g *Group) checkAddr(in *instance, port string) string {
-	for _, a := range g.cfg.Addresses {
+	for _, a := range g.cfg.ListenAddresses() {
 		if a.Name == port {
 			if a.Mode == "socket" {
 				return a.Listen

@@ -17,6 +17,7 @@ import (
 	"github.com/autoheal/autoheal/internal/cluster"
 	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/provider/local"
+	"github.com/autoheal/autoheal/internal/vip"
 	"github.com/autoheal/autoheal/internal/volume"
 )
 
@@ -127,12 +128,46 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 		case <-run.Done():
 		}
 	}()
+	if err := holdVIPs(cfg, stateDir, deadline, log); err != nil {
+		return err
+	}
 	opts.StateDir, opts.loaded = stateDir, cfg
 	opts.lead = &leadership{deadline: deadline, tokenFloor: volume.TokenFloor(m.LeaderRev())}
 	// The lease is not revoked when the run ends: it lapses after the
 	// deadline has stopped the pets, and only then may another host be
 	// given their volumes.
 	return runController(run, opts)
+}
+
+// holdVIPs starts the holder of every group's virtual IPs on this host
+// (internal/vip): it adds and announces them now and removes them when the
+// deadline passes or its file is removed, with the pets, whether this
+// process lives or not.
+func holdVIPs(cfg *config.Config, stateDir, deadline string, log *slog.Logger) error {
+	var addrs []vip.Addr
+	for _, g := range cfg.Groups {
+		for _, a := range g.VIPs() {
+			va, err := vip.Parse(a.IP)
+			if err != nil {
+				return fmt.Errorf("group %s: %w", g.Name, err)
+			}
+			va.Interface = a.Interface
+			addrs = append(addrs, va)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("vip holder: %w", err)
+	}
+	logPath := filepath.Join(stateDir, "vip.log")
+	if err := vip.Start(exe, filepath.Join(stateDir, "vip.lock"), deadline, logPath, addrs); err != nil {
+		return err
+	}
+	log.Info("virtual IPs go to this host", "addrs", addrs, "holder_log", logPath)
+	return nil
 }
 
 // joinCluster joins as host, resuming the lease an earlier run recorded in

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -61,39 +62,99 @@ func (ch *clusterHost) start(t *testing.T) {
 	})
 }
 
-// petAt asks the pet at addr for its counter; ok is false when nothing
-// answers there.
+// petClient makes one request per connection: a client of a moving
+// address must not keep a connection to a host that is gone.
+var petClient = &http.Client{Timeout: 300 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+
+// petAt asks the pet at addr for its counter and instance; ok is false
+// when nothing answers there.
 func petAt(addr string) (counter int64, ok bool) {
-	c := &http.Client{Timeout: 300 * time.Millisecond}
-	resp, err := c.Get("http://" + addr + "/")
+	p, ok := petInfoAt(addr)
+	return int64(p.Counter), ok
+}
+
+func petInfoAt(addr string) (petInfo, bool) {
+	var p petInfo
+	resp, err := petClient.Get("http://" + addr + "/")
 	if err != nil {
-		return 0, false
+		return p, false
 	}
 	defer resp.Body.Close()
-	var p struct {
-		Counter int64 `json:"counter"`
-	}
 	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&p) != nil {
-		return 0, false
+		return p, false
 	}
-	return p.Counter, true
+	return p, true
 }
 
 func incrAt(addr string) (int64, error) {
-	c := &http.Client{Timeout: 2 * time.Second}
+	p, err := incrWith(&http.Client{Timeout: 2 * time.Second}, addr)
+	return int64(p.Counter), err
+}
+
+func incrWith(c *http.Client, addr string) (petInfo, error) {
+	var p petInfo
 	resp, err := c.Post("http://"+addr+"/incr", "text/plain", nil)
 	if err != nil {
-		return 0, err
+		return p, err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var p struct {
-		Counter int64 `json:"counter"`
-	}
 	if resp.StatusCode != 200 || json.Unmarshal(b, &p) != nil {
-		return 0, fmt.Errorf("incr: %d %s", resp.StatusCode, b)
+		return p, fmt.Errorf("incr: %d %s", resp.StatusCode, b)
 	}
-	return p.Counter, nil
+	return p, nil
+}
+
+// vipWriter is a client incrementing the pet's counter through its
+// virtual IP without pause, one connection per request, as an
+// application would keep writing through a failover.
+type vipWriter struct {
+	stop  chan struct{}
+	done  chan struct{}
+	acked atomic.Int64 // the highest counter acknowledged
+	oks   atomic.Int64
+	fails atomic.Int64
+}
+
+func startVIPWriter(t *testing.T, addr string) *vipWriter {
+	w := &vipWriter{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			if p, err := incrWith(petClient, addr); err == nil {
+				w.oks.Add(1)
+				for {
+					if old := w.acked.Load(); int64(p.Counter) <= old || w.acked.CompareAndSwap(old, int64(p.Counter)) {
+						break
+					}
+				}
+			} else {
+				w.fails.Add(1)
+				// A refused connection fails at once (the address is
+				// held, its proxy not yet listening): do not spin.
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}()
+	t.Cleanup(func() { w.halt() })
+	return w
+}
+
+// halt stops the writer and returns the highest counter it had
+// acknowledged.
+func (w *vipWriter) halt() int64 {
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	<-w.done
+	return w.acked.Load()
 }
 
 // petCluster is three hosts running autoheal with one pet on shared
@@ -105,6 +166,8 @@ type petCluster struct {
 	leader *clusterHost
 	port   int
 	shared string // the pet's volume
+	vip    string // the pet's virtual IP and port
+	writer *vipWriter
 }
 
 func (pc *petCluster) addr(h *testutil.TestHost) string { return fmt.Sprintf("%s:%d", h.Addr, pc.port) }
@@ -124,6 +187,7 @@ func startPetClusterWith(t *testing.T, ttl, extra string) *petCluster {
 		t.Fatal(err)
 	}
 	pc := &petCluster{bed: bed, port: 18770, shared: shared}
+	pc.vip = fmt.Sprintf("%s.200:%d", bed.Subnet, pc.port)
 	var hosts strings.Builder
 	for _, h := range bed.Hosts {
 		fmt.Fprintf(&hosts, "    - {name: %s, address: %s}\n", h.Name, h.Addr)
@@ -141,6 +205,7 @@ groups:
       - {name: data, kind: shared, path: %s}
     addresses:
       - {name: http, listen: "0.0.0.0:%d", wait_timeout: 20s}
+      - {name: vip, kind: vip, ip: %s.200/24}
     health_checks:
       - {type: http, path: /healthz, interval: 100ms, timeout: 100ms, unhealthy_threshold: 2}
 %s
@@ -149,7 +214,7 @@ cluster:
   etcd: {endpoints: ["%s"]}
   lease_ttl: %s
   hosts:
-%s`, shared, pc.port, extra, testutil.UniqueName("e2e"), strings.Join(etcd.Endpoints(), `", "`), ttl, hosts.String()))
+%s`, shared, pc.port, bed.Subnet, extra, testutil.UniqueName("e2e"), strings.Join(etcd.Endpoints(), `", "`), ttl, hosts.String()))
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -161,14 +226,16 @@ cluster:
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	testutil.WaitFor(t, 60*time.Second, "a leader whose pet answers", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "a leader whose pet answers, on its host and at the virtual IP", func() bool {
 		l, err := cluster.Leader(t.Context(), cli, &cfg.Cluster)
 		if err != nil || l == "" {
 			return false
 		}
 		for _, ch := range pc.hosts {
 			if ch.h.Name == l {
-				if _, ok := petAt(pc.addr(ch.h)); ok {
+				at, ok1 := petInfoAt(pc.addr(ch.h))
+				via, ok2 := petInfoAt(pc.vip)
+				if ok1 && ok2 && at.Instance == via.Instance {
 					pc.leader = ch
 					return true
 				}
@@ -176,10 +243,14 @@ cluster:
 		}
 		return false
 	})
-	// One host runs it: the followers' addresses do not answer.
+	// One host runs it and holds its address: the followers' addresses
+	// do not answer.
 	for _, ch := range pc.hosts {
 		if _, ok := petAt(pc.addr(ch.h)); ok && ch != pc.leader {
 			t.Fatalf("the pet answers on follower %s as well as on leader %s", ch.h.Name, pc.leader.h.Name)
+		}
+		if pc.vipHeld(ch.h) != (ch == pc.leader) {
+			t.Fatalf("host %s holds the virtual IP: %v (the leader is %s)", ch.h.Name, pc.vipHeld(ch.h), pc.leader.h.Name)
 		}
 	}
 	return pc
@@ -199,40 +270,72 @@ func (pc *petCluster) incr(t *testing.T, n int) int64 {
 	return acked
 }
 
-// failover waits for the pet to answer on a host other than the leader,
-// checks that it kept every acknowledged increment, takes one more and
-// verifies its write log, and returns that host and the time it took.
-func (pc *petCluster) failover(t *testing.T, from time.Time, acked int64) (*testutil.TestHost, time.Duration) {
+// fault starts the writer through the virtual IP, acknowledges n
+// increments there, and returns the instance that took them: call it just
+// before the fault.
+func (pc *petCluster) fault(t *testing.T, n int) string {
 	t.Helper()
-	var next *testutil.TestHost
-	var counter int64
-	testutil.WaitFor(t, 60*time.Second, "the pet to answer on another host", func() bool {
-		for _, ch := range pc.hosts {
-			if ch == pc.leader {
-				continue
-			}
-			if c, ok := petAt(pc.addr(ch.h)); ok {
-				next, counter = ch.h, c
-				return true
-			}
+	p, ok := petInfoAt(pc.vip)
+	if !ok {
+		t.Fatal("the pet does not answer at its virtual IP")
+	}
+	for range n {
+		if _, err := incrWith(petClient, pc.vip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pc.writer = startVIPWriter(t, pc.vip)
+	testutil.WaitFor(t, 10*time.Second, "the writer's first acknowledged increment", func() bool { return pc.writer.oks.Load() > 0 })
+	return p.Instance
+}
+
+// failover waits for the pet to answer at its virtual IP from an instance
+// other than old, on a host other than the leader; checks that it kept
+// every increment acknowledged before and during the fault (by the
+// writer), takes one more, verifies its write log, and returns that host
+// and the time from the fault to the first good answer at the virtual
+// IP.
+func (pc *petCluster) failover(t *testing.T, from time.Time, old string) (*testutil.TestHost, time.Duration) {
+	t.Helper()
+	var next petInfo
+	testutil.WaitFor(t, 60*time.Second, "the pet to answer at its virtual IP from a new instance", func() bool {
+		p, ok := petInfoAt(pc.vip)
+		if ok && p.Instance != old {
+			next = p
+			return true
 		}
 		return false
 	})
 	took := time.Since(from)
+	acked := pc.writer.halt()
 	if took > 3*pc.cfg.Cluster.LeaseTTL.D() {
 		// Slower than it should be: what the hosts did explains it.
 		for _, ch := range pc.hosts {
 			t.Logf("slow failover (%v); %s's log (last 3 KiB):\n%s", took, ch.h.Name, lastBytes(ch.logs.String(), 3<<10))
 		}
 	}
-	if counter < acked {
-		t.Fatalf("the counter is %d on %s, %d increments were acknowledged on %s: lost", counter, next.Name, acked, pc.leader.h.Name)
+	var host *testutil.TestHost
+	for _, ch := range pc.hosts {
+		if p, ok := petInfoAt(pc.addr(ch.h)); ok && p.Instance == next.Instance {
+			host = ch.h
+		}
 	}
-	if n, err := incrAt(pc.addr(next)); err != nil || n != counter+1 {
-		t.Fatalf("incr on the new host: %d %v, want %d", n, err, counter+1)
+	switch {
+	case host == nil:
+		t.Fatalf("instance %s answers at the virtual IP but on no host's own address", next.Instance)
+	case host == pc.leader.h:
+		t.Fatalf("the pet was replaced on the old leader's host %s", host.Name)
+	}
+	if c, ok := petAt(pc.vip); !ok || c < acked {
+		t.Fatalf("the counter is %d at the virtual IP, %d increments were acknowledged there: lost", c, acked)
+	}
+	t.Logf("the writer through the virtual IP: %d increments acknowledged, %d requests failed during the failover", pc.writer.oks.Load(), pc.writer.fails.Load())
+	p, err := incrWith(petClient, pc.vip)
+	if err != nil || int64(p.Counter) <= acked || p.Instance != next.Instance {
+		t.Fatalf("incr at the virtual IP after the failover: %+v %v, want more than %d from %s", p, err, acked, next.Instance)
 	}
 	checkOneWriter(t, filepath.Join(pc.shared, "data", "heartbeat"))
-	resp, err := http.Get("http://" + pc.addr(next) + "/verify")
+	resp, err := http.Get("http://" + pc.vip + "/verify")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +344,7 @@ func (pc *petCluster) failover(t *testing.T, from time.Time, acked int64) (*test
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"ok":true`) {
 		t.Fatalf("the pet's data does not verify: %s", b)
 	}
-	return next, took
+	return host, took
 }
 
 // TestClusterHostCrash: three hosts (network namespaces on a bridge), a
@@ -255,13 +358,13 @@ func (pc *petCluster) failover(t *testing.T, from time.Time, acked int64) (*test
 // (bench/cluster.sh repeats it).
 func TestClusterHostCrash(t *testing.T) {
 	pc := startPetCluster(t)
-	acked := pc.incr(t, 20)
+	old := pc.fault(t, 20)
 	crashed := time.Now()
 	pc.leader.h.KillAll()
 	if err := pc.leader.h.LinkDown(); err != nil {
 		t.Fatal(err)
 	}
-	next, took := pc.failover(t, crashed, acked)
+	next, took := pc.failover(t, crashed, old)
 	t.Logf("host %s crashed; the pet answered on %s after %v (lease TTL %s)", pc.leader.h.Name, next.Name, took.Round(time.Millisecond), pc.cfg.Cluster.LeaseTTL)
 }
 
@@ -273,12 +376,12 @@ func TestClusterHostCrash(t *testing.T) {
 // member runs there), and the data shows one writer at a time.
 func TestClusterControllerKilled(t *testing.T) {
 	pc := startPetCluster(t)
-	acked := pc.incr(t, 20)
+	old := pc.fault(t, 20)
 	killed := time.Now()
 	if err := pc.leader.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	next, took := pc.failover(t, killed, acked)
+	next, took := pc.failover(t, killed, old)
 	t.Logf("host %s's controller killed; the pet answered on %s after %v (lease TTL %s)", pc.leader.h.Name, next.Name, took.Round(time.Millisecond), pc.cfg.Cluster.LeaseTTL)
 	if left := petProcesses(pc.leader.h); len(left) > 0 {
 		t.Fatalf("processes of the pet left on %s after another host took it: %v", pc.leader.h.Name, left)
@@ -311,12 +414,12 @@ func petProcesses(h *testutil.TestHost) []string {
 // the new leader with its data intact.
 func TestClusterLeaderPartitioned(t *testing.T) {
 	pc := startPetCluster(t)
-	acked := pc.incr(t, 20)
+	old := pc.fault(t, 20)
 	cut := time.Now()
 	if err := pc.leader.h.LinkDown(); err != nil {
 		t.Fatal(err)
 	}
-	next, took := pc.failover(t, cut, acked)
+	next, took := pc.failover(t, cut, old)
 	t.Logf("host %s cut off; the pet answered on %s after %v (lease TTL %s)", pc.leader.h.Name, next.Name, took.Round(time.Millisecond), pc.cfg.Cluster.LeaseTTL)
 	exited := make(chan error, 1)
 	go func() { exited <- pc.leader.cmd.Wait() }()
@@ -334,10 +437,22 @@ func TestClusterLeaderPartitioned(t *testing.T) {
 	if left := petProcesses(pc.leader.h); len(left) > 0 {
 		t.Fatalf("processes of the pet left on the cut-off host: %v", left)
 	}
-	c, err := incrAt(pc.addr(next))
-	if err != nil || c <= acked {
-		t.Fatalf("the pet on %s after the partition healed: %d %v", next.Name, c, err)
+	if pc.vipHeld(pc.leader.h) {
+		t.Fatalf("the cut-off host %s still holds the virtual IP", pc.leader.h.Name)
 	}
+	acked := pc.writer.acked.Load()
+	p, err := incrWith(petClient, pc.vip)
+	if err != nil || int64(p.Counter) <= acked || !pc.vipHeld(next) {
+		t.Fatalf("the pet at the virtual IP after the partition healed: %+v %v (held by %s: %v)", p, err, next.Name, pc.vipHeld(next))
+	}
+}
+
+// vipHeld reports whether host h has the pet's virtual IP on its
+// interface.
+func (pc *petCluster) vipHeld(h *testutil.TestHost) bool {
+	ip, _, _ := strings.Cut(pc.vip, ":")
+	out, _ := exec.Command("ip", "-n", h.NS, "-4", "-o", "addr", "show", "dev", "eth0").Output()
+	return strings.Contains(string(out), " "+ip+"/")
 }
 
 // petInstance is the instance id the pet at addr answers with.
@@ -382,6 +497,9 @@ func TestClusterControllerRestarted(t *testing.T) {
 			if after := petInstance(t, pc.addr(pc.leader.h)); after != before {
 				t.Fatalf("the pet was replaced (%s, then %s): the restart did not keep it", before, after)
 			}
+			if via, ok := petInfoAt(pc.vip); !ok || via.Instance != before || !pc.vipHeld(pc.leader.h) {
+				t.Fatalf("at the virtual IP after the restart: %+v %v, held by %s: %v", via, ok, pc.leader.h.Name, pc.vipHeld(pc.leader.h))
+			}
 			if c, err := incrAt(pc.addr(pc.leader.h)); err != nil || c != acked+1 {
 				t.Fatalf("incr after the restart: %d %v, want %d", c, err, acked+1)
 			}
@@ -404,7 +522,7 @@ func TestClusterControllerRestarted(t *testing.T) {
 func TestClusterHostCrashDuringReplacement(t *testing.T) {
 	pc := startPetClusterWith(t, "2s", `    hooks:
       terminate: [{name: slow, script: "sleep 30", heartbeat_timeout: 60s, default_result: continue}]`)
-	acked := pc.incr(t, 10)
+	old := pc.fault(t, 10)
 	id := petInstance(t, pc.addr(pc.leader.h))
 	term := pc.leader.h.Command(bins.autoheal, "--state-dir", pc.leader.state, "--addr", "127.0.0.1:7070", "terminate", id)
 	if out, err := term.CombinedOutput(); err != nil {
@@ -421,7 +539,7 @@ func TestClusterHostCrashDuringReplacement(t *testing.T) {
 	if err := pc.leader.h.LinkDown(); err != nil {
 		t.Fatal(err)
 	}
-	next, took := pc.failover(t, crashed, acked)
+	next, took := pc.failover(t, crashed, old)
 	t.Logf("host %s crashed during a replacement; the pet answered on %s after %v (lease TTL %s)", pc.leader.h.Name, next.Name, took.Round(time.Millisecond), pc.cfg.Cluster.LeaseTTL)
 }
 

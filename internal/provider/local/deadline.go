@@ -83,10 +83,15 @@ func readDeadline(path string) int64 {
 // errDeadline is why a shim killed its application.
 var errDeadline = errors.New("the host's cluster lease could lapse: the application was stopped by its shim (deadline passed without renewal)")
 
-// watchDeadline returns once the deadline at path has passed, or when stop
-// is closed. It reads the file every deadlinePoll, and wakes at the
-// deadline itself when it is nearer.
-func watchDeadline(path string, stop <-chan struct{}) bool {
+// DeadlinePassed reports whether the deadline at path has passed (or the
+// file is missing).
+func DeadlinePassed(path string) bool { return readDeadline(path) <= boottime() }
+
+// WatchDeadline returns true once the deadline at path has passed, or
+// false when stop is closed. It reads the file every deadlinePoll, and
+// wakes at the deadline itself when it is nearer. Whatever must go with a
+// host's pets (its virtual IPs: internal/vip) watches it too.
+func WatchDeadline(path string, stop <-chan struct{}) bool {
 	for {
 		left := time.Duration(readDeadline(path) - boottime())
 		if left <= 0 {

@@ -80,7 +80,7 @@ func runShim(args []string) int {
 	// millisecond on the launch path.
 	s.st.ID = spec.ID
 	s.deadline = spec.Deadline
-	if s.deadline != "" && readDeadline(s.deadline) <= boottime() {
+	if s.deadline != "" && DeadlinePassed(s.deadline) {
 		// Never start a pet on a host whose lease may have lapsed.
 		return s.refuse(errDeadline)
 	}
@@ -293,7 +293,7 @@ func (s *shim) supervise(a app) int {
 	stopWatch, watching := make(chan struct{}), make(chan bool, 1)
 	if s.deadline != "" {
 		go func() {
-			passed := watchDeadline(s.deadline, stopWatch)
+			passed := WatchDeadline(s.deadline, stopWatch)
 			if passed {
 				// The rest of the instance is killed below, as after
 				// any exit of the application.

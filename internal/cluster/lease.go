@@ -35,13 +35,22 @@ type Lease struct {
 	ttl      time.Duration
 
 	// OnRenew, when set before Run, is called with SafeUntil after every
-	// renewal, from Run's goroutine (the controller writes its shims'
-	// deadline from it).
+	// renewal, from Run's goroutine or Probe's (the controller writes its
+	// shims' deadline from it).
 	OnRenew func(safeUntil time.Time)
+
+	// Persist, when set before Run, makes Run go on renewing once
+	// SafeUntil has passed, until etcd answers that the lease is gone:
+	// when etcd was out of reach of every host, a lease etcd still holds
+	// when it comes back (it extends every lease when it elects a leader)
+	// carries on. What SafeUntil's passing means is then the caller's
+	// decision (the failsafe: failsafe.go).
+	Persist bool
 
 	mu        sync.Mutex
 	safeUntil time.Time // with a monotonic reading
 	renewed   time.Time // send time of the last successful renewal
+	failing   bool      // the last renewal failed
 }
 
 // grantLease grants a lease of ttl (whole seconds).
@@ -87,9 +96,46 @@ func (l *Lease) Renewed() time.Time {
 	return l.renewed
 }
 
+// Failing reports whether the last renewal failed (none succeeded since).
+func (l *Lease) Failing() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failing
+}
+
+// Probe sends one renewal, bounded by within, and reports whether etcd
+// (a quorum: a renewal goes through etcd's leader) answered it; a renewal
+// that succeeds counts as any other (SafeUntil, OnRenew).
+func (l *Lease) Probe(ctx context.Context, within time.Duration) bool {
+	sent := time.Now()
+	resp, err := l.renewOnce(ctx, sent.Add(within))
+	if err != nil || resp == nil || resp.TTL <= 0 {
+		return false
+	}
+	l.recordRenewal(sent, resp.TTL)
+	return true
+}
+
+// recordRenewal records a successful renewal sent at sent.
+func (l *Lease) recordRenewal(sent time.Time, ttl int64) {
+	l.mu.Lock()
+	if e := expiry(sent, ttl); e.After(l.safeUntil) {
+		l.safeUntil = e
+	}
+	if sent.After(l.renewed) {
+		l.renewed = sent
+	}
+	l.failing = false
+	safe := l.safeUntil
+	l.mu.Unlock()
+	if l.OnRenew != nil {
+		l.OnRenew(safe)
+	}
+}
+
 // Run renews the lease until ctx ends (nil) or the lease is lost
 // (ErrLeaseLost). Each renewal is bounded by SafeUntil: one that has not
-// answered by then cannot help.
+// answered by then cannot help (unless Persist).
 func (l *Lease) Run(ctx context.Context) error {
 	failed := false
 	var lastErr error
@@ -110,7 +156,20 @@ func (l *Lease) Run(ctx context.Context) error {
 		safe := l.SafeUntil()
 		sent := time.Now()
 		if !sent.Before(safe) {
-			return lost()
+			if !l.Persist {
+				return lost()
+			}
+			safe = sent.Add(attemptTimeout(l.ttl))
+		}
+		if failed {
+			// gRPC waits longer and longer between reconnections to a
+			// member that is down (up to two minutes): etcd back after a
+			// long outage must be reached within a TTL.
+			for _, c := range l.clients() {
+				if cc := c.ActiveConnection(); cc != nil {
+					cc.ResetConnectBackoff()
+				}
+			}
 		}
 		resp, err := l.renewOnce(ctx, safe)
 		switch {
@@ -124,18 +183,12 @@ func (l *Lease) Run(ctx context.Context) error {
 			return lost()
 		case err != nil:
 			failed, lastErr = true, err
+			l.mu.Lock()
+			l.failing = l.renewed.Before(sent) // a Probe may have renewed meanwhile
+			l.mu.Unlock()
 		default:
 			failed = false
-			l.mu.Lock()
-			if e := expiry(sent, resp.TTL); e.After(l.safeUntil) {
-				l.safeUntil = e
-			}
-			l.renewed = sent
-			safe := l.safeUntil
-			l.mu.Unlock()
-			if l.OnRenew != nil {
-				l.OnRenew(safe)
-			}
+			l.recordRenewal(sent, resp.TTL)
 		}
 	}
 }
@@ -154,10 +207,7 @@ func (l *Lease) renewOnce(ctx context.Context, safe time.Time) (*clientv3.LeaseK
 	}
 	rctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	renewers := l.renewers
-	if len(renewers) == 0 {
-		renewers = []*clientv3.Client{l.cli}
-	}
+	renewers := l.clients()
 	type result struct {
 		resp *clientv3.LeaseKeepAliveResponse
 		err  error
@@ -180,6 +230,14 @@ func (l *Lease) renewOnce(ctx context.Context, safe time.Time) (*clientv3.LeaseK
 		}
 	}
 	return last.resp, last.err
+}
+
+// clients are the clients renewals go through.
+func (l *Lease) clients() []*clientv3.Client {
+	if len(l.renewers) == 0 {
+		return []*clientv3.Client{l.cli}
+	}
+	return l.renewers
 }
 
 // revoke ends the lease now: a host that leaves on purpose does not make

@@ -38,6 +38,8 @@ type Member struct {
 	lease *Lease
 	sess  *concurrency.Session
 	elect *concurrency.Election
+	// peerKey signs the failsafe's questions and answers (failsafe.go).
+	peerKey []byte
 
 	mu        sync.Mutex
 	leaderKey string // this host's election key while it leads
@@ -85,6 +87,10 @@ func JoinResuming(ctx context.Context, c *config.Cluster, host string, data []by
 		}
 	}()
 	if err := checkConfig(ctx, cli, c, host, data); err != nil {
+		return nil, err
+	}
+	peerKey, err := ensurePeerKey(ctx, cli, c)
+	if err != nil {
 		return nil, err
 	}
 	renewers, err := connectEach(c)
@@ -138,7 +144,7 @@ func JoinResuming(ctx context.Context, c *config.Cluster, host string, data []by
 		_ = lease.revoke(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("etcd: session: %w", err)
 	}
-	return &Member{cfg: c, host: host, cli: cli, lease: lease, sess: sess,
+	return &Member{cfg: c, host: host, cli: cli, lease: lease, sess: sess, peerKey: peerKey,
 		elect: concurrency.NewElection(sess, electionPrefix(c))}, nil
 }
 
@@ -150,6 +156,9 @@ func (m *Member) Host() string { return m.host }
 
 // Lease is this member's lease.
 func (m *Member) Lease() *Lease { return m.lease }
+
+// PeerKey is the cluster's failsafe signing key, read from etcd at join.
+func (m *Member) PeerKey() []byte { return m.peerKey }
 
 // Client is the member's etcd client.
 func (m *Member) Client() *clientv3.Client { return m.cli }

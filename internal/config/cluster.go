@@ -30,6 +30,18 @@ type Cluster struct {
 	LeaseTTL Duration `yaml:"lease_ttl"`
 	// Hosts are every host of the cluster. At least one.
 	Hosts []ClusterHost `yaml:"hosts"`
+	// Failsafe keeps the leader's pets running while etcd is out of reach
+	// of every host, as Patroni's failsafe mode does: the leader, unable
+	// to renew its lease, asks every other host at its address and
+	// peer_port whether it reaches etcd, and runs on only while all of
+	// them answer no (docs/design.md#13-the-cluster). Off, the leader
+	// stops its pets when its lease could lapse, whatever the reason.
+	// Default true.
+	Failsafe *bool `yaml:"failsafe"`
+	// PeerPort is the TCP port each host answers the failsafe's questions
+	// on, at its address (answers are signed with a key kept in etcd).
+	// Default 7071.
+	PeerPort int `yaml:"peer_port"`
 }
 
 // Etcd is the client side of the etcd connection.
@@ -68,6 +80,7 @@ const (
 	DefaultClusterName = "autoheal"
 	DefaultLeaseTTL    = Duration(2 * time.Second)
 	DefaultDialTimeout = Duration(2 * time.Second)
+	DefaultPeerPort    = 7071
 	MinLeaseTTL        = Duration(2 * time.Second)
 	MaxLeaseTTL        = Duration(60 * time.Second)
 )
@@ -92,7 +105,14 @@ func (c *Cluster) setDefaults() {
 	c.Name = cmp.Or(c.Name, DefaultClusterName)
 	c.LeaseTTL = cmp.Or(c.LeaseTTL, DefaultLeaseTTL)
 	c.Etcd.DialTimeout = cmp.Or(c.Etcd.DialTimeout, DefaultDialTimeout)
+	if c.Failsafe == nil {
+		c.Failsafe = ptr(true)
+	}
+	c.PeerPort = cmp.Or(c.PeerPort, DefaultPeerPort)
 }
+
+// FailsafeOn reports whether the failsafe is on (the default).
+func (c *Cluster) FailsafeOn() bool { return c.Failsafe == nil || *c.Failsafe }
 
 // resolveClusterPaths makes the etcd credentials' files absolute, against
 // the config's directory.
@@ -123,6 +143,9 @@ func (v *validator) cluster() {
 	}
 	v.etcd(&c.Etcd, p.field("etcd"))
 	v.clusterHosts(c, p.field("hosts"))
+	if c.PeerPort < 1 || c.PeerPort > 65535 {
+		v.errorf(p.field("peer_port"), "peer_port %d: must be a TCP port, 1 to 65535", c.PeerPort)
+	}
 }
 
 func (v *validator) etcd(e *Etcd, p path) {

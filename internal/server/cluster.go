@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -85,9 +86,18 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 		return err
 	}
 	defer lock.Close()
-	m, deadline, err := joinCluster(ctx, cfg, opts.Host, stateDir, data, log)
+	m, dl, err := joinCluster(ctx, cfg, opts.Host, stateDir, data, log)
 	if err != nil {
 		return err
+	}
+	fs := &failsafe{cfg: &cfg.Cluster, m: m, dl: dl, promise: filepath.Join(stateDir, "cluster-promise"), log: log}
+	if cfg.Cluster.FailsafeOn() {
+		m.Lease().Persist = true
+		stop, err := fs.serve()
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	// When this run ends without losing its lease (stopped, or failed),
 	// the deadline stays: the pets run until it passes, before the lease
@@ -117,22 +127,20 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 			return fmt.Errorf("cluster: campaign: %w", err)
 		}
 	}
+	// A promise made to a leader cut off from etcd with everyone (the
+	// failsafe) is kept before this host runs anything.
+	if err := fs.lead(ctx); err != nil {
+		return err
+	}
 	log.Info("leading the cluster: running every group here", "cluster", cfg.Cluster.Name, "host", opts.Host, "since_revision", m.LeaderRev())
 	run, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	go func() {
-		select {
-		case err := <-lost:
-			os.Remove(deadline) // the pets go first
-			cancel(fmt.Errorf("cluster: %w; this host's pets were stopped and it stands down", err))
-		case <-run.Done():
-		}
-	}()
-	if err := holdVIPs(cfg, stateDir, deadline, log); err != nil {
+	go fs.guard(run, lost, cancel)
+	if err := holdVIPs(cfg, stateDir, dl.path, log); err != nil {
 		return err
 	}
 	opts.StateDir, opts.loaded = stateDir, cfg
-	opts.lead = &leadership{deadline: deadline, tokenFloor: volume.TokenFloor(m.LeaderRev())}
+	opts.lead = &leadership{deadline: dl.path, tokenFloor: volume.TokenFloor(m.LeaderRev())}
 	// The lease is not revoked when the run ends: it lapses after the
 	// deadline has stopped the pets, and only then may another host be
 	// given their volumes.
@@ -173,32 +181,80 @@ func holdVIPs(cfg *config.Config, stateDir, deadline string, log *slog.Logger) e
 // joinCluster joins as host, resuming the lease an earlier run recorded in
 // stateDir when etcd still holds it, records the lease, and keeps the
 // shims' deadline file renewed with it (returned).
-func joinCluster(ctx context.Context, cfg *config.Config, host, stateDir string, data []byte, log *slog.Logger) (*cluster.Member, string, error) {
+func joinCluster(ctx context.Context, cfg *config.Config, host, stateDir string, data []byte, log *slog.Logger) (*cluster.Member, *deadlineFile, error) {
 	leaseFile := filepath.Join(stateDir, "cluster-lease")
 	m, err := cluster.JoinResuming(ctx, &cfg.Cluster, host, data, readLeaseID(leaseFile))
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	lease := m.Lease()
 	if err := atomicfile.WriteFile(leaseFile, []byte(strconv.FormatInt(int64(lease.ID()), 16)+"\n"), 0o600); err != nil {
-		return nil, "", fmt.Errorf("state dir: %w", err)
+		return nil, nil, fmt.Errorf("state dir: %w", err)
 	}
-	deadline := filepath.Join(stateDir, fmt.Sprintf("cluster-deadline-%x", int64(lease.ID())))
+	dl := &deadlineFile{
+		path:   filepath.Join(stateDir, fmt.Sprintf("cluster-deadline-%x", int64(lease.ID()))),
+		budget: fenceBudget(cfg.Cluster.LeaseTTL.D()),
+		log:    log,
+	}
 	// Pets an earlier run of this host started under another lease (one
 	// that lapsed, so not resumed) stop now; those of the lease resumed
 	// keep their deadline file and run on.
-	removeDeadlines(stateDir, deadline)
-	budget := fenceBudget(cfg.Cluster.LeaseTTL.D())
-	writeDeadline := func(safe time.Time) {
-		if err := local.WriteDeadline(deadline, cluster.FenceAt(safe, budget)); err != nil {
-			log.Error("cluster: cannot renew the shims' deadline; this host's pets stop at the last one", "file", deadline, "err", err)
-		}
-	}
-	writeDeadline(lease.SafeUntil())
-	lease.OnRenew = writeDeadline
-	log.Info("joined the cluster", "cluster", cfg.Cluster.Name, "host", host, "lease", fmt.Sprintf("%x", int64(lease.ID())), "lease_ttl", cfg.Cluster.LeaseTTL, "fence_budget", budget)
-	return m, deadline, nil
+	removeDeadlines(stateDir, dl.path)
+	dl.extend(lease.SafeUntil())
+	lease.OnRenew = dl.extend
+	log.Info("joined the cluster", "cluster", cfg.Cluster.Name, "host", host, "lease", fmt.Sprintf("%x", int64(lease.ID())), "lease_ttl", cfg.Cluster.LeaseTTL, "fence_budget", dl.budget)
+	return m, dl, nil
 }
+
+// deadlineFile is the shims' deadline (provider/local): the fence budget
+// before the latest time this host's pets may run to, its lease's
+// SafeUntil or the failsafe's extension. It never goes back.
+type deadlineFile struct {
+	path   string
+	budget time.Duration
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	until   time.Time
+	leading bool // pets may run under it
+}
+
+// extend moves the pets' end to until, less the budget, if that is later.
+func (d *deadlineFile) extend(until time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !until.After(d.until) {
+		return
+	}
+	if d.leading && !time.Now().Before(cluster.FenceAt(d.until, d.budget)) {
+		// Passed: the shims are stopping the pets, and the run ends
+		// (failsafe.guard); a late renewal does not bring them back. (A
+		// follower's runs no pet: a renewal after an outage of etcd
+		// renews it.)
+		return
+	}
+	d.until = until
+	if err := local.WriteDeadline(d.path, cluster.FenceAt(until, d.budget)); err != nil {
+		d.log.Error("cluster: cannot renew the shims' deadline; this host's pets stop at the last one", "file", d.path, "err", err)
+	}
+}
+
+// lead marks the deadline as one pets run under.
+func (d *deadlineFile) lead() {
+	d.mu.Lock()
+	d.leading = true
+	d.mu.Unlock()
+}
+
+// fence is when the pets stop unless extended.
+func (d *deadlineFile) fence() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return cluster.FenceAt(d.until, d.budget)
+}
+
+// remove stops the pets now.
+func (d *deadlineFile) remove() { os.Remove(d.path) }
 
 // lockClusterState takes the lock that makes one serve per state dir, held
 // for the life of the process: a restarted controller resumes its

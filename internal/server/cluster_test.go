@@ -161,6 +161,7 @@ func (w *vipWriter) halt() int64 {
 // storage, its leader's pet answering.
 type petCluster struct {
 	bed    *testutil.TestHosts
+	etcd   *testutil.Etcd
 	cfg    *config.Config
 	hosts  []*clusterHost
 	leader *clusterHost
@@ -186,7 +187,7 @@ func startPetClusterWith(t *testing.T, ttl, extra string) *petCluster {
 	if err := os.MkdirAll(shared, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	pc := &petCluster{bed: bed, port: 18770, shared: shared}
+	pc := &petCluster{bed: bed, etcd: etcd, port: 18770, shared: shared}
 	pc.vip = fmt.Sprintf("%s.200:%d", bed.Subnet, pc.port)
 	var hosts strings.Builder
 	for _, h := range bed.Hosts {

@@ -83,6 +83,10 @@ func readDeadline(path string) int64 {
 // errDeadline is why a shim killed its application.
 var errDeadline = errors.New("the host's cluster lease could lapse: the application was stopped by its shim (deadline passed without renewal)")
 
+// DeadlineLeft is the time left before the deadline at path: zero or less
+// when it has passed or the file is missing.
+func DeadlineLeft(path string) time.Duration { return time.Duration(readDeadline(path) - boottime()) }
+
 // DeadlinePassed reports whether the deadline at path has passed (or the
 // file is missing).
 func DeadlinePassed(path string) bool { return readDeadline(path) <= boottime() }

@@ -1,0 +1,155 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/autoheal/autoheal/internal/cluster"
+	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/provider/local"
+)
+
+// failsafe is a cluster host's part in the failsafe (internal/cluster
+// failsafe.go, docs/design.md#13-the-cluster): every host answers the
+// leader's question on its peer port; the leader, while its renewals fail,
+// asks every other host and runs on past its lease's SafeUntil only while
+// all of them answer that they do not reach etcd either.
+type failsafe struct {
+	cfg     *config.Cluster
+	m       *cluster.Member
+	dl      *deadlineFile
+	promise string // the state dir's file: no group runs here before it
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	leading bool // set before this host runs anything; no "no" after it
+}
+
+// serve answers the other hosts' questions at this host's cluster address
+// and peer port, until stop is called.
+func (f *failsafe) serve() (stop func(), err error) {
+	h := f.cfg.Host(f.m.Host())
+	addr := net.JoinHostPort(h.Address, strconv.Itoa(f.cfg.PeerPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: the failsafe's peer port: %w (cluster.peer_port; or turn it off with cluster.failsafe: false)", err)
+	}
+	srv := &http.Server{
+		Handler: &cluster.PeerServer{
+			Cluster: f.cfg, Host: f.m.Host(), Key: f.m.PeerKey(),
+			Reaches: f.m.Lease().Probe, Promise: f.promiseUntil,
+		},
+		ReadHeaderTimeout: f.cfg.LeaseTTL.D(),
+		ReadTimeout:       f.cfg.LeaseTTL.D(),
+		WriteTimeout:      f.cfg.LeaseTTL.D(),
+		MaxHeaderBytes:    8 << 10,
+		ErrorLog:          slog.NewLogLogger(f.log.Handler(), slog.LevelDebug),
+	}
+	go srv.Serve(ln)
+	return func() { srv.Close() }, nil
+}
+
+var errLeads = errors.New("this host leads: it answers no failsafe question")
+
+// promiseUntil records that this host runs no group before until, unless
+// it leads already.
+func (f *failsafe) promiseUntil(until time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.leading {
+		return errLeads
+	}
+	if local.DeadlineLeft(f.promise) >= time.Until(until) {
+		return nil
+	}
+	return local.WriteDeadline(f.promise, until)
+}
+
+// lead marks this host leading, so that it promises nothing more, and
+// waits out the promises it made: a leader that was cut off from etcd
+// with everyone may run its pets up to then.
+func (f *failsafe) lead(ctx context.Context) error {
+	f.mu.Lock()
+	f.leading = true
+	f.dl.lead()
+	// A promise is never more than a TTL ahead; more is a file from
+	// before the machine's reboot (its clock started again).
+	left := min(local.DeadlineLeft(f.promise), f.cfg.LeaseTTL.D())
+	f.mu.Unlock()
+	if left <= 0 {
+		return nil
+	}
+	f.log.Info("cluster: keeping this host's failsafe promise before leading", "wait", left.Round(time.Millisecond))
+	t := time.NewTimer(left)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// atRisk reports whether the pets' deadline needs the failsafe: a renewal
+// failed, or the deadline is less than a third of the TTL away (renewals
+// keep it at least twice that far). A round asks the other hosts only
+// then; one that starts at the first failed renewal has the time to end
+// before the deadline even when a renewal hangs to its timeout.
+func (f *failsafe) atRisk() bool {
+	return f.m.Lease().Failing() || time.Until(f.dl.fence()) < f.cfg.LeaseTTL.D()/3
+}
+
+// guard ends the leader's run when its pets' deadline comes (its lease
+// could lapse, and the failsafe did not extend it) or etcd says the lease
+// is gone (lost), and runs the failsafe's rounds while renewals fail.
+func (f *failsafe) guard(run context.Context, lost <-chan error, cancel context.CancelCauseFunc) {
+	ttl := f.cfg.LeaseTTL.D()
+	peers := &cluster.Peers{Cluster: f.cfg, Host: f.m.Host(), Key: f.m.PeerKey()}
+	tick := time.NewTicker(ttl / 10)
+	defer tick.Stop()
+	holding := false // the failsafe holds the pets past SafeUntil
+	var refused error
+	for {
+		select {
+		case <-run.Done():
+			return
+		case err := <-lost:
+			f.dl.remove() // the pets go first
+			cancel(fmt.Errorf("cluster: %w; this host's pets were stopped and it stands down", err))
+			return
+		case <-tick.C:
+		}
+		switch {
+		case f.cfg.FailsafeOn() && f.atRisk():
+			sent := time.Now()
+			if err := peers.NoneReachesEtcd(run, ttl/5); err != nil {
+				refused = err
+				break
+			}
+			f.dl.extend(sent.Add(ttl))
+			if !holding {
+				holding = true
+				f.log.Warn("cluster: etcd is out of reach of every host; the failsafe keeps this host's pets running while that lasts", "until", f.dl.fence().Format(time.RFC3339Nano))
+			}
+		case holding:
+			holding = false
+			f.log.Info("cluster: etcd answers again; the failsafe stands down")
+		}
+		if !time.Now().Before(f.dl.fence()) {
+			f.dl.remove()
+			why := "renewals failed"
+			if refused != nil {
+				why = refused.Error()
+			}
+			cancel(fmt.Errorf("cluster: %w (%s); this host's pets were stopped and it stands down", cluster.ErrLeaseLost, why))
+			return
+		}
+	}
+}

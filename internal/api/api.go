@@ -31,6 +31,8 @@ type Handler struct {
 	hosts   map[string]bool
 	// patterns are the API's routes, as registered.
 	patterns []string
+	// nonces are the forwarded claims accepted (forward.go).
+	nonces forwardedNonces
 }
 
 // route registers one of the API's routes.
@@ -152,6 +154,8 @@ func writeErrorBody(w http.ResponseWriter, err error, edit func(*wire.Error)) {
 		status, code = http.StatusUnsupportedMediaType, "unsupported_media_type"
 	case errors.Is(err, errMisdirected):
 		status, code = http.StatusMisdirectedRequest, "misdirected"
+	case errors.Is(err, errUnavailable):
+		status, code = http.StatusServiceUnavailable, "unavailable"
 	}
 	e := wire.Error{Error: err.Error(), Code: code}
 	if edit != nil {

@@ -186,13 +186,23 @@ func (h *Handler) authorize(r *http.Request) (principal, error) {
 	if public(r) {
 		return principal{}, nil
 	}
-	presented, cookie := presentedToken(r)
-	if presented == "" {
-		return principal{}, fmt.Errorf("%w: send Authorization: Bearer TOKEN (autoheal --token, env AUTOHEAL_TOKEN)", errUnauthorized)
-	}
-	p, ok := h.identify(presented)
-	if !ok || (cookie && p.instance != "") {
-		return principal{}, fmt.Errorf("%w: unknown token", errUnauthorized)
+	var p principal
+	if claim := r.Header.Get(forwardedHeader); claim != "" {
+		// From a follower, who checked the credential (forward.go).
+		var err error
+		if p, err = h.forwarded(r, claim); err != nil {
+			return p, err
+		}
+	} else {
+		presented, cookie := presentedToken(r)
+		if presented == "" {
+			return principal{}, fmt.Errorf("%w: send Authorization: Bearer TOKEN (autoheal --token, env AUTOHEAL_TOKEN)", errUnauthorized)
+		}
+		var ok bool
+		p, ok = h.identify(presented)
+		if !ok || (cookie && p.instance != "") {
+			return principal{}, fmt.Errorf("%w: unknown token", errUnauthorized)
+		}
 	}
 	need := requiredRole(r)
 	if roleRank[p.role] >= roleRank[need] || (p.instance != "" && need != config.RoleAdmin && instanceMay(r, p.instance)) {
@@ -226,6 +236,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+	if h.deps.Forward != nil && !public(r) {
+		// A follower: the leader runs the groups, answers and journals.
+		h.forward(w, r, p)
+		return
+	}
 	if readOnly(r.Method) || public(r) {
 		h.mux.ServeHTTP(w, r)
 		return

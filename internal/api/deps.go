@@ -180,4 +180,10 @@ type Deps struct {
 	// Debug, when set, is served under /debug/ to admins only (Go's
 	// profiler, --pprof).
 	Debug http.Handler
+	// Forward, on a cluster's follower, sends every authorized request to
+	// the leader (forward.go).
+	Forward *Forwarding
+	// PeerKey, on a cluster's leader, lets followers forward requests
+	// signed with it.
+	PeerKey []byte
 }

@@ -39,8 +39,8 @@ import (
 // peerKeyLen is the size of the failsafe's signing key.
 const peerKeyLen = 32
 
-// failsafePath is where a host answers.
-const failsafePath = "/autoheal/failsafe"
+// FailsafePath is where a host answers.
+const FailsafePath = "/autoheal/failsafe"
 
 // signatureHeader carries the hex HMAC-SHA256 of the body.
 const signatureHeader = "X-Autoheal-Signature"
@@ -121,7 +121,7 @@ type PeerServer struct {
 }
 
 func (p *PeerServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.URL.Path != failsafePath {
+	if r.Method != http.MethodPost || r.URL.Path != FailsafePath {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
@@ -205,7 +205,7 @@ func (p *Peers) ask(ctx context.Context, h config.ClusterHost) peerAnswer {
 	}
 	q := peerMessage{Cluster: p.Cluster.Name, From: p.Host, To: h.Name, Nonce: hex.EncodeToString(nonce)}
 	body, _ := json.Marshal(q)
-	url := "http://" + net.JoinHostPort(h.Address, strconv.Itoa(p.Cluster.PeerPort)) + failsafePath
+	url := "http://" + net.JoinHostPort(h.Address, strconv.Itoa(p.Cluster.PeerPort)) + FailsafePath
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return peerAnswer{err: err}

@@ -383,7 +383,15 @@ func (c *controller) buildRetention() error {
 // buildAPI makes the API handler and its HTTP server; it starts last, so
 // nothing is served before every part runs, and stops first.
 func (c *controller) buildAPI() error {
-	c.api = api.New(apiDeps(c.cfg, c.opts, c.creds, c.st, c.groups, c.prov.LogFiles, c.bal, c.eng, c.lib, c.sched, c.al, c.ln.Addr()))
+	deps := apiDeps(c.cfg, c.opts, c.creds, c.st, c.groups, c.prov.LogFiles, c.bal, c.eng, c.lib, c.sched, c.al, c.ln.Addr())
+	if c.opts.lead != nil {
+		// The followers' APIs forward here, through the peer endpoint.
+		deps.PeerKey = c.opts.lead.peerKey
+	}
+	c.api = api.New(deps)
+	if c.opts.lead != nil && c.opts.lead.serveAPI != nil {
+		c.opts.lead.serveAPI(c.api)
+	}
 	// Runbook steps call the API in process, past its auth: whoever
 	// started the execution was authorized then.
 	c.apiRef.set(c.api.InProcess())

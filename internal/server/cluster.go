@@ -2,7 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/autoheal/autoheal/internal/api"
 	"github.com/autoheal/autoheal/internal/atomicfile"
 	"github.com/autoheal/autoheal/internal/cluster"
 	"github.com/autoheal/autoheal/internal/config"
@@ -37,6 +41,9 @@ import (
 type leadership struct {
 	deadline   string // the shims' deadline file (provider/local)
 	tokenFloor int64  // volume.TokenFloor of the election's revision
+	peerKey    []byte // accepts the followers' forwarded requests
+	// serveAPI hands the API to the peer endpoint, for the followers.
+	serveAPI func(http.Handler)
 }
 
 // fenceBudget is how long before its lease's SafeUntil a host's pets must
@@ -91,14 +98,12 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 		return err
 	}
 	fs := &failsafe{cfg: &cfg.Cluster, m: m, dl: dl, promise: filepath.Join(stateDir, "cluster-promise"), log: log}
-	if cfg.Cluster.FailsafeOn() {
-		m.Lease().Persist = true
-		stop, err := fs.serve()
-		if err != nil {
-			return err
-		}
-		defer stop()
+	m.Lease().Persist = cfg.Cluster.FailsafeOn()
+	stopPeers, err := fs.serve()
+	if err != nil {
+		return err
 	}
+	defer stopPeers()
 	// When this run ends without losing its lease (stopped, or failed),
 	// the deadline stays: the pets run until it passes, before the lease
 	// can lapse, and a controller restarted before then resumes the lease
@@ -112,6 +117,14 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 	defer stopCampaign()
 	won := make(chan error, 1)
 	go func() { won <- m.Campaign(campaign) }()
+	// Until it leads, this host's API forwards to the leader's.
+	stopFollowing, err := serveFollower(opts, cfg, stateDir, m)
+	if err != nil {
+		stopCampaign()
+		<-won
+		return err
+	}
+	defer stopFollowing()
 	select {
 	case <-ctx.Done():
 		stopCampaign()
@@ -127,6 +140,7 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 			return fmt.Errorf("cluster: campaign: %w", err)
 		}
 	}
+	stopFollowing()
 	// A promise made to a leader cut off from etcd with everyone (the
 	// failsafe) is kept before this host runs anything.
 	if err := fs.lead(ctx); err != nil {
@@ -140,11 +154,58 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 		return err
 	}
 	opts.StateDir, opts.loaded = stateDir, cfg
-	opts.lead = &leadership{deadline: dl.path, tokenFloor: volume.TokenFloor(m.LeaderRev())}
+	opts.lead = &leadership{deadline: dl.path, tokenFloor: volume.TokenFloor(m.LeaderRev()), peerKey: m.PeerKey(), serveAPI: fs.setAPI}
 	// The lease is not revoked when the run ends: it lapses after the
 	// deadline has stopped the pets, and only then may another host be
 	// given their volumes.
 	return runController(run, opts)
+}
+
+// serveFollower serves this host's API while it follows: the browser
+// rules and the callers' credentials are checked here, and every request
+// goes on to the leader's peer endpoint (api.Forwarding). stop closes it
+// (at once: the controller's API takes the address when this host leads).
+func serveFollower(opts Options, cfg *config.Config, stateDir string, m *cluster.Member) (stop func(), err error) {
+	if err := checkListen(cfg, opts.Listen); err != nil {
+		return nil, err
+	}
+	creds, err := api.LoadCredentials(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	c := &cfg.Cluster
+	h := api.New(api.Deps{
+		Version: opts.Version, Logger: opts.Logger,
+		Tokens: cfg.Auth.Tokens, Credentials: creds, Hosts: apiHosts(cfg, opts.Listen, ln.Addr()),
+		Forward: &api.Forwarding{Host: m.Host(), Key: m.PeerKey(), Leader: func(ctx context.Context) (string, error) {
+			ctx, cancel := context.WithTimeout(ctx, c.LeaseTTL.D())
+			defer cancel()
+			name, err := cluster.Leader(ctx, m.Client(), c)
+			if err != nil {
+				return "", err
+			}
+			lh := c.Host(name)
+			if lh == nil {
+				return "", errors.New("no host leads the cluster now")
+			}
+			return "http://" + net.JoinHostPort(lh.Address, strconv.Itoa(c.PeerPort)), nil
+		}},
+	})
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)}
+	go srv.Serve(ln)
+	opts.Logger.Info("following: this host's API forwards to the leader's", "api", ln.Addr().String(), "admin_token", creds.TokenFile)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.Close()
+			srv.Close()
+		})
+	}, nil
 }
 
 // holdVIPs starts the holder of every group's virtual IPs on this host

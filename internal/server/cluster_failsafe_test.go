@@ -121,3 +121,37 @@ func TestClusterEtcdLostWithAHost(t *testing.T) {
 	next, took := pc.failover(t, back, old)
 	t.Logf("etcd back (2 of 3 members): the pet answered on %s after %v", next.Name, took.Round(time.Millisecond))
 }
+
+// TestClusterViewsFromAnyHost: on a follower, the CLI with that host's own
+// local admin token shows the leader's groups and instances and changes
+// them (its API forwards, signed, to the leader's peer endpoint), and the
+// leader's journal names the caller and the host it came through. A
+// follower's API without a credential refuses, as any API does.
+func TestClusterViewsFromAnyHost(t *testing.T) {
+	pc := startPetCluster(t)
+	id := petInstance(t, pc.vip)
+	for _, ch := range pc.hosts {
+		if ch == pc.leader {
+			continue
+		}
+		cli := func(args ...string) string {
+			cmd := ch.h.Command(bins.autoheal, append([]string{"--state-dir", ch.state, "--addr", "127.0.0.1:7070"}, args...)...)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("on %s: autoheal %v: %v\n%s", ch.h.Name, args, err, out)
+			}
+			return string(out)
+		}
+		if out := cli("status"); !strings.Contains(out, id) || !strings.Contains(out, "pet") {
+			t.Fatalf("status on follower %s does not show the leader's pet %s:\n%s", ch.h.Name, id, out)
+		}
+		cli("scale", "pet", "--desired", "1")
+		if out := cli("events", "-o", "json"); !strings.Contains(out, "local-admin via "+ch.h.Name) {
+			t.Fatalf("the journal does not name the caller through %s:\n%s", ch.h.Name, lastBytes(out, 3<<10))
+		}
+		out, err := ch.h.Command("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:7070/v1/status").Output()
+		if err != nil || string(out) != "401" {
+			t.Fatalf("a follower's API without a token: %s %v", out, err)
+		}
+	}
+}

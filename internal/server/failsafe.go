@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/autoheal/autoheal/internal/cluster"
@@ -30,25 +31,44 @@ type failsafe struct {
 
 	mu      sync.Mutex
 	leading bool // set before this host runs anything; no "no" after it
+
+	api atomic.Value // http.Handler: the leader's API, for the followers
 }
 
-// serve answers the other hosts' questions at this host's cluster address
-// and peer port, until stop is called.
+// setAPI serves the leader's API on the peer endpoint.
+func (f *failsafe) setAPI(h http.Handler) { f.api.Store(&h) }
+
+// serve answers the other hosts at this host's cluster address and peer
+// port, until stop is called: the failsafe's questions, and, while this
+// host leads, the requests their APIs forward (api.Forwarding).
 func (f *failsafe) serve() (stop func(), err error) {
 	h := f.cfg.Host(f.m.Host())
 	addr := net.JoinHostPort(h.Address, strconv.Itoa(f.cfg.PeerPort))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: the failsafe's peer port: %w (cluster.peer_port; or turn it off with cluster.failsafe: false)", err)
+		return nil, fmt.Errorf("cluster: the peer port: %w (cluster.peer_port)", err)
 	}
+	peer := &cluster.PeerServer{
+		Cluster: f.cfg, Host: f.m.Host(), Key: f.m.PeerKey(),
+		Reaches: f.m.Lease().Probe, Promise: f.promiseUntil,
+	}
+	mux := http.NewServeMux()
+	if f.cfg.FailsafeOn() {
+		mux.Handle(cluster.FailsafePath, peer)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		h, _ := f.api.Load().(*http.Handler)
+		if h == nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "{\"error\": %q, \"code\": \"unavailable\"}\n", "host "+f.m.Host()+" does not lead the cluster (now)")
+			return
+		}
+		(*h).ServeHTTP(w, r)
+	})
 	srv := &http.Server{
-		Handler: &cluster.PeerServer{
-			Cluster: f.cfg, Host: f.m.Host(), Key: f.m.PeerKey(),
-			Reaches: f.m.Lease().Probe, Promise: f.promiseUntil,
-		},
+		Handler: mux,
 		ReadHeaderTimeout: f.cfg.LeaseTTL.D(),
-		ReadTimeout:       f.cfg.LeaseTTL.D(),
-		WriteTimeout:      f.cfg.LeaseTTL.D(),
 		MaxHeaderBytes:    8 << 10,
 		ErrorLog:          slog.NewLogLogger(f.log.Handler(), slog.LevelDebug),
 	}

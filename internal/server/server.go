@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/sdnotify"
 )
 
 // DefaultListen is where the API listens unless told otherwise.
@@ -91,7 +92,18 @@ func runController(ctx context.Context, opts Options) error {
 	if opts.Ready != nil {
 		opts.Ready(c.ln.Addr())
 	}
+	// Under systemd (Type=notify, WatchdogSec=): ready now, and alive
+	// while the journal answers a read within half the watchdog's time;
+	// a controller stuck there is restarted, and resumes its instances.
+	_, _ = sdnotify.Notify("READY=1")
+	go sdnotify.Watchdog(c.ctx, func() bool {
+		ctx, cancel := context.WithTimeout(c.ctx, sdnotify.WatchdogInterval()/2)
+		defer cancel()
+		_, err := c.st.LastSeq(ctx)
+		return err == nil
+	})
 	<-c.ctx.Done()
+	_, _ = sdnotify.Notify("STOPPING=1")
 	c.parts.stop()
 	if cause := context.Cause(c.ctx); !errors.Is(cause, context.Canceled) {
 		return cause

@@ -12,6 +12,7 @@ import (
 
 	"github.com/autoheal/autoheal/internal/cluster"
 	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/group"
 )
 
 // Cluster commands talk to etcd directly, with the config's cluster
@@ -64,13 +65,36 @@ func hostsCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The instances each host runs: the leader runs every group
+			// (docs/design.md#13-the-cluster), as the API (this host's,
+			// forwarded to the leader's) reports them; unknown ("-") when
+			// it does not answer.
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			running := -1
+			if st, err := e.client().Status(ctx, false); err == nil {
+				running = 0
+				for _, in := range st.Instances {
+					if in.State != group.Terminated {
+						running++
+					}
+				}
+			}
+			for i := range hosts {
+				switch {
+				case running < 0:
+					hosts[i].Instances = -1
+				case hosts[i].Leader:
+					hosts[i].Instances = running
+				}
+			}
 			if e.json() {
 				return e.printJSON(map[string]any{"cluster": cfg.Cluster.Name, "hosts": hosts})
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tADDRESS\tMEMBER\tLEASE LEFT\tLEADER\tPID\tSINCE")
+			fmt.Fprintln(tw, "NAME\tADDRESS\tMEMBER\tLEASE LEFT\tLEADER\tINSTANCES\tPID\tSINCE")
 			for _, h := range hosts {
-				member, left, leader, pid, since := "no", "-", "", "-", "-"
+				member, left, leader, pid, since, instances := "no", "-", "", "-", "-", "-"
 				if h.Member {
 					member, left, pid = "yes", h.LeaseLeft.String(), fmt.Sprint(h.PID)
 					since = h.Started.Local().Format(time.DateTime)
@@ -78,7 +102,10 @@ func hostsCmd(e *env) *cobra.Command {
 				if h.Leader {
 					leader = "leader"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Address, member, left, leader, pid, since)
+				if h.Instances >= 0 {
+					instances = fmt.Sprint(h.Instances)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Address, member, left, leader, instances, pid, since)
 			}
 			return tw.Flush()
 		},

@@ -23,6 +23,9 @@ type HostStatus struct {
 	// the TTL).
 	LeaseLeft time.Duration `json:"lease_left_ns"`
 	Leader    bool          `json:"leader"`
+	// Instances is how many instances the host runs (not terminated); -1
+	// when the API did not say (autoheal hosts fills it).
+	Instances int `json:"instances"`
 	PID       int           `json:"pid,omitempty"`
 	Started   time.Time     `json:"started,omitzero"`
 }

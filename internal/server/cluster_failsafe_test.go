@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -146,6 +147,21 @@ func TestClusterViewsFromAnyHost(t *testing.T) {
 			t.Fatalf("status on follower %s does not show the leader's pet %s:\n%s", ch.h.Name, id, out)
 		}
 		cli("scale", "pet", "--desired", "1")
+		var hosts struct {
+			Hosts []cluster.HostStatus `json:"hosts"`
+		}
+		if err := json.Unmarshal([]byte(cli("-o", "json", "hosts", "-c", ch.cfg)), &hosts); err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hosts.Hosts {
+			want := 0
+			if h.Name == pc.leader.h.Name {
+				want = 1
+			}
+			if !h.Member || h.Leader != (want == 1) || h.Instances != want {
+				t.Fatalf("hosts on %s: %+v, want member, %d instance(s), leader %s", ch.h.Name, h, want, pc.leader.h.Name)
+			}
+		}
 		if out := cli("events", "-o", "json"); !strings.Contains(out, "local-admin via "+ch.h.Name) {
 			t.Fatalf("the journal does not name the caller through %s:\n%s", ch.h.Name, lastBytes(out, 3<<10))
 		}

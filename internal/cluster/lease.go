@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -51,6 +52,10 @@ type Lease struct {
 	safeUntil time.Time // with a monotonic reading
 	renewed   time.Time // send time of the last successful renewal
 	failing   bool      // the last renewal failed
+
+	// fastest is the member that answered the last renewal first: the
+	// one the member's other requests go to first (Member.onAnyMember).
+	fastest atomic.Int32
 }
 
 // grantLease grants a lease of ttl (whole seconds).
@@ -78,6 +83,9 @@ func resumeLease(ctx context.Context, cli *clientv3.Client, renewers []*clientv3
 	l.safeUntil, l.renewed = expiry(sent, resp.TTL), sent
 	return l
 }
+
+// TTL is the lease's time to live.
+func (l *Lease) TTL() time.Duration { return l.ttl }
 
 // ID is the lease's etcd id.
 func (l *Lease) ID() clientv3.LeaseID { return l.id }
@@ -211,18 +219,20 @@ func (l *Lease) renewOnce(ctx context.Context, safe time.Time) (*clientv3.LeaseK
 	type result struct {
 		resp *clientv3.LeaseKeepAliveResponse
 		err  error
+		n    int
 	}
 	results := make(chan result, len(renewers))
-	for _, c := range renewers {
+	for n, c := range renewers {
 		go func() {
 			r, err := c.KeepAliveOnce(rctx, l.id)
-			results <- result{r, err}
+			results <- result{r, err, n}
 		}()
 	}
 	var last result
 	for range renewers {
 		r := <-results
 		if r.err == nil && r.resp.TTL > 0 {
+			l.fastest.Store(int32(r.n))
 			return r.resp, nil // the others end with rctx
 		}
 		if last.err == nil || errors.Is(r.err, rpctypes.ErrLeaseNotFound) || r.err == nil {

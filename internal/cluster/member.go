@@ -13,6 +13,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/autoheal/autoheal/internal/config"
 )
@@ -272,7 +274,11 @@ func (m *Member) Write(ctx context.Context, ops ...clientv3.Op) error {
 	if key == "" {
 		return ErrNotLeader
 	}
-	resp, err := m.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).Then(ops...).Commit()
+	var resp *clientv3.TxnResponse
+	err := m.onAnyMember(ctx, func(ctx context.Context, c *clientv3.Client) (err error) {
+		resp, err = c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).Then(ops...).Commit()
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -283,6 +289,47 @@ func (m *Member) Write(ctx context.Context, ops ...clientv3.Op) error {
 		return ErrNotLeader
 	}
 	return nil
+}
+
+// onAnyMember runs call on one etcd member at a time, each attempt bounded
+// to a fifth of the TTL, starting with the member that answered the lease's last renewal first and
+// going on to the next when one does not answer: through the balanced
+// client, a request sent to a member whose link was cut waits for the
+// connection to time out, seconds after the lease it serves lapsed
+// (TestClusterLeaderPartitioned). An answer that is an error from etcd
+// itself (not a connection's) is final. A write that timed out on a cut
+// member is not applied later: a member that cannot reach etcd's leader
+// drops the proposals it holds.
+func (m *Member) onAnyMember(ctx context.Context, call func(context.Context, *clientv3.Client) error) error {
+	clients := m.lease.clients()
+	start := int(m.lease.fastest.Load())
+	var err error
+	for i := range clients {
+		n := (start + i) % len(clients)
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout(m.cfg.LeaseTTL.D()))
+		err = call(actx, clients[n])
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || !unreachable(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// unreachable reports an error that says the member did not answer in
+// time, rather than that etcd refused the request.
+func unreachable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return true
+	}
+	return false
 }
 
 // Leave ends the membership at once: it revokes the lease, which removes

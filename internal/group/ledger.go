@@ -120,6 +120,10 @@ func (g *Group) writeFailed(err error) {
 	case errors.Is(err, store.ErrConflict):
 	case store.NotWritable(err):
 		g.log.Warn("state dir not writable: write not made, group holds", "err", err)
+	case errors.Is(err, store.ErrReplicaUnavailable):
+		// A cluster's leader with etcd out of reach (the failsafe): what
+		// the next leader would not know of is not done.
+		g.log.Warn("the cluster's records cannot be written (etcd out of reach): write not made, group holds", "err", err)
 	default:
 		g.fatal(err)
 	}

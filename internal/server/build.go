@@ -126,6 +126,12 @@ func (c *controller) buildStore() error {
 		return err
 	}
 	c.st = st
+	if c.opts.lead != nil && c.opts.lead.records != nil {
+		// The cluster's records first: this leader goes on from them.
+		if err := c.opts.lead.records(c.ctx, st); err != nil {
+			return err
+		}
+	}
 	c.parts.add("store", func(ctx context.Context) error {
 		_, err := st.Append(ctx, event.New("", "", fmt.Sprintf("autoheal %s starting with %s (pid %d)", c.opts.Version, c.cfg.Path, os.Getpid()),
 			event.ControllerStart{Version: c.opts.Version, Config: c.cfg.Path, Pid: os.Getpid()}))

@@ -21,7 +21,10 @@ import (
 	"github.com/autoheal/autoheal/internal/atomicfile"
 	"github.com/autoheal/autoheal/internal/cluster"
 	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/event"
+	"github.com/autoheal/autoheal/internal/group"
 	"github.com/autoheal/autoheal/internal/provider/local"
+	"github.com/autoheal/autoheal/internal/store"
 	"github.com/autoheal/autoheal/internal/vip"
 	"github.com/autoheal/autoheal/internal/volume"
 )
@@ -44,6 +47,9 @@ type leadership struct {
 	peerKey    []byte // accepts the followers' forwarded requests
 	// serveAPI hands the API to the peer endpoint, for the followers.
 	serveAPI func(http.Handler)
+	// records brings the store to the cluster's records and replicates
+	// its later writes to etcd (resumeRecords).
+	records func(context.Context, *store.Store) error
 }
 
 // fenceBudget is how long before its lease's SafeUntil a host's pets must
@@ -154,11 +160,70 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 		return err
 	}
 	opts.StateDir, opts.loaded = stateDir, cfg
-	opts.lead = &leadership{deadline: dl.path, tokenFloor: volume.TokenFloor(m.LeaderRev()), peerKey: m.PeerKey(), serveAPI: fs.setAPI}
+	opts.lead = &leadership{deadline: dl.path, tokenFloor: volume.TokenFloor(m.LeaderRev()), peerKey: m.PeerKey(), serveAPI: fs.setAPI,
+		records: func(ctx context.Context, st *store.Store) error { return resumeRecords(ctx, m, st, log) }}
 	// The lease is not revoked when the run ends: it lapses after the
 	// deadline has stopped the pets, and only then may another host be
 	// given their volumes.
 	return runController(run, opts)
+}
+
+// resumeRecords makes the leader's store the cluster's records: those in
+// etcd, or, for the cluster's first leader, its own, which it puts there;
+// then every later write that must survive the leader goes to etcd first
+// (store/replica.go), fenced by the election.
+func resumeRecords(ctx context.Context, m *cluster.Member, st *store.Store, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*m.Lease().TTL())
+	defer cancel()
+	recs, seeded, last, err := m.LoadState(ctx)
+	if err != nil {
+		return err
+	}
+	if seeded {
+		if err := st.Import(ctx, recs); err != nil {
+			return fmt.Errorf("cluster records: %w", err)
+		}
+		log.Info("resumed the cluster's records", "records", len(recs))
+	} else {
+		own, err := st.Replicated(ctx)
+		if err != nil {
+			return err
+		}
+		if err := m.SeedState(ctx, own); err != nil {
+			return fmt.Errorf("cluster records: %w", err)
+		}
+		log.Info("the cluster's records start from this host's", "records", len(own))
+	}
+	st.SetReplica(m.Replica())
+	if last != "" && last != m.Host() {
+		// The instances in the records ran on the host that led before:
+		// gone with it (or stopped by their deadline), they are
+		// terminated, and their groups launch new ones here, as an Auto
+		// Scaling group replaces the instances of a lost host.
+		if err := terminateLost(ctx, st, last); err != nil {
+			return err
+		}
+	}
+	return m.MarkLeader(ctx)
+}
+
+// terminateLost records every live instance as terminated with its host.
+func terminateLost(ctx context.Context, st *store.Store, host string) error {
+	ins, err := st.Instances(ctx, "", false)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	for _, in := range ins {
+		was := in.State
+		in.State, in.Pid, in.TerminatedAt, in.UpdatedAt = group.Terminated, 0, &now, now
+		in.Cause = fmt.Sprintf("its host %s left the cluster (was %s)", host, was)
+		ev := event.New(in.Group, in.ID, "terminated: "+in.Cause, event.InstanceState{From: was, To: group.Terminated, Cause: in.Cause})
+		if err := st.PutInstance(ctx, in, ev); err != nil {
+			return fmt.Errorf("cluster records: %w", err)
+		}
+	}
+	return nil
 }
 
 // serveFollower serves this host's API while it follows: the browser

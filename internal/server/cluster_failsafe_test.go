@@ -171,3 +171,37 @@ func TestClusterViewsFromAnyHost(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterEtcdLostPetCrashes: with etcd out of reach of every host,
+// the leader keeps its pet (the failsafe) but records nothing, so it does
+// nothing the next leader would not know of: a pet that crashes then is
+// not restarted, and the group says it holds. Once etcd is back, the
+// group records the crash and restarts the pet, on the same host.
+func TestClusterEtcdLostPetCrashes(t *testing.T) {
+	pc := startPetCluster(t)
+	for _, m := range pc.etcd.Members {
+		m.Kill()
+	}
+	testutil.WaitFor(t, 10*time.Second, "the failsafe to hold", func() bool {
+		return strings.Contains(pc.leader.logs.String(), "etcd is out of reach of every host")
+	})
+	crashed := time.Now()
+	petClient.Post("http://"+pc.vip+"/crash", "text/plain", nil)
+	testutil.WaitFor(t, 10*time.Second, "the group to hold", func() bool {
+		return strings.Contains(pc.leader.logs.String(), "the cluster's records cannot be written (etcd out of reach): write not made, group holds")
+	})
+	if _, ok := petAt(pc.vip); ok {
+		t.Fatal("the pet answers: it was restarted while nothing could be recorded")
+	}
+	for _, m := range pc.etcd.Members {
+		pc.etcd.Start(m)
+	}
+	testutil.WaitFor(t, 60*time.Second, "the pet to be restarted once etcd is back", func() bool {
+		_, ok := petAt(pc.vip)
+		return ok
+	})
+	t.Logf("the pet crashed during the outage and answered again %v later, after etcd came back", time.Since(crashed).Round(time.Millisecond))
+	if !pc.vipHeld(pc.leader.h) {
+		t.Fatalf("the pet came back elsewhere than on the leader %s", pc.leader.h.Name)
+	}
+}

@@ -309,7 +309,7 @@ func (pc *petCluster) failover(t *testing.T, from time.Time, old string) (*testu
 	})
 	took := time.Since(from)
 	acked := pc.writer.halt()
-	if took > 3*pc.cfg.Cluster.LeaseTTL.D() {
+	if took > 2*pc.cfg.Cluster.LeaseTTL.D() {
 		// Slower than it should be: what the hosts did explains it.
 		for _, ch := range pc.hosts {
 			t.Logf("slow failover (%v); %s's log (last 3 KiB):\n%s", took, ch.h.Name, lastBytes(ch.logs.String(), 3<<10))

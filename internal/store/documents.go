@@ -40,6 +40,7 @@ func (s *Store) putDoc(ctx context.Context, t docTable, args []any, evs []Event)
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return nil, err
 		}
+		s.touch(t.name, args[0])
 		return evs, s.appendTx(ctx, tx, evs)
 	})
 	if err != nil {

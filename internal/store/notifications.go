@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -85,6 +86,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			if r.ID, err = res.LastInsertId(); err != nil {
 				return nil, err
 			}
+			s.touch("notifications", r.ID)
 		}
 		return evs, s.appendTx(ctx, tx, evs)
 	})
@@ -115,6 +117,7 @@ WHERE id = ?`,
 		} else if n == 0 {
 			return nil, ErrNotFound
 		}
+		s.touch("notifications", r.ID)
 		return evs, s.appendTx(ctx, tx, evs)
 	})
 	if err != nil {
@@ -220,10 +223,20 @@ func (s *Store) PruneNotifications(ctx context.Context, keep int) error {
 		return fmt.Errorf("prune notifications: keep %d is negative", keep)
 	}
 	err := s.write(ctx, func(tx *sql.Tx) ([]Event, error) {
-		_, err := tx.ExecContext(ctx, `DELETE FROM notifications WHERE status != ? AND id <= (
+		ids, err := queryStrings(ctx, tx, `SELECT id FROM notifications WHERE status != ? AND id <= (
 			SELECT id FROM notifications WHERE status != ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
 			NotificationPending, NotificationPending, keep)
-		return nil, err
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM notifications WHERE id = ?`, id); err != nil {
+				return nil, err
+			}
+			n, _ := strconv.ParseInt(id, 10, 64)
+			s.touch("notifications", n)
+		}
+		return nil, nil
 	})
 	if err != nil {
 		return fmt.Errorf("prune notifications: %w", err)

@@ -27,7 +27,7 @@ func InstanceChange(in Instance, evs ...Event) Change {
 		in.UpdatedAt = now()
 	}
 	evs = slices.Clone(evs)
-	return Change{what: "put instance " + in.ID, evs: evs, run: func(ctx context.Context, tx *sql.Tx) error {
+	return Change{what: "put instance " + in.ID, evs: evs, refs: []rowRef{{"instances", []any{in.ID}}}, run: func(ctx context.Context, tx *sql.Tx) error {
 		if in.ID == "" {
 			return errors.New("empty id")
 		}
@@ -112,15 +112,23 @@ func (s *Store) PruneInstances(ctx context.Context, keep int) error {
 		return fmt.Errorf("prune instances: keep %d is negative", keep)
 	}
 	err := s.write(ctx, func(tx *sql.Tx) ([]Event, error) {
-		_, err := tx.ExecContext(ctx, `
-DELETE FROM instances WHERE id IN (
-	SELECT id FROM (
-		SELECT id, ROW_NUMBER() OVER (
-			PARTITION BY grp
-			ORDER BY COALESCE(terminated_at, updated_at, 0) DESC, id DESC) AS n
-		FROM instances WHERE state = ?)
-	WHERE n > ?)`, Terminated, keep)
-		return nil, err
+		ids, err := queryStrings(ctx, tx, `
+SELECT id FROM (
+	SELECT id, ROW_NUMBER() OVER (
+		PARTITION BY grp
+		ORDER BY COALESCE(terminated_at, updated_at, 0) DESC, id DESC) AS n
+	FROM instances WHERE state = ?)
+WHERE n > ?`, Terminated, keep)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM instances WHERE id = ?`, id); err != nil {
+				return nil, err
+			}
+			s.touch("instances", id)
+		}
+		return nil, nil
 	})
 	if err != nil {
 		return fmt.Errorf("prune instances: %w", err)
@@ -162,7 +170,7 @@ func GroupChange(g Group, evs ...Event) Change {
 	if g.UpdatedAt.IsZero() {
 		g.UpdatedAt = now()
 	}
-	return Change{what: "put group " + g.Name, evs: slices.Clone(evs), run: func(ctx context.Context, tx *sql.Tx) error {
+	return Change{what: "put group " + g.Name, evs: slices.Clone(evs), refs: []rowRef{{"groups", []any{g.Name}}}, run: func(ctx context.Context, tx *sql.Tx) error {
 		if g.Name == "" {
 			return errors.New("empty name")
 		}
@@ -308,7 +316,7 @@ func AttachmentSwap(old Attachment, holder string, bump bool, evs ...Event) (Att
 func AttachmentSwapTo(old Attachment, holder string, token int64, evs ...Event) (Attachment, Change) {
 	next := Attachment{Kind: old.Kind, Group: old.Group, Name: old.Name, Holder: holder, Token: token, UpdatedAt: now()}
 	what := fmt.Sprintf("swap attachment %s %s/%s", old.Kind, old.Group, old.Name)
-	return next, Change{what: what, evs: slices.Clone(evs), run: func(ctx context.Context, tx *sql.Tx) error {
+	return next, Change{what: what, evs: slices.Clone(evs), refs: []rowRef{{"attachments", []any{old.Kind, old.Group, old.Name}}}, run: func(ctx context.Context, tx *sql.Tx) error {
 		if old.Kind == "" || old.Group == "" || old.Name == "" {
 			return errors.New("kind, group and name are required")
 		}
@@ -359,6 +367,7 @@ func (s *Store) Set(ctx context.Context, key, value string, evs ...Event) error 
 		if err != nil {
 			return nil, err
 		}
+		s.touch("kv", key)
 		return evs, s.appendTx(ctx, tx, evs)
 	})
 	if err != nil {
@@ -371,10 +380,29 @@ func (s *Store) Set(ctx context.Context, key, value string, evs ...Event) error 
 func (s *Store) Delete(ctx context.Context, key string) error {
 	err := s.write(ctx, func(tx *sql.Tx) ([]Event, error) {
 		_, err := tx.ExecContext(ctx, `DELETE FROM kv WHERE key = ?`, key)
+		s.touch("kv", key)
 		return nil, err
 	})
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
 	return nil
+}
+
+// queryStrings returns the first column of a query's rows.
+func queryStrings(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }

@@ -69,6 +69,11 @@ type Store struct {
 	healthMu sync.Mutex
 	health   Health
 	healthCh chan struct{}
+
+	// replica, when set, takes the rows each write touched (replica.go);
+	// touched is the current write's, used with wsem held.
+	replica Replica
+	touched []rowRef
 }
 
 // Open opens (creating if needed) the store in dir: dir/autoheal.db in WAL
@@ -236,6 +241,7 @@ type Change struct {
 	what string // names the change in an error
 	evs  []Event
 	run  func(ctx context.Context, tx *sql.Tx) error
+	refs []rowRef // the replicated rows it changes
 }
 
 // Commit makes changes durable together, in one transaction (one fsync):
@@ -250,6 +256,7 @@ func (s *Store) Commit(ctx context.Context, changes ...Change) error {
 				failed = c.what
 				return nil, err
 			}
+			s.touched = append(s.touched, c.refs...)
 			evs = append(evs, c.evs...)
 		}
 		return evs, s.appendTx(ctx, tx, evs)
@@ -295,7 +302,12 @@ func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) ([]Event, error
 	if err != nil {
 		return err
 	}
+	s.touched = s.touched[:0]
 	evs, err := fn(tx)
+	if err == nil {
+		// Before the commit: a write the replica refused is not made.
+		err = s.replicate(ctx, tx)
+	}
 	if err != nil {
 		tx.Rollback()
 		return err

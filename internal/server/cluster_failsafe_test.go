@@ -120,7 +120,7 @@ func TestClusterEtcdLostWithAHost(t *testing.T) {
 	}
 	back := time.Now()
 	next, took := pc.failover(t, back, old)
-	t.Logf("etcd back (2 of 3 members): the pet answered on %s after %v", next.Name, took.Round(time.Millisecond))
+	t.Logf("etcd back (2 of 3 members): the pet answered on %s after %v (lease TTL %s)", next.Name, took.Round(time.Millisecond), pc.cfg.Cluster.LeaseTTL)
 }
 
 // TestClusterViewsFromAnyHost: on a follower, the CLI with that host's own
@@ -203,5 +203,65 @@ func TestClusterEtcdLostPetCrashes(t *testing.T) {
 	t.Logf("the pet crashed during the outage and answered again %v later, after etcd came back", time.Since(crashed).Round(time.Millisecond))
 	if !pc.vipHeld(pc.leader.h) {
 		t.Fatalf("the pet came back elsewhere than on the leader %s", pc.leader.h.Name)
+	}
+}
+
+// approveDoc waits for an operator, then writes that it ran.
+const approveDoc = `schemaVersion: "0.3"
+description: waits for an approval across a failover
+mainSteps:
+  - name: wait
+    action: aws:approve
+    inputs: {Message: go on?}
+  - name: done
+    action: aws:sleep
+    inputs: {Duration: PT0.1S}
+`
+
+// TestClusterExecutionResumed: an execution waiting for an approval on the
+// leader survives the leader's host: the next leader resumes it from the
+// cluster's records (same id, still waiting), takes the approval and runs
+// it to the end, and the instance of the lost host is recorded
+// terminated with the reason.
+func TestClusterExecutionResumed(t *testing.T) {
+	pc := startPetClusterWith(t, "2s", "", func(cfg string) { writeDoc(t, cfg, "approve-me", approveDoc) })
+	cliOn := func(ch *clusterHost, args ...string) string {
+		t.Helper()
+		out, err := ch.h.Command(bins.autoheal, append([]string{"--state-dir", ch.state, "--addr", "127.0.0.1:7070"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("on %s: autoheal %v: %v\n%s", ch.h.Name, args, err, out)
+		}
+		return string(out)
+	}
+	id := strings.TrimSpace(cliOn(pc.leader, "run", "approve-me", "--detach"))
+	status := func(ch *clusterHost) string {
+		var ex struct {
+			Status string `json:"status"`
+		}
+		json.Unmarshal([]byte(cliOn(ch, "-o", "json", "executions", "show", id)), &ex)
+		return ex.Status
+	}
+	testutil.WaitFor(t, 10*time.Second, "the execution to wait for its approval", func() bool { return status(pc.leader) == "Waiting" })
+	old := pc.fault(t, 5)
+	crashed := time.Now()
+	pc.leader.h.KillAll()
+	if err := pc.leader.h.LinkDown(); err != nil {
+		t.Fatal(err)
+	}
+	next, took := pc.failover(t, crashed, old)
+	t.Logf("host %s crashed; the pet answered on %s after %v", pc.leader.h.Name, next.Name, took.Round(time.Millisecond))
+	var nh *clusterHost
+	for _, ch := range pc.hosts {
+		if ch.h == next {
+			nh = ch
+		}
+	}
+	if s := status(nh); s != "Waiting" {
+		t.Fatalf("the execution on the new leader: %q, want Waiting (resumed)", s)
+	}
+	cliOn(nh, "executions", "approve", id, "--approver", "ops")
+	testutil.WaitFor(t, 10*time.Second, "the resumed execution to succeed", func() bool { return status(nh) == "Success" })
+	if out := cliOn(nh, "-o", "json", "events", "--instance", old); !strings.Contains(out, "its host "+pc.leader.h.Name+" left the cluster") {
+		t.Fatalf("the journal of the new leader does not say why %s ended:\n%s", old, lastBytes(out, 3<<10))
 	}
 }

@@ -179,7 +179,7 @@ func startPetClusterTTL(t *testing.T, ttl string) *petCluster { return startPetC
 
 // startPetClusterWith adds extra, YAML at the pet group's indentation, to
 // the pet's group.
-func startPetClusterWith(t *testing.T, ttl, extra string) *petCluster {
+func startPetClusterWith(t *testing.T, ttl, extra string, setup ...func(cfgPath string)) *petCluster {
 	t.Helper()
 	bed := testutil.MakeHosts(t, 3)
 	etcd := testutil.StartEtcdOn(t, bed)
@@ -216,6 +216,9 @@ cluster:
   lease_ttl: %s
   hosts:
 %s`, shared, pc.port, bed.Subnet, extra, testutil.UniqueName("e2e"), strings.Join(etcd.Endpoints(), `", "`), ttl, hosts.String()))
+	for _, f := range setup {
+		f(cfgPath)
+	}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)

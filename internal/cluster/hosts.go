@@ -25,9 +25,9 @@ type HostStatus struct {
 	Leader    bool          `json:"leader"`
 	// Instances is how many instances the host runs (not terminated); -1
 	// when the API did not say (autoheal hosts fills it).
-	Instances int `json:"instances"`
-	PID       int           `json:"pid,omitempty"`
-	Started   time.Time     `json:"started,omitzero"`
+	Instances int       `json:"instances"`
+	PID       int       `json:"pid,omitempty"`
+	Started   time.Time `json:"started,omitzero"`
 }
 
 // Hosts lists every configured host with its membership and the leader.

@@ -23,8 +23,8 @@ import (
 // transaction (--max-txn-ops 128).
 const maxTxnOps = 100
 
-func rowsPrefix(c *config.Cluster) string { return StateKey(c, "rows/") }
-func seededKey(c *config.Cluster) string  { return StateKey(c, "seeded") }
+func rowsPrefix(c *config.Cluster) string  { return StateKey(c, "rows/") }
+func seededKey(c *config.Cluster) string   { return StateKey(c, "seeded") }
 func leaderKeyOf(c *config.Cluster) string { return StateKey(c, "leader") }
 
 // Replica is the store's replica in etcd for this member while it leads.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -607,5 +608,41 @@ func TestSweepDoesNotKillNewInstances(t *testing.T) {
 		if ev.Type == "instance.exit" || ev.Type == "controller.sweep" || ev.Type == "instance.heal" {
 			t.Fatalf("a new instance was killed at start: %s %s", ev.Type, ev.Message)
 		}
+	}
+}
+
+// TestServeNotifiesSystemd: under systemd (NOTIFY_SOCKET), serve says
+// READY=1 once it serves, and pings the watchdog (WATCHDOG_USEC) while its
+// journal answers; STOPPING=1 when it stops.
+func TestServeNotifiesSystemd(t *testing.T) {
+	t.Parallel()
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cfg := writeConfig(t, petConfig(freePort(t), fastHeal))
+	// WATCHDOG_PID is the controller's own pid under systemd; without it
+	// the interval is for whichever process reads it.
+	e := startProcess(t, cfg, t.TempDir(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=200000")
+	got := map[string]bool{}
+	buf := make([]byte, 256)
+	for !got["READY=1"] || !got["WATCHDOG=1"] {
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("systemd got %v, then: %v", got, err)
+		}
+		got[string(buf[:n])] = true
+	}
+	e.stop()
+	for !got["STOPPING=1"] {
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no STOPPING=1 (got %v): %v", got, err)
+		}
+		got[string(buf[:n])] = true
 	}
 }

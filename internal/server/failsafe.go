@@ -67,7 +67,7 @@ func (f *failsafe) serve() (stop func(), err error) {
 		(*h).ServeHTTP(w, r)
 	})
 	srv := &http.Server{
-		Handler: mux,
+		Handler:           mux,
 		ReadHeaderTimeout: f.cfg.LeaseTTL.D(),
 		MaxHeaderBytes:    8 << 10,
 		ErrorLog:          slog.NewLogLogger(f.log.Handler(), slog.LevelDebug),

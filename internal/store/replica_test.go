@@ -83,7 +83,9 @@ func TestReplicaFollowsEveryWrite(t *testing.T) {
 		func() error {
 			return old.PutExecution(ctx, ExecutionRecord{ID: "e-1", Document: "d", Status: "Running", StartedAt: at, Body: []byte(`{"step":2}`)})
 		},
-		func() error { return old.PutIncident(ctx, IncidentRecord{ID: "n-1", Key: "k", Status: "open", OpenedAt: at, Body: []byte(`{}`)}) },
+		func() error {
+			return old.PutIncident(ctx, IncidentRecord{ID: "n-1", Key: "k", Status: "open", OpenedAt: at, Body: []byte(`{}`)})
+		},
 		func() error {
 			_, err := old.EnqueueNotifications(ctx, []NotificationRecord{{Channel: "c", Event: "e", Body: []byte("b")}})
 			return err

@@ -112,34 +112,9 @@ func JoinResuming(ctx context.Context, c *config.Cluster, host string, data []by
 			return nil, fmt.Errorf("etcd: granting host %s's lease: %w", host, err)
 		}
 	}
-	rec, _ := json.Marshal(HostRecord{Name: host, Address: h.Address, PID: os.Getpid(), Started: time.Now().UTC()})
-	key := hostKey(c, host)
-	resp, err := cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(rec), clientv3.WithLease(lease.ID()))).
-		Else(clientv3.OpGet(key)).Commit()
-	if err != nil {
+	if err := registerHost(ctx, cli, c, h, lease); err != nil {
 		_ = lease.revoke(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("etcd: registering host %s: %w", host, err)
-	}
-	if !resp.Succeeded {
-		kvs := resp.Responses[0].GetResponseRange().Kvs
-		if len(kvs) > 0 && clientv3.LeaseID(kvs[0].Lease) == lease.ID() {
-			// Our own key, from the run whose lease we resumed.
-			if _, err := cli.Put(ctx, key, string(rec), clientv3.WithLease(lease.ID())); err != nil {
-				return nil, fmt.Errorf("etcd: registering host %s: %w", host, err)
-			}
-			resp.Succeeded = true
-		}
-	}
-	if !resp.Succeeded {
-		_ = lease.revoke(context.WithoutCancel(ctx))
-		var other HostRecord
-		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-			_ = json.Unmarshal(kvs[0].Value, &other)
-		}
-		return nil, fmt.Errorf("host %s is already a member (pid %d, since %s): is another autoheal running with --host %s? A host that died leaves when its lease lapses (%s)",
-			host, other.PID, other.Started.Format(time.RFC3339), host, c.LeaseTTL)
+		return nil, err
 	}
 	sess, err := concurrency.NewSession(cli, concurrency.WithLease(lease.ID()))
 	if err != nil {
@@ -148,6 +123,37 @@ func JoinResuming(ctx context.Context, c *config.Cluster, host string, data []by
 	}
 	return &Member{cfg: c, host: host, cli: cli, lease: lease, sess: sess, peerKey: peerKey,
 		elect: concurrency.NewElection(sess, electionPrefix(c))}, nil
+}
+
+// registerHost writes h's host key on lease, unless another member holds
+// it (two autoheals claiming one host); its own key, from the run whose
+// lease was resumed, is rewritten.
+func registerHost(ctx context.Context, cli *clientv3.Client, c *config.Cluster, h *config.ClusterHost, lease *Lease) error {
+	rec, _ := json.Marshal(HostRecord{Name: h.Name, Address: h.Address, PID: os.Getpid(), Started: time.Now().UTC()})
+	key := hostKey(c, h.Name)
+	resp, err := cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(rec), clientv3.WithLease(lease.ID()))).
+		Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		return fmt.Errorf("etcd: registering host %s: %w", h.Name, err)
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) > 0 && clientv3.LeaseID(kvs[0].Lease) == lease.ID() {
+		if _, err := cli.Put(ctx, key, string(rec), clientv3.WithLease(lease.ID())); err != nil {
+			return fmt.Errorf("etcd: registering host %s: %w", h.Name, err)
+		}
+		return nil
+	}
+	var other HostRecord
+	if len(kvs) > 0 {
+		_ = json.Unmarshal(kvs[0].Value, &other)
+	}
+	return fmt.Errorf("host %s is already a member (pid %d, since %s): is another autoheal running with --host %s? A host that died leaves when its lease lapses (%s)",
+		h.Name, other.PID, other.Started.Format(time.RFC3339), h.Name, c.LeaseTTL)
 }
 
 // joinTimeout bounds joining: five connection attempts' worth.

@@ -77,28 +77,12 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 	if err := clusterServable(cfg); err != nil {
 		return err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	log := opts.Logger
-	if opts.Host == "" {
-		opts.Host, _ = os.Hostname()
-	}
-	if opts.StateDir == "" {
-		opts.StateDir = DefaultStateDir()
-	}
-	stateDir, err := filepath.Abs(opts.StateDir)
-	if err != nil {
-		return fmt.Errorf("state dir: %w", err)
-	}
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return fmt.Errorf("state dir: %w", err)
-	}
-	lock, err := lockClusterState(stateDir)
+	opts, stateDir, lock, err := clusterStateDir(opts)
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
+	log := opts.Logger
 	m, dl, err := joinCluster(ctx, cfg, opts.Host, stateDir, data, log)
 	if err != nil {
 		return err
@@ -271,6 +255,28 @@ func serveFollower(opts Options, cfg *config.Config, stateDir string, m *cluster
 			srv.Close()
 		})
 	}, nil
+}
+
+// clusterStateDir fills opts' defaults and takes the state dir's lock.
+func clusterStateDir(opts Options) (Options, string, *os.File, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Host == "" {
+		opts.Host, _ = os.Hostname()
+	}
+	if opts.StateDir == "" {
+		opts.StateDir = DefaultStateDir()
+	}
+	stateDir, err := filepath.Abs(opts.StateDir)
+	if err != nil {
+		return opts, "", nil, fmt.Errorf("state dir: %w", err)
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return opts, "", nil, fmt.Errorf("state dir: %w", err)
+	}
+	lock, err := lockClusterState(stateDir)
+	return opts, stateDir, lock, err
 }
 
 // holdVIPs starts the holder of every group's virtual IPs on this host

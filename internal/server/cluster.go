@@ -180,10 +180,12 @@ func resumeRecords(ctx context.Context, m *cluster.Member, st *store.Store, log 
 	}
 	st.SetReplica(m.Replica())
 	if last != "" && last != m.Host() {
-		// The instances in the records ran on the host that led before:
-		// gone with it (or stopped by their deadline), they are
-		// terminated, and their groups launch new ones here, as an Auto
-		// Scaling group replaces the instances of a lost host.
+		// Another host led since this one did, if it ever did: the
+		// instances this host's store knows of stopped at their deadline
+		// when it last lost the lead. They are recorded terminated, and
+		// the groups launch new ones here, as an Auto Scaling group
+		// replaces the instances of a lost host. (Instances are not in
+		// the cluster's records: those of the last leader went with it.)
 		if err := terminateLost(ctx, st, last); err != nil {
 			return err
 		}
@@ -191,7 +193,8 @@ func resumeRecords(ctx context.Context, m *cluster.Member, st *store.Store, log 
 	return m.MarkLeader(ctx)
 }
 
-// terminateLost records every live instance as terminated with its host.
+// terminateLost records every live instance of this host's store
+// terminated: another host, last, led since.
 func terminateLost(ctx context.Context, st *store.Store, host string) error {
 	ins, err := st.Instances(ctx, "", false)
 	if err != nil {
@@ -201,7 +204,7 @@ func terminateLost(ctx context.Context, st *store.Store, host string) error {
 	for _, in := range ins {
 		was := in.State
 		in.State, in.Pid, in.TerminatedAt, in.UpdatedAt = group.Terminated, 0, &now, now
-		in.Cause = fmt.Sprintf("its host %s left the cluster (was %s)", host, was)
+		in.Cause = fmt.Sprintf("this host lost the lead (to %s) since it ran it (was %s)", host, was)
 		ev := event.New(in.Group, in.ID, "terminated: "+in.Cause, event.InstanceState{From: was, To: group.Terminated, Cause: in.Cause})
 		if err := st.PutInstance(ctx, in, ev); err != nil {
 			return fmt.Errorf("cluster records: %w", err)

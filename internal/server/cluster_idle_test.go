@@ -80,8 +80,31 @@ func TestClusterIdleCost(t *testing.T) {
 		cpu0[h.h.Name] = cpuTicks(h.cmd.Process.Pid)
 	}
 	etcdCPU0 := sumTicks(etcdPids)
+	rev := func() int64 {
+		resp, err := cli.Get(t.Context(), "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Header.Revision
+	}
+	rev0 := rev()
 	time.Sleep(window) // the measured window: nothing to wait for, it is the time measured
 	reqs1, in1, out1 := etcdCounters(t, etcd.Endpoints())
+	// Every host measured was a member throughout.
+	members, err := cluster.Hosts(t.Context(), cli, &c.Cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		if !m.Member {
+			t.Fatalf("host %s is not a member at the end of the window", m.Name)
+		}
+	}
+	for _, h := range hosts {
+		if h.cmd.ProcessState != nil || cpuTicks(h.cmd.Process.Pid) == 0 {
+			t.Fatalf("autoheal on %s is not running:\n%s", h.h.Name, lastBytes(h.logs.String(), 3<<10))
+		}
+	}
 	perSec := func(a, b float64) float64 { return (b - a) / window.Seconds() }
 	share := func(ticks int64) float64 { return float64(ticks) / 100 / window.Seconds() * 100 } // CLK_TCK 100
 	var cpus []string
@@ -93,7 +116,7 @@ func TestClusterIdleCost(t *testing.T) {
 		cpus = append(cpus, fmt.Sprintf("%s (%s) %.2f%%", h.h.Name, role, share(cpuTicks(h.cmd.Process.Pid)-cpu0[h.h.Name])))
 	}
 	t.Logf("idle cluster, 3 hosts, %d groups on the leader, lease TTL %s, over %s:", groups, c.Cluster.LeaseTTL, window)
-	t.Logf("  etcd: %.1f requests/s, %.0f bytes/s in, %.0f bytes/s out (all members)", perSec(reqs0, reqs1), perSec(in0, in1), perSec(out0, out1))
+	t.Logf("  etcd: %.1f requests/s, %.0f bytes/s in, %.0f bytes/s out (all members); %.1f writes/s (the leader's records)", perSec(reqs0, reqs1), perSec(in0, in1), perSec(out0, out1), perSec(float64(rev0), float64(rev())))
 	t.Logf("  autoheal CPU (of one core): %s", strings.Join(cpus, ", "))
 	t.Logf("  etcd CPU (3 members, of one core): %.2f%%", share(sumTicks(etcdPids)-etcdCPU0))
 }

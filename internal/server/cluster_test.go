@@ -55,6 +55,7 @@ func (ch *clusterHost) start(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("%s's log (last 6 KiB):\n%s", ch.h.Name, lastBytes(logs.String(), 6<<10))
+			t.Logf("%s's log, without its debug lines (last 6 KiB):\n%s", ch.h.Name, lastBytes(notDebug(logs.String()), 6<<10))
 		}
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -602,4 +603,15 @@ func TestOneWriter(t *testing.T) {
 			t.Errorf("%v: %v", tc.lines, err)
 		}
 	}
+}
+
+// notDebug is a log without its debug lines.
+func notDebug(log string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(log, "\n") {
+		if !strings.Contains(line, " level=DEBUG ") {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }

@@ -27,7 +27,7 @@ func InstanceChange(in Instance, evs ...Event) Change {
 		in.UpdatedAt = now()
 	}
 	evs = slices.Clone(evs)
-	return Change{what: "put instance " + in.ID, evs: evs, refs: []rowRef{{"instances", []any{in.ID}}}, run: func(ctx context.Context, tx *sql.Tx) error {
+	return Change{what: "put instance " + in.ID, evs: evs, run: func(ctx context.Context, tx *sql.Tx) error {
 		if in.ID == "" {
 			return errors.New("empty id")
 		}
@@ -126,7 +126,6 @@ WHERE n > ?`, Terminated, keep)
 			if _, err := tx.ExecContext(ctx, `DELETE FROM instances WHERE id = ?`, id); err != nil {
 				return nil, err
 			}
-			s.touch("instances", id)
 		}
 		return nil, nil
 	})

@@ -15,8 +15,8 @@ import (
 // Replication (docs/design.md#13-the-cluster): a cluster's leader keeps
 // the records that must survive it in etcd as well, so that the next
 // leader resumes every open incident, execution and window, every group's
-// capacity, every volume's holder and token and every pending
-// notification from what was recorded. The store stays the controller's
+// capacity, every volume's and address's holder and token and every
+// pending notification from what was recorded. The store stays the controller's
 // only interface: each write transaction names the rows it touched, and
 // before it commits, their new values (or their removal) go to the
 // Replica; if the replica refuses (this host no longer leads, or etcd is
@@ -44,10 +44,13 @@ type Record struct {
 }
 
 // replicated are the tables that are replicated, with their primary key's
-// columns in order.
+// columns in order. Instances are not: they run on the leader's host and
+// go with it (the next leader records the ones it finds there terminated,
+// and launches its own), and their every transition would cost a write to
+// etcd (100 groups starting at once overloaded a 3-member etcd on one
+// disk until it lost the hosts' leases).
 var replicated = map[string][]string{
 	"groups":        {"name"},
-	"instances":     {"id"},
 	"attachments":   {"kind", "grp", "name"},
 	"kv":            {"key"},
 	"executions":    {"id"},

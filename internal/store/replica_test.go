@@ -71,9 +71,6 @@ func TestReplicaFollowsEveryWrite(t *testing.T) {
 	steps := []func() error{
 		func() error { return old.PutGroup(ctx, Group{Name: "pet", Min: 1, Max: 1, Desired: 1}) },
 		func() error {
-			return old.PutInstance(ctx, Instance{ID: "i-1", Group: "pet", State: "InService", LaunchedAt: at, Ports: map[string]int{"http": 8080}})
-		},
-		func() error {
 			_, err := old.SwapAttachment(ctx, Attachment{Kind: "volume", Group: "pet", Name: "data"}, "i-1", true)
 			return err
 		},
@@ -91,9 +88,9 @@ func TestReplicaFollowsEveryWrite(t *testing.T) {
 			return err
 		},
 		func() error {
-			return old.PutInstance(ctx, Instance{ID: "i-0", Group: "pet", State: Terminated, TerminatedAt: &at})
+			_, err := old.SwapAttachment(ctx, Attachment{Kind: "volume", Group: "pet", Name: "data", Holder: "i-1", Token: 1}, "i-2", true)
+			return err
 		},
-		func() error { return old.PruneInstances(ctx, 0) },
 	}
 	for i, step := range steps {
 		before := rep.calls
@@ -104,8 +101,12 @@ func TestReplicaFollowsEveryWrite(t *testing.T) {
 			t.Fatalf("step %d reached the replica %d times, want once", i, rep.calls-before)
 		}
 	}
+	// Neither the journal nor instances are replicated.
 	if _, err := old.Append(ctx, Event{Type: "x"}); err != nil || rep.calls != len(steps) {
 		t.Fatalf("the journal reached the replica (%d calls, %v)", rep.calls, err)
+	}
+	if err := old.PutInstance(ctx, Instance{ID: "i-1", Group: "pet", State: "InService", LaunchedAt: at}); err != nil || rep.calls != len(steps) {
+		t.Fatalf("an instance reached the replica (%d calls, %v)", rep.calls, err)
 	}
 	want, err := old.Replicated(ctx)
 	if err != nil {
@@ -114,14 +115,14 @@ func TestReplicaFollowsEveryWrite(t *testing.T) {
 	if got := rep.records(); !reflect.DeepEqual(got, sortRecs(want)) {
 		t.Fatalf("the replica holds\n%v\nthe store\n%v", keys(got), keys(want))
 	}
-	for _, k := range []string{"kv/gone", "instances/i-0"} {
+	for _, k := range []string{"kv/gone"} {
 		if _, ok := rep.recs[k]; ok {
 			t.Fatalf("%s was deleted from the store, not from the replica", k)
 		}
 	}
 
 	next := openStore(t)
-	if err := next.PutInstance(ctx, Instance{ID: "i-stale", Group: "pet", State: "InService"}); err != nil {
+	if err := next.Set(ctx, "stale", "x"); err != nil {
 		t.Fatal(err)
 	}
 	if err := next.Import(ctx, rep.records()); err != nil {
@@ -134,11 +135,11 @@ func TestReplicaFollowsEveryWrite(t *testing.T) {
 	if !reflect.DeepEqual(sortRecs(got), sortRecs(want)) {
 		t.Fatalf("imported\n%v\nwant\n%v", keys(got), keys(want))
 	}
-	in, err := next.Instance(ctx, "i-1")
-	if err != nil || !in.LaunchedAt.Equal(at) || in.Ports["http"] != 8080 {
-		t.Fatalf("imported instance %+v %v", in, err)
+	ex, err := next.Execution(ctx, "e-1")
+	if err != nil || !ex.StartedAt.Equal(at) || string(ex.Body) != `{"step":2}` {
+		t.Fatalf("imported execution %+v %v", ex, err)
 	}
-	if _, err := next.Instance(ctx, "i-stale"); !errors.Is(err, ErrNotFound) {
+	if _, err := next.Get(ctx, "stale"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a row the replica does not have survived the import: %v", err)
 	}
 	// Notification ids go on from the imported ones: never reused.

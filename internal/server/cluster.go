@@ -349,9 +349,8 @@ type deadlineFile struct {
 	budget time.Duration
 	log    *slog.Logger
 
-	mu      sync.Mutex
-	until   time.Time
-	leading bool // pets may run under it
+	mu    sync.Mutex
+	until time.Time
 }
 
 // extend moves the pets' end to until, less the budget, if that is later.
@@ -361,24 +360,18 @@ func (d *deadlineFile) extend(until time.Time) {
 	if !until.After(d.until) {
 		return
 	}
-	if d.leading && !time.Now().Before(cluster.FenceAt(d.until, d.budget)) {
-		// Passed: the shims are stopping the pets, and the run ends
-		// (failsafe.guard); a late renewal does not bring them back. (A
-		// follower's runs no pet: a renewal after an outage of etcd
-		// renews it.)
-		return
-	}
 	d.until = until
 	if err := local.WriteDeadline(d.path, cluster.FenceAt(until, d.budget)); err != nil {
 		d.log.Error("cluster: cannot renew the shims' deadline; this host's pets stop at the last one", "file", d.path, "err", err)
 	}
 }
 
-// lead marks the deadline as one pets run under.
-func (d *deadlineFile) lead() {
+// end is the latest time the pets may run to: past it, the lease may
+// have lapsed.
+func (d *deadlineFile) end() time.Time {
 	d.mu.Lock()
-	d.leading = true
-	d.mu.Unlock()
+	defer d.mu.Unlock()
+	return d.until
 }
 
 // fence is when the pets stop unless extended.

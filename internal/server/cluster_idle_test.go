@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"net/http"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/autoheal/autoheal/internal/cluster"
 	"github.com/autoheal/autoheal/internal/config"
@@ -40,7 +43,8 @@ func TestClusterIdleCost(t *testing.T) {
     health_checks: [{type: http, path: /healthz}]
 `, i, root, i, 19000+i)
 	}
-	fmt.Fprintf(&cfg, "cluster:\n  name: %s\n  etcd: {endpoints: [\"%s\"]}\n  hosts:\n", testutil.UniqueName("idle"), strings.Join(etcd.Endpoints(), `", "`))
+	ttl := cmp.Or(os.Getenv("AUTOHEAL_CLUSTER_TTL"), "2s") // bench/cluster.sh -t
+	fmt.Fprintf(&cfg, "cluster:\n  name: %s\n  lease_ttl: %s\n  etcd: {endpoints: [\"%s\"]}\n  hosts:\n", testutil.UniqueName("idle"), ttl, strings.Join(etcd.Endpoints(), `", "`))
 	for _, h := range bed.Hosts {
 		fmt.Fprintf(&cfg, "    - {name: %s, address: %s}\n", h.Name, h.Addr)
 	}
@@ -49,12 +53,20 @@ func TestClusterIdleCost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hosts := startClusterHosts(t, bed, path)
 	cli, err := cluster.Connect(&c.Cluster)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cli.Close()
+	rev := func() int64 {
+		resp, err := cli.Get(t.Context(), "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Header.Revision
+	}
+	revStart := rev()
+	hosts := startClusterHosts(t, bed, path)
 	var leader *testutil.TestHost
 	testutil.WaitFor(t, 3*time.Minute, "every pet answering on the leader", func() bool {
 		l, err := cluster.Leader(t.Context(), cli, &c.Cluster)
@@ -80,13 +92,6 @@ func TestClusterIdleCost(t *testing.T) {
 		cpu0[h.h.Name] = cpuTicks(h.cmd.Process.Pid)
 	}
 	etcdCPU0 := sumTicks(etcdPids)
-	rev := func() int64 {
-		resp, err := cli.Get(t.Context(), "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.Header.Revision
-	}
 	rev0 := rev()
 	time.Sleep(window) // the measured window: nothing to wait for, it is the time measured
 	reqs1, in1, out1 := etcdCounters(t, etcd.Endpoints())
@@ -115,10 +120,21 @@ func TestClusterIdleCost(t *testing.T) {
 		}
 		cpus = append(cpus, fmt.Sprintf("%s (%s) %.2f%%", h.h.Name, role, share(cpuTicks(h.cmd.Process.Pid)-cpu0[h.h.Name])))
 	}
+	t.Logf("starting the cluster and its %d groups took %d etcd writes (joins, the election, the leader's records)", groups, rev0-revStart)
 	t.Logf("idle cluster, 3 hosts, %d groups on the leader, lease TTL %s, over %s:", groups, c.Cluster.LeaseTTL, window)
 	t.Logf("  etcd: %.1f requests/s, %.0f bytes/s in, %.0f bytes/s out (all members); %.1f writes/s (the leader's records)", perSec(reqs0, reqs1), perSec(in0, in1), perSec(out0, out1), perSec(float64(rev0), float64(rev())))
 	t.Logf("  autoheal CPU (of one core): %s", strings.Join(cpus, ", "))
 	t.Logf("  etcd CPU (3 members, of one core): %.2f%%", share(sumTicks(etcdPids)-etcdCPU0))
+	// What was written in the window, by record kind.
+	if resp, err := cli.Get(t.Context(), cluster.StateKey(&c.Cluster, "rows/"), clientv3.WithPrefix(), clientv3.WithMinModRev(rev0+1)); err == nil {
+		kinds := map[string]int{}
+		for _, kv := range resp.Kvs {
+			k := strings.TrimPrefix(string(kv.Key), cluster.StateKey(&c.Cluster, "rows/"))
+			kind, _, _ := strings.Cut(k, "/")
+			kinds[kind]++
+		}
+		t.Logf("  records changed in the window: %v", kinds)
+	}
 }
 
 // etcdCounters sums, over every member, the gRPC requests handled and the

@@ -98,7 +98,6 @@ func (f *failsafe) promiseUntil(until time.Time) error {
 func (f *failsafe) lead(ctx context.Context) error {
 	f.mu.Lock()
 	f.leading = true
-	f.dl.lead()
 	// A promise is never more than a TTL ahead; more is a file from
 	// before the machine's reboot (its clock started again).
 	left := min(local.DeadlineLeft(f.promise), f.cfg.LeaseTTL.D())
@@ -126,9 +125,9 @@ func (f *failsafe) atRisk() bool {
 	return f.m.Lease().Failing() || time.Until(f.dl.fence()) < f.cfg.LeaseTTL.D()/3
 }
 
-// guard ends the leader's run when its pets' deadline comes (its lease
-// could lapse, and the failsafe did not extend it) or etcd says the lease
-// is gone (lost), and runs the failsafe's rounds while renewals fail.
+// guard ends the leader's run when its lease could have lapsed (neither a
+// renewal nor the failsafe extended it in time) or etcd says it is gone
+// (lost), and runs the failsafe's rounds while renewals fail.
 func (f *failsafe) guard(run context.Context, lost <-chan error, cancel context.CancelCauseFunc) {
 	ttl := f.cfg.LeaseTTL.D()
 	peers := &cluster.Peers{Cluster: f.cfg, Host: f.m.Host(), Key: f.m.PeerKey()}
@@ -162,7 +161,11 @@ func (f *failsafe) guard(run context.Context, lost <-chan error, cancel context.
 			holding = false
 			f.log.Info("cluster: etcd answers again; the failsafe stands down")
 		}
-		if !time.Now().Before(f.dl.fence()) {
+		// At the fence the shims stop the pets; a renewal that comes
+		// before the end still proves the lease alive (it was sent
+		// before SafeUntil), and the group heals them. Past the end,
+		// another host may lead.
+		if !time.Now().Before(f.dl.end()) {
 			f.dl.remove()
 			why := "renewals failed"
 			if refused != nil {

@@ -315,7 +315,7 @@ func AttachmentSwap(old Attachment, holder string, bump bool, evs ...Event) (Att
 func AttachmentSwapTo(old Attachment, holder string, token int64, evs ...Event) (Attachment, Change) {
 	next := Attachment{Kind: old.Kind, Group: old.Group, Name: old.Name, Holder: holder, Token: token, UpdatedAt: now()}
 	what := fmt.Sprintf("swap attachment %s %s/%s", old.Kind, old.Group, old.Name)
-	return next, Change{what: what, evs: slices.Clone(evs), refs: []rowRef{{"attachments", []any{old.Kind, old.Group, old.Name}}}, run: func(ctx context.Context, tx *sql.Tx) error {
+	return next, Change{what: what, evs: slices.Clone(evs), run: func(ctx context.Context, tx *sql.Tx) error {
 		if old.Kind == "" || old.Group == "" || old.Name == "" {
 			return errors.New("kind, group and name are required")
 		}

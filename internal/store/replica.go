@@ -15,8 +15,7 @@ import (
 // Replication (docs/design.md#13-the-cluster): a cluster's leader keeps
 // the records that must survive it in etcd as well, so that the next
 // leader resumes every open incident, execution and window, every group's
-// capacity, every volume's and address's holder and token and every
-// pending notification from what was recorded. The store stays the controller's
+// capacity and every pending notification from what was recorded. The store stays the controller's
 // only interface: each write transaction names the rows it touched, and
 // before it commits, their new values (or their removal) go to the
 // Replica; if the replica refuses (this host no longer leads, or etcd is
@@ -44,14 +43,15 @@ type Record struct {
 }
 
 // replicated are the tables that are replicated, with their primary key's
-// columns in order. Instances are not: they run on the leader's host and
-// go with it (the next leader records the ones it finds there terminated,
-// and launches its own), and their every transition would cost a write to
-// etcd (100 groups starting at once overloaded a 3-member etcd on one
-// disk until it lost the hosts' leases).
+// columns in order. Instances and attachments are not: instances run on
+// the leader's host and go with it (the next leader records the ones it
+// finds there terminated, and launches its own), and the next leader's
+// volume tokens are above any earlier leader's whatever the records say
+// (volume.TokenFloor); replicating their every change cost etcd writes
+// that, with 100 groups starting at once and three etcd members on one
+// disk, made etcd lose the hosts' leases.
 var replicated = map[string][]string{
 	"groups":        {"name"},
-	"attachments":   {"kind", "grp", "name"},
 	"kv":            {"key"},
 	"executions":    {"id"},
 	"incidents":     {"id"},

@@ -1,10 +1,17 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // TestExpiry: a renewal's TTL counts from the send time, the earliest
@@ -98,6 +105,30 @@ func TestDiff(t *testing.T) {
 		got := diff(tree(tc.cluster), tree(tc.host))
 		if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
 			t.Errorf("%s:\ngot  %q\nwant %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestUnreachable: a request goes on to the next etcd member only when
+// this one did not answer in time; an answer from etcd itself is final
+// (a refused write must not be retried elsewhere as if unseen).
+func TestUnreachable(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{context.DeadlineExceeded, true},
+		{fmt.Errorf("txn: %w", context.Canceled), true},
+		{status.Error(codes.Unavailable, "connection refused"), true},
+		{status.Error(codes.DeadlineExceeded, "deadline"), true},
+		{rpctypes.ErrGRPCNoLeader, true},
+		{rpctypes.ErrGRPCTooManyOps, false},
+		{rpctypes.ErrGRPCLeaseNotFound, false},
+		{rpctypes.ErrGRPCPermissionDenied, false},
+		{errors.New("something else"), false},
+	} {
+		if got := unreachable(tc.err); got != tc.want {
+			t.Errorf("unreachable(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }

@@ -1,11 +1,14 @@
 package server
 
 import (
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/provider/local"
 )
 
 // TestLockClusterState: one serve per state dir; the lock goes with its
@@ -60,5 +63,70 @@ func TestClusterServable(t *testing.T) {
 	}
 	if strings.Contains(msg, "group a") {
 		t.Errorf("a shared volume refused: %s", msg)
+	}
+}
+
+// TestAtRisk: the failsafe asks the other hosts when a renewal failed or
+// the fence comes within a third of the TTL, and not while renewals keep
+// it further (a healthy host's is at least two thirds of the TTL less the
+// budget away).
+func TestAtRisk(t *testing.T) {
+	ttl := 2 * time.Second
+	for _, tc := range []struct {
+		failing bool
+		toFence time.Duration
+		want    bool
+	}{
+		{false, 1500 * time.Millisecond, false}, // just renewed
+		{false, 834 * time.Millisecond, false},  // just before the next renewal
+		{false, 666 * time.Millisecond, true},   // a renewal is late
+		{false, -time.Millisecond, true},        // past the fence
+		{true, 1500 * time.Millisecond, true},   // the last renewal failed
+	} {
+		if got := atRisk(tc.failing, tc.toFence, ttl); got != tc.want {
+			t.Errorf("atRisk(%v, %v) = %v, want %v", tc.failing, tc.toFence, got, tc.want)
+		}
+	}
+}
+
+// TestDeadlineNeverGoesBack: the shims' deadline moves only forward, to
+// the fence budget before the latest end it was given, whether a renewal
+// or the failsafe gave it.
+func TestDeadlineNeverGoesBack(t *testing.T) {
+	d := &deadlineFile{path: filepath.Join(t.TempDir(), "deadline"), budget: 500 * time.Millisecond, log: slog.Default()}
+	now := time.Now()
+	d.extend(now.Add(2 * time.Second))
+	d.extend(now.Add(time.Second)) // an older renewal's answer, late
+	if got := d.end(); !got.Equal(now.Add(2 * time.Second)) {
+		t.Fatalf("end went back to %v", got.Sub(now))
+	}
+	left := local.DeadlineLeft(d.path)
+	if left > 1500*time.Millisecond || left < 1400*time.Millisecond {
+		t.Fatalf("the shims' deadline is %v away, want the end less the budget (1.5 s)", left)
+	}
+	d.remove()
+	if !local.DeadlinePassed(d.path) {
+		t.Fatal("a removed deadline has not passed")
+	}
+}
+
+// TestPromise: a host that answers no promises to run nothing for a TTL;
+// promises only grow; a leading host promises nothing (its silence is
+// not a no).
+func TestPromise(t *testing.T) {
+	f := &failsafe{promise: filepath.Join(t.TempDir(), "promise")}
+	now := time.Now()
+	if err := f.promiseUntil(now.Add(2 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.promiseUntil(now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if left := local.DeadlineLeft(f.promise); left < 1900*time.Millisecond {
+		t.Fatalf("the promise shrank to %v", left)
+	}
+	f.leading = true
+	if err := f.promiseUntil(now.Add(3 * time.Second)); err == nil {
+		t.Fatal("a leading host made a promise")
 	}
 }

@@ -122,7 +122,13 @@ func (f *failsafe) lead(ctx context.Context) error {
 // then; one that starts at the first failed renewal has the time to end
 // before the deadline even when a renewal hangs to its timeout.
 func (f *failsafe) atRisk() bool {
-	return f.m.Lease().Failing() || time.Until(f.dl.fence()) < f.cfg.LeaseTTL.D()/3
+	return atRisk(f.m.Lease().Failing(), time.Until(f.dl.fence()), f.cfg.LeaseTTL.D())
+}
+
+// atRisk is the rule: a failed renewal, or the fence less than a third of
+// the TTL away (renewals every third keep it further).
+func atRisk(failing bool, toFence, ttl time.Duration) bool {
+	return failing || toFence < ttl/3
 }
 
 // guard ends the leader's run when its lease could have lapsed (neither a

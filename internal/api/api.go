@@ -123,6 +123,8 @@ var (
 	errMediaType = errors.New("unsupported media type")
 	// errMisdirected: a Host that is not one of this API's names.
 	errMisdirected = errors.New("misdirected request")
+	// errUnavailable: a cluster follower that cannot reach its leader.
+	errUnavailable = errors.New("unavailable")
 )
 
 // writeError maps an error kind to a status code: the only place that does.

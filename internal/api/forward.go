@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -120,9 +119,6 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, p principal) {
 	}
 	proxy.ServeHTTP(w, r)
 }
-
-// errUnavailable: a follower that cannot reach its leader.
-var errUnavailable = errors.New("unavailable")
 
 // forwardedNonces are the claims a leader has accepted, for forwardWindow.
 type forwardedNonces struct {

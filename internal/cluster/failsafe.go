@@ -161,17 +161,16 @@ type Peers struct {
 	Cluster *config.Cluster
 	Host    string // this host
 	Key     []byte
-	client  *http.Client
-	once    sync.Once
 }
+
+// peerClient asks the other hosts: a connection per question, so that a
+// host that went away is not asked through a dead connection.
+var peerClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
 
 // NoneReachesEtcd asks every other host, within timeout, whether it
 // reaches etcd, and returns nil only if every one answered a signed no;
 // otherwise an error naming each host that did not.
 func (p *Peers) NoneReachesEtcd(ctx context.Context, timeout time.Duration) error {
-	p.once.Do(func() {
-		p.client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
-	})
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var mu sync.Mutex
@@ -212,7 +211,7 @@ func (p *Peers) ask(ctx context.Context, h config.ClusterHost) peerAnswer {
 	}
 	req.Header.Set(signatureHeader, sign(p.Key, body))
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.client.Do(req)
+	resp, err := peerClient.Do(req)
 	if err != nil {
 		return peerAnswer{err: err}
 	}

@@ -69,8 +69,27 @@ func Leader(ctx context.Context, cli *clientv3.Client, c *config.Cluster) (strin
 	if err != nil {
 		return "", fmt.Errorf("etcd: %w", err)
 	}
+	return leaderIn(resp), nil
+}
+
+// leaderIn is the leader's name in a read of the election's first key.
+func leaderIn(resp *clientv3.GetResponse) string {
 	if len(resp.Kvs) == 0 {
-		return "", nil
+		return ""
 	}
-	return string(resp.Kvs[0].Value), nil
+	return string(resp.Kvs[0].Value)
+}
+
+// LeaderName is Leader for a member: read from one etcd member at a time
+// (onAnyMember), so a member cut off does not hold the answer.
+func (m *Member) LeaderName(ctx context.Context) (string, error) {
+	var resp *clientv3.GetResponse
+	err := m.onAnyMember(ctx, func(ctx context.Context, c *clientv3.Client) (err error) {
+		resp, err = c.Get(ctx, electionPrefix(m.cfg)+"/", clientv3.WithFirstCreate()...)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("etcd: %w", err)
+	}
+	return leaderIn(resp), nil
 }

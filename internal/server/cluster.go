@@ -46,7 +46,7 @@ type leadership struct {
 	tokenFloor int64  // volume.TokenFloor of the election's revision
 	peerKey    []byte // accepts the followers' forwarded requests
 	// serveAPI hands the API to the peer endpoint, for the followers.
-	serveAPI func(http.Handler)
+	serveAPI func(*api.Handler)
 	// records brings the store to the cluster's records and replicates
 	// its later writes to etcd (resumeRecords).
 	records func(context.Context, *store.Store) error
@@ -236,7 +236,7 @@ func serveFollower(opts Options, cfg *config.Config, stateDir string, m *cluster
 		Forward: &api.Forwarding{Host: m.Host(), Key: m.PeerKey(), Leader: func(ctx context.Context) (string, error) {
 			ctx, cancel := context.WithTimeout(ctx, c.LeaseTTL.D())
 			defer cancel()
-			name, err := cluster.Leader(ctx, m.Client(), c)
+			name, err := m.LeaderName(ctx)
 			if err != nil {
 				return "", err
 			}
@@ -375,11 +375,7 @@ func (d *deadlineFile) end() time.Time {
 }
 
 // fence is when the pets stop unless extended.
-func (d *deadlineFile) fence() time.Time {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return cluster.FenceAt(d.until, d.budget)
-}
+func (d *deadlineFile) fence() time.Time { return cluster.FenceAt(d.end(), d.budget) }
 
 // remove stops the pets now.
 func (d *deadlineFile) remove() { os.Remove(d.path) }

@@ -95,8 +95,7 @@ func TestClusterEtcdLostWithAHost(t *testing.T) {
 	}
 	// The follower's host crashes, and etcd's members go with no host
 	// left to reach them.
-	follower.h.KillAll()
-	if err := follower.h.LinkDown(); err != nil {
+	if err := follower.h.Crash(); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range pc.etcd.Members {
@@ -243,8 +242,7 @@ func TestClusterExecutionResumed(t *testing.T) {
 	testutil.WaitFor(t, 10*time.Second, "the execution to wait for its approval", func() bool { return status(pc.leader) == "Waiting" })
 	old := pc.fault(t, 5)
 	crashed := time.Now()
-	pc.leader.h.KillAll()
-	if err := pc.leader.h.LinkDown(); err != nil {
+	if err := pc.leader.h.Crash(); err != nil {
 		t.Fatal(err)
 	}
 	next, took := pc.failover(t, crashed, old)

@@ -365,8 +365,7 @@ func TestClusterHostCrash(t *testing.T) {
 	pc := startPetCluster(t)
 	old := pc.fault(t, 20)
 	crashed := time.Now()
-	pc.leader.h.KillAll()
-	if err := pc.leader.h.LinkDown(); err != nil {
+	if err := pc.leader.h.Crash(); err != nil {
 		t.Fatal(err)
 	}
 	next, took := pc.failover(t, crashed, old)
@@ -540,8 +539,7 @@ func TestClusterHostCrashDuringReplacement(t *testing.T) {
 		return !ok
 	})
 	crashed := time.Now()
-	pc.leader.h.KillAll()
-	if err := pc.leader.h.LinkDown(); err != nil {
+	if err := pc.leader.h.Crash(); err != nil {
 		t.Fatal(err)
 	}
 	next, took := pc.failover(t, crashed, old)

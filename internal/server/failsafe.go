@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/api"
 	"github.com/autoheal/autoheal/internal/cluster"
 	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/provider/local"
@@ -32,11 +33,11 @@ type failsafe struct {
 	mu      sync.Mutex
 	leading bool // set before this host runs anything; no "no" after it
 
-	api atomic.Value // http.Handler: the leader's API, for the followers
+	api atomic.Pointer[api.Handler] // the leader's API, for the followers
 }
 
 // setAPI serves the leader's API on the peer endpoint.
-func (f *failsafe) setAPI(h http.Handler) { f.api.Store(&h) }
+func (f *failsafe) setAPI(h *api.Handler) { f.api.Store(h) }
 
 // serve answers the other hosts at this host's cluster address and peer
 // port, until stop is called: the failsafe's questions, and, while this
@@ -57,14 +58,14 @@ func (f *failsafe) serve() (stop func(), err error) {
 		mux.Handle(cluster.FailsafePath, peer)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		h, _ := f.api.Load().(*http.Handler)
+		h := f.api.Load()
 		if h == nil {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintf(w, "{\"error\": %q, \"code\": \"unavailable\"}\n", "host "+f.m.Host()+" does not lead the cluster (now)")
 			return
 		}
-		(*h).ServeHTTP(w, r)
+		h.ServeHTTP(w, r)
 	})
 	srv := &http.Server{
 		Handler:           mux,

@@ -254,8 +254,7 @@ func (s *Store) Import(ctx context.Context, recs []Record) error {
 				return nil, fmt.Errorf("%s: %w", r.table, err)
 			}
 		}
-		s.touched = s.touched[:0] // an import is not replicated back
-		return nil, nil
+		return nil, nil // it touches nothing: an import is not replicated back
 	})
 	if err != nil {
 		return fmt.Errorf("import: %w", err)

@@ -111,6 +111,13 @@ func (h *TestHost) LinkDown() error { return exec.Command("ip", "link", "set", h
 // LinkUp puts the host back on the bridge.
 func (h *TestHost) LinkUp() error { return exec.Command("ip", "link", "set", h.peer, "up").Run() }
 
+// Crash ends the host as a machine that died: every process SIGKILLed,
+// its link cut.
+func (h *TestHost) Crash() error {
+	h.KillAll()
+	return h.LinkDown()
+}
+
 // KillAll SIGKILLs every process running in the host's namespace, as the
 // host's crash would end them.
 func (h *TestHost) KillAll() {

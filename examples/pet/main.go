@@ -137,7 +137,13 @@ func listener(listen string) (ln net.Listener, mode string, err error) {
 		if port == "" {
 			return nil, "", errors.New("nowhere to listen: no socket activation, and none of AUTOHEAL_PORT_HTTP, PORT or --listen set")
 		}
-		listen = net.JoinHostPort("127.0.0.1", port)
+		// autoheal names where it reaches the instance: loopback, or the
+		// cluster host's address for an instance placed on another host.
+		bind := os.Getenv("AUTOHEAL_BIND_ADDRESS")
+		if bind == "" {
+			bind = "127.0.0.1"
+		}
+		listen = net.JoinHostPort(bind, port)
 	}
 	ln, err = net.Listen("tcp", listen)
 	if err != nil {

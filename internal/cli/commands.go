@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -110,13 +112,25 @@ func statusCmd(e *env) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%d/%d/%d\t%s\n", g.Name, status, g.Min, g.Desired, g.Max, strings.Join(addrs, " "))
 			}
 			fmt.Fprintln(tw)
-			fmt.Fprintln(tw, "INSTANCE\tGROUP\tSTATE\tHEALTH\tPID\tRESTARTS\tAGE\tLAST EXIT")
+			// HOST only when an instance runs on a named cluster host.
+			placed := slices.ContainsFunc(st.Instances, func(in wire.Instance) bool { return in.Host != "" })
+			host := func(in wire.Instance) string {
+				if !placed {
+					return ""
+				}
+				return "\t" + cmp.Or(in.Host, "(leader)")
+			}
+			if placed {
+				fmt.Fprintln(tw, "INSTANCE\tGROUP\tSTATE\tHEALTH\tPID\tRESTARTS\tAGE\tLAST EXIT\tHOST")
+			} else {
+				fmt.Fprintln(tw, "INSTANCE\tGROUP\tSTATE\tHEALTH\tPID\tRESTARTS\tAGE\tLAST EXIT")
+			}
 			for _, in := range st.Instances {
 				pid := "-"
 				if in.Pid > 0 {
 					pid = fmt.Sprint(in.Pid)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", in.ID, in.Group, in.State, in.Health, pid, in.Restarts, age(in.LaunchedAt), lastExit(in.LastExit))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s%s\n", in.ID, in.Group, in.State, in.Health, pid, in.Restarts, age(in.LaunchedAt), lastExit(in.LastExit), host(in))
 			}
 			return tw.Flush()
 		},

@@ -93,3 +93,21 @@ func (m *Member) LeaderName(ctx context.Context) (string, error) {
 	}
 	return leaderIn(resp), nil
 }
+
+// Members is the set of hosts that hold a live lease now, read from one
+// etcd member at a time (onAnyMember).
+func (m *Member) Members(ctx context.Context) (map[string]bool, error) {
+	var resp *clientv3.GetResponse
+	err := m.onAnyMember(ctx, func(ctx context.Context, c *clientv3.Client) (err error) {
+		resp, err = c.Get(ctx, hostsPrefix(m.cfg), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+	out := make(map[string]bool, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		out[strings.TrimPrefix(string(kv.Key), hostsPrefix(m.cfg))] = true
+	}
+	return out, nil
+}

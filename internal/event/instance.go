@@ -13,6 +13,7 @@ const (
 	KindVolumeAttach        Kind = "volume.attach"
 	KindVolumeDetach        Kind = "volume.detach"
 	KindVolumeInit          Kind = "volume.init"
+	KindVolumePin           Kind = "volume.pin"
 	KindAddressAssociate    Kind = "address.associate"
 	KindAddressDisassociate Kind = "address.disassociate"
 	KindGroupScale          Kind = "group.scale"
@@ -131,6 +132,12 @@ type VolumeDetach struct {
 	Token  int64  `json:"token"`
 }
 
+// VolumePin pins a group with local volumes to the cluster host where they
+// live: its instances run there only.
+type VolumePin struct {
+	Host string `json:"host"`
+}
+
 // VolumeInit is the outcome of a volume's init script.
 type VolumeInit struct {
 	Volume   string `json:"volume"`
@@ -204,6 +211,7 @@ func (InstanceAdopt) Kind() Kind       { return KindInstanceAdopt }
 func (VolumeAttach) Kind() Kind        { return KindVolumeAttach }
 func (VolumeDetach) Kind() Kind        { return KindVolumeDetach }
 func (VolumeInit) Kind() Kind          { return KindVolumeInit }
+func (VolumePin) Kind() Kind           { return KindVolumePin }
 func (AddressAssociate) Kind() Kind    { return KindAddressAssociate }
 func (AddressDisassociate) Kind() Kind { return KindAddressDisassociate }
 func (GroupScale) Kind() Kind          { return KindGroupScale }
@@ -223,6 +231,7 @@ func init() {
 	register[VolumeAttach]()
 	register[VolumeDetach]()
 	register[VolumeInit]()
+	register[VolumePin]()
 	register[AddressAssociate]()
 	register[AddressDisassociate]()
 	register[GroupScale]()

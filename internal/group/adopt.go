@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 
 	"github.com/autoheal/autoheal/internal/address"
 	"github.com/autoheal/autoheal/internal/event"
@@ -29,7 +31,7 @@ func (g *Group) adopt(ctx context.Context) ([]string, error) {
 		in := newInstance()
 		in.id, in.ports, in.rec = r.ID, r.Ports, r
 		g.instances[r.ID] = in
-		proc, err := g.deps.Provider.Adopt(ctx, r.ID)
+		proc, err := g.adoptOn(ctx, r.Host, r.ID)
 		switch {
 		case errors.Is(err, provider.ErrNotFound):
 			g.adoptDead(in, provider.ExitStatus{}, false)
@@ -82,7 +84,13 @@ func (g *Group) adoptDead(in *instance, exit provider.ExitStatus, exited bool) {
 	// A Pending:Proceed instance that was never started (no pid recorded,
 	// no process found) had its launch interrupted: it is resumed, not
 	// healed. One whose application ran and exited failed, pid or not.
-	if was == InService || was == PendingProceed && (exited || in.rec.Pid != 0) {
+	// One whose host left the cluster is replaced, whatever its state
+	// but Terminating (whose job ends it anyway).
+	switch {
+	case exit.Lost && was != Terminating && was != TerminatingWait:
+		r.Health = health.Unhealthy.String()
+		in.failure = hostLostFailure(r.Host, exit)
+	case was == InService || was == PendingProceed && (exited || in.rec.Pid != 0):
 		r.Health = health.Unhealthy.String()
 		in.failure = "instance lost while the controller was down"
 		if exited {
@@ -164,7 +172,7 @@ func (g *Group) openAddresses(ctx context.Context) error {
 			}
 			g.proxies[a.Name] = p
 			if live && (holder.rec.State == InService || holder.rec.State == PendingProceed) {
-				p.Associate(holder.rec.ID, fmt.Sprintf("127.0.0.1:%d", holder.ports[a.Name]))
+				p.Associate(holder.rec.ID, net.JoinHostPort(g.instanceIP(holder.rec.Host), strconv.Itoa(holder.ports[a.Name])))
 			}
 		}
 	}

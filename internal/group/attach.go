@@ -130,7 +130,7 @@ func (g *Group) attach(ctx context.Context, in *instance, first, last []change) 
 		}
 		for _, a := range g.cfg.ListenAddresses() {
 			if p, ok := g.proxies[a.Name]; ok {
-				p.Associate(in.id, net.JoinHostPort("127.0.0.1", strconv.Itoa(in.ports[a.Name])))
+				p.Associate(in.id, net.JoinHostPort(g.instanceIP(in.rec.Host), strconv.Itoa(in.ports[a.Name])))
 			}
 		}
 		g.publish()
@@ -294,6 +294,8 @@ func (g *Group) spec(in *instance, tokens map[string]int64) provider.Spec {
 	if name, ok := cfg.PortVar(); ok {
 		env = append(env, "PORT="+strconv.Itoa(in.ports[name]))
 	}
+	env = append(env, "AUTOHEAL_BIND_ADDRESS="+g.instanceIP(in.rec.Host))
+	spec.Host = in.rec.Host
 	spec.Env = env
 	return spec
 }

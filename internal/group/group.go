@@ -68,6 +68,14 @@ type Deps struct {
 	// load balancer registers Serving from it). It must not block or call
 	// back into the group. Optional.
 	OnChange func(Snapshot)
+	// Place chooses the cluster host of a new instance of group, given
+	// how many of the group's live instances each host runs; "" is the
+	// controller's own host. Optional: nil places every instance there.
+	Place func(group string, have map[string]int) (string, error)
+	// HostAddress is the IP address of a cluster host, where its
+	// instances listen and are reached (health checks, proxies, load
+	// balancers). Required with Place.
+	HostAddress func(host string) string
 	// Drain is called before a planned stop of a live instance (operator
 	// terminate, scale-in): it takes the instance out of every load
 	// balancer and returns when its in-flight requests are done or the
@@ -168,7 +176,9 @@ type Snapshot struct {
 // Endpoint is a serving instance and its ports by name (launch ports and
 // addresses).
 type Endpoint struct {
-	ID    string
+	ID string
+	// IP is where the instance listens (instanceIP).
+	IP    string
 	Ports map[string]int
 }
 
@@ -541,7 +551,7 @@ func (g *Group) publish() {
 	}
 	for _, in := range g.instances {
 		if serving(in.view()) {
-			s.Serving = append(s.Serving, Endpoint{ID: in.id, Ports: in.ports})
+			s.Serving = append(s.Serving, Endpoint{ID: in.id, IP: g.instanceIP(in.rec.Host), Ports: in.ports})
 		}
 	}
 	sort.Slice(s.Serving, func(i, j int) bool { return s.Serving[i].ID < s.Serving[j].ID })

@@ -40,6 +40,10 @@ func (g *Group) jobLaunchNew(ctx context.Context, cause, replaces string) {
 // failed instance becomes Terminating, with in.replacesCause, in the new
 // one's first durable write.
 func (g *Group) launchNew(ctx context.Context, in *instance, cause string) {
+	host, ok := g.placeOrBackOff()
+	if !ok {
+		return
+	}
 	ports, err := g.allocatePorts()
 	if err != nil {
 		g.record(g.event("", "allocate ports: "+err.Error(), event.GroupError{Op: "allocate_ports", Error: err.Error()}))
@@ -52,6 +56,7 @@ func (g *Group) launchNew(ctx context.Context, in *instance, cause string) {
 		Group:      g.cfg.Name,
 		Health:     health.Initial.String(),
 		Ports:      ports,
+		Host:       host,
 		LaunchedAt: g.deps.Now(),
 	}
 	if err := g.onLoop(func() error {
@@ -94,7 +99,12 @@ func (g *Group) runLaunch(ctx context.Context, in *instance, cause string, resum
 		return
 	}
 	g.onLoop(func() error {
-		if in.failure == "" {
+		switch {
+		case in.failure != "":
+		case errors.Is(err, provider.ErrHostGone):
+			// A restart in place on a host that left: replaced.
+			in.failure = hostLostFailure(in.rec.Host, provider.ExitStatus{Error: err.Error()})
+		default:
 			in.failure = err.Error()
 		}
 		return nil

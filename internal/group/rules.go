@@ -16,15 +16,29 @@ import (
 // (volume init, user_data, a launch hook with default_result abandon).
 const abandonPrefix = "abandon: "
 
+// hostLostPrefix marks the failure of an instance whose host left the
+// cluster (place.go).
+const hostLostPrefix = "lost: "
+
 // decide is the heal policy's decision on a failed instance, with the
-// group's amendment: an abandoned launch is replaced, never restarted in
+// group's amendments: an abandoned launch is replaced, never restarted in
 // place (it would run the step that failed again on the same instance),
-// and that replacement counts against max_replacements like any other.
+// and so is an instance whose host left the cluster (there is nowhere to
+// restart it); those replacements count against max_replacements like any
+// other.
 func decide(p heal.Policy, h heal.History, id, failure string, now time.Time) heal.Decision {
 	var d heal.Decision
-	if strings.HasPrefix(failure, abandonPrefix) {
+	switch {
+	case strings.HasPrefix(failure, abandonPrefix):
 		d = p.DecideReplace(h, id, "launch abandoned: replacing", now)
-	} else {
+	case strings.HasPrefix(failure, hostLostPrefix):
+		// Not the application's crash loop: no backoff, but the
+		// replacement budget counts.
+		d = p.DecideReplace(h, id, "its host left the cluster: replacing", now)
+		if d.Action == heal.Replace {
+			d.Delay, d.Reason = 0, "its host left the cluster: replacing"
+		}
+	default:
 		d = p.Decide(h, id, now)
 	}
 	d.Failure = failure

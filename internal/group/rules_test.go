@@ -3,11 +3,13 @@ package group
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/autoheal/autoheal/internal/heal"
 	"github.com/autoheal/autoheal/internal/health"
+	"github.com/autoheal/autoheal/internal/provider"
 )
 
 func TestDecide(t *testing.T) {
@@ -24,12 +26,21 @@ func TestDecide(t *testing.T) {
 		{"an abandoned launch with the replacement budget spent impairs", spent, "abandon: launch hook h failed", heal.Impair,
 			"3 replacements within 1h0m0s exceed max_replacements 2: group impaired"},
 		{"only a failure that starts with the mark is an abandon", heal.History{}, "exec health check unhealthy: abandon: no", heal.Restart, "restart 1/2 within 1h0m0s"},
+		{"an instance whose host left the cluster is replaced", heal.History{}, hostLostFailure("h2", provider.ExitStatus{Error: "lease lapsed", Lost: true}), heal.Replace, "its host left the cluster: replacing"},
+		{"a lost host's instance is replaced without backoff", heal.History{Consecutive: 3}, hostLostFailure("h2", provider.ExitStatus{Lost: true}), heal.Replace, "its host left the cluster: replacing"},
+		{"a lost host's instance with the replacement budget spent impairs", spent, hostLostFailure("h2", provider.ExitStatus{Lost: true}), heal.Impair,
+			"3 replacements within 1h0m0s exceed max_replacements 2: group impaired"},
+		{"only a failure that starts with the mark is a lost host", heal.History{}, "application exit 1: lost: no", heal.Restart, "restart 1/2 within 1h0m0s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := decide(policy, tt.h, "i-a", tt.failure, t0.Add(time.Minute))
 			if d.Action != tt.want || d.Reason != tt.reason || d.Failure != tt.failure {
 				t.Fatalf("%s %q (failure %q), want %s %q", d.Action, d.Reason, d.Failure, tt.want, tt.reason)
+			}
+			// The reason names a backoff exactly when there is one.
+			if (d.Delay > 0) != strings.Contains(d.Reason, "backoff") {
+				t.Fatalf("delay %v with reason %q", d.Delay, d.Reason)
 			}
 		})
 	}

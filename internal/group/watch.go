@@ -44,6 +44,9 @@ func (g *Group) onExit(in *instance, gen int) {
 		r.LastExit = string(b)
 	}
 	failure, planned := exitFailure(in.view(), exit.String())
+	if failure != "" && exit.Lost {
+		failure = hostLostFailure(r.Host, exit)
+	}
 	ev := g.event(r.ID, "application "+exit.String(), event.InstanceExit{Code: exit.Code, Signal: exit.Signal, Error: exit.Error, Planned: planned})
 	if failure != "" {
 		// The heal that follows journals this with its first write.
@@ -160,11 +163,11 @@ func (g *Group) checkAddr(in *instance, port string) string {
 			if a.Mode == "socket" {
 				return a.Listen
 			}
-			return net.JoinHostPort("127.0.0.1", strconv.Itoa(in.ports[a.Name]))
+			return net.JoinHostPort(g.instanceIP(in.rec.Host), strconv.Itoa(in.ports[a.Name]))
 		}
 	}
 	if p, ok := in.ports[port]; ok {
-		return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) // a launch port
+		return net.JoinHostPort(g.instanceIP(in.rec.Host), strconv.Itoa(p)) // a launch port
 	}
-	return net.JoinHostPort("127.0.0.1", port)
+	return net.JoinHostPort(g.instanceIP(in.rec.Host), port)
 }

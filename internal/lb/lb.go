@@ -15,7 +15,10 @@ import (
 
 // Member is a serving instance of a group: its id and its ports by name.
 type Member struct {
-	ID    string
+	ID string
+	// IP is the address the instance listens on: 127.0.0.1, or its
+	// cluster host's address. Empty means 127.0.0.1.
+	IP    string
 	Ports map[string]int
 }
 

@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -381,7 +382,7 @@ func (tg *TargetGroup) setMembers(group string, port func(Member) (int, bool), w
 	want := map[string]string{}
 	for _, m := range members {
 		if p, ok := port(m); ok {
-			want[m.ID] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+			want[m.ID] = net.JoinHostPort(cmp.Or(m.IP, "127.0.0.1"), strconv.Itoa(p))
 		}
 	}
 	for id, t := range tg.targets {

@@ -12,6 +12,10 @@ import (
 // ErrNotFound means the provider has no live instance with that id.
 var ErrNotFound = errors.New("instance not found")
 
+// ErrHostGone means the instance's cluster host is not a member of the
+// cluster (its lease lapsed): nothing can run there.
+var ErrHostGone = errors.New("the host is not a member of the cluster")
+
 // Provider launches, fences and describes instances. The local provider runs
 // them as process trees on this host; a cloud provider would run them as
 // virtual machines with the same semantics.
@@ -42,6 +46,12 @@ type Provider interface {
 	Sweep(ctx context.Context, keep []string) ([]int, error)
 }
 
+// HostAdopter is a provider that spans cluster hosts (provider/remote): it
+// adopts an instance on the host its record names.
+type HostAdopter interface {
+	AdoptOn(ctx context.Context, host, id string) (Process, error)
+}
+
 // Process is a launched instance's application.
 type Process interface {
 	// ID is the instance id.
@@ -67,6 +77,9 @@ type ExitStatus struct {
 	// Error is set when the application could not be started at all (missing
 	// binary, bad workdir, volume lock held) or its status was lost.
 	Error string `json:"error,omitempty"`
+	// Lost is set when the instance's host left the cluster (its lease
+	// lapsed): the instance is gone with it and cannot be restarted there.
+	Lost bool `json:"lost,omitempty"`
 }
 
 // String renders the status for events: "exit 0", "signal SIGKILL".
@@ -87,6 +100,9 @@ type Spec struct {
 	ID string
 	// Group is the instance's group.
 	Group string
+	// Host is the cluster host that runs the instance ("" for this one).
+	// Only a provider that spans hosts (provider/remote) reads it.
+	Host string
 	// Command is an absolute path to the program.
 	Command string
 	Args    []string

@@ -18,6 +18,7 @@ import (
 	"github.com/autoheal/autoheal/internal/group"
 	"github.com/autoheal/autoheal/internal/lb"
 	"github.com/autoheal/autoheal/internal/maintenance"
+	"github.com/autoheal/autoheal/internal/provider"
 	"github.com/autoheal/autoheal/internal/provider/local"
 	"github.com/autoheal/autoheal/internal/runbook"
 	"github.com/autoheal/autoheal/internal/store"
@@ -38,18 +39,22 @@ type controller struct {
 	// instances' credentials.
 	creds *api.Credentials
 
-	st     *store.Store
-	prov   *local.Local
-	ln     net.Listener
-	apiURL string
-	bal    *lb.Balancer
-	groups []*group.Group
-	lib    *runbook.Library
-	apiRef *handlerRef
-	eng    *runbook.Engine
-	sched  *maintenance.Scheduler
-	al     *alerting
-	api    *api.Handler
+	st   *store.Store
+	prov *local.Local
+	// provider runs the groups' instances: prov, or, in a cluster, a
+	// remote.Client over prov and the other hosts' agents.
+	provider provider.Provider
+	vols     *volume.Manager
+	ln       net.Listener
+	apiURL   string
+	bal      *lb.Balancer
+	groups   []*group.Group
+	lib      *runbook.Library
+	apiRef   *handlerRef
+	eng      *runbook.Engine
+	sched    *maintenance.Scheduler
+	al       *alerting
+	api      *api.Handler
 }
 
 // build reads the config and builds every part in the order they start,
@@ -146,6 +151,13 @@ func (c *controller) buildStore() error {
 // buildProvider makes the local provider. Its stop ends the idle spare
 // shim; instances keep running.
 func (c *controller) buildProvider() error {
+	if l := c.opts.lead; l != nil && l.local != nil {
+		// This host's provider, which its agent uses too: it outlives
+		// the controller's run.
+		c.prov, c.provider = l.local, l.client
+		l.client.Record = c.st.Instance
+		return nil
+	}
 	provOpts := local.Options{StateDir: c.stateDir, Exe: c.opts.Exe, Logger: c.log}
 	if c.opts.lead != nil {
 		provOpts.Deadline = c.opts.lead.deadline
@@ -154,7 +166,7 @@ func (c *controller) buildProvider() error {
 	if err != nil {
 		return fmt.Errorf("local provider: %w", err)
 	}
-	c.prov = prov
+	c.prov, c.provider = prov, prov
 	c.parts.add("provider", nil, func() { prov.Close() })
 	return nil
 }
@@ -185,6 +197,7 @@ func (c *controller) buildBalancer() error {
 
 func (c *controller) buildGroups() error {
 	vols := volume.NewManager(c.stateDir, c.st)
+	c.vols = vols
 	if c.opts.lead != nil {
 		vols.SetTokenFloor(c.opts.lead.tokenFloor)
 		for _, g := range c.cfg.Groups {
@@ -195,10 +208,15 @@ func (c *controller) buildGroups() error {
 			}
 		}
 	}
+	if l := c.opts.lead; l != nil && l.client != nil {
+		if err := c.pinVolumes(c.ctx); err != nil {
+			return fmt.Errorf("pinned volumes: %w", err)
+		}
+	}
 	for _, gc := range c.cfg.Groups {
-		g, err := group.New(gc, group.Deps{
+		deps := group.Deps{
 			Store:    c.st,
-			Provider: c.prov,
+			Provider: c.provider,
 			Volumes:  vols,
 			Logger:   c.log,
 			MetadataURL: func(id string) string {
@@ -209,12 +227,24 @@ func (c *controller) buildGroups() error {
 			OnChange: func(s group.Snapshot) {
 				members := make([]lb.Member, len(s.Serving))
 				for i, e := range s.Serving {
-					members[i] = lb.Member{ID: e.ID, Ports: e.Ports}
+					members[i] = lb.Member{ID: e.ID, IP: e.IP, Ports: e.Ports}
 				}
 				c.bal.SetMembers(s.Name, members)
 			},
 			Drain: c.bal.Drain,
-		})
+		}
+		if l := c.opts.lead; l != nil && l.members != nil {
+			deps.HostAddress = func(h string) string {
+				if ch := c.cfg.Cluster.Host(h); ch != nil {
+					return ch.Address
+				}
+				return "127.0.0.1"
+			}
+			if gc.Placement.Set() {
+				deps.Place = c.placer(&gc)
+			}
+		}
+		g, err := group.New(gc, deps)
 		if err != nil {
 			return err
 		}
@@ -243,7 +273,7 @@ func (c *controller) startGroups(ctx context.Context) error {
 	if err := retireRemovedGroups(ctx, c.st, c.cfg, &alive); err != nil {
 		c.log.Warn("instances of groups removed from the config", "err", err)
 	}
-	if killed, err := c.prov.Sweep(ctx, alive); err != nil {
+	if killed, err := c.provider.Sweep(ctx, alive); err != nil {
 		c.log.Warn("orphan sweep failed", "err", err)
 	} else if len(killed) > 0 {
 		c.st.Append(ctx, event.New("", "", fmt.Sprintf("killed %d orphan process(es) of interrupted launches: %v", len(killed), killed),

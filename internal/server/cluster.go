@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/group"
 	"github.com/autoheal/autoheal/internal/provider/local"
+	"github.com/autoheal/autoheal/internal/provider/remote"
 	"github.com/autoheal/autoheal/internal/store"
 	"github.com/autoheal/autoheal/internal/vip"
 	"github.com/autoheal/autoheal/internal/volume"
@@ -50,6 +52,12 @@ type leadership struct {
 	// records brings the store to the cluster's records and replicates
 	// its later writes to etcd (resumeRecords).
 	records func(context.Context, *store.Store) error
+	// local is this host's provider, which its agent uses too; client
+	// reaches the instances on every host (placed.go); members is which
+	// hosts hold a lease now.
+	local   *local.Local
+	client  *remote.Client
+	members *members
 }
 
 // fenceBudget is how long before its lease's SafeUntil a host's pets must
@@ -61,12 +69,17 @@ func fenceBudget(ttl time.Duration) time.Duration { return ttl / 4 }
 func clusterServable(cfg *config.Config) error {
 	var errs config.Errors
 	for _, g := range cfg.Groups {
-		if g.Placement.Set() {
-			errs = append(errs, config.Error{File: cfg.Path, Msg: fmt.Sprintf("group %s: placement is not run yet: the cluster's leader runs every group (remove placement)", g.Name)})
+		if g.Placement.Set() && len(g.VIPs()) > 0 {
+			errs = append(errs, config.Error{File: cfg.Path, Msg: fmt.Sprintf("group %s: a virtual IP goes with the cluster's leader, and a group with a placement runs on other hosts too: give the group no placement (it then runs on the leader's host), or reach it through a listen address or a load balancer", g.Name)})
+		}
+		for _, a := range g.ListenAddresses() {
+			if g.Placement.Set() && a.Mode == "socket" {
+				errs = append(errs, config.Error{File: cfg.Path, Msg: fmt.Sprintf("group %s: address %s hands its socket to the instance, which cannot cross hosts: use mode proxy with a placement", g.Name, a.Name)})
+			}
 		}
 		for _, v := range g.Volumes {
-			if v.Kind == config.VolumeLocal {
-				errs = append(errs, config.Error{File: cfg.Path, Msg: fmt.Sprintf("group %s: volume %s is local: it would stay on one host while the group moves with the leader; make it kind: shared, with a path every host mounts", g.Name, v.Name)})
+			if v.Kind == config.VolumeLocal && !g.Placement.Set() {
+				errs = append(errs, config.Error{File: cfg.Path, Msg: fmt.Sprintf("group %s: volume %s is local: it would stay on one host while the group moves with the leader; give the group a placement (it is then pinned to the host its volume lives on), or make the volume kind: shared, with a path every host mounts", g.Name, v.Name)})
 			}
 		}
 	}
@@ -87,7 +100,12 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 	if err != nil {
 		return err
 	}
-	fs := &failsafe{cfg: &cfg.Cluster, m: m, dl: dl, promise: filepath.Join(stateDir, "cluster-promise"), log: log}
+	agent, prov, err := hostAgent(cfg, opts, m, stateDir, dl.path)
+	if err != nil {
+		return err
+	}
+	defer prov.Close()
+	fs := &failsafe{cfg: &cfg.Cluster, m: m, dl: dl, promise: filepath.Join(stateDir, "cluster-promise"), log: log, agent: agent}
 	m.Lease().Persist = cfg.Cluster.FailsafeOn()
 	stopPeers, err := fs.serve()
 	if err != nil {
@@ -107,7 +125,12 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 	defer stopCampaign()
 	won := make(chan error, 1)
 	go func() { won <- m.Campaign(campaign) }()
-	// Until it leads, this host's API forwards to the leader's.
+	// Until it leads, the failsafe holds the pets placed here while etcd
+	// is out of everyone's reach, and this host's API forwards to the
+	// leader's.
+	holdCtx, stopHold := context.WithCancel(ctx)
+	go fs.hold(holdCtx)
+	defer stopHold()
 	stopFollowing, err := serveFollower(opts, cfg, stateDir, m)
 	if err != nil {
 		stopCampaign()
@@ -119,18 +142,27 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 	case <-ctx.Done():
 		stopCampaign()
 		<-won
-		// A follower runs no pet: it leaves at once.
+		// A follower that runs no pet leaves at once. One that runs
+		// pets placed here keeps its lease, as a leader does: they run
+		// until their deadline, before the lease can lapse, and a serve
+		// restarted before then resumes it and keeps them.
+		if placed, err := agent.List(context.WithoutCancel(ctx)); err != nil || slices.ContainsFunc(placed, func(p remote.Placed) bool { return p.Alive }) {
+			log.Info("stopping: the pets placed here run until this host's deadline unless a restarted serve resumes its lease")
+			return nil
+		}
 		return m.Leave(context.WithoutCancel(ctx))
 	case err := <-lost:
 		stopCampaign()
 		<-won
-		return fmt.Errorf("cluster: %w", err)
+		dl.remove() // the pets placed here go first
+		return fmt.Errorf("cluster: %w; the pets placed here were stopped", err)
 	case err := <-won:
 		if err != nil {
 			return fmt.Errorf("cluster: campaign: %w", err)
 		}
 	}
 	stopFollowing()
+	stopHold()
 	// A promise made to a leader cut off from etcd with everyone (the
 	// failsafe) is kept before this host runs anything.
 	if err := fs.lead(ctx); err != nil {
@@ -143,9 +175,20 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 	if err := holdVIPs(cfg, stateDir, dl.path, log); err != nil {
 		return err
 	}
+	hosts := &members{}
+	if err := hosts.watch(run, m, cfg.Cluster.LeaseTTL.D(), log); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	rc := &remote.Client{Host: m.Host(), Self: agent, Cluster: &cfg.Cluster, Key: m.PeerKey(), Member: hosts.has, Log: log, Ctx: run}
 	opts.StateDir, opts.loaded = stateDir, cfg
 	opts.lead = &leadership{deadline: dl.path, tokenFloor: volume.TokenFloor(m.LeaderRev()), peerKey: m.PeerKey(), serveAPI: fs.setAPI,
-		records: func(ctx context.Context, st *store.Store) error { return resumeRecords(ctx, m, st, log) }}
+		local: prov, client: rc, members: hosts,
+		records: func(ctx context.Context, st *store.Store) error {
+			if err := resumeRecords(ctx, m, st, log); err != nil {
+				return err
+			}
+			return takeOverPlaced(ctx, rc, st, log)
+		}}
 	// The lease is not revoked when the run ends: it lapses after the
 	// deadline has stopped the pets, and only then may another host be
 	// given their volumes.
@@ -202,6 +245,9 @@ func terminateLost(ctx context.Context, st *store.Store, host string) error {
 	}
 	now := time.Now().UTC()
 	for _, in := range ins {
+		if in.Host != "" {
+			continue // placed: takeOverPlaced asks its host
+		}
 		was := in.State
 		in.State, in.Pid, in.TerminatedAt, in.UpdatedAt = group.Terminated, 0, &now, now
 		in.Cause = fmt.Sprintf("this host lost the lead (to %s) since it ran it (was %s)", host, was)

@@ -43,26 +43,34 @@ func TestFenceBudget(t *testing.T) {
 	}
 }
 
-// TestClusterServable: placement and local volumes are refused, by group
-// and volume, until a cluster runs them; shared volumes pass.
+// TestClusterServable: what a cluster cannot run is refused by group and
+// volume or address: a local volume on a group that follows the leader, a
+// virtual IP or a handed-over socket on a placed group; shared volumes,
+// and local volumes on placed groups (pinned), pass.
 func TestClusterServable(t *testing.T) {
+	placed := config.Placement{Hosts: []string{"h1", "h2"}}
 	cfg := &config.Config{Path: "c.yaml", Groups: []config.Group{
 		{Name: "a", Volumes: []config.Volume{{Name: "d", Kind: config.VolumeShared, Path: "/mnt/a"}}},
-		{Name: "b", Placement: config.Placement{Hosts: []string{"h1"}}},
+		{Name: "b", Placement: placed, Volumes: []config.Volume{{Name: "v", Kind: config.VolumeLocal}}},
 		{Name: "c", Volumes: []config.Volume{{Name: "v", Kind: config.VolumeLocal}}},
+		{Name: "d", Placement: placed, Addresses: []config.Address{{Name: "ip", Kind: config.KindVIP, IP: "10.0.0.9/24"}}},
+		{Name: "e", Placement: placed, Addresses: []config.Address{{Name: "s", Listen: "127.0.0.1:9000", Mode: "socket"}}},
+		{Name: "f", Placement: placed, Addresses: []config.Address{{Name: "p", Listen: "127.0.0.1:9001", Mode: "proxy"}}},
 	}}
 	err := clusterServable(cfg)
 	if err == nil {
 		t.Fatal("accepted")
 	}
 	msg := err.Error()
-	for _, want := range []string{"group b: placement is not run yet", "group c: volume v is local"} {
+	for _, want := range []string{"group c: volume v is local", "group d: a virtual IP goes with the cluster's leader", "group e: address s hands its socket"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("missing %q in %s", want, msg)
 		}
 	}
-	if strings.Contains(msg, "group a") {
-		t.Errorf("a shared volume refused: %s", msg)
+	for _, not := range []string{"group a:", "group b:", "group f:"} {
+		if strings.Contains(msg, not) {
+			t.Errorf("%s refused: %s", not, msg)
+		}
 	}
 }
 
@@ -111,8 +119,8 @@ func TestDeadlineNeverGoesBack(t *testing.T) {
 }
 
 // TestPromise: a host that answers no promises to run nothing for a TTL;
-// promises only grow; a leading host promises nothing (its silence is
-// not a no).
+// promises only grow; a leading host answers without a promise (it leads
+// already).
 func TestPromise(t *testing.T) {
 	f := &failsafe{promise: filepath.Join(t.TempDir(), "promise")}
 	now := time.Now()
@@ -126,7 +134,10 @@ func TestPromise(t *testing.T) {
 		t.Fatalf("the promise shrank to %v", left)
 	}
 	f.leading = true
-	if err := f.promiseUntil(now.Add(3 * time.Second)); err == nil {
-		t.Fatal("a leading host made a promise")
+	if err := f.promiseUntil(now.Add(3 * time.Second)); err != nil {
+		t.Fatalf("a leading host refused to answer: %v", err)
+	}
+	if left := local.DeadlineLeft(f.promise); left > 2100*time.Millisecond {
+		t.Fatalf("a leading host made a promise (%v)", left)
 	}
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"github.com/autoheal/autoheal/internal/cluster"
 	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/provider/local"
+	"github.com/autoheal/autoheal/internal/provider/remote"
 )
 
 // failsafe is a cluster host's part in the failsafe (internal/cluster
@@ -34,6 +34,8 @@ type failsafe struct {
 	leading bool // set before this host runs anything; no "no" after it
 
 	api atomic.Pointer[api.Handler] // the leader's API, for the followers
+
+	agent http.Handler // this host's instances for the leader (provider/remote)
 }
 
 // setAPI serves the leader's API on the peer endpoint.
@@ -57,6 +59,7 @@ func (f *failsafe) serve() (stop func(), err error) {
 	if f.cfg.FailsafeOn() {
 		mux.Handle(cluster.FailsafePath, peer)
 	}
+	mux.Handle(remote.PathPrefix, f.agent)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h := f.api.Load()
 		if h == nil {
@@ -77,15 +80,17 @@ func (f *failsafe) serve() (stop func(), err error) {
 	return func() { srv.Close() }, nil
 }
 
-var errLeads = errors.New("this host leads: it answers no failsafe question")
-
 // promiseUntil records that this host runs no group before until, unless
-// it leads already.
+// it leads already: then the question comes from a follower whose pets
+// were placed by this host (a deposed leader's deadline ended before this
+// one could lead), and no promise is needed: while etcd is out of reach
+// this leader records, so does, nothing, and the follower's lease outlives
+// what the answer lets it run.
 func (f *failsafe) promiseUntil(until time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.leading {
-		return errLeads
+		return nil
 	}
 	if local.DeadlineLeft(f.promise) >= time.Until(until) {
 		return nil
@@ -130,6 +135,42 @@ func (f *failsafe) atRisk() bool {
 // the TTL away (renewals every third keep it further).
 func atRisk(failing bool, toFence, ttl time.Duration) bool {
 	return failing || toFence < ttl/3
+}
+
+// hold is a follower's failsafe, for the pets placed on it, until ctx
+// ends (it leads, or stops): while its renewals fail, it asks every other
+// host, the leader included, and extends its deadline only while all of
+// them answer that they do not reach etcd either. Otherwise its pets stop
+// at the deadline, before its lease can lapse, as without the failsafe.
+func (f *failsafe) hold(ctx context.Context) {
+	if !f.cfg.FailsafeOn() {
+		return
+	}
+	ttl := f.cfg.LeaseTTL.D()
+	peers := &cluster.Peers{Cluster: f.cfg, Host: f.m.Host(), Key: f.m.PeerKey()}
+	tick := time.NewTicker(ttl / 10)
+	defer tick.Stop()
+	holding := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if !f.atRisk() {
+			holding = false
+			continue
+		}
+		sent := time.Now()
+		if err := peers.NoneReachesEtcd(ctx, ttl/5); err != nil {
+			continue
+		}
+		f.dl.extend(sent.Add(ttl))
+		if !holding {
+			holding = true
+			f.log.Warn("cluster: etcd is out of reach of every host; the failsafe keeps the pets placed here running while that lasts", "until", f.dl.fence().Format(time.RFC3339Nano))
+		}
+	}
 }
 
 // guard ends the leader's run when its lease could have lapsed (neither a

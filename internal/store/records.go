@@ -44,20 +44,20 @@ func InstanceChange(in Instance, evs ...Event) Change {
 			terminated = timeArg(*in.TerminatedAt)
 		}
 		_, err := tx.ExecContext(ctx, `
-INSERT INTO instances (id, grp, state, health, pid, restarts, ports, launched_at, updated_at, terminated_at, last_exit, cause)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO instances (id, grp, state, health, pid, restarts, ports, launched_at, updated_at, terminated_at, last_exit, cause, host)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
 	grp = excluded.grp, state = excluded.state, health = excluded.health, pid = excluded.pid,
 	restarts = excluded.restarts, ports = excluded.ports, launched_at = excluded.launched_at,
 	updated_at = excluded.updated_at, terminated_at = excluded.terminated_at,
-	last_exit = excluded.last_exit, cause = excluded.cause`,
+	last_exit = excluded.last_exit, cause = excluded.cause, host = excluded.host`,
 			in.ID, in.Group, in.State, in.Health, in.Pid, in.Restarts, ports,
-			timeArg(in.LaunchedAt), timeArg(in.UpdatedAt), terminated, in.LastExit, in.Cause)
+			timeArg(in.LaunchedAt), timeArg(in.UpdatedAt), terminated, in.LastExit, in.Cause, in.Host)
 		return err
 	}}
 }
 
-const instanceCols = `id, grp, state, health, pid, restarts, ports, launched_at, updated_at, terminated_at, last_exit, cause`
+const instanceCols = `id, grp, state, health, pid, restarts, ports, launched_at, updated_at, terminated_at, last_exit, cause, host`
 
 // Instance returns the record of one instance, or an error wrapping
 // ErrNotFound.
@@ -142,7 +142,7 @@ func scanInstance(sc scanner) (Instance, error) {
 	var ports sql.NullString
 	var launched, updated, terminated sql.NullInt64
 	if err := sc.Scan(&in.ID, &in.Group, &in.State, &in.Health, &in.Pid, &in.Restarts, &ports,
-		&launched, &updated, &terminated, &in.LastExit, &in.Cause); err != nil {
+		&launched, &updated, &terminated, &in.LastExit, &in.Cause, &in.Host); err != nil {
 		return Instance{}, err
 	}
 	if ports.Valid && ports.String != "" {

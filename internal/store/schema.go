@@ -120,6 +120,10 @@ CREATE TABLE incidents (
 CREATE INDEX incidents_opened ON incidents (opened_at);
 CREATE INDEX incidents_status ON incidents (status);
 `,
+	// 5: the cluster host an instance runs on ('' for the controller's own).
+	`
+ALTER TABLE instances ADD COLUMN host TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // migrate brings the schema to len(migrations) in one transaction, so a

@@ -52,6 +52,9 @@ type Instance struct {
 	LastExit string `json:"last_exit,omitempty"`
 	// Cause of the last state change.
 	Cause string `json:"cause,omitempty"`
+	// Host is the cluster host the instance runs on: "" for the
+	// controller's own host (one host, or a group without placement).
+	Host string `json:"host,omitempty"`
 }
 
 // Group is the durable state of a group (its capacity may differ from the

@@ -51,6 +51,9 @@ type Manager struct {
 	// dirs are volumes kept elsewhere than under root (shared storage
 	// every host of a cluster mounts), by group/name.
 	dirs map[string]string
+	// hosts are volumes on another cluster host (a local volume pinned
+	// there), by group/name: their files are touched through it.
+	hosts map[string]Host
 	// floor is the lowest token an attach hands out: a cluster leader's
 	// epoch (TokenFloor), so that its tokens are above any earlier
 	// leader's, whose store this host never saw.
@@ -68,10 +71,58 @@ type Manager struct {
 // recording attachments in st.
 func NewManager(stateDir string, st *store.Store) *Manager {
 	return &Manager{
-		root: filepath.Join(stateDir, "volumes"),
-		st:   st,
-		dirs: map[string]string{},
-		busy: map[string]chan struct{}{},
+		root:  filepath.Join(stateDir, "volumes"),
+		st:    st,
+		dirs:  map[string]string{},
+		hosts: map[string]Host{},
+		busy:  map[string]chan struct{}{},
+	}
+}
+
+// Host is another cluster host's volumes (a local volume lives on the
+// host its instances are pinned to): its agent prepares, probes and marks
+// them there, under its own state dir.
+type Host interface {
+	// Prepare is Prepare on that host; dir is where the volume lives
+	// there.
+	Prepare(group, name string) (dir string, needsInit bool, err error)
+	// ProbeLock is ProbeLock of the volume's lock there.
+	ProbeLock(group, name string) error
+	// MarkInitialized is MarkInitialized there.
+	MarkInitialized(group, name string) error
+}
+
+// SetHost keeps the volume group/name on another cluster host, h (nil:
+// on this one, under the state dir).
+func (m *Manager) SetHost(group, name string, h Host) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	key := group + "/" + name
+	if h == nil {
+		delete(m.hosts, key)
+		delete(m.dirs, key)
+		return
+	}
+	m.hosts[key] = h
+}
+
+// host is the other host that keeps group/name, or nil.
+func (m *Manager) host(group, name string) Host {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.hosts[group+"/"+name]
+}
+
+// LocalPaths are the files of volume group/name kept under root (a state
+// dir's volumes directory).
+func LocalPaths(root, group, name string) Paths { return pathsIn(filepath.Join(root, group, name)) }
+
+func pathsIn(dir string) Paths {
+	return Paths{
+		Data:      filepath.Join(dir, "data"),
+		Lock:      filepath.Join(dir, "lock"),
+		TokenFile: filepath.Join(dir, "token"),
+		Marker:    filepath.Join(dir, "initialized"),
 	}
 }
 
@@ -110,12 +161,7 @@ func (m *Manager) Paths(group, name string) Paths {
 	if !ok {
 		dir = filepath.Join(m.root, group, name)
 	}
-	return Paths{
-		Data:      filepath.Join(dir, "data"),
-		Lock:      filepath.Join(dir, "lock"),
-		TokenFile: filepath.Join(dir, "token"),
-		Marker:    filepath.Join(dir, "initialized"),
-	}
+	return pathsIn(dir)
 }
 
 // Prepare creates the volume's directories (0700 for its own, 0755 for
@@ -126,16 +172,29 @@ func (m *Manager) Prepare(group, name string) (needsInit bool, err error) {
 	if err := validate(group, name); err != nil {
 		return false, fmt.Errorf("prepare volume: %w", err)
 	}
-	p := m.Paths(group, name)
+	if h := m.host(group, name); h != nil {
+		dir, needs, err := h.Prepare(group, name)
+		if err != nil {
+			return false, fmt.Errorf("prepare volume %s/%s: %w", group, name, err)
+		}
+		m.SetDir(group, name, dir)
+		return needs, nil
+	}
+	return PrepareDir(m.Paths(group, name))
+}
+
+// PrepareDir is Prepare on the volume whose files are p.
+func PrepareDir(p Paths) (needsInit bool, err error) {
+	dir := filepath.Dir(p.Data)
 	if err := os.MkdirAll(filepath.Dir(p.Data), 0o700); err != nil {
-		return false, fmt.Errorf("prepare volume %s/%s: %w", group, name, err)
+		return false, fmt.Errorf("prepare volume %s: %w", dir, err)
 	}
 	if err := os.Mkdir(p.Data, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return false, fmt.Errorf("prepare volume %s/%s: %w", group, name, err)
+		return false, fmt.Errorf("prepare volume %s: %w", dir, err)
 	}
 	f, err := os.OpenFile(p.Lock, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return false, fmt.Errorf("prepare volume %s/%s: %w", group, name, err)
+		return false, fmt.Errorf("prepare volume %s: %w", dir, err)
 	}
 	f.Close()
 	_, err = os.Stat(p.Marker)
@@ -143,7 +202,7 @@ func (m *Manager) Prepare(group, name string) (needsInit bool, err error) {
 	case errors.Is(err, os.ErrNotExist):
 		return true, nil
 	case err != nil:
-		return false, fmt.Errorf("prepare volume %s/%s: %w", group, name, err)
+		return false, fmt.Errorf("prepare volume %s: %w", dir, err)
 	}
 	return false, nil
 }
@@ -155,13 +214,24 @@ func (m *Manager) MarkInitialized(group, name string) error {
 	if err := validate(group, name); err != nil {
 		return fmt.Errorf("mark volume initialized: %w", err)
 	}
-	p := m.Paths(group, name)
+	if h := m.host(group, name); h != nil {
+		if err := h.MarkInitialized(group, name); err != nil {
+			return fmt.Errorf("mark volume %s/%s initialized: %w", group, name, err)
+		}
+		return nil
+	}
+	return MarkDir(m.Paths(group, name))
+}
+
+// MarkDir is MarkInitialized on the volume whose files are p.
+func MarkDir(p Paths) error {
+	dir := filepath.Dir(p.Data)
 	if err := syncFS(p.Data); err != nil {
-		return fmt.Errorf("mark volume %s/%s initialized: flush data: %w", group, name, err)
+		return fmt.Errorf("mark volume %s initialized: flush data: %w", dir, err)
 	}
 	stamp := time.Now().UTC().Format(time.RFC3339Nano) + "\n"
 	if err := atomicfile.WriteFile(p.Marker, []byte(stamp), 0o600); err != nil {
-		return fmt.Errorf("mark volume %s/%s initialized: %w", group, name, err)
+		return fmt.Errorf("mark volume %s initialized: %w", dir, err)
 	}
 	return nil
 }
@@ -212,9 +282,12 @@ func (m *Manager) PrepareAttach(ctx context.Context, group, name, instance strin
 		return fail(err)
 	}
 	p := m.Paths(group, name)
-	if err := os.MkdirAll(filepath.Dir(p.Lock), 0o700); err != nil {
-		release()
-		return fail(err)
+	h := m.host(group, name)
+	if h == nil {
+		if err := os.MkdirAll(filepath.Dir(p.Lock), 0o700); err != nil {
+			release()
+			return fail(err)
+		}
 	}
 	cur, err := m.st.Attachment(ctx, Kind, group, name)
 	if err != nil {
@@ -228,7 +301,11 @@ func (m *Manager) PrepareAttach(ctx context.Context, group, name, instance strin
 	// The record says nobody alive holds it; the lock says whether a
 	// process of any earlier holder survives (an orphaned child, a holder
 	// the controller lost track of). Only both together are proof.
-	if err := probeLock(p.Lock); err != nil {
+	probe := func() error { return ProbeLock(p.Lock) }
+	if h != nil {
+		probe = func() error { return h.ProbeLock(group, name) }
+	}
+	if err := probe(); err != nil {
 		release()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			who := cur.Holder
@@ -309,10 +386,10 @@ func (m *Manager) acquire(ctx context.Context, group, name string) (release func
 	}
 }
 
-// probeLock proves nobody holds the lock file by taking the flock and
+// ProbeLock proves nobody holds the lock file by taking the flock and
 // releasing it at once. It returns an error wrapping EWOULDBLOCK when a
 // process holds it.
-func probeLock(path string) error {
+func ProbeLock(path string) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return err

@@ -105,6 +105,9 @@ type Instance struct {
 	// (ExitStatus).
 	LastExit string `json:"last_exit,omitempty"`
 	Cause    string `json:"cause,omitempty"`
+	// Host is the cluster host the instance runs on; absent for the
+	// controller's own host.
+	Host string `json:"host,omitempty"`
 }
 
 // ExitStatus is how an instance's application ended (Instance.LastExit).
@@ -113,6 +116,8 @@ type ExitStatus struct {
 	Signal string    `json:"signal,omitempty"`
 	Time   time.Time `json:"time"`
 	Error  string    `json:"error,omitempty"`
+	// Lost: the instance's cluster host left the cluster.
+	Lost bool `json:"lost,omitempty"`
 }
 
 // String renders the status as events do: "exit 0", "killed by SIGKILL".

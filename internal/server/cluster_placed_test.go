@@ -1,0 +1,380 @@
+//go:build linux
+
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/autoheal/autoheal/internal/cluster"
+	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/store"
+	"github.com/autoheal/autoheal/internal/testutil"
+)
+
+// placedCluster is three hosts running a group of three web instances
+// placed across them, behind a load balancer on the leader's host.
+type placedCluster struct {
+	bed   *testutil.TestHosts
+	etcd  *testutil.Etcd
+	hosts []*clusterHost
+	cfg   *config.Config
+	lb    int // the load balancer's port (on the leader's host)
+}
+
+func startPlacedCluster(t *testing.T) *placedCluster {
+	t.Helper()
+	return startPlacedClusterWith(t, "")
+}
+
+// startPlacedClusterWith adds groups, YAML at the groups' indentation.
+func startPlacedClusterWith(t *testing.T, groups string) *placedCluster {
+	t.Helper()
+	bed := testutil.MakeHosts(t, 3)
+	etcd := testutil.StartEtcdOn(t, bed)
+	pc := &placedCluster{bed: bed, etcd: etcd, lb: 18781}
+	var hosts strings.Builder
+	for _, h := range bed.Hosts {
+		fmt.Fprintf(&hosts, "    - {name: %s, address: %s, labels: {zone: %s}}\n", h.Name, h.Addr, h.Name)
+	}
+	cfgPath := writeConfig(t, fmt.Sprintf(`
+groups:
+  - name: web
+    desired: 3
+    launch: {command: {{WEB}}, ports: [http], stop_timeout: 2s}
+    placement: {hosts: [h1, h2, h3]}
+    health_checks:
+      - {type: http, port: http, path: /healthz, interval: 200ms, timeout: 200ms, unhealthy_threshold: 2}
+%s
+load_balancers:
+  - name: web
+    listeners:
+      - {protocol: http, listen: "0.0.0.0:%d", target_group: web}
+    target_groups:
+      - name: web
+        protocol: http
+        groups: [{group: web, port: http}]
+        health_check: {path: /healthz, interval: 200ms, timeout: 200ms, healthy_threshold: 1, unhealthy_threshold: 2}
+cluster:
+  name: %s
+  etcd: {endpoints: ["%s"]}
+  lease_ttl: 2s
+  hosts:
+%s`, groups, pc.lb, testutil.UniqueName("placed"), strings.Join(etcd.Endpoints(), `", "`), hosts.String()))
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.cfg = cfg
+	pc.hosts = startClusterHosts(t, bed, cfgPath)
+	return pc
+}
+
+// instances is the web group's live instances by id, as the API of the
+// host ch shows them (forwarded to the leader when ch follows).
+func (pc *placedCluster) instances(t *testing.T, ch *clusterHost) map[string]store.Instance {
+	return groupInstances(t, ch, "web")
+}
+
+// groupInstances is group's healthy InService instances by id, as the
+// API of the host ch shows them.
+func groupInstances(t *testing.T, ch *clusterHost, group string) map[string]store.Instance {
+	t.Helper()
+	out, err := ch.h.Command(bins.autoheal, "--state-dir", ch.state, "--addr", "127.0.0.1:7070", "-o", "json", "status").Output()
+	if err != nil {
+		return nil
+	}
+	var st struct {
+		Instances []store.Instance `json:"instances"`
+	}
+	if json.Unmarshal(out, &st) != nil {
+		return nil
+	}
+	ins := map[string]store.Instance{}
+	for _, in := range st.Instances {
+		if in.Group == group && in.State == "InService" && in.Health == "healthy" {
+			ins[in.ID] = in
+		}
+	}
+	return ins
+}
+
+// webAt is the instance that answers at addr, or "".
+func webAt(addr string) string {
+	resp, err := petClient.Get("http://" + addr + "/")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	id, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "hello from ")
+	if !ok || resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	return id
+}
+
+// spread waits for three healthy instances, one on each host of want,
+// each answering at its host's address, and returns them.
+func (pc *placedCluster) spread(t *testing.T, via *clusterHost, want []string, what string) map[string]store.Instance {
+	t.Helper()
+	var ins map[string]store.Instance
+	testutil.WaitFor(t, 60*time.Second, what, func() bool {
+		ins = pc.instances(t, via)
+		per := map[string]int{}
+		for _, in := range ins {
+			per[in.Host]++
+			h := pc.host(in.Host)
+			if h == nil || webAt(fmt.Sprintf("%s:%d", h.Addr, in.Ports["http"])) != in.ID {
+				return false
+			}
+		}
+		if len(ins) != 3 {
+			return false
+		}
+		for _, h := range want {
+			if per[h] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	return ins
+}
+
+// TestClusterPlacement: a group of three with a placement runs one
+// instance on each host (spread), each reached at its host's address by
+// the leader's health checks and load balancer. A follower's crash takes
+// its instance with it: the leader replaces it on a live host once the
+// host's lease lapsed, and the other instances do not move. Then the
+// leader's host crashes: the new leader takes over the instances that run
+// on the surviving hosts (same ids, same processes: none restarted) and
+// replaces only the one that died with the old leader.
+func TestClusterPlacement(t *testing.T) {
+	pc := startPlacedCluster(t)
+	all := []string{"h1", "h2", "h3"}
+	first := pc.spread(t, pc.hosts[0], all, "one healthy instance of web on each host")
+	leader := pc.leaderHost(t)
+	// The load balancer on the leader reaches every host's instance.
+	seen := map[string]bool{}
+	lbAddr := fmt.Sprintf("%s:%d", leader.h.Addr, pc.lb)
+	testutil.WaitFor(t, 20*time.Second, "the load balancer to answer from all three instances", func() bool {
+		if id := webAt(lbAddr); id != "" {
+			seen[id] = true
+		}
+		return len(seen) == 3
+	})
+
+	// A follower crashes.
+	var follower *clusterHost
+	for _, ch := range pc.hosts {
+		if ch != leader {
+			follower = ch
+			break
+		}
+	}
+	crashed := time.Now()
+	if err := follower.h.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	var rest []string
+	for _, h := range all {
+		if h != follower.h.Name {
+			rest = append(rest, h)
+		}
+	}
+	second := pc.spread(t, leader, rest, "the crashed follower's instance replaced on a live host")
+	t.Logf("follower %s crashed; its instance was replaced after %v (lease TTL %s)", follower.h.Name, time.Since(crashed).Round(time.Millisecond), pc.cfg.Cluster.LeaseTTL)
+	kept := 0
+	for id, in := range first {
+		if in.Host == follower.h.Name {
+			if _, ok := second[id]; ok {
+				t.Fatalf("instance %s of crashed host %s is still counted healthy", id, in.Host)
+			}
+			continue
+		}
+		if now, ok := second[id]; !ok || now.Pid != in.Pid || now.Host != in.Host {
+			t.Fatalf("instance %s on live host %s moved or restarted: was %+v, now %+v", id, in.Host, in, now)
+		}
+		kept++
+	}
+	if kept != 2 {
+		t.Fatalf("%d instances kept, want the two on live hosts", kept)
+	}
+}
+
+func (pc *placedCluster) host(name string) *testutil.TestHost {
+	for _, h := range pc.bed.Hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+// leaderHost waits for a leader other than not and returns it.
+func (pc *placedCluster) leaderHost(t *testing.T, not ...*clusterHost) *clusterHost {
+	t.Helper()
+	cli, err := cluster.Connect(&pc.cfg.Cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	var l *clusterHost
+	testutil.WaitFor(t, 30*time.Second, "a leader", func() bool {
+		name, err := cluster.Leader(t.Context(), cli, &pc.cfg.Cluster)
+		if err != nil {
+			return false
+		}
+		for _, ch := range pc.hosts {
+			if ch.h.Name == name && !slices.Contains(not, ch) {
+				l = ch
+				return true
+			}
+		}
+		return false
+	})
+	return l
+}
+
+// TestClusterPlacementLeaderCrash: the leader's host crashes; the new
+// leader takes over the instances that run on the surviving hosts (same
+// ids, same processes: none restarted) and replaces only the one that
+// died with the old leader's host.
+func TestClusterPlacementLeaderCrash(t *testing.T) {
+	pc := startPlacedCluster(t)
+	all := []string{"h1", "h2", "h3"}
+	first := pc.spread(t, pc.hosts[0], all, "one healthy instance of web on each host")
+	leader := pc.leaderHost(t)
+	crashed := time.Now()
+	if err := leader.h.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	next := pc.leaderHost(t, leader)
+	var rest []string
+	for _, h := range all {
+		if h != leader.h.Name {
+			rest = append(rest, h)
+		}
+	}
+	second := pc.spread(t, next, rest, "the instances taken over by the new leader, the old leader's replaced")
+	t.Logf("leader %s crashed; %s leads, and web is whole again after %v (lease TTL %s)", leader.h.Name, next.h.Name, time.Since(crashed).Round(time.Millisecond), pc.cfg.Cluster.LeaseTTL)
+	kept := 0
+	for id, in := range first {
+		if in.Host == leader.h.Name {
+			continue
+		}
+		if now, ok := second[id]; !ok || now.Pid != in.Pid || now.Host != in.Host {
+			t.Fatalf("instance %s on surviving host %s was not kept as it ran: was %+v, now %+v", id, in.Host, in, now)
+		}
+		kept++
+	}
+	if kept != 2 {
+		t.Fatalf("%d instances kept, want the two on surviving hosts", kept)
+	}
+	if !strings.Contains(next.logs.String(), "taken over") && !strings.Contains(next.logs.String(), "the members' instances are this leader's") {
+		t.Fatalf("the new leader's log does not show the take-over")
+	}
+}
+
+// TestClusterLocalVolumePinned: a group with a local volume is pinned to
+// the host its first instance was placed on, where the volume lives (under
+// that host's state dir, prepared there through its agent). When that host
+// crashes, the group waits for it rather than start empty elsewhere, as an
+// EBS volume waits in its zone; when the host comes back, the pet runs
+// there again with every increment acknowledged before.
+func TestClusterLocalVolumePinned(t *testing.T) {
+	pc := startPlacedClusterWith(t, `
+  - name: db
+    launch: {command: {{PET}}, ports: [http], stop_timeout: 2s}
+    volumes: [{name: data}]
+    placement: {hosts: [h1, h2, h3]}
+    health_checks:
+      - {type: http, port: http, path: /healthz, interval: 200ms, timeout: 200ms, unhealthy_threshold: 2}`)
+	var db store.Instance
+	testutil.WaitFor(t, 60*time.Second, "the db pet healthy", func() bool {
+		for _, in := range groupInstances(t, pc.hosts[0], "db") {
+			db = in
+			return true
+		}
+		return false
+	})
+	var pinned *clusterHost
+	for _, ch := range pc.hosts {
+		if ch.h.Name == db.Host {
+			pinned = ch
+		}
+	}
+	addr := fmt.Sprintf("%s:%d", pinned.h.Addr, db.Ports["http"])
+	var acked int64
+	for range 5 {
+		c, err := incrAt(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		acked = c
+	}
+	// The volume lives under the pinned host's state dir only.
+	for _, ch := range pc.hosts {
+		_, err := os.Stat(filepath.Join(ch.state, "volumes", "db", "data", "data"))
+		if (err == nil) != (ch == pinned) {
+			t.Fatalf("volume data under %s's state dir: %v (pinned to %s)", ch.h.Name, err == nil, pinned.h.Name)
+		}
+	}
+	if err := pinned.h.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	var other *clusterHost
+	for _, ch := range pc.hosts {
+		if ch != pinned {
+			other = ch
+			break
+		}
+	}
+	// The next leader, or the same one, waits for the pinned host: no
+	// db instance anywhere meanwhile.
+	leader := pc.leaderHost(t, pinned)
+	testutil.WaitFor(t, 30*time.Second, "the leader to say it waits for the pinned host", func() bool {
+		return strings.Contains(leader.logs.String(), "waiting for host "+pinned.h.Name)
+	})
+	if ins := groupInstances(t, other, "db"); len(ins) != 0 {
+		t.Fatalf("db runs away from its volume: %+v", ins)
+	}
+	// The host comes back: its etcd member, then its autoheal.
+	if err := pinned.h.LinkUp(); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range pc.etcd.Members {
+		if strings.Contains(m.ClientURL, "//"+pinned.h.Addr+":") {
+			pc.etcd.Start(m)
+		}
+	}
+	pinned.start(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := other.h.Command(bins.autoheal, "--state-dir", other.state, "--addr", "127.0.0.1:7070", "events", "--group", "db").CombinedOutput()
+			t.Logf("db's events:\n%s", lastBytes(string(out), 6<<10))
+		}
+	})
+	testutil.WaitFor(t, 60*time.Second, "the db pet back on its host with its data", func() bool {
+		for _, in := range groupInstances(t, other, "db") {
+			if in.Host != pinned.h.Name {
+				t.Fatalf("db came back on %s, not on its volume's host %s", in.Host, pinned.h.Name)
+			}
+			c, ok := petAt(fmt.Sprintf("%s:%d", pinned.h.Addr, in.Ports["http"]))
+			if ok && c < acked {
+				t.Fatalf("db lost acknowledged increments: counter %d, %d acknowledged", c, acked)
+			}
+			return ok
+		}
+		return false
+	})
+}

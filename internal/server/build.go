@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/autoheal/autoheal/internal/api"
@@ -255,6 +256,21 @@ func (c *controller) buildGroups() error {
 			g.Close()
 		}
 	})
+	if l := c.opts.lead; l != nil && l.client != nil {
+		ctx, cancel := context.WithCancel(c.ctx)
+		done := make(chan struct{})
+		var started atomic.Bool
+		c.parts.add("placed virtual IPs", func(context.Context) error {
+			started.Store(true)
+			go func() { defer close(done); c.moveVIPs(ctx) }()
+			return nil
+		}, func() {
+			cancel()
+			if started.Load() {
+				<-done
+			}
+		})
+	}
 	return nil
 }
 

@@ -69,9 +69,6 @@ func fenceBudget(ttl time.Duration) time.Duration { return ttl / 4 }
 func clusterServable(cfg *config.Config) error {
 	var errs config.Errors
 	for _, g := range cfg.Groups {
-		if g.Placement.Set() && len(g.VIPs()) > 0 {
-			errs = append(errs, config.Error{File: cfg.Path, Msg: fmt.Sprintf("group %s: a virtual IP goes with the cluster's leader, and a group with a placement runs on other hosts too: give the group no placement (it then runs on the leader's host), or reach it through a listen address or a load balancer", g.Name)})
-		}
 		for _, a := range g.ListenAddresses() {
 			if g.Placement.Set() && a.Mode == "socket" {
 				errs = append(errs, config.Error{File: cfg.Path, Msg: fmt.Sprintf("group %s: address %s hands its socket to the instance, which cannot cross hosts: use mode proxy with a placement", g.Name, a.Name)})
@@ -335,6 +332,9 @@ func clusterStateDir(opts Options) (Options, string, *os.File, error) {
 func holdVIPs(cfg *config.Config, stateDir, deadline string, log *slog.Logger) error {
 	var addrs []vip.Addr
 	for _, g := range cfg.Groups {
+		if g.Placement.Set() {
+			continue // with its instance's host (moveVIPs)
+		}
 		for _, a := range g.VIPs() {
 			va, err := vip.Parse(a.IP)
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -376,5 +377,195 @@ func TestClusterLocalVolumePinned(t *testing.T) {
 			return ok
 		}
 		return false
+	})
+}
+
+// followerPet is a pet with a shared volume placed on h2 or h3 while h1,
+// started first, leads; clients reach it at its virtual IP, which goes
+// with it.
+type followerPet struct {
+	hosts  []*clusterHost
+	etcd   *testutil.Etcd
+	cfg    *config.Config
+	leader *clusterHost
+	shared string
+	vip    string // the pet's virtual IP and port
+}
+
+// vipHolder is the host that has the pet's virtual IP, or nil.
+func (fp *followerPet) vipHolder() *clusterHost {
+	ip, _, _ := strings.Cut(fp.vip, ":")
+	var holder *clusterHost
+	for _, ch := range fp.hosts {
+		out, _ := exec.Command("ip", "-n", ch.h.NS, "-4", "-o", "addr", "show", "dev", "eth0").Output()
+		if strings.Contains(string(out), " "+ip+"/") {
+			holder = ch
+		}
+	}
+	return holder
+}
+
+func startFollowerPet(t *testing.T) *followerPet {
+	t.Helper()
+	bed := testutil.MakeHosts(t, 3)
+	etcd := testutil.StartEtcdOn(t, bed)
+	shared := filepath.Join(t.TempDir(), "shared", "pet")
+	if err := os.MkdirAll(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var hosts strings.Builder
+	for _, h := range bed.Hosts {
+		fmt.Fprintf(&hosts, "    - {name: %s, address: %s}\n", h.Name, h.Addr)
+	}
+	fp := &followerPet{etcd: etcd, shared: shared, vip: bed.Subnet + ".201:18791"}
+	cfgPath := writeConfig(t, fmt.Sprintf(`
+groups:
+  - name: pet
+    launch:
+      # A writer beside the pet appends its instance's id to the volume
+      # every 50 ms, for checkOneWriter.
+      command: /bin/sh
+      args: ["-c", "while :; do echo \"$AUTOHEAL_INSTANCE_ID\" >> \"$AUTOHEAL_VOLUME_DATA/heartbeat\"; sleep 0.05; done & exec {{PET}} --listen 0.0.0.0:18791"]
+      stop_timeout: 2s
+    volumes:
+      - {name: data, kind: shared, path: %s}
+    addresses:
+      - {name: vip, kind: vip, ip: %s.201/24}
+    placement: {hosts: [h2, h3]}
+    health_checks:
+      - {type: http, port: "18791", path: /healthz, interval: 100ms, timeout: 100ms, unhealthy_threshold: 2}
+cluster:
+  name: %s
+  etcd: {endpoints: ["%s"]}
+  lease_ttl: 2s
+  hosts:
+%s`, shared, bed.Subnet, testutil.UniqueName("fpet"), strings.Join(etcd.Endpoints(), `", "`), hosts.String()))
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp.cfg = cfg
+	// h1 first, so that it leads and the pet runs on a follower.
+	for i, h := range bed.Hosts {
+		ch := &clusterHost{h: h, cfg: cfgPath, state: filepath.Join(t.TempDir(), h.Name)}
+		ch.start(t)
+		fp.hosts = append(fp.hosts, ch)
+		if i == 0 {
+			testutil.WaitFor(t, 30*time.Second, "h1 to lead", func() bool { return strings.Contains(ch.logs.String(), "leading the cluster") })
+			fp.leader = ch
+		}
+	}
+	testutil.WaitFor(t, 60*time.Second, "the pet answering at its virtual IP", func() bool {
+		_, ok := petInfoAt(fp.vip)
+		return ok
+	})
+	return fp
+}
+
+// on is the host whose own address serves instance id.
+func (fp *followerPet) on(t *testing.T, id string) *clusterHost {
+	for _, ch := range fp.hosts {
+		for _, in := range groupInstances(t, fp.leader, "pet") {
+			if in.ID == id && in.Host == ch.h.Name {
+				return ch
+			}
+		}
+	}
+	return nil
+}
+
+// TestClusterFollowerPartitioned: the host of a pet placed on a follower
+// is cut off (link down, processes alive). It cannot renew its lease, so
+// its shims stop the pet before the lease can lapse; the leader replaces
+// the pet on the other allowed host once the lease is gone. One writer at
+// a time in the volume, every acknowledged increment kept; after the
+// partition heals nothing of the pet is left on the cut-off host.
+func TestClusterFollowerPartitioned(t *testing.T) {
+	fp := startFollowerPet(t)
+	first, _ := petInfoAt(fp.vip)
+	host := fp.on(t, first.Instance)
+	if host == nil || host == fp.leader {
+		t.Fatalf("the pet %s runs on %v, want a follower", first.Instance, host)
+	}
+	if h := fp.vipHolder(); h != host {
+		t.Fatalf("the virtual IP is on %v, not with the pet on %s", h, host.h.Name)
+	}
+	w := startVIPWriter(t, fp.vip)
+	testutil.WaitFor(t, 10*time.Second, "the writer's first acknowledged increment", func() bool { return w.oks.Load() > 0 })
+	cut := time.Now()
+	if err := host.h.LinkDown(); err != nil {
+		t.Fatal(err)
+	}
+	var next petInfo
+	testutil.WaitFor(t, 60*time.Second, "the pet answering from another instance", func() bool {
+		p, ok := petInfoAt(fp.vip)
+		next = p
+		return ok && p.Instance != first.Instance
+	})
+	took := time.Since(cut)
+	acked := w.halt()
+	t.Logf("%s cut off; the pet answered from %s after %v (lease TTL %s)", host.h.Name, next.Instance, took.Round(time.Millisecond), fp.cfg.Cluster.LeaseTTL)
+	if p, err := incrWith(petClient, fp.vip); err != nil || int64(p.Counter) <= acked {
+		t.Fatalf("an increment after the failover: %+v %v; want a counter above the %d acknowledged", p, err, acked)
+	}
+	if err := host.h.LinkUp(); err != nil {
+		t.Fatal(err)
+	}
+	// Its serve (and its spare shim) may still run, until it hears its
+	// lease is gone; nothing of the pet may.
+	for _, p := range petProcesses(host.h) {
+		if !strings.HasSuffix(p, " autoheal") {
+			t.Fatalf("processes of the pet left on the cut-off host: %v", petProcesses(host.h))
+		}
+	}
+	checkOneWriter(t, filepath.Join(fp.shared, "data", "heartbeat"))
+	if h := fp.vipHolder(); h == nil || h == host || h.h.Name != fp.on(t, next.Instance).h.Name {
+		t.Fatalf("after the failover the virtual IP is on %v, not with the pet", h)
+	}
+}
+
+// TestClusterEtcdLostFollowerPet: etcd is lost by every host while a pet
+// runs on a follower. The follower's failsafe asks every other host, the
+// leader included, and keeps its pet running while all of them answer
+// that etcd is out of their reach too: the pet answers throughout, the
+// same instance, and once etcd is back nothing moved.
+func TestClusterEtcdLostFollowerPet(t *testing.T) {
+	fp := startFollowerPet(t)
+	first, _ := petInfoAt(fp.vip)
+	host := fp.on(t, first.Instance)
+	if host == nil || host == fp.leader {
+		t.Fatalf("the pet %s runs on %v, want a follower", first.Instance, host)
+	}
+	for _, m := range fp.etcd.Members {
+		m.Kill()
+	}
+	lost := time.Now()
+	misses := 0
+	for time.Since(lost) < 10*time.Second {
+		p, ok := petInfoAt(fp.vip)
+		switch {
+		case ok && p.Instance == first.Instance:
+			misses = 0
+		case ok:
+			t.Fatalf("instance %s answers %v after etcd was lost, not %s", p.Instance, time.Since(lost), first.Instance)
+		default:
+			if misses++; misses == 3 {
+				t.Fatalf("the pet stopped answering %v after etcd was lost:\n%s", time.Since(lost), lastBytes(host.logs.String(), 4<<10))
+			}
+		}
+	}
+	if !strings.Contains(host.logs.String(), "keeps the pets placed here running") {
+		t.Fatalf("the follower kept its pet without the failsafe saying so:\n%s", lastBytes(host.logs.String(), 4<<10))
+	}
+	for _, m := range fp.etcd.Members {
+		fp.etcd.Start(m)
+	}
+	fp.etcd.WaitHealthy(60 * time.Second)
+	testutil.WaitFor(t, 30*time.Second, "the pet still the same instance once etcd is back", func() bool {
+		p, ok := petInfoAt(fp.vip)
+		if ok && p.Instance != first.Instance {
+			t.Fatalf("the pet moved after etcd came back: %s, was %s", p.Instance, first.Instance)
+		}
+		return ok && len(groupInstances(t, fp.leader, "pet")) == 1
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/autoheal/autoheal/internal/provider/local"
 	"github.com/autoheal/autoheal/internal/provider/remote"
 	"github.com/autoheal/autoheal/internal/store"
+	"github.com/autoheal/autoheal/internal/vip"
 )
 
 // Instances on other hosts than the leader (docs/design.md#13-the-cluster):
@@ -39,7 +41,132 @@ func hostAgent(cfg *config.Config, opts Options, m *cluster.Member, stateDir, de
 	return &remote.Agent{
 		Host: m.Host(), Key: m.PeerKey(), Local: l, Dir: filepath.Join(stateDir, "placed"), Volumes: filepath.Join(stateDir, "volumes"),
 		Leader: m.LeaderName, LeaderTTL: ttl / 4, Log: opts.Logger,
+		Addresses: func(group string, addrs []string) error { return holdGroupVIPs(stateDir, deadline, group, addrs) },
 	}, l, nil
+}
+
+// holdGroupVIPs holds a placed group's virtual IPs on this host
+// (internal/vip), or releases them when addrs is empty. The group's holder
+// follows a link to this host's deadline file: removing the link releases
+// the group's addresses alone, and the host's deadline still ends them
+// with its pets.
+func holdGroupVIPs(stateDir, deadline, group string, addrs []string) error {
+	if group == "" || filepath.Base(group) != group || group == "." || group == ".." {
+		return fmt.Errorf("bad group name %q", group)
+	}
+	link := filepath.Join(stateDir, "vip-"+group+".deadline")
+	if len(addrs) == 0 {
+		if err := os.Remove(link); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		return nil
+	}
+	var parsed []vip.Addr
+	for _, s := range addrs {
+		a, err := vip.Parse(s)
+		if err != nil {
+			return err
+		}
+		parsed = append(parsed, a)
+	}
+	if to, err := os.Readlink(link); err != nil || to != deadline {
+		os.Remove(link)
+		if err := os.Symlink(deadline, link); err != nil {
+			return fmt.Errorf("vip: %w", err)
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("vip holder: %w", err)
+	}
+	return vip.Start(exe, filepath.Join(stateDir, "vip-"+group+".lock"), link, filepath.Join(stateDir, "vip.log"), parsed)
+}
+
+// placedVIPs is each placed group's virtual IPs, as vip.Addr strings.
+func placedVIPs(cfg *config.Config) map[string][]string {
+	out := map[string][]string{}
+	for _, g := range cfg.Groups {
+		if !g.Placement.Set() {
+			continue
+		}
+		for _, a := range g.VIPs() {
+			out[g.Name] = append(out[g.Name], a.IP+cond(a.Interface != "", "@"+a.Interface))
+		}
+	}
+	return out
+}
+
+func cond(ok bool, s string) string {
+	if ok {
+		return s
+	}
+	return ""
+}
+
+// moveVIPs keeps each placed group's virtual IPs on the host of its first
+// serving instance, until ctx ends: released on every other member
+// first (at the leader's start, where it was is not known), then held
+// there, announced at once. Before a replacement serves on another host,
+// the old one has left the cluster (its fence waits for that), and its
+// holder released the addresses at its deadline.
+func (c *controller) moveVIPs(ctx context.Context) {
+	addrs := placedVIPs(c.cfg)
+	if len(addrs) == 0 {
+		return
+	}
+	l := c.opts.lead
+	ttl := c.cfg.Cluster.LeaseTTL.D()
+	held := map[string]string{} // group: host; "" not known
+	t := time.NewTicker(ttl / 10)
+	defer t.Stop()
+	for {
+		for _, g := range c.groups {
+			a, ok := addrs[g.Name()]
+			if !ok {
+				continue
+			}
+			host := servingHost(g.Snapshot())
+			if host == "" || held[g.Name()] == host {
+				continue
+			}
+			for _, h := range c.cfg.Cluster.Hosts {
+				if h.Name == host || !l.members.has(h.Name) || (held[g.Name()] != "" && h.Name != held[g.Name()]) {
+					continue
+				}
+				cctx, cancel := context.WithTimeout(ctx, ttl)
+				if err := l.client.HoldAddresses(cctx, h.Name, g.Name(), nil); err != nil {
+					c.log.Warn("cluster: cannot release a group's virtual IPs on a host", "group", g.Name(), "host", h.Name, "err", err)
+				}
+				cancel()
+			}
+			cctx, cancel := context.WithTimeout(ctx, ttl)
+			err := l.client.HoldAddresses(cctx, host, g.Name(), a)
+			cancel()
+			if err != nil {
+				c.log.Warn("cluster: cannot hold a group's virtual IPs on its instance's host", "group", g.Name(), "host", host, "err", err)
+				continue
+			}
+			c.log.Info("cluster: a group's virtual IPs go to its instance's host", "group", g.Name(), "host", host, "addrs", a)
+			held[g.Name()] = host
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// servingHost is the host of a group's first serving instance, or "".
+func servingHost(s group.Snapshot) string {
+	for _, e := range s.Serving {
+		for _, in := range s.Instances {
+			if in.ID == e.ID {
+				return in.Host
+			}
+		}
+	}
+	return ""
 }
 
 // members is the leader's view of which hosts hold a live lease, read

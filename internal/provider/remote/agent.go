@@ -39,6 +39,9 @@ type Agent struct {
 	// Volumes is where this host keeps its local volumes (the state
 	// dir's volumes directory).
 	Volumes string
+	// Addresses holds a placed group's virtual IPs on this host under its
+	// deadline, or releases them when addrs is empty. Optional.
+	Addresses func(group string, addrs []string) error
 	// Leader names the host that leads now (read from etcd).
 	Leader func(ctx context.Context) (string, error)
 	// LeaderTTL is how long a leader's name read from etcd is trusted
@@ -191,6 +194,15 @@ func (a *Agent) do(ctx context.Context, op string, body []byte) (any, error) {
 		return sweepResp{Killed: killed}, err
 	case opList:
 		return a.List(ctx)
+	case opVIP:
+		var req vipReq
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, err
+		}
+		if a.Addresses == nil {
+			return nil, errors.New("this host holds no virtual IPs")
+		}
+		return struct{}{}, a.Addresses(req.Group, req.Addrs)
 	case opVolPrepare, opVolProbe, opVolMark:
 		var req volReq
 		if err := json.Unmarshal(body, &req); err != nil {

@@ -247,6 +247,17 @@ func (c *Client) whileMember(ctx context.Context, host string, d time.Duration) 
 	return ctx, cancel
 }
 
+// HoldAddresses has host hold group's virtual IPs (none: release them).
+func (c *Client) HoldAddresses(ctx context.Context, host, group string, addrs []string) error {
+	if !c.remote(host) {
+		if c.Self.Addresses == nil {
+			return errors.New("this host holds no virtual IPs")
+		}
+		return c.Self.Addresses(group, addrs)
+	}
+	return c.call(ctx, host, opVIP, vipReq{Group: group, Addrs: addrs}, nil)
+}
+
 // VolumeHost is host's local volumes, through its agent (volume.Host).
 func (c *Client) VolumeHost(host string) volume.Host { return volumeHost{c, host} }
 

@@ -83,7 +83,14 @@ const (
 	opVolPrepare = "volume-prepare"
 	opVolProbe   = "volume-probe"
 	opVolMark    = "volume-mark"
+	// A placed group's virtual IPs held on the host (Agent.Addresses).
+	opVIP = "vip"
 )
+
+type vipReq struct {
+	Group string   `json:"group"`
+	Addrs []string `json:"addrs"` // none: release
+}
 
 type volReq struct {
 	Group string `json:"group"`

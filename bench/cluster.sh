@@ -5,7 +5,11 @@
 # etcd's return) to the pet's first good answer at its virtual IP from
 # another host (every write the client acknowledged through the virtual IP
 # kept, its log verified), median and max over N rounds, beside the lease
-# TTL; then etcd lost by every host for 30 s (the pet must answer
+# TTL; then, for placed groups, a pet on a follower cut off (to its first
+# answer at its virtual IP, which follows it), a follower's host crashing
+# under a spread group of three (to its instance replaced and healthy), and
+# the leader's host crashing under it (to the group whole again, the two
+# surviving instances taken over); then etcd lost by every host for 30 s (the pet must answer
 # throughout), and the idle cost. Each round is one run of the end-to-end
 # test: three hosts as network namespaces, a 3-member etcd across them
 # (Debian's etcd-server), autoheal serve on each, the pet on shared
@@ -30,7 +34,8 @@ done
 [ -x /usr/bin/etcd ] || { echo "bench/cluster.sh: etcd missing (apt-get install etcd-server)" >&2; exit 1; }
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-for fault in TestClusterHostCrash TestClusterLeaderPartitioned TestClusterControllerKilled TestClusterHostCrashDuringReplacement TestClusterEtcdLostWithAHost; do
+for fault in TestClusterHostCrash TestClusterLeaderPartitioned TestClusterControllerKilled TestClusterHostCrashDuringReplacement TestClusterEtcdLostWithAHost \
+	TestClusterFollowerPartitioned TestClusterPlacement TestClusterPlacementLeaderCrash; do
 	AUTOHEAL_REQUIRE_TOOLS=1 go test -count="$rounds" -timeout 60m -v -run "^$fault\$" ./internal/server/ >"$log" 2>&1 || {
 		tail -50 "$log" >&2
 		echo "bench/cluster.sh: $fault failed" >&2

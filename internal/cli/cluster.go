@@ -65,27 +65,25 @@ func hostsCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// The instances each host runs: the leader runs every group
-			// (docs/design.md#13-the-cluster), as the API (this host's,
-			// forwarded to the leader's) reports them; unknown ("-") when
-			// it does not answer.
+			// The instances each host runs, as the API (this host's,
+			// forwarded to the leader's) reports them: on their host, or,
+			// with none named, on the leader's (a group without placement,
+			// docs/design.md#13-the-cluster); unknown ("-") when it does
+			// not answer.
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 			defer cancel()
-			running := -1
-			if st, err := e.client().Status(ctx, false); err == nil {
-				running = 0
-				for _, in := range st.Instances {
-					if in.State != group.Terminated {
-						running++
-					}
-				}
-			}
+			st, err := e.client().Status(ctx, false)
 			for i := range hosts {
-				switch {
-				case running < 0:
-					hosts[i].Instances = -1
-				case hosts[i].Leader:
-					hosts[i].Instances = running
+				hosts[i].Instances = -1
+				if err != nil {
+					continue
+				}
+				hosts[i].Instances = 0
+				for _, in := range st.Instances {
+					on := in.Host == hosts[i].Name || in.Host == "" && hosts[i].Leader
+					if on && in.State != group.Terminated {
+						hosts[i].Instances++
+					}
 				}
 			}
 			if e.json() {

@@ -21,6 +21,7 @@ var samples = []Data{
 	VolumeAttach{Volume: "data", Token: 9, PreviousHolder: "i-1"},
 	VolumeDetach{Volume: "data", Token: 9},
 	VolumeInit{Volume: "data", ExitCode: 1, Output: "no"},
+	VolumePin{Host: "h2"},
 	AddressAssociate{Address: "http", PreviousHolder: "i-1"},
 	AddressDisassociate{Address: "http", Drained: true},
 	GroupScale{Min: 0, Max: 2, Desired: 1, Prev: &Capacity{Max: 1, Desired: 1}, Cause: "scale"},

@@ -164,6 +164,25 @@ func TestClusterPlacement(t *testing.T) {
 	all := []string{"h1", "h2", "h3"}
 	first := pc.spread(t, pc.hosts[0], all, "one healthy instance of web on each host")
 	leader := pc.leaderHost(t)
+	// autoheal hosts, from a follower, counts one instance on each.
+	for _, ch := range pc.hosts {
+		if ch == leader {
+			continue
+		}
+		out, err := ch.h.Command(bins.autoheal, "--state-dir", ch.state, "--addr", "127.0.0.1:7070", "-o", "json", "hosts", "-c", ch.cfg).Output()
+		var hs struct {
+			Hosts []cluster.HostStatus `json:"hosts"`
+		}
+		if err != nil || json.Unmarshal(out, &hs) != nil {
+			t.Fatalf("autoheal hosts on %s: %v\n%s", ch.h.Name, err, out)
+		}
+		for _, h := range hs.Hosts {
+			if h.Instances != 1 {
+				t.Fatalf("autoheal hosts on %s: %s runs %d instances, want 1 (%s)", ch.h.Name, h.Name, h.Instances, out)
+			}
+		}
+		break
+	}
 	// The load balancer on the leader reaches every host's instance.
 	seen := map[string]bool{}
 	lbAddr := fmt.Sprintf("%s:%d", leader.h.Addr, pc.lb)

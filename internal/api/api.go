@@ -14,6 +14,7 @@ import (
 
 	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/group"
+	"github.com/autoheal/autoheal/internal/nonce"
 	"github.com/autoheal/autoheal/internal/store"
 	"github.com/autoheal/autoheal/internal/web"
 )
@@ -32,7 +33,7 @@ type Handler struct {
 	// patterns are the API's routes, as registered.
 	patterns []string
 	// nonces are the forwarded claims accepted (forward.go).
-	nonces forwardedNonces
+	nonces nonce.Set
 }
 
 // route registers one of the API's routes.

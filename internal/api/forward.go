@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"sync"
 	"time"
 )
 
@@ -120,31 +119,6 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, p principal) {
 	proxy.ServeHTTP(w, r)
 }
 
-// forwardedNonces are the claims a leader has accepted, for forwardWindow.
-type forwardedNonces struct {
-	mu   sync.Mutex
-	seen map[string]time.Time
-}
-
-// once reports whether nonce is new, and remembers it until expires.
-func (n *forwardedNonces) once(nonce string, now, expires time.Time) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.seen == nil {
-		n.seen = map[string]time.Time{}
-	}
-	for k, t := range n.seen {
-		if now.After(t) {
-			delete(n.seen, k)
-		}
-	}
-	if _, dup := n.seen[nonce]; dup {
-		return false
-	}
-	n.seen[nonce] = expires
-	return true
-}
-
 // forwarded checks a follower's claim and returns its caller. The body is
 // read here (bounded) to check its hash, and given back to the route.
 func (h *Handler) forwarded(r *http.Request, claim string) (principal, error) {
@@ -179,7 +153,7 @@ func (h *Handler) forwarded(r *http.Request, claim string) (principal, error) {
 	if hex.EncodeToString(sum[:]) != c.Body {
 		return refused("the body is not the one signed")
 	}
-	if !h.nonces.once(c.Nonce, now, at.Add(forwardWindow)) {
+	if !h.nonces.Once(c.Nonce, now, at.Add(forwardWindow)) {
 		return refused("replayed")
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))

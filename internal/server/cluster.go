@@ -117,72 +117,106 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 	defer stopLease()
 	lost := make(chan error, 1)
 	go func() { lost <- m.Lease().Run(leaseCtx) }()
+	h := &hostRun{opts: opts, cfg: cfg, stateDir: stateDir, m: m, dl: dl, fs: fs, agent: agent, prov: prov, log: log, lost: lost}
+	if leads, err := h.follow(ctx); !leads {
+		return err
+	}
+	return h.lead(ctx)
+}
 
+// hostRun is one serve's part in the cluster: it follows, then, once
+// elected, leads.
+type hostRun struct {
+	opts     Options
+	cfg      *config.Config
+	stateDir string
+	m        *cluster.Member
+	dl       *deadlineFile
+	fs       *failsafe
+	agent    *remote.Agent
+	prov     *local.Local
+	log      *slog.Logger
+	lost     <-chan error // the lease's end
+}
+
+// follow campaigns until this host leads (leads true), or the run ends
+// first (its error, if any).
+func (h *hostRun) follow(ctx context.Context) (leads bool, err error) {
 	campaign, stopCampaign := context.WithCancel(ctx)
 	defer stopCampaign()
 	won := make(chan error, 1)
-	go func() { won <- m.Campaign(campaign) }()
+	go func() { won <- h.m.Campaign(campaign) }()
+	stopped := func() { stopCampaign(); <-won }
 	// Until it leads, the failsafe holds the pets placed here while etcd
 	// is out of everyone's reach, and this host's API forwards to the
 	// leader's.
 	holdCtx, stopHold := context.WithCancel(ctx)
-	go fs.hold(holdCtx)
 	defer stopHold()
-	stopFollowing, err := serveFollower(opts, cfg, stateDir, m)
+	go h.fs.hold(holdCtx)
+	stopFollowing, err := serveFollower(h.opts, h.cfg, h.stateDir, h.m)
 	if err != nil {
-		stopCampaign()
-		<-won
-		return err
+		stopped()
+		return false, err
 	}
 	defer stopFollowing()
 	select {
 	case <-ctx.Done():
-		stopCampaign()
-		<-won
+		stopped()
 		// A follower that runs no pet leaves at once. One that runs
 		// pets placed here keeps its lease, as a leader does: they run
 		// until their deadline, before the lease can lapse, and a serve
 		// restarted before then resumes it and keeps them.
-		if placed, err := agent.List(context.WithoutCancel(ctx)); err != nil || slices.ContainsFunc(placed, func(p remote.Placed) bool { return p.Alive }) {
-			log.Info("stopping: the pets placed here run until this host's deadline unless a restarted serve resumes its lease")
-			return nil
+		if placed, err := h.agent.List(context.WithoutCancel(ctx)); err != nil || slices.ContainsFunc(placed, func(p remote.Placed) bool { return p.Alive }) {
+			h.log.Info("stopping: the pets placed here run until this host's deadline unless a restarted serve resumes its lease")
+			return false, nil
 		}
-		return m.Leave(context.WithoutCancel(ctx))
-	case err := <-lost:
-		stopCampaign()
-		<-won
-		dl.remove() // the pets placed here go first
-		return fmt.Errorf("cluster: %w; the pets placed here were stopped", err)
+		return false, h.m.Leave(context.WithoutCancel(ctx))
+	case err := <-h.lost:
+		stopped()
+		h.dl.remove() // the pets placed here go first
+		return false, fmt.Errorf("cluster: %w; the pets placed here were stopped", err)
 	case err := <-won:
 		if err != nil {
-			return fmt.Errorf("cluster: campaign: %w", err)
+			return false, fmt.Errorf("cluster: campaign: %w", err)
 		}
+		return true, nil
 	}
-	stopFollowing()
-	stopHold()
+}
+
+// lead runs the controller while this host leads.
+func (h *hostRun) lead(ctx context.Context) error {
 	// A promise made to a leader cut off from etcd with everyone (the
 	// failsafe) is kept before this host runs anything.
-	if err := fs.lead(ctx); err != nil {
+	if err := h.fs.lead(ctx); err != nil {
 		return err
 	}
-	log.Info("leading the cluster: running every group here", "cluster", cfg.Cluster.Name, "host", opts.Host, "since_revision", m.LeaderRev())
+	cfg, m, log := h.cfg, h.m, h.log
+	log.Info("leading the cluster: running every group here", "cluster", cfg.Cluster.Name, "host", h.opts.Host, "since_revision", m.LeaderRev())
 	run, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	go fs.guard(run, lost, cancel)
-	if err := holdVIPs(cfg, stateDir, dl.path, log); err != nil {
+	go h.fs.guard(run, h.lost, cancel)
+	if err := holdVIPs(cfg, h.stateDir, h.dl.path, log); err != nil {
 		return err
 	}
 	hosts := &members{}
 	if err := hosts.watch(run, m, cfg.Cluster.LeaseTTL.D(), log); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
-	rc := &remote.Client{Host: m.Host(), Self: agent, Cluster: &cfg.Cluster, Key: m.PeerKey(), Member: hosts.has, Log: log, Ctx: run}
-	opts.StateDir, opts.loaded = stateDir, cfg
-	opts.lead = &leadership{deadline: dl.path, tokenFloor: volume.TokenFloor(m.LeaderRev()), peerKey: m.PeerKey(), serveAPI: fs.setAPI,
-		local: prov, client: rc, members: hosts,
+	rc := &remote.Client{Host: m.Host(), Self: h.agent, Cluster: &cfg.Cluster, Key: m.PeerKey(), Member: hosts.has, Log: log, Ctx: run}
+	opts := h.opts
+	opts.StateDir, opts.loaded = h.stateDir, cfg
+	opts.lead = &leadership{deadline: h.dl.path, tokenFloor: volume.TokenFloor(m.LeaderRev()), peerKey: m.PeerKey(), serveAPI: h.fs.setAPI,
+		local: h.prov, client: rc, members: hosts,
 		records: func(ctx context.Context, st *store.Store) error {
-			if err := resumeRecords(ctx, m, st, log); err != nil {
+			first, err := resumeRecords(ctx, m, st, log)
+			if err != nil {
 				return err
+			}
+			if first {
+				// The cluster's first start: the other hosts are
+				// joining; placed groups spread over them, not all
+				// on this one.
+				hosts.settle(ctx, &cfg.Cluster, log)
 			}
 			return takeOverPlaced(ctx, rc, st, log)
 		}}
@@ -196,25 +230,26 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 // etcd, or, for the cluster's first leader, its own, which it puts there;
 // then every later write that must survive the leader goes to etcd first
 // (store/replica.go), fenced by the election.
-func resumeRecords(ctx context.Context, m *cluster.Member, st *store.Store, log *slog.Logger) error {
+func resumeRecords(ctx context.Context, m *cluster.Member, st *store.Store, log *slog.Logger) (first bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*m.Lease().TTL())
 	defer cancel()
 	recs, seeded, last, err := m.LoadState(ctx)
+	first = !seeded
 	if err != nil {
-		return err
+		return first, err
 	}
 	if seeded {
 		if err := st.Import(ctx, recs); err != nil {
-			return fmt.Errorf("cluster records: %w", err)
+			return first, fmt.Errorf("cluster records: %w", err)
 		}
 		log.Info("resumed the cluster's records", "records", len(recs))
 	} else {
 		own, err := st.Replicated(ctx)
 		if err != nil {
-			return err
+			return first, err
 		}
 		if err := m.SeedState(ctx, own); err != nil {
-			return fmt.Errorf("cluster records: %w", err)
+			return first, fmt.Errorf("cluster records: %w", err)
 		}
 		log.Info("the cluster's records start from this host's", "records", len(own))
 	}
@@ -227,10 +262,10 @@ func resumeRecords(ctx context.Context, m *cluster.Member, st *store.Store, log 
 		// replaces the instances of a lost host. (Instances are not in
 		// the cluster's records: those of the last leader went with it.)
 		if err := terminateLost(ctx, st, last); err != nil {
-			return err
+			return first, err
 		}
 	}
-	return m.MarkLeader(ctx)
+	return first, m.MarkLeader(ctx)
 }
 
 // terminateLost records every live instance of this host's store

@@ -232,6 +232,35 @@ func (s *members) watch(ctx context.Context, m *cluster.Member, ttl time.Duratio
 	return nil
 }
 
+// settle waits, at the cluster's first start, up to a lease TTL for every
+// configured host to join, so that the first placements spread over them
+// (instances are not moved once placed). Later leaders do not wait: a host
+// missing then is down.
+func (s *members) settle(ctx context.Context, c *config.Cluster, log *slog.Logger) {
+	ttl := c.LeaseTTL.D()
+	end := time.Now().Add(ttl)
+	for {
+		var missing []string
+		for _, h := range c.Hosts {
+			if !s.has(h.Name) {
+				missing = append(missing, h.Name)
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if !time.Now().Before(end) {
+			log.Warn("cluster: the first start goes on without hosts that have not joined; placed groups spread over the others", "missing", missing)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(ttl / 10):
+		}
+	}
+}
+
 // placer is a placed group's Deps.Place: cluster.Place with the live
 // members and every group's instances by host. A group with local volumes
 // is pinned to the host its first instance was placed on, where they
@@ -344,9 +373,11 @@ func takeOverPlaced(ctx context.Context, rc *remote.Client, st *store.Store, log
 		}
 	}
 	running := map[string]remote.Placed{}
+	byHost := map[string][]string{}
 	for _, p := range placed {
 		if p.Alive {
 			running[p.Record.ID] = p
+			byHost[p.Record.Host] = append(byHost[p.Record.Host], p.Record.ID)
 		}
 	}
 	recs, err := st.Instances(ctx, "", false)
@@ -392,6 +423,6 @@ func takeOverPlaced(ctx context.Context, rc *remote.Client, st *store.Store, log
 			return err
 		}
 	}
-	log.Info("cluster: the members' instances are this leader's", "running", len(running))
+	log.Info("cluster: the members' instances are this leader's", "running", len(running), "by_host", byHost, "members", rc.Members())
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/autoheal/autoheal/internal/atomicfile"
+	"github.com/autoheal/autoheal/internal/nonce"
 	"github.com/autoheal/autoheal/internal/provider"
 	"github.com/autoheal/autoheal/internal/store"
 	"github.com/autoheal/autoheal/internal/volume"
@@ -49,7 +50,7 @@ type Agent struct {
 	LeaderTTL time.Duration
 	Log       *slog.Logger
 
-	nonces nonces
+	nonces nonce.Set
 
 	mu       sync.Mutex
 	procs    map[string]provider.Process
@@ -115,7 +116,7 @@ func (a *Agent) verify(r *http.Request, op string, body []byte) error {
 		return errors.New("body does not match its claim")
 	case at.Before(now.Add(-window)) || at.After(now.Add(window)):
 		return fmt.Errorf("claim's time %s is more than %s from this host's clock", at.UTC().Format(time.RFC3339), window)
-	case !a.nonces.once(c.Nonce, now, at.Add(window)):
+	case !a.nonces.Once(c.Nonce, now, at.Add(window)):
 		return errors.New("claim replayed")
 	}
 	// What starts or kills instances asks etcd each time; the waits,

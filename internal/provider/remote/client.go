@@ -200,6 +200,17 @@ func (c *Client) Sweep(ctx context.Context, keep []string) ([]int, error) {
 	return killed, err
 }
 
+// Members names the hosts that are members now.
+func (c *Client) Members() []string {
+	var out []string
+	for _, h := range c.Cluster.Hosts {
+		if c.Member(h.Name) {
+			out = append(out, h.Name)
+		}
+	}
+	return out
+}
+
 // Collect lists the instances every member runs for the cluster: this
 // host's and the others', from their agents. A member that does not
 // answer is an error: a new leader must not take its instances for lost.
@@ -208,6 +219,7 @@ func (c *Client) Collect(ctx context.Context) ([]Placed, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.Log.Debug("cluster: this host's instances", "placed", out, "members", c.Members())
 	for _, h := range c.Cluster.Hosts {
 		if !c.remote(h.Name) || !c.Member(h.Name) {
 			continue
@@ -216,6 +228,7 @@ func (c *Client) Collect(ctx context.Context) ([]Placed, error) {
 		if err := c.call(ctx, h.Name, opList, struct{}{}, &pl); err != nil {
 			return nil, err
 		}
+		c.Log.Debug("cluster: a member's instances", "host", h.Name, "placed", pl)
 		for i := range pl {
 			pl[i].Record.Host = h.Name
 		}

@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/autoheal/autoheal/internal/provider"
@@ -198,29 +197,4 @@ func call(ctx context.Context, cli *http.Client, key []byte, from, to, base, op 
 		return nil
 	}
 	return json.Unmarshal(b, out)
-}
-
-// nonces remembers the claims accepted within the window.
-type nonces struct {
-	mu   sync.Mutex
-	seen map[string]time.Time // nonce: when it may be forgotten
-}
-
-// once reports whether nonce is new, and remembers it until expires.
-func (n *nonces) once(nonce string, now, expires time.Time) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.seen == nil {
-		n.seen = map[string]time.Time{}
-	}
-	for k, t := range n.seen {
-		if now.After(t) {
-			delete(n.seen, k)
-		}
-	}
-	if _, ok := n.seen[nonce]; ok {
-		return false
-	}
-	n.seen[nonce] = expires
-	return true
 }

@@ -187,6 +187,12 @@ func (c *controller) buildAPIListener() error {
 // buildBalancer opens the load balancers' listeners before any instance
 // starts: a port that is taken fails the start, as an address does.
 func (c *controller) buildBalancer() error {
+	if l := c.opts.lead; l != nil && l.bal != nil {
+		// The host's, which outlives this run: its listeners stay open
+		// from following to leading.
+		c.bal = l.bal
+		return nil
+	}
 	bal, err := lb.New(c.cfg, c.log)
 	if err != nil {
 		return err
@@ -256,6 +262,9 @@ func (c *controller) buildGroups() error {
 			g.Close()
 		}
 	})
+	if l := c.opts.lead; l != nil && l.serveMembers != nil {
+		l.serveMembers(c.servingMembers)
+	}
 	if l := c.opts.lead; l != nil && l.client != nil {
 		ctx, cancel := context.WithCancel(c.ctx)
 		done := make(chan struct{})

@@ -24,6 +24,7 @@ import (
 	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/event"
 	"github.com/autoheal/autoheal/internal/group"
+	"github.com/autoheal/autoheal/internal/lb"
 	"github.com/autoheal/autoheal/internal/provider/local"
 	"github.com/autoheal/autoheal/internal/provider/remote"
 	"github.com/autoheal/autoheal/internal/store"
@@ -58,6 +59,10 @@ type leadership struct {
 	local   *local.Local
 	client  *remote.Client
 	members *members
+	// bal is this host's load balancers (the followers' are fed by
+	// serveMembers' function through the peer endpoint).
+	bal          *lb.Balancer
+	serveMembers func(func() map[string][]lb.Member)
 }
 
 // fenceBudget is how long before its lease's SafeUntil a host's pets must
@@ -117,7 +122,14 @@ func runCluster(ctx context.Context, opts Options, cfg *config.Config, data []by
 	defer stopLease()
 	lost := make(chan error, 1)
 	go func() { lost <- m.Lease().Run(leaseCtx) }()
-	h := &hostRun{opts: opts, cfg: cfg, stateDir: stateDir, m: m, dl: dl, fs: fs, agent: agent, prov: prov, log: log, lost: lost}
+	// This host's load balancers, for the whole run: fed by the leader's
+	// groups while it follows, by its own when it leads (balancer.go).
+	bal, err := lb.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer bal.Close()
+	h := &hostRun{opts: opts, cfg: cfg, stateDir: stateDir, m: m, dl: dl, fs: fs, agent: agent, prov: prov, bal: bal, log: log, lost: lost}
 	if leads, err := h.follow(ctx); !leads {
 		return err
 	}
@@ -135,6 +147,7 @@ type hostRun struct {
 	fs       *failsafe
 	agent    *remote.Agent
 	prov     *local.Local
+	bal      *lb.Balancer
 	log      *slog.Logger
 	lost     <-chan error // the lease's end
 }
@@ -153,6 +166,7 @@ func (h *hostRun) follow(ctx context.Context) (leads bool, err error) {
 	holdCtx, stopHold := context.WithCancel(ctx)
 	defer stopHold()
 	go h.fs.hold(holdCtx)
+	go h.feedBalancer(holdCtx)
 	stopFollowing, err := serveFollower(h.opts, h.cfg, h.stateDir, h.m)
 	if err != nil {
 		stopped()
@@ -206,7 +220,7 @@ func (h *hostRun) lead(ctx context.Context) error {
 	opts := h.opts
 	opts.StateDir, opts.loaded = h.stateDir, cfg
 	opts.lead = &leadership{deadline: h.dl.path, tokenFloor: volume.TokenFloor(m.LeaderRev()), peerKey: m.PeerKey(), serveAPI: h.fs.setAPI,
-		local: h.prov, client: rc, members: hosts,
+		local: h.prov, client: rc, members: hosts, bal: h.bal, serveMembers: h.fs.setMembers,
 		records: func(ctx context.Context, st *store.Store) error {
 			first, err := resumeRecords(ctx, m, st, log)
 			if err != nil {

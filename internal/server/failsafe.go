@@ -14,6 +14,8 @@ import (
 	"github.com/autoheal/autoheal/internal/api"
 	"github.com/autoheal/autoheal/internal/cluster"
 	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/lb"
+	"github.com/autoheal/autoheal/internal/nonce"
 	"github.com/autoheal/autoheal/internal/provider/local"
 	"github.com/autoheal/autoheal/internal/provider/remote"
 )
@@ -36,6 +38,11 @@ type failsafe struct {
 	api atomic.Pointer[api.Handler] // the leader's API, for the followers
 
 	agent http.Handler // this host's instances for the leader (provider/remote)
+
+	// members are the leader's groups' serving instances, for the
+	// followers' load balancers (balancer.go); nonces are the requests'.
+	members atomic.Pointer[func() map[string][]lb.Member]
+	nonces  nonce.Set
 }
 
 // setAPI serves the leader's API on the peer endpoint.
@@ -60,6 +67,7 @@ func (f *failsafe) serve() (stop func(), err error) {
 		mux.Handle(cluster.FailsafePath, peer)
 	}
 	mux.Handle(remote.PathPrefix, f.agent)
+	mux.HandleFunc("POST "+membersPath, f.serveMembers)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h := f.api.Load()
 		if h == nil {

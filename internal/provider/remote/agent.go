@@ -93,35 +93,46 @@ func refuse(w http.ResponseWriter, code int, err error) {
 	json.NewEncoder(w).Encode(errorResp{Error: err.Error()})
 }
 
-// verify checks the claim's signature, addressee, path, body, time and
-// nonce, and that its sender leads.
+// verify checks the request's claim (Verify), and that its sender leads.
 func (a *Agent) verify(r *http.Request, op string, body []byte) error {
+	from, err := Verify(r, a.Key, a.Host, &a.nonces, body)
+	if err != nil {
+		return err
+	}
+	// What starts or kills instances asks etcd each time; the waits,
+	// adoptions, stops and scripts trust a recent answer.
+	return a.fromLeader(r.Context(), from, op == opLaunch || op == opSweep)
+}
+
+// Verify checks a request between hosts signed by Call: the claim's
+// signature under key, its addressee (self), path, body, time (within 30
+// s of this host's clock) and nonce (accepted once, in nonces). It
+// returns the sending host.
+func Verify(r *http.Request, key []byte, self string, nonces *nonce.Set, body []byte) (from string, err error) {
 	raw := r.Header.Get(claimHeader)
 	sig, err := hex.DecodeString(r.Header.Get(sigHeader))
-	if raw == "" || err != nil || !hmac.Equal(sig, claimMAC(a.Key, raw)) {
-		return errors.New("bad or missing signature")
+	if raw == "" || err != nil || !hmac.Equal(sig, claimMAC(key, raw)) {
+		return "", errors.New("bad or missing signature")
 	}
 	var c claim
 	if err := json.Unmarshal([]byte(raw), &c); err != nil {
-		return errors.New("bad claim")
+		return "", errors.New("bad claim")
 	}
 	now := time.Now()
 	at := time.UnixMilli(c.Time)
 	switch {
-	case c.To != a.Host:
-		return fmt.Errorf("request for host %q reached %q", c.To, a.Host)
-	case c.Path != PathPrefix+op:
-		return errors.New("claim for another path")
+	case c.To != self:
+		return "", fmt.Errorf("request for host %q reached %q", c.To, self)
+	case c.Path != r.URL.Path:
+		return "", errors.New("claim for another path")
 	case c.Body != bodyHash(body):
-		return errors.New("body does not match its claim")
+		return "", errors.New("body does not match its claim")
 	case at.Before(now.Add(-window)) || at.After(now.Add(window)):
-		return fmt.Errorf("claim's time %s is more than %s from this host's clock", at.UTC().Format(time.RFC3339), window)
-	case !a.nonces.Once(c.Nonce, now, at.Add(window)):
-		return errors.New("claim replayed")
+		return "", fmt.Errorf("claim's time %s is more than %s from this host's clock", at.UTC().Format(time.RFC3339), window)
+	case !nonces.Once(c.Nonce, now, at.Add(window)):
+		return "", errors.New("claim replayed")
 	}
-	// What starts or kills instances asks etcd each time; the waits,
-	// adoptions, stops and scripts trust a recent answer.
-	return a.fromLeader(r.Context(), c.From, op == opLaunch || op == opSweep)
+	return c.From, nil
 }
 
 // fromLeader checks that host leads, from the name last read from etcd,

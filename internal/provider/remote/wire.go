@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/autoheal/autoheal/internal/provider"
@@ -157,17 +158,26 @@ type errorResp struct {
 // to an answer that refuses).
 var errUnreachable = errors.New("host unreachable")
 
-// call sends one signed request and decodes the answer into out.
+// call sends one signed request to an agent and decodes the answer into
+// out.
 func call(ctx context.Context, cli *http.Client, key []byte, from, to, base, op string, in, out any) error {
+	return Call(ctx, cli, key, from, to, base, PathPrefix+op, in, out)
+}
+
+// Call sends one request from host from to host to, at base (its peer
+// endpoint) and path, signed with the cluster's key (Verify checks it),
+// and decodes the answer into out.
+func Call(ctx context.Context, cli *http.Client, key []byte, from, to, base, path string, in, out any) error {
+	op := strings.TrimPrefix(path, PathPrefix)
 	body, err := json.Marshal(in)
 	if err != nil {
 		return err
 	}
 	nonce := make([]byte, 16)
 	rand.Read(nonce)
-	c, _ := json.Marshal(claim{From: from, To: to, Path: PathPrefix + op, Body: bodyHash(body),
+	c, _ := json.Marshal(claim{From: from, To: to, Path: path, Body: bodyHash(body),
 		Time: time.Now().UnixMilli(), Nonce: hex.EncodeToString(nonce)})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+PathPrefix+op, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

@@ -330,6 +330,7 @@ async function groupPage(name) {
     `${inst.id}: terminating.`);
   };
 
+  const placed = instances.some((i) => i.host);
   return [
     h('nav', { 'aria-label': 'Breadcrumb', class: 'crumbs' }, h('a', { href: '#/' }, 'Overview'), ' › group'),
     h('h1', { tabindex: -1 }, `Group ${g.name} `, badge(g.status, { 'data-testid': 'group-status' })),
@@ -337,11 +338,13 @@ async function groupPage(name) {
     dl([['Desired', g.desired], ['Min', g.min], ['Max', g.max],
       ['Live', (g.instances || []).filter((i) => i.state !== 'Terminated').length]]),
     scaleForm,
-    section('Instances', 'instances-h', table('!Instances', ['Instance', 'State', 'Health', 'Health history (oldest to newest)', 'Pid', 'Restarts', 'Launched', 'Cause', 'Actions'],
+    section('Instances', 'instances-h', table('!Instances', ['Instance', 'State', 'Health', 'Health history (oldest to newest)', 'Pid', 'Restarts', 'Launched', 'Cause', ...(placed ? ['Host'] : []), 'Actions'],
       instances.map((i) => ({
         attrs: { 'data-testid': 'instance-row', 'data-id': i.id, 'data-state': i.state },
         cells: [i.id, badge(i.state, { 'data-testid': 'instance-state' }), badge(i.health, { 'data-testid': 'instance-health' }),
           healthHistory(history.get(i.id) || []), i.pid || '–', i.restarts, time(i.launched_at), h('span', { class: 'cause' }, i.cause || ''),
+          // The cluster host of a placed instance (the others run on the leader's).
+          ...(placed ? [i.host || '(leader)'] : []),
           i.state === 'Terminated' || i.state.startsWith('Terminating') ? '–'
             : h('button', { type: 'button', class: 'danger small', id: `terminate-${i.id}`, 'data-testid': 'terminate-button', 'data-id': i.id,
               'aria-label': `Terminate ${i.id}`, onclick: () => terminate(i) }, 'Terminate…')],

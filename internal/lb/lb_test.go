@@ -175,8 +175,10 @@ func TestSmoothScheduleInterleaves(t *testing.T) {
 func TestLeastOutstandingAvoidsBusyTarget(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
+	var parked atomic.Int64 // requests held on slow (its health checks are not)
 	slow := newBackend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/block" {
+			parked.Add(1)
 			<-release
 		}
 		io.WriteString(w, "slow")
@@ -184,10 +186,13 @@ func TestLeastOutstandingAvoidsBusyTarget(t *testing.T) {
 	fast := newBackend(t, "fast", nil)
 	bal, url := start(t, tgYAML("least_outstanding_requests", "address: "+slow.addr(), "address: "+fast.addr()))
 	waitHealthy(t, bal, "tg", 2)
-	// Park requests on whichever target gets them until slow holds some.
+	// Send requests that block on slow (fast answers them at once) until
+	// slow holds one: then it has one outstanding and fast none.
 	var wg sync.WaitGroup
 	defer func() { close(release); wg.Wait() }()
-	for range 4 {
+	tg, _ := bal.TargetGroup("tg")
+	deadline := time.Now().Add(5 * time.Second)
+	for parked.Load() < 1 && time.Now().Before(deadline) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -195,11 +200,10 @@ func TestLeastOutstandingAvoidsBusyTarget(t *testing.T) {
 				resp.Body.Close()
 			}
 		}()
+		time.Sleep(20 * time.Millisecond)
 	}
-	tg, _ := bal.TargetGroup("tg")
-	deadline := time.Now().Add(5 * time.Second)
-	for slow.hits.Load() < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	if parked.Load() < 1 {
+		t.Fatal("no request parked on slow")
 	}
 	before := fast.hits.Load()
 	for range 10 {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // ParamError is a problem with one run-time parameter of a document. Bind
@@ -161,6 +162,12 @@ func (prm *Parameter) check(v any) error {
 		for _, s := range l {
 			items = append(items, s)
 		}
+		switch {
+		case len(l) < prm.MinItems:
+			return fmt.Errorf("%d items, fewer than minItems %d", len(l), prm.MinItems)
+		case prm.MaxItems > 0 && len(l) > prm.MaxItems:
+			return fmt.Errorf("%d items, more than maxItems %d", len(l), prm.MaxItems)
+		}
 	}
 	re, err := prm.pattern()
 	if err != nil {
@@ -177,6 +184,15 @@ func (prm *Parameter) check(v any) error {
 		}
 		if s, ok := it.(string); ok && re != nil && !re.MatchString(s) {
 			return fmt.Errorf("%s does not match the allowed pattern %s", quote(s), prm.AllowedPattern)
+		}
+		if s, ok := it.(string); ok {
+			n := utf8.RuneCountInString(s)
+			switch {
+			case n < prm.MinChars:
+				return fmt.Errorf("%s has %d characters, fewer than minChars %d", quote(s), n, prm.MinChars)
+			case prm.MaxChars > 0 && n > prm.MaxChars:
+				return fmt.Errorf("%s has %d characters, more than maxChars %d", quote(s), n, prm.MaxChars)
+			}
 		}
 	}
 	return nil

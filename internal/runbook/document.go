@@ -52,6 +52,15 @@ type Parameter struct {
 	// AllowedPattern is a regular expression a String (or each item of a
 	// StringList) must match. Optional.
 	AllowedPattern string `json:"allowedPattern,omitempty" yaml:"allowedPattern"`
+	// DisplayType is SSM's console hint (textfield or textarea): kept,
+	// shown by the API, no effect here.
+	DisplayType string `json:"displayType,omitempty" yaml:"displayType"`
+	// MinItems and MaxItems bound a StringList's length; MinChars and
+	// MaxChars a String's (each item's, for a StringList). 0: no bound.
+	MinItems int `json:"minItems,omitempty" yaml:"minItems"`
+	MaxItems int `json:"maxItems,omitempty" yaml:"maxItems"`
+	MinChars int `json:"minChars,omitempty" yaml:"minChars"`
+	MaxChars int `json:"maxChars,omitempty" yaml:"maxChars"`
 
 	re *regexp.Regexp // AllowedPattern compiled by Parse, anchored
 }
@@ -83,6 +92,8 @@ type Step struct {
 	Name string `json:"name" yaml:"name"`
 	// Action, one of the Action constants (after normalization). Required.
 	Action string `json:"action" yaml:"action"`
+	// Description, as SSM's. Optional.
+	Description string `json:"description,omitempty" yaml:"description"`
 	// Inputs of the action; see the Inputs types below. Values may hold
 	// {{ Param }} and {{ Step.Output }} references, substituted when the
 	// step runs. Kept as decoded YAML (map[string]any) and checked by the

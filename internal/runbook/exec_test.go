@@ -57,6 +57,7 @@ func (h *harness) engine() *Engine {
 		Command: func(ctx context.Context, req CommandRequest) (CommandResult, error) {
 			h.scripts.Add(1)
 			cmd := exec.Command("/bin/sh", "-c", req.Script)
+			cmd.Dir = req.Dir // as the server's runs it (the instance's when empty)
 			cmd.Env = []string{"PATH=/usr/bin:/bin", "MARKER_DIR=" + h.dir}
 			for k, v := range req.Env {
 				cmd.Env = append(cmd.Env, k+"="+v)
@@ -375,5 +376,37 @@ mainSteps:
 	if ex.Status != StatusFailed || stepStatus(ex) != "work=Failed never=Skipped report=Success" ||
 		!strings.Contains(ex.Steps[0].Error, "controller restart") {
 		t.Fatalf("busy: %s %s: %q", ex.Status, stepStatus(ex), ex.Steps[0].Error)
+	}
+}
+
+// TestSSMShellScriptRuns: an aws:runCommand step written as SSM writes it
+// runs its commands in its working directory, reboots on exit 194 as SSM
+// does, and its result says where the output went.
+func TestSSMShellScriptRuns(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.doc("ssm", `schemaVersion: "0.3"
+mainSteps:
+  - name: patch
+    description: Patch, rebooting once
+    action: aws:runCommand
+    inputs:
+      DocumentName: AWS-RunShellScript
+      InstanceIds: [i-1]
+      OutputS3BucketName: logs
+      Parameters:
+        workingDirectory: ["/"]
+        executionTimeout: ["60"]
+        commands:
+          - 'if [ ! -f "$MARKER_DIR/rebooted" ]; then touch "$MARKER_DIR/rebooted"; exit 194; fi'
+          - 'printf "patched in %s" "$PWD"'
+    outputs: [{Name: Where, Selector: $.OutputLocation, Type: String}, {Name: Said, Selector: $.Stdout, Type: String}]
+`)
+	ex := h.run("ssm", nil)
+	if ex.Status != StatusSuccess || h.restarts.Load() != 1 || h.scripts.Load() != 2 {
+		t.Fatalf("%s (%s): %d restarts, %d runs; want success after 1 restart and 2 runs", ex.Status, ex.Error, h.restarts.Load(), h.scripts.Load())
+	}
+	if ex.Outputs["patch.Said"] != "patched in /" || !strings.Contains(fmt.Sprint(ex.Outputs["patch.Where"]), "kept in this execution") {
+		t.Fatalf("outputs %v", ex.Outputs)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -376,9 +377,46 @@ func (p *docParser) parameters(doc *Document, n *node) {
 	}
 }
 
+// bounds reads SSM's displayType and the length bounds of a parameter.
+func (p *docParser) bounds(prm *Parameter, f map[string]entry, typ string) {
+	if v, at := p.str(f, "displayType"); at != nil {
+		if v != "textfield" && v != "textarea" {
+			p.errorf(at, "displayType: %q: SSM's values are textfield and textarea", v)
+		} else {
+			prm.DisplayType = v
+		}
+	}
+	for _, b := range []struct {
+		key   string
+		to    *int
+		types []string
+	}{
+		{"minItems", &prm.MinItems, []string{TypeStringList}},
+		{"maxItems", &prm.MaxItems, []string{TypeStringList}},
+		{"minChars", &prm.MinChars, []string{TypeString, TypeStringList}},
+		{"maxChars", &prm.MaxChars, []string{TypeString, TypeStringList}},
+	} {
+		v, at := p.integer(f, b.key, 0, 1<<20, "")
+		switch {
+		case at == nil:
+		case !slices.Contains(b.types, typ):
+			p.errorf(at, "%s: only %s parameters have it", b.key, strings.Join(b.types, " and "))
+		default:
+			*b.to = int(v)
+		}
+	}
+	if prm.MaxItems > 0 && prm.MinItems > prm.MaxItems {
+		p.errorf(f["minItems"].val, "minItems %d is above maxItems %d", prm.MinItems, prm.MaxItems)
+	}
+	if prm.MaxChars > 0 && prm.MinChars > prm.MaxChars {
+		p.errorf(f["minChars"].val, "minChars %d is above maxChars %d", prm.MinChars, prm.MaxChars)
+	}
+}
+
 func (p *docParser) parameter(e entry) *Parameter {
 	prm := &Parameter{}
-	f, ok := p.fields(e.val, "parameter "+e.key, "type", "description", "default", "allowedValues", "allowedPattern")
+	f, ok := p.fields(e.val, "parameter "+e.key, "type", "description", "default", "allowedValues", "allowedPattern",
+		"displayType", "minItems", "maxItems", "minChars", "maxChars")
 	if !ok {
 		return prm
 	}
@@ -413,6 +451,7 @@ func (p *docParser) parameter(e entry) *Parameter {
 			}
 		}
 	}
+	p.bounds(prm, f, typ)
 	if pat, at := p.str(f, "allowedPattern"); at != nil {
 		switch {
 		case typ != TypeString && typ != TypeStringList:
@@ -506,7 +545,7 @@ func valueOf(typ string, n *node) (v any, msg string) {
 	return l, ""
 }
 
-var stepFields = []string{"name", "action", "inputs", "maxAttempts", "timeoutSeconds", "onFailure", "onCancel",
+var stepFields = []string{"name", "action", "description", "inputs", "maxAttempts", "timeoutSeconds", "onFailure", "onCancel",
 	"nextStep", "isEnd", "isCritical", "outputs"}
 
 func (p *docParser) step(n *node) (*Step, *stepSource) {
@@ -527,6 +566,7 @@ func (p *docParser) step(n *node) (*Step, *stepSource) {
 			p.errorf(at, "the step has no name")
 		}
 	}
+	s.Description, _ = p.str(f, "description")
 	action, at := p.str(f, "action")
 	switch {
 	case at == nil:
@@ -540,10 +580,14 @@ func (p *docParser) step(n *node) (*Step, *stepSource) {
 			p.errorf(at, "action: %s", unknownAction(action))
 		}
 	}
+	var execTimeout int64
 	if in, ok := present(f, "inputs"); ok {
 		if in.kind != kindMap {
 			p.errorf(in, "inputs: expected a mapping, got %s", in.describe())
 		} else {
+			if s.Action == ActionRunCommand {
+				execTimeout = p.ssmShellScript(in)
+			}
 			s.Inputs = in.value().(map[string]any)
 		}
 	}
@@ -552,6 +596,9 @@ func (p *docParser) step(n *node) (*Step, *stepSource) {
 	}
 	if v, at := p.integer(f, "timeoutSeconds", 0, MaxTimeoutSeconds, "; 0 means the action's default"); at != nil {
 		s.TimeoutSeconds = int(v)
+	}
+	if s.TimeoutSeconds == 0 && execTimeout > 0 {
+		s.TimeoutSeconds = int(execTimeout)
 	}
 	if v, at := p.str(f, "onFailure"); at != nil {
 		if msg := checkTransition(v, true); msg != "" {
@@ -576,6 +623,133 @@ func (p *docParser) step(n *node) (*Step, *stepSource) {
 		p.outputs(s, src, outs)
 	}
 	return s, src
+}
+
+// SSM's shell script document, as aws:runCommand names it, and what its
+// inputs around the script mean here.
+const (
+	ssmShellDocument      = "AWS-RunShellScript"
+	ssmPowerShellDocument = "AWS-RunPowerShellScript"
+)
+
+// ssmOutputInputs are aws:runCommand's inputs about where the output goes
+// (S3, CloudWatch Logs) and its delivery: accepted, and the output is kept
+// in the execution's record instead.
+var ssmOutputInputs = []string{"OutputS3BucketName", "OutputS3KeyPrefix", "OutputS3Region", "CloudWatchOutputConfig",
+	"Comment", "TimeoutSeconds", "MaxConcurrency", "MaxErrors", "NotificationConfig", "ServiceRoleArn", "DocumentHash", "DocumentHashType", "DocumentVersion"}
+
+// ssmOutputLocation is where the output of a script whose SSM step named
+// S3 or CloudWatch Logs goes: the step's result says it.
+const ssmOutputLocation = "kept in this execution's step result (autoheal writes no S3 object nor CloudWatch Logs stream)"
+
+// ssmShellScript rewrites, in place, the inputs of an aws:runCommand step
+// written as SSM writes it — DocumentName AWS-RunShellScript with
+// Parameters commands (a list or one string), workingDirectory and
+// executionTimeout — into ours (Commands, WorkingDirectory), so that the
+// checks and the run that follow see one form, at the places written. It
+// returns executionTimeout in seconds (0: none).
+func (p *docParser) ssmShellScript(in *node) (timeout int64) {
+	doc := -1
+	for i, e := range in.entries {
+		if e.key == "DocumentName" {
+			doc = i
+		}
+	}
+	if doc < 0 {
+		return 0
+	}
+	name := in.entries[doc].val
+	refused := func(format string, args ...any) int64 {
+		p.errorf(name, format, args...)
+		// Said once, here: the SSM inputs are not ours to report again.
+		in.entries = slices.DeleteFunc(in.entries, func(e entry) bool {
+			return e.key == "DocumentName" || e.key == "Parameters" || slices.Contains(ssmOutputInputs, e.key)
+		})
+		return 0
+	}
+	switch {
+	case !name.scalar():
+		return refused("inputs.DocumentName: expected a string, got %s", name.describe())
+	case name.text == ssmPowerShellDocument:
+		return refused("inputs.DocumentName: %s does not run here: instances' scripts run with /bin/sh; write the script for %s", ssmPowerShellDocument, ssmShellDocument)
+	case name.text != ssmShellDocument:
+		return refused("inputs.DocumentName: %q: only %s runs here (write its Parameters.commands), or write Commands or Script without DocumentName", name.text, ssmShellDocument)
+	}
+	var kept []entry
+	var params *node
+	for _, e := range in.entries {
+		switch {
+		case e.key == "DocumentName":
+		case e.key == "Parameters":
+			params = e.val
+		case e.key == "Commands" || e.key == "Script" || e.key == "WorkingDirectory":
+			p.errorAt(e.line, e.col, "inputs.%s: the script is %s's Parameters here; write it once", e.key, ssmShellDocument)
+		case slices.Contains(ssmOutputInputs, e.key):
+			// Accepted: the output stays in the execution's record,
+			// which says so (OutputLocation).
+			if (strings.HasPrefix(e.key, "Output") || e.key == "CloudWatchOutputConfig") &&
+				!slices.ContainsFunc(kept, func(k entry) bool { return k.key == "OutputLocation" }) {
+				kept = append(kept, entry{key: "OutputLocation", line: e.line, col: e.col,
+					val: &node{kind: kindString, line: e.line, col: e.col, text: ssmOutputLocation}})
+			}
+		default:
+			kept = append(kept, e)
+		}
+	}
+	if params == nil || params.kind != kindMap {
+		at := name
+		if params != nil {
+			at = params
+		}
+		p.errorf(at, "inputs.Parameters: %s needs Parameters with commands", ssmShellDocument)
+		in.entries = kept
+		return 0
+	}
+	// SSM's values are lists, usually of one item: ["3600"].
+	one := func(key string, v *node) *node {
+		if v.kind == kindList {
+			if len(v.items) != 1 {
+				p.errorf(v, "inputs.Parameters.%s: expected one value, got %d", key, len(v.items))
+				return nil
+			}
+			v = v.items[0]
+		}
+		if !v.scalar() {
+			p.errorf(v, "inputs.Parameters.%s: expected a string, got %s", key, v.describe())
+			return nil
+		}
+		return v
+	}
+	for _, e := range params.entries {
+		switch e.key {
+		case "commands":
+			cmds := e.val
+			if cmds.scalar() {
+				cmds = &node{kind: kindList, line: cmds.line, col: cmds.col, items: []*node{cmds}}
+			}
+			kept = append(kept, entry{key: "Commands", line: e.line, col: e.col, val: cmds})
+		case "workingDirectory":
+			if v := one(e.key, e.val); v != nil && v.text != "" {
+				kept = append(kept, entry{key: "WorkingDirectory", line: e.line, col: e.col, val: v})
+			}
+		case "executionTimeout":
+			v := one(e.key, e.val)
+			if v == nil {
+				continue
+			}
+			n, err := strconv.ParseInt(v.text, 10, 64)
+			if err != nil || n < 1 || n > MaxTimeoutSeconds {
+				p.errorf(v, "inputs.Parameters.executionTimeout: %q is not a number of seconds from 1 to %d", v.text, MaxTimeoutSeconds)
+				continue
+			}
+			timeout = n
+		default:
+			p.errorAt(e.line, e.col, "inputs.Parameters: unknown parameter %q of %s%s", e.key, ssmShellDocument,
+				suggest(e.key, []string{"commands", "workingDirectory", "executionTimeout"}, "its parameters are"))
+		}
+	}
+	in.entries = kept
+	return timeout
 }
 
 // unknownAction explains an action name that is not one of ours.

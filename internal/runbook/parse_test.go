@@ -3,6 +3,7 @@ package runbook
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -451,4 +452,90 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("bind of the defaults: %v", err)
 		}
 	})
+}
+
+// TestSSMShellScript: an aws:runCommand step written as SSM writes it
+// (AWS-RunShellScript, Parameters.commands as one string or a list,
+// workingDirectory and executionTimeout as SSM's one-item lists, the
+// output's S3 and CloudWatch destinations, a step description, a
+// parameter's displayType and bounds) reads as ours.
+func TestSSMShellScript(t *testing.T) {
+	doc, err := Parse("ssm.yaml", []byte(`
+schemaVersion: "0.3"
+parameters:
+  InstanceId:
+    type: String
+    displayType: textfield
+    minChars: 19
+    maxChars: 19
+  Tags:
+    type: StringList
+    default: [a]
+    minItems: 1
+    maxItems: 2
+mainSteps:
+  - name: drain
+    description: Drain the instance
+    action: aws:runCommand
+    inputs:
+      DocumentName: AWS-RunShellScript
+      InstanceIds: ["{{ InstanceId }}"]
+      OutputS3BucketName: logs
+      OutputS3KeyPrefix: drain/
+      CloudWatchOutputConfig: {CloudWatchOutputEnabled: true}
+      Parameters:
+        commands: echo draining
+        workingDirectory: [/tmp]
+        executionTimeout: ["120"]
+  - name: check
+    action: aws:runCommand
+    timeoutSeconds: 30
+    inputs:
+      DocumentName: AWS-RunShellScript
+      InstanceIds: ["{{ InstanceId }}"]
+      Parameters: {commands: [uptime, "test -d \"$PWD\""], executionTimeout: "600"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := doc.MainSteps[0]
+	if s.Description != "Drain the instance" || s.TimeoutSeconds != 120 {
+		t.Fatalf("step: description %q, timeout %d", s.Description, s.TimeoutSeconds)
+	}
+	if got := fmt.Sprintf("%v %v", s.Inputs["Commands"], s.Inputs["WorkingDirectory"]); got != "[echo draining] /tmp" {
+		t.Fatalf("inputs %v", s.Inputs)
+	}
+	if s.Inputs["OutputLocation"] != ssmOutputLocation {
+		t.Fatalf("the step does not say where its output goes: %v", s.Inputs)
+	}
+	for _, k := range []string{"DocumentName", "Parameters", "OutputS3BucketName", "CloudWatchOutputConfig"} {
+		if _, ok := s.Inputs[k]; ok {
+			t.Fatalf("input %s kept: %v", k, s.Inputs)
+		}
+	}
+	// The step's own timeoutSeconds wins over executionTimeout.
+	if c := doc.MainSteps[1]; c.TimeoutSeconds != 30 || fmt.Sprint(c.Inputs["Commands"]) != `[uptime test -d "$PWD"]` {
+		t.Fatalf("second step: timeout %d, inputs %v", c.TimeoutSeconds, c.Inputs)
+	}
+	id, tags := doc.Parameters["InstanceId"], doc.Parameters["Tags"]
+	if id.DisplayType != "textfield" || id.MinChars != 19 || tags.MaxItems != 2 {
+		t.Fatalf("parameters: %+v %+v", id, tags)
+	}
+	for _, tc := range []struct {
+		prm  *Parameter
+		v    any
+		want string
+	}{
+		{id, "i-0123456789abcdef0", ""},
+		{id, "i-0123", "fewer than minChars 19"},
+		{id, "i-0123456789abcdef01", "more than maxChars 19"},
+		{tags, []string{}, "fewer than minItems 1"},
+		{tags, []string{"a", "b", "c"}, "more than maxItems 2"},
+		{tags, []string{"a", "b"}, ""},
+	} {
+		err := tc.prm.check(tc.v)
+		if (err == nil) != (tc.want == "") || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("check(%v) = %v, want %q", tc.v, err, tc.want)
+		}
+	}
 }

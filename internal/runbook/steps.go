@@ -262,7 +262,11 @@ func (e *Engine) runCommand(ctx context.Context, r *run, in map[string]any) (any
 			break
 		}
 	}
-	return map[string]any{"ExitCode": last.ExitCode, "Stdout": last.Stdout, "Stderr": last.Stderr, "Instances": results}, nil
+	out := map[string]any{"ExitCode": last.ExitCode, "Stdout": last.Stdout, "Stderr": last.Stderr, "Instances": results}
+	if loc := str(in, "OutputLocation", ""); loc != "" {
+		out["OutputLocation"] = loc
+	}
+	return out, nil
 }
 
 func envValue(v any) string {

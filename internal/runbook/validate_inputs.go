@@ -28,7 +28,7 @@ var (
 	propertyInputs = []inputSpec{{"Method", inText}, {"Path", inText}, {"PropertySelector", inText}, {"DesiredValues", inList}}
 	inputSpecs     = map[string][]inputSpec{
 		ActionRunCommand: {{"InstanceIds", inList}, {"InstanceId", inText}, {"Commands", inList}, {"Script", inText},
-			{"Env", inEnv}, {"WorkingDirectory", inText}, {"OutputLimitBytes", inInt}},
+			{"Env", inEnv}, {"WorkingDirectory", inText}, {"OutputLimitBytes", inInt}, {"OutputLocation", inText}},
 		ActionExecuteAPI:        {{"Method", inText}, {"Path", inText}, {"Body", inAny}},
 		ActionAssertProperty:    propertyInputs,
 		ActionWaitForProperty:   append(slices.Clone(propertyInputs), inputSpec{"PollIntervalSeconds", inNumber}),

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -408,5 +410,103 @@ mainSteps:
 	}
 	if ex.Outputs["patch.Said"] != "patched in /" || !strings.Contains(fmt.Sprint(ex.Outputs["patch.Where"]), "kept in this execution") {
 		t.Fatalf("outputs %v", ex.Outputs)
+	}
+}
+
+// TestSeedGracefulReboot: the AWS design's graceful reboot document (seed
+// 002, testdata/good/RebootInstanceGraceful.yaml), unchanged, against a
+// target group behind autoheal's API: it asserts the group healthy,
+// deregisters the instance and waits until it is unused, reboots it
+// through the nested document (exit 194 once), registers it again and
+// waits until the group is healthy, with AWS's ARN and response shapes.
+func TestSeedGracefulReboot(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	var mu sync.Mutex
+	targets := map[string]string{"i-1": "healthy", "i-2": "healthy"}
+	var calls []string
+	health := func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []map[string]any
+		for _, id := range slices.Sorted(maps.Keys(targets)) {
+			out = append(out, map[string]any{"id": id, "address": "127.0.0.1:8080", "state": targets[id]})
+			// A target registered again passes its first check now.
+			if targets[id] == "initial" {
+				targets[id] = "healthy"
+			}
+		}
+		json.NewEncoder(w).Encode(map[string]any{"name": r.PathValue("name"), "targets": out})
+	}
+	change := func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ ID string }
+		json.NewDecoder(r.Body).Decode(&req)
+		mu.Lock()
+		defer mu.Unlock()
+		op := r.PathValue("op")
+		calls = append(calls, op+" "+r.PathValue("name")+" "+req.ID)
+		if op == "register" {
+			targets[req.ID] = "initial"
+		} else {
+			delete(targets, req.ID) // drained at once
+		}
+		json.NewEncoder(w).Encode(map[string]any{})
+	}
+	h.api.HandleFunc("GET /v1/target-groups/{name}/health", health)
+	h.api.HandleFunc("POST /v1/target-groups/{name}/{op}", change)
+	graceful, err := os.ReadFile("testdata/good/RebootInstanceGraceful.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.doc("RebootInstanceGraceful", string(graceful))
+	// The nested document, as the seed's but without its 60 s wait.
+	h.doc("RebootWithHealthcheck", `schemaVersion: "0.3"
+parameters:
+  InstanceIds: {type: StringList}
+mainSteps:
+  - name: InvokeReboot
+    action: aws:runCommand
+    inputs:
+      DocumentName: AWS-RunShellScript
+      InstanceIds: "{{ InstanceIds }}"
+      Parameters:
+        commands: |
+          if [ ! -f "$MARKER_DIR/rebooted" ]; then touch "$MARKER_DIR/rebooted"; exit 194; fi
+`)
+	ex := h.run("RebootInstanceGraceful", map[string]string{
+		"InstanceId": "i-1", "TargetGroupArn": "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/web/0123456789abcdef"})
+	if ex.Status != StatusSuccess {
+		t.Fatalf("%s (%s): %s", ex.Status, ex.Error, stepStatus(ex))
+	}
+	if got := strings.Join(calls, "; "); got != "deregister web i-1; register web i-1" {
+		t.Fatalf("calls: %s", got)
+	}
+	if h.restarts.Load() != 1 {
+		t.Fatalf("%d restarts, want the reboot's one", h.restarts.Load())
+	}
+}
+
+func TestTargetHealthDescriptions(t *testing.T) {
+	payload := map[string]any{"targets": []any{
+		map[string]any{"id": "i-1", "address": "10.0.0.1:8080", "state": "healthy"},
+		map[string]any{"id": "i-2", "address": "10.0.0.2:8081", "state": "draining", "reason": "deregistered"},
+	}}
+	all, _ := json.Marshal(targetHealthDescriptions(payload, nil))
+	if want := `{"TargetHealthDescriptions":[{"HealthCheckPort":"8080","Target":{"Id":"i-1","Port":8080},"TargetHealth":{"State":"healthy"}},{"HealthCheckPort":"8081","Target":{"Id":"i-2","Port":8081},"TargetHealth":{"Description":"deregistered","State":"draining"}}]}`; string(all) != want {
+		t.Fatalf("all:\n%s\nwant\n%s", all, want)
+	}
+	asked, _ := json.Marshal(targetHealthDescriptions(payload, []string{"i-9", "i-2"}))
+	if want := `{"TargetHealthDescriptions":[{"Target":{"Id":"i-9"},"TargetHealth":{"Description":"Target is not registered to the target group","Reason":"Target.NotRegistered","State":"unused"}},{"HealthCheckPort":"8081","Target":{"Id":"i-2","Port":8081},"TargetHealth":{"Description":"deregistered","State":"draining"}}]}`; string(asked) != want {
+		t.Fatalf("asked:\n%s\nwant\n%s", asked, want)
+	}
+	for arn, want := range map[string]string{
+		"arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/web/abc": "web",
+		"web": "web",
+		"arn:aws:ec2:eu-west-1:123456789012:instance/i-1": "",
+	} {
+		got, err := targetGroupName(arn)
+		if got != want || (err != nil) != (want == "") {
+			t.Errorf("targetGroupName(%q) = %q, %v; want %q", arn, got, err, want)
+		}
 	}
 }

@@ -150,7 +150,11 @@ func (e *Engine) action(ctx context.Context, r *run, i int, in map[string]any) (
 	case ActionRunCommand:
 		res, err = e.runCommand(ctx, r, in)
 	case ActionExecuteAPI:
-		res, err = e.callAPI(ctx, str(in, "Method", "GET"), str(in, "Path", ""), in["Body"])
+		if _, ok := in["Service"]; ok {
+			res, err = e.awsCall(ctx, in)
+		} else {
+			res, err = e.callAPI(ctx, str(in, "Method", "GET"), str(in, "Path", ""), in["Body"])
+		}
 	case ActionAssertProperty:
 		res, err = e.assertProperty(ctx, in)
 	case ActionWaitForProperty:
@@ -359,7 +363,15 @@ func (w *recorder) Flush() {}
 
 // property reads the values the selector picks from an API answer.
 func (e *Engine) property(ctx context.Context, in map[string]any) (APIResult, []any, error) {
-	res, err := e.callAPI(ctx, str(in, "Method", "GET"), str(in, "Path", ""), in["Body"])
+	var res APIResult
+	var err error
+	if _, ok := in["Service"]; ok {
+		// SSM's form: the selector reads AWS's response itself.
+		res.Status = 200
+		res.Payload, err = e.awsCall(ctx, in)
+	} else {
+		res, err = e.callAPI(ctx, str(in, "Method", "GET"), str(in, "Path", ""), in["Body"])
+	}
 	if err != nil {
 		return res, nil, err
 	}

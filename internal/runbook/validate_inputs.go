@@ -43,12 +43,6 @@ var (
 	ssmHints = map[string]string{
 		"runCommand.DocumentName":           "runCommand runs the script itself: write it as Commands (SSM's Parameters.commands) or Script",
 		"runCommand.Parameters":             "runCommand runs the script itself: write it as Commands (SSM's Parameters.commands) or Script",
-		"executeApi.Service":                "executeApi calls autoheal's own API: write Method and Path (/v1/...)",
-		"executeApi.Api":                    "executeApi calls autoheal's own API: write Method and Path (/v1/...)",
-		"assertProperty.Service":            "the property actions read autoheal's own API: write Method and Path (/v1/...)",
-		"assertProperty.Api":                "the property actions read autoheal's own API: write Method and Path (/v1/...)",
-		"waitForProperty.Service":           "the property actions read autoheal's own API: write Method and Path (/v1/...)",
-		"waitForProperty.Api":               "the property actions read autoheal's own API: write Method and Path (/v1/...)",
 		"approve.Approvers":                 "any operator of autoheal may approve; Approvers is not supported",
 		"approve.NotificationArn":           "approval requests go to the notification channels; NotificationArn is not supported",
 		"executeAutomation.DocumentVersion": "documents have no versions here; remove DocumentVersion",
@@ -81,6 +75,13 @@ func (v *validator) inputs(i int) {
 	}
 	sc := &stepScope{validator: v, i: i, step: s, src: src, at: src.item, inputs: map[string]*node{}}
 	specs := inputSpecs[s.Action]
+	aws := false
+	if e, ok := src.fields["inputs"]; ok && s.Action != ActionRunCommand && awsForm(e.val) {
+		switch s.Action {
+		case ActionExecuteAPI, ActionAssertProperty, ActionWaitForProperty:
+			specs, aws = awsSpecs(s.Action, e.val), true
+		}
+	}
 	if e, ok := src.fields["inputs"]; ok {
 		sc.at = &node{line: e.line, col: e.col}
 		switch e.val.kind {
@@ -117,9 +118,17 @@ func (v *validator) inputs(i int) {
 	case ActionRunCommand:
 		sc.runCommand()
 	case ActionExecuteAPI:
-		sc.request()
+		if aws {
+			sc.awsCheck()
+		} else {
+			sc.request()
+		}
 	case ActionAssertProperty, ActionWaitForProperty:
-		sc.request()
+		if aws {
+			sc.awsCheck()
+		} else {
+			sc.request()
+		}
 		sc.property()
 	case ActionExecuteAutomation:
 		sc.executeAutomation()

@@ -205,7 +205,7 @@ func (h *hostRun) lead(ctx context.Context) error {
 		return err
 	}
 	cfg, m, log := h.cfg, h.m, h.log
-	log.Info("leading the cluster: running every group here", "cluster", cfg.Cluster.Name, "host", h.opts.Host, "since_revision", m.LeaderRev())
+	log.Info("leading the cluster: this host decides for every group (and runs those without placement)", "cluster", cfg.Cluster.Name, "host", h.opts.Host, "since_revision", m.LeaderRev())
 	run, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go h.fs.guard(run, h.lost, cancel)

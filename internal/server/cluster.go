@@ -380,18 +380,16 @@ func clusterStateDir(opts Options) (Options, string, *os.File, error) {
 // process lives or not.
 func holdVIPs(cfg *config.Config, stateDir, deadline string, log *slog.Logger) error {
 	var addrs []vip.Addr
-	for _, g := range cfg.Groups {
+	for i := range cfg.Groups {
+		g := &cfg.Groups[i]
 		if g.Placement.Set() {
 			continue // with its instance's host (moveVIPs)
 		}
-		for _, a := range g.VIPs() {
-			va, err := vip.Parse(a.IP)
-			if err != nil {
-				return fmt.Errorf("group %s: %w", g.Name, err)
-			}
-			va.Interface = a.Interface
-			addrs = append(addrs, va)
+		va, err := groupVIPs(g)
+		if err != nil {
+			return err
 		}
+		addrs = append(addrs, va...)
 	}
 	if len(addrs) == 0 {
 		return nil
@@ -406,6 +404,20 @@ func holdVIPs(cfg *config.Config, stateDir, deadline string, log *slog.Logger) e
 	}
 	log.Info("virtual IPs go to this host", "addrs", addrs, "holder_log", logPath)
 	return nil
+}
+
+// groupVIPs are a group's virtual IPs as the holder takes them.
+func groupVIPs(g *config.Group) ([]vip.Addr, error) {
+	var out []vip.Addr
+	for _, a := range g.VIPs() {
+		va, err := vip.Parse(a.IP)
+		if err != nil {
+			return nil, fmt.Errorf("group %s: %w", g.Name, err)
+		}
+		va.Interface = a.Interface
+		out = append(out, va)
+	}
+	return out, nil
 }
 
 // joinCluster joins as host, resuming the lease an earlier run recorded in

@@ -51,9 +51,6 @@ func hostAgent(cfg *config.Config, opts Options, m *cluster.Member, stateDir, de
 // the group's addresses alone, and the host's deadline still ends them
 // with its pets.
 func holdGroupVIPs(stateDir, deadline, group string, addrs []string) error {
-	if group == "" || filepath.Base(group) != group || group == "." || group == ".." {
-		return fmt.Errorf("bad group name %q", group)
-	}
 	link := filepath.Join(stateDir, "vip-"+group+".deadline")
 	if len(addrs) == 0 {
 		if err := os.Remove(link); err != nil && !os.IsNotExist(err) {
@@ -82,25 +79,24 @@ func holdGroupVIPs(stateDir, deadline, group string, addrs []string) error {
 	return vip.Start(exe, filepath.Join(stateDir, "vip-"+group+".lock"), link, filepath.Join(stateDir, "vip.log"), parsed)
 }
 
-// placedVIPs is each placed group's virtual IPs, as vip.Addr strings.
-func placedVIPs(cfg *config.Config) map[string][]string {
+// placedVIPs is each placed group's virtual IPs, as vip.Addr strings (the
+// agents' wire form).
+func placedVIPs(cfg *config.Config) (map[string][]string, error) {
 	out := map[string][]string{}
-	for _, g := range cfg.Groups {
+	for i := range cfg.Groups {
+		g := &cfg.Groups[i]
 		if !g.Placement.Set() {
 			continue
 		}
-		for _, a := range g.VIPs() {
-			out[g.Name] = append(out[g.Name], a.IP+cond(a.Interface != "", "@"+a.Interface))
+		addrs, err := groupVIPs(g)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range addrs {
+			out[g.Name] = append(out[g.Name], a.String())
 		}
 	}
-	return out
-}
-
-func cond(ok bool, s string) string {
-	if ok {
-		return s
-	}
-	return ""
+	return out, nil
 }
 
 // moveVIPs keeps each placed group's virtual IPs on the host of its first
@@ -110,7 +106,11 @@ func cond(ok bool, s string) string {
 // the old one has left the cluster (its fence waits for that), and its
 // holder released the addresses at its deadline.
 func (c *controller) moveVIPs(ctx context.Context) {
-	addrs := placedVIPs(c.cfg)
+	addrs, err := placedVIPs(c.cfg)
+	if err != nil {
+		c.log.Error("cluster: placed groups' virtual IPs", "err", err)
+		return
+	}
 	if len(addrs) == 0 {
 		return
 	}

@@ -167,7 +167,11 @@ func (a *Agent) do(ctx context.Context, op string, body []byte) (any, error) {
 		if err := json.Unmarshal(body, &req); err != nil {
 			return nil, err
 		}
-		return a.launch(ctx, req)
+		p, err := a.Launch(ctx, req.Spec, req.Record)
+		if err != nil {
+			return nil, err
+		}
+		return info(p), nil
 	case opAdopt:
 		var req idReq
 		if err := json.Unmarshal(body, &req); err != nil {
@@ -211,10 +215,7 @@ func (a *Agent) do(ctx context.Context, op string, body []byte) (any, error) {
 		if err := json.Unmarshal(body, &req); err != nil {
 			return nil, err
 		}
-		if a.Addresses == nil {
-			return nil, errors.New("this host holds no virtual IPs")
-		}
-		return struct{}{}, a.Addresses(req.Group, req.Addrs)
+		return struct{}{}, a.hold(req.Group, req.Addrs)
 	case opVolPrepare, opVolProbe, opVolMark:
 		var req volReq
 		if err := json.Unmarshal(body, &req); err != nil {
@@ -228,8 +229,8 @@ func (a *Agent) do(ctx context.Context, op string, body []byte) (any, error) {
 // volume prepares, probes or marks a local volume kept here.
 func (a *Agent) volume(op string, req volReq) (any, error) {
 	for _, n := range []string{req.Group, req.Name} {
-		if n == "" || n == "." || n == ".." || filepath.Base(n) != n {
-			return nil, fmt.Errorf("bad volume name %q", n)
+		if err := checkName(n); err != nil {
+			return nil, fmt.Errorf("volume: %w", err)
 		}
 	}
 	if !filepath.IsAbs(a.Volumes) {
@@ -247,28 +248,9 @@ func (a *Agent) volume(op string, req volReq) (any, error) {
 	}
 }
 
-// launch starts an instance here and keeps its record.
-func (a *Agent) launch(ctx context.Context, req launchReq) (procInfo, error) {
-	if err := a.keep(req.Record); err != nil {
-		return procInfo{}, err
-	}
-	req.Spec.Host = ""
-	p, err := a.Local.Launch(ctx, req.Spec)
-	if err != nil {
-		a.forget(req.Record.ID)
-		return procInfo{}, err
-	}
-	a.mu.Lock()
-	if a.procs == nil {
-		a.procs = map[string]provider.Process{}
-	}
-	a.procs[req.Spec.ID] = p
-	a.mu.Unlock()
-	return info(p), nil
-}
-
-// Launch is launch for this host's own leader (Client, without a network
-// hop).
+// Launch starts an instance here and keeps its record: for the leader's
+// request (over the peer endpoint) or for this host's own leader (Client,
+// without a network hop).
 func (a *Agent) Launch(ctx context.Context, spec provider.Spec, rec store.Instance) (provider.Process, error) {
 	if err := a.keep(rec); err != nil {
 		return nil, err
@@ -277,8 +259,35 @@ func (a *Agent) Launch(ctx context.Context, spec provider.Spec, rec store.Instan
 	p, err := a.Local.Launch(ctx, spec)
 	if err != nil {
 		a.forget(rec.ID)
+		return nil, err
 	}
-	return p, err
+	a.mu.Lock()
+	if a.procs == nil {
+		a.procs = map[string]provider.Process{}
+	}
+	a.procs[spec.ID] = p
+	a.mu.Unlock()
+	return p, nil
+}
+
+// hold holds group's virtual IPs here, or releases them (no addrs).
+func (a *Agent) hold(group string, addrs []string) error {
+	if err := checkName(group); err != nil {
+		return err
+	}
+	if a.Addresses == nil {
+		return errors.New("this host holds no virtual IPs")
+	}
+	return a.Addresses(group, addrs)
+}
+
+// checkName refuses a group or volume name that is not one path element
+// (the names become file names here).
+func checkName(n string) error {
+	if n == "" || n == "." || n == ".." || filepath.Base(n) != n {
+		return fmt.Errorf("bad name %q", n)
+	}
+	return nil
 }
 
 // proc is the instance's process: launched or adopted by this agent, or

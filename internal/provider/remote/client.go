@@ -263,10 +263,7 @@ func (c *Client) whileMember(ctx context.Context, host string, d time.Duration) 
 // HoldAddresses has host hold group's virtual IPs (none: release them).
 func (c *Client) HoldAddresses(ctx context.Context, host, group string, addrs []string) error {
 	if !c.remote(host) {
-		if c.Self.Addresses == nil {
-			return errors.New("this host holds no virtual IPs")
-		}
-		return c.Self.Addresses(group, addrs)
+		return c.Self.hold(group, addrs)
 	}
 	return c.call(ctx, host, opVIP, vipReq{Group: group, Addrs: addrs}, nil)
 }

@@ -12,7 +12,9 @@ command -v go >/dev/null || { echo "test.sh: Go is required (https://go.dev/dl)"
 # packages: prometheus (prometheus, promtool) and prometheus-alertmanager;
 # the pet's runbook uses curl; the dashboard's browser tests drive headless
 # Chromium (/usr/bin/chromium); the crash-recovery test runs PostgreSQL 15
-# (postgresql); the cluster's tests run etcd members (etcd-server).
+# (postgresql); the cluster's tests run etcd members (etcd-server); the
+# AWS endpoint's tests drive it with Debian's AWS CLI and boto3 (awscli,
+# python3-boto3).
 # Install them when they are missing and we may (root, or sudo without a
 # password); then the tests must not skip, so AUTOHEAL_REQUIRE_TOOLS=1 makes
 # a missing binary fail them. The tests start the binaries themselves and
@@ -24,8 +26,11 @@ have_tools() {
 		{ command -v prometheus-alertmanager >/dev/null 2>&1 || [ -x /usr/bin/prometheus-alertmanager ]; } &&
 		[ -x /usr/bin/chromium ] &&
 		[ -x /usr/lib/postgresql/15/bin/postgres ] &&
-		[ -x /usr/bin/etcd ]
+		[ -x /usr/bin/etcd ] &&
+		[ -x /usr/bin/aws ] &&
+		/usr/bin/python3 -c 'import boto3' >/dev/null 2>&1
 }
+packages="prometheus prometheus-alertmanager curl chromium postgresql etcd-server awscli python3-boto3"
 if ! have_tools; then
 	if [ "$(id -u)" -eq 0 ]; then
 		as_root=""
@@ -35,14 +40,14 @@ if ! have_tools; then
 		as_root="no"
 	fi
 	if [ "$as_root" = no ] || ! command -v apt-get >/dev/null 2>&1; then
-		echo "test.sh: prometheus/promtool/prometheus-alertmanager/chromium/postgresql/etcd missing and cannot install them (needs apt-get and root or sudo); their tests will skip" >&2
+		echo "test.sh: some of $packages missing and cannot install them (needs apt-get and root or sudo); their tests will skip" >&2
 	else
-		echo "test.sh: installing Debian packages prometheus prometheus-alertmanager curl chromium postgresql etcd-server (apt-get)"
+		echo "test.sh: installing Debian packages $packages (apt-get)"
 		if $as_root apt-get update -qq &&
-			$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager curl chromium postgresql etcd-server; then
-			echo "test.sh: installed prometheus prometheus-alertmanager curl chromium postgresql etcd-server"
+			$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $packages; then
+			echo "test.sh: installed $packages"
 		else
-			echo "test.sh: installing prometheus prometheus-alertmanager curl chromium postgresql etcd-server failed; their tests will skip" >&2
+			echo "test.sh: installing $packages failed; their tests will skip" >&2
 		fi
 	fi
 fi

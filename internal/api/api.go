@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/autoheal/autoheal/internal/api/wire"
+	"github.com/autoheal/autoheal/internal/awsid"
 	"github.com/autoheal/autoheal/internal/group"
 	"github.com/autoheal/autoheal/internal/nonce"
 	"github.com/autoheal/autoheal/internal/store"
@@ -181,9 +182,28 @@ func (h *Handler) version(w http.ResponseWriter, r *http.Request) {
 
 // statusBody is the body of GET /v1/status (wire.Status).
 type statusBody struct {
-	Groups    []group.Snapshot `json:"groups"`
-	Instances []store.Instance `json:"instances"`
-	State     *wire.StateDir   `json:"state,omitempty"`
+	Groups    []group.Snapshot       `json:"groups"`
+	Instances []store.Instance       `json:"instances"`
+	State     *wire.StateDir         `json:"state,omitempty"`
+	AWSIDs    map[string]wire.AWSIDs `json:"aws_ids,omitempty"`
+}
+
+// awsIDs are each group's AWS-shaped ids (docs/design.md §14).
+func awsIDs(groups []group.Snapshot, cfgOf func(string) Group) map[string]wire.AWSIDs {
+	out := map[string]wire.AWSIDs{}
+	for _, s := range groups {
+		ids := wire.AWSIDs{ARN: awsid.GroupARN(s.Name), Volumes: map[string]string{}, Addresses: map[string]string{}}
+		if g := cfgOf(s.Name); g != nil {
+			for _, v := range g.Config().Volumes {
+				ids.Volumes[v.Name] = awsid.Volume(s.Name, v.Name)
+			}
+			for _, a := range g.Config().Addresses {
+				ids.Addresses[a.Name] = awsid.Allocation(s.Name, a.Name)
+			}
+		}
+		out[s.Name] = ids
+	}
+	return out
 }
 
 // stateDir is the state dir's health as status reports it; nil without a
@@ -243,7 +263,8 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 			snaps[i].Instances = live
 		}
 	}
-	writeJSON(w, http.StatusOK, statusBody{Groups: snaps, Instances: h.instances(all), State: h.stateDir()})
+	writeJSON(w, http.StatusOK, statusBody{Groups: snaps, Instances: h.instances(all), State: h.stateDir(),
+		AWSIDs: awsIDs(snaps, func(name string) Group { return h.groups[name] })})
 }
 
 // journal returns the store, or an error answered 404 when the handler

@@ -223,6 +223,10 @@ func (h *Handler) authorize(r *http.Request) (principal, error) {
 // the credential, then the routes; every state-changing call that got
 // through is journaled.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.deps.AWS != nil && isAWS(r) {
+		h.serveAWS(w, r)
+		return
+	}
 	if err := h.guard(r); err != nil {
 		writeError(w, err)
 		return

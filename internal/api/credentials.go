@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -105,7 +106,7 @@ func LoadCredentials(stateDir string) (*Credentials, error) {
 // does not exist. Creation is exclusive (O_EXCL) so that two controllers
 // racing on a new state dir cannot each believe their own secret.
 func loadSecret(path string, gen func() ([]byte, error)) ([]byte, error) {
-	b, err := readPrivate(path)
+	b, err := ReadPrivate(path, 4096)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return b, err
 	}
@@ -115,7 +116,7 @@ func loadSecret(path string, gen func() ([]byte, error)) ([]byte, error) {
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		return readPrivate(path)
+		return ReadPrivate(path, 4096)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
@@ -134,9 +135,9 @@ func loadSecret(path string, gen func() ([]byte, error)) ([]byte, error) {
 	return secret, nil
 }
 
-// readPrivate reads a file that must be a regular file of this process's
-// user that nobody else may read or write.
-func readPrivate(path string) ([]byte, error) {
+// ReadPrivate reads a file of at most max bytes that must be a regular
+// file of this process's user that nobody else may read or write.
+func ReadPrivate(path string, max int) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, err
@@ -155,12 +156,14 @@ func readPrivate(path string) ([]byte, error) {
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("%s has mode %#o: others could read it; chmod 600 it (or remove it and restart)", path, perm)
 	}
-	b := make([]byte, 4096)
-	n, err := f.Read(b)
+	b, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	return b[:n], nil
+	if len(b) > max {
+		return nil, fmt.Errorf("%s is over %d bytes", path, max)
+	}
+	return b, nil
 }
 
 // AdminToken returns the local admin token.
@@ -229,4 +232,53 @@ func ReadTokenFile(path string) (string, error) {
 		return "", fmt.Errorf("%s does not hold an autoheal token", path)
 	}
 	return tok, nil
+}
+
+// InstanceAWSKeyPrefix starts the access key id of an instance's AWS
+// credentials: "ASIA" (AWS's prefix for temporary keys) and its id's 17
+// hex digits in capitals.
+const InstanceAWSKeyPrefix = "ASIA"
+
+// InstanceAWSKey returns an instance's AWS credentials, served by its
+// metadata service when its group has a role: an access key id that names
+// it, a secret derived from the instance key, and its credential as the
+// session token. Like the credential, nothing is stored.
+func (c *Credentials) InstanceAWSKey(id string) (keyID, secret, session string) {
+	m := hmac.New(sha256.New, c.key)
+	m.Write([]byte("autoheal instance aws secret v1\x00"))
+	m.Write([]byte(id))
+	return InstanceAWSKeyPrefix + strings.ToUpper(strings.TrimPrefix(id, "i-")),
+		base64.RawURLEncoding.EncodeToString(m.Sum(nil)), c.InstanceToken(id)
+}
+
+// InstanceOfAWSKey returns the instance an instance's access key id names
+// and that instance's credentials.
+func (c *Credentials) InstanceOfAWSKey(keyID string) (id, secret, session string, ok bool) {
+	hexID, found := strings.CutPrefix(keyID, InstanceAWSKeyPrefix)
+	if !found || len(hexID) != 17 || strings.ToUpper(hexID) != hexID {
+		return "", "", "", false
+	}
+	id = "i-" + strings.ToLower(hexID)
+	_, secret, session = c.InstanceAWSKey(id)
+	return id, secret, session, true
+}
+
+// IMDSKey is the path key of an instance's metadata service: whoever
+// knows it reads the instance's metadata (and, when its group has a role,
+// its AWS credentials), so it is handed to the instance only, in its
+// environment, and is not its API credential.
+func (c *Credentials) IMDSKey(id string) string {
+	m := hmac.New(sha256.New, c.key)
+	m.Write([]byte("autoheal instance metadata v1\x00"))
+	m.Write([]byte(id))
+	return id + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+}
+
+// InstanceOfIMDSKey returns the instance a metadata path key is for.
+func (c *Credentials) InstanceOfIMDSKey(key string) (string, bool) {
+	id, _, ok := strings.Cut(key, ".")
+	if !ok || subtle.ConstantTimeCompare([]byte(key), []byte(c.IMDSKey(id))) != 1 {
+		return "", false
+	}
+	return id, true
 }

@@ -135,6 +135,9 @@ type lbBalancer struct{ b *lb.Balancer }
 
 func (l lbBalancer) TargetGroups() []lb.Health { return l.b.TargetGroups() }
 
+// LoadBalancers passes the configuration through, for the AWS endpoint.
+func (l lbBalancer) LoadBalancers() []config.LoadBalancer { return l.b.LoadBalancers() }
+
 func (l lbBalancer) TargetGroup(name string) (TargetGroup, error) {
 	tg, err := l.b.TargetGroup(name)
 	if err != nil {
@@ -186,4 +189,7 @@ type Deps struct {
 	// PeerKey, on a cluster's leader, lets followers forward requests
 	// signed with it.
 	PeerKey []byte
+	// AWS, when set, serves the AWS-compatible endpoint and the
+	// instances' metadata service (aws.go).
+	AWS AWSEndpoint
 }

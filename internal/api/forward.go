@@ -52,14 +52,17 @@ const (
 
 // forwardClaim is what a follower vouches for.
 type forwardClaim struct {
-	Host   string `json:"host"`
-	Name   string `json:"name"`
-	Role   string `json:"role"`
-	Method string `json:"method"`
-	URI    string `json:"uri"`
-	Body   string `json:"body_sha256"`
-	Time   int64  `json:"time_ms"`
-	Nonce  string `json:"nonce"`
+	Host string `json:"host"`
+	Name string `json:"name"`
+	Role string `json:"role"`
+	// Instance is set for an instance's credential, whose calls stay
+	// bound to it on the leader.
+	Instance string `json:"instance,omitempty"`
+	Method   string `json:"method"`
+	URI      string `json:"uri"`
+	Body     string `json:"body_sha256"`
+	Time     int64  `json:"time_ms"`
+	Nonce    string `json:"nonce"`
 }
 
 func forwardMAC(key []byte, claim string) []byte {
@@ -93,7 +96,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, p principal) {
 	nonce := make([]byte, 16)
 	rand.Read(nonce)
 	sum := sha256.Sum256(body)
-	c, _ := json.Marshal(forwardClaim{Host: fw.Host, Name: p.name, Role: p.role, Method: r.Method, URI: r.URL.RequestURI(),
+	c, _ := json.Marshal(forwardClaim{Host: fw.Host, Name: p.name, Role: p.role, Instance: p.instance, Method: r.Method, URI: r.URL.RequestURI(),
 		Body: hex.EncodeToString(sum[:]), Time: time.Now().UnixMilli(), Nonce: hex.EncodeToString(nonce)})
 	claim := base64.RawURLEncoding.EncodeToString(c)
 	proxy := &httputil.ReverseProxy{
@@ -160,5 +163,5 @@ func (h *Handler) forwarded(r *http.Request, claim string) (principal, error) {
 	if roleRank[c.Role] == 0 {
 		return refused(fmt.Sprintf("role %q", c.Role))
 	}
-	return principal{name: c.Name + " via " + c.Host, role: c.Role}, nil
+	return principal{name: c.Name + " via " + c.Host, role: c.Role, instance: c.Instance}, nil
 }

@@ -26,6 +26,12 @@ type API struct {
 	// are refused (421), so that a web page on a name pointed at this host
 	// (DNS rebinding) reads nothing. Default none.
 	Hosts []string `yaml:"hosts"`
+	// AWSCredentialsFile names the access keys of the AWS-compatible
+	// endpoint (/aws on the API's listener): a file in the AWS CLI's
+	// credentials format, each profile with its autoheal_role, readable
+	// by the controller's user only (mode 0600). Relative to the config
+	// file. Without it the endpoint takes only instances' credentials.
+	AWSCredentialsFile string `yaml:"aws_credentials_file"`
 }
 
 // InstanceRoles are the roles a group may grant its instances

@@ -98,6 +98,7 @@ func (c *Config) setDefaults() {
 		c.Channels[i].setDefaults()
 	}
 	c.setAlarmDefaults()
+	c.API.AWSCredentialsFile = c.resolvePath(c.API.AWSCredentialsFile)
 	c.Alertmanager.setDefaults()
 	c.Cluster.setDefaults()
 	c.resolveClusterPaths()

@@ -218,16 +218,27 @@ func envName(s string) string {
 // of its environment comes from the config, as with systemd.
 var inheritedEnv = []string{"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL"}
 
-// spec builds the launch spec of an instance. tokens are the volumes'
-// fencing tokens (nil for scripts run outside a launch).
-func (g *Group) spec(in *instance, tokens map[string]int64) provider.Spec {
-	cfg := g.cfg
+// baseEnv is what an instance's environment starts with: what it
+// inherits from the controller, then the controller's variables for it
+// (InstanceEnv), both before launch.env, which may override them.
+func (g *Group) baseEnv(id string) []string {
 	env := []string{}
 	for _, k := range inheritedEnv {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}
 	}
+	if g.deps.InstanceEnv != nil {
+		env = append(env, g.deps.InstanceEnv(id)...)
+	}
+	return env
+}
+
+// spec builds the launch spec of an instance. tokens are the volumes'
+// fencing tokens (nil for scripts run outside a launch).
+func (g *Group) spec(in *instance, tokens map[string]int64) provider.Spec {
+	cfg := g.cfg
+	env := g.baseEnv(in.id)
 	keys := make([]string, 0, len(cfg.Launch.Env))
 	for k := range cfg.Launch.Env {
 		keys = append(keys, k)

@@ -57,6 +57,9 @@ type Deps struct {
 	// InstanceToken returns an instance's API credential, given to it as
 	// AUTOHEAL_INSTANCE_TOKEN. Optional.
 	InstanceToken func(id string) string
+	// InstanceEnv returns more of an instance's environment (NAME=value):
+	// the AWS endpoint's and metadata service's variables. Optional.
+	InstanceEnv func(id string) []string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// OnFatal is called when the journal cannot be written for a reason

@@ -309,7 +309,7 @@ func (g *Group) prepare(ctx context.Context, in *instance, spec provider.Spec) e
 		if err != nil {
 			return err
 		}
-		if !proceeds(s, ok) {
+		if !proceedsAfter(s, ok, state) {
 			g.abandon(in, abandonReason(s, state))
 			return errFailed
 		}
@@ -340,7 +340,7 @@ func (g *Group) runOnce(ctx context.Context, in *instance, spec provider.Spec, s
 		return false, "", err
 	}
 	crashpoint.Hit(s.Phase + ".script.started")
-	res, rerr := g.deps.Provider.Run(ctx, spec, s.Script, s.Timeout)
+	res, completed, rerr := g.runScript(ctx, in.id, spec, s)
 	if ctx.Err() != nil {
 		// Stopping: the script was cut short. It stays started, and the
 		// next controller settles it as after a crash.
@@ -357,6 +357,9 @@ func (g *Group) runOnce(ctx context.Context, in *instance, spec provider.Spec, s
 	if ok {
 		state = scriptOK
 	}
+	if completed != "" { // through the API (lifecycle_action.go)
+		state, ok = completed, succeeded(completed)
+	}
 	g.call(func() {
 		g.setScript(in.id, s.Key, state)
 		in.pending = append(in.pending, g.scriptEvent(in, s, res, rerr, state))
@@ -366,11 +369,13 @@ func (g *Group) runOnce(ctx context.Context, in *instance, spec provider.Spec, s
 
 // scriptEvent is the journal event of a script's outcome.
 func (g *Group) scriptEvent(in *instance, s script, res provider.Result, err error, state string) store.Event {
-	ok, lost := state == scriptOK, state == scriptLost
+	ok, lost := succeeded(state), state == scriptLost
 	var msg string
 	switch {
 	case lost:
 		msg = "interrupted by a controller restart: not run again"
+	case state == scriptContinued || state == scriptAbandoned:
+		msg = fmt.Sprintf("completed through the API with %s after %s", resultName(state), res.Duration.Round(time.Millisecond))
 	case s.Kind == kindHook && ok:
 		msg = fmt.Sprintf("succeeded in %s", res.Duration.Round(time.Millisecond))
 	case s.Kind == kindHook:
@@ -386,7 +391,7 @@ func (g *Group) scriptEvent(in *instance, s script, res provider.Result, err err
 		return g.event(in.id, "user_data "+msg,
 			event.InstanceUserData{ExitCode: res.ExitCode, TimedOut: res.TimedOut, OK: ok, Output: res.Output, Interrupted: lost})
 	}
-	if !ok {
+	if !ok && state != scriptAbandoned {
 		msg += ": default_result " + s.DefaultResult
 	}
 	return g.event(in.id, fmt.Sprintf("%s hook %s %s", s.Phase, s.Name, msg),

@@ -50,6 +50,11 @@ const (
 	// scriptLost: started by a controller that died before recording its
 	// outcome; settled as a failure.
 	scriptLost = "lost"
+	// scriptContinued and scriptAbandoned: a hook ended through the API
+	// (CompleteLifecycleAction, lifecycle_action.go) with CONTINUE or
+	// ABANDON, its script stopped.
+	scriptContinued = "continue"
+	scriptAbandoned = "abandon"
 )
 
 // launchScripts are a launch's scripts in the order they run. A volume
@@ -116,13 +121,14 @@ func resumeScript(state string) scriptAct {
 }
 
 // succeeded is the outcome a recorded state stands for.
-func succeeded(state string) bool { return state == scriptOK }
+func succeeded(state string) bool { return state == scriptOK || state == scriptContinued }
 
 // proceeds reports whether the launch or termination goes on after s ended
 // (ok false: failed, timed out, or lost). Terminate hooks always go on: the
 // instance is going away whatever they say. A launch hook goes on when it
 // succeeded or its default_result is continue; user_data and volume init
-// only when they succeeded.
+// only when they succeeded. (A launch hook abandoned through the API does
+// not go on whatever its default_result: see proceedsAfter.)
 func proceeds(s script, ok bool) bool {
 	switch {
 	case ok, s.Phase == "terminate":
@@ -133,6 +139,16 @@ func proceeds(s script, ok bool) bool {
 	return false
 }
 
+// proceedsAfter is proceeds for a script that ended in state: a launch
+// hook abandoned through the API (CompleteLifecycleAction ABANDON) stops
+// the launch whatever its default_result.
+func proceedsAfter(s script, ok bool, state string) bool {
+	if state == scriptAbandoned && s.Phase != "terminate" {
+		return false
+	}
+	return proceeds(s, ok)
+}
+
 // abandonReason says why a launch stops at s.
 func abandonReason(s script, state string) string {
 	what := map[string]string{
@@ -140,8 +156,11 @@ func abandonReason(s script, state string) string {
 		kindUserData: "user_data",
 		kindHook:     fmt.Sprintf("%s hook %s", s.Phase, s.Name),
 	}[s.Kind]
-	if state == scriptLost {
+	switch state {
+	case scriptLost:
 		return what + " interrupted by a controller restart"
+	case scriptAbandoned:
+		return what + " abandoned through the API (CompleteLifecycleAction ABANDON)"
 	}
 	return what + " failed"
 }

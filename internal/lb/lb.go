@@ -32,7 +32,13 @@ type Balancer struct {
 	members map[string][]membership
 	mu      sync.Mutex
 	closed  bool
+	// configs are the load balancers as configured.
+	configs []config.LoadBalancer
 }
+
+// LoadBalancers returns the load balancers as configured (the AWS
+// endpoint's DescribeTargetGroups shows their settings).
+func (b *Balancer) LoadBalancers() []config.LoadBalancer { return b.configs }
 
 type membership struct {
 	tg     *TargetGroup
@@ -47,7 +53,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Balancer, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	b := &Balancer{log: log, groups: map[string]*TargetGroup{}, members: map[string][]membership{}}
+	b := &Balancer{log: log, groups: map[string]*TargetGroup{}, members: map[string][]membership{}, configs: cfg.LoadBalancers}
 	for _, lbc := range cfg.LoadBalancers {
 		for _, tgc := range lbc.TargetGroups {
 			tg := newTargetGroup(tgc, log.With("load_balancer", lbc.Name))

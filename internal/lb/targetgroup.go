@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/awsid"
 	"github.com/autoheal/autoheal/internal/config"
 )
 
@@ -544,7 +545,9 @@ type TargetHealth struct {
 
 // Health is a target group's targets and metrics.
 type Health struct {
-	Name      string          `json:"name"`
+	Name string `json:"name"`
+	// ARN is the target group's AWS-shaped ARN (docs/design.md §14).
+	ARN       string          `json:"arn"`
 	Protocol  string          `json:"protocol"`
 	Algorithm string          `json:"algorithm"`
 	Targets   []TargetHealth  `json:"targets"`
@@ -553,7 +556,7 @@ type Health struct {
 
 // Health returns the targets' states and the target group's metrics.
 func (tg *TargetGroup) Health() Health {
-	h := Health{Name: tg.cfg.Name, Protocol: tg.cfg.Protocol, Algorithm: tg.cfg.Algorithm, Targets: []TargetHealth{}}
+	h := Health{Name: tg.cfg.Name, ARN: awsid.TargetGroupARN(tg.cfg.Name), Protocol: tg.cfg.Protocol, Algorithm: tg.cfg.Algorithm, Targets: []TargetHealth{}}
 	healthy, unhealthy := 0, 0
 	tg.mu.Lock()
 	for _, t := range tg.targets {

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/autoheal/autoheal/internal/awsid"
 )
 
 // SSM's form of the API actions (aws:executeAwsApi,
@@ -157,23 +159,14 @@ func (sc *stepScope) targets(n *node) {
 // (arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID), or
 // the name itself.
 func targetGroupName(arn string) (string, error) {
-	if !strings.HasPrefix(arn, "arn:") {
-		if arn == "" {
-			return "", fmt.Errorf("TargetGroupArn is empty")
-		}
-		return arn, nil
+	if arn == "" {
+		return "", fmt.Errorf("TargetGroupArn is empty")
 	}
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) != 6 || parts[2] != "elasticloadbalancing" || !strings.HasPrefix(parts[5], "targetgroup/") {
-		return "", fmt.Errorf("TargetGroupArn %q is not a target group's ARN (arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID)", arn)
+	name, err := awsid.TargetGroupName(arn)
+	if err != nil {
+		return "", fmt.Errorf("TargetGroupArn: %w", err)
 	}
-	name, _, _ := strings.Cut(strings.TrimPrefix(parts[5], "targetgroup/"), "/")
 	return name, nil
-}
-
-// targetGroupARN is the ARN autoheal shows for a target group.
-func targetGroupARN(name string) string {
-	return "arn:aws:elasticloadbalancing:local:000000000000:targetgroup/" + name + "/autoheal"
 }
 
 // targetIDs are the Ids of an ELBv2 Targets input.
@@ -264,8 +257,9 @@ func targetHealthDescriptions(payload any, ids []string) map[string]any {
 	for _, id := range ids {
 		i := slices.IndexFunc(all, func(t th) bool { return t.id == id })
 		if i < 0 {
+			nr := awsid.TargetNotRegistered()
 			out = append(out, map[string]any{"Target": map[string]any{"Id": id},
-				"TargetHealth": map[string]any{"State": "unused", "Reason": "Target.NotRegistered", "Description": "Target is not registered to the target group"}})
+				"TargetHealth": map[string]any{"State": nr.State, "Reason": nr.Reason, "Description": nr.Description}})
 			continue
 		}
 		out = append(out, describe(all[i]))
@@ -287,7 +281,7 @@ func (e *Engine) describeTargetGroups(ctx context.Context) (any, error) {
 	for _, t := range l {
 		tm, _ := t.(map[string]any)
 		name := stringOf(tm["name"])
-		out = append(out, map[string]any{"TargetGroupName": name, "TargetGroupArn": targetGroupARN(name),
+		out = append(out, map[string]any{"TargetGroupName": name, "TargetGroupArn": awsid.TargetGroupARN(name),
 			"Protocol": strings.ToUpper(stringOf(tm["protocol"]))})
 	}
 	return map[string]any{"TargetGroups": out}, nil

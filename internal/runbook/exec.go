@@ -259,9 +259,15 @@ func (e *Engine) start(ctx context.Context, id, document string, params map[stri
 	if err != nil {
 		return err
 	}
+	return e.startDoc(ctx, id, doc, params, origin, parent)
+}
+
+// startDoc starts an execution of doc, found by name or built in code
+// (command.go).
+func (e *Engine) startDoc(ctx context.Context, id string, doc *Document, params map[string]string, origin, parent string) error {
 	values, err := doc.Bind(params)
 	if err != nil {
-		return fmt.Errorf("%w: document %s: %v", ErrInvalid, document, err)
+		return fmt.Errorf("%w: document %s: %v", ErrInvalid, doc.Name, err)
 	}
 	ex := &Execution{
 		ID: id, Document: doc.Name, Parameters: values, Status: StatusInProgress,

@@ -230,6 +230,7 @@ func (c *controller) buildGroups() error {
 				return c.apiURL + "/v1/instances/" + id + "/metadata"
 			},
 			InstanceToken: c.creds.InstanceToken,
+			InstanceEnv:   c.awsEnv,
 			OnFatal:       c.fatal,
 			OnChange: func(s group.Snapshot) {
 				members := make([]lb.Member, len(s.Serving))
@@ -448,6 +449,9 @@ func (c *controller) buildAPI() error {
 	if c.opts.lead != nil {
 		// The followers' APIs forward here, through the peer endpoint.
 		deps.PeerKey = c.opts.lead.peerKey
+	}
+	if err := c.buildAWS(&deps); err != nil {
+		return err
 	}
 	c.api = api.New(deps)
 	if c.opts.lead != nil && c.opts.lead.serveAPI != nil {

@@ -393,6 +393,11 @@ func (e *env) live() []wire.Instance {
 func (e *env) waitInService(n int, timeout time.Duration) []wire.Instance {
 	e.t.Helper()
 	var got []wire.Instance
+	e.t.Cleanup(func() {
+		if e.t.Failed() && len(got) != n {
+			e.t.Logf("events:\n%s", e.dumpEvents())
+		}
+	})
 	waitFor(e.t, timeout, fmt.Sprintf("%d InService instance(s)", n), func() bool {
 		got = got[:0]
 		for _, in := range e.live() {
@@ -414,6 +419,10 @@ func (e *env) dumpEvents() string {
 	var b strings.Builder
 	for _, ev := range e.events() {
 		fmt.Fprintf(&b, "%s %-20s %s %s\n", ev.Time.Format("15:04:05.000"), ev.Type, ev.Instance, ev.Message)
+		if ev.Type == "instance.user_data" || ev.Type == "instance.hook" {
+			// What the script said is what explains it.
+			fmt.Fprintf(&b, "    %+v\n", ev.Data)
+		}
 	}
 	return b.String()
 }

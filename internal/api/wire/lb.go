@@ -4,7 +4,9 @@ import "time"
 
 // TargetGroup is a target group's targets and metrics.
 type TargetGroup struct {
-	Name      string    `json:"name"`
+	Name string `json:"name"`
+	// ARN is its AWS-shaped ARN, as the AWS endpoint names it.
+	ARN       string    `json:"arn,omitempty"`
 	Protocol  string    `json:"protocol"`
 	Algorithm string    `json:"algorithm"`
 	Targets   []Target  `json:"targets"`

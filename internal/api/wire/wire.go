@@ -30,6 +30,17 @@ type Status struct {
 	// State is whether the state dir takes writes; absent from a
 	// controller that does not say.
 	State *StateDir `json:"state,omitempty"`
+	// AWSIDs are the AWS-shaped ids of each group's objects, as the AWS
+	// endpoint names them.
+	AWSIDs map[string]AWSIDs `json:"aws_ids,omitempty"`
+}
+
+// AWSIDs are one group's AWS-shaped ids: its Auto Scaling group ARN, and
+// its volumes' and addresses' ids by name.
+type AWSIDs struct {
+	ARN       string            `json:"arn"`
+	Volumes   map[string]string `json:"volumes,omitempty"`
+	Addresses map[string]string `json:"addresses,omitempty"`
 }
 
 // StateDir says whether the controller's state dir takes writes. While it

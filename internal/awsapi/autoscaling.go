@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"sort"
@@ -63,7 +64,7 @@ type asgLaunchTemplate struct {
 // after the group.
 func asgLaunchTemplateOf(name string) *asgLaunchTemplate {
 	return &asgLaunchTemplate{
-		LaunchTemplateID:   "lt-" + strings.TrimPrefix(awsid.Volume(name, "launch-template"), "vol-"),
+		LaunchTemplateID:   awsid.LaunchTemplate(name),
 		LaunchTemplateName: name, Version: "$Default",
 	}
 }
@@ -235,7 +236,7 @@ func (h *Handler) asgGroupOf(ctx context.Context, g api.Group) asgGroup {
 			out.Instances.Member = append(out.Instances.Member, ai)
 		}
 	}
-	for _, k := range sortedKeys(cfg.Tags) {
+	for _, k := range slices.Sorted(maps.Keys(cfg.Tags)) {
 		out.Tags.Member = append(out.Tags.Member, asgTag{ResourceID: g.Name(), ResourceType: "auto-scaling-group", Key: k, Value: cfg.Tags[k], PropagateAtLaunch: true})
 	}
 	return out
@@ -324,9 +325,7 @@ func (h *Handler) asgNamedGroup(p url.Values) (api.Group, error) {
 // for an instance it does not manage.
 func (h *Handler) asgInstanceGroup(id string) (api.Group, error) {
 	if g, ok := h.groupOf(id); ok {
-		if in, _ := g.Instance(id); in.State != group.Terminated {
-			return g, nil
-		}
+		return g, nil
 	}
 	return nil, invalid("ValidationError", "Instance Id not found - No managed instance found for instance ID: %s", id)
 }
@@ -343,8 +342,6 @@ func asgError(err error) error {
 		return invalid("ValidationError", "%s", strings.TrimPrefix(err.Error(), group.ErrInvalid.Error()+": "))
 	case errors.Is(err, group.ErrNotFound):
 		return invalid("ValidationError", "%s", err.Error())
-	case errors.Is(err, context.Canceled):
-		return &apiError{Status: 503, Code: "ServiceUnavailable", Msg: "the group is stopping: " + err.Error()}
 	}
 	return err
 }
@@ -395,9 +392,9 @@ func asgFiltersMatch(filters []url.Values, cfg config.Group) (bool, error) {
 				have = []string{v}
 			}
 		case name == "tag-key":
-			have = sortedKeys(cfg.Tags)
+			have = slices.Sorted(maps.Keys(cfg.Tags))
 		case name == "tag-value":
-			for _, k := range sortedKeys(cfg.Tags) {
+			for _, k := range slices.Sorted(maps.Keys(cfg.Tags)) {
 				have = append(have, cfg.Tags[k])
 			}
 		default:

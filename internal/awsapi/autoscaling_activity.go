@@ -1,8 +1,6 @@
 package awsapi
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"sort"
@@ -54,9 +52,7 @@ const activityDetails = `{"Availability Zone":"` + awsid.Zone + `"}`
 // launched and terminated once (seq 0), restarted in place at the event
 // seq.
 func activityID(grp, instance, kind string, seq int64) string {
-	sum := sha256.Sum256([]byte(strings.Join([]string{"activity", grp, instance, kind, strconv.FormatInt(seq, 10)}, "\x00")))
-	x := hex.EncodeToString(sum[:16])
-	return x[:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:]
+	return awsid.StableUUID("activity", grp, instance, kind, strconv.FormatInt(seq, 10))
 }
 
 // activityProgress is an in-progress activity's progress by the state its

@@ -1,6 +1,7 @@
 package awsapi
 
 import (
+	"maps"
 	"net/url"
 	"slices"
 	"sort"
@@ -120,24 +121,15 @@ func instanceIP(g api.Group, id string) string {
 func ec2InstanceOf(r instanceRef) ec2Instance {
 	cfg := r.group.Config()
 	tags := []ec2Tag{{"aws:autoscaling:groupName", cfg.Name}}
-	for _, k := range sortedKeys(cfg.Tags) {
+	for _, k := range slices.Sorted(maps.Keys(cfg.Tags)) {
 		tags = append(tags, ec2Tag{k, cfg.Tags[k]})
 	}
 	return ec2Instance{
-		InstanceID: r.in.ID, ImageID: "ami-" + strings.TrimPrefix(awsid.Volume(cfg.Name, "image"), "vol-"),
+		InstanceID: r.in.ID, ImageID: awsid.Image(cfg.Name),
 		State: ec2StateOf(r.in.State), InstanceType: "autoheal.process",
 		LaunchTime: r.in.LaunchedAt.UTC().Format(time.RFC3339), AvailabilityZone: awsid.Zone,
 		PrivateIP: instanceIP(r.group, r.in.ID), Tags: tags,
 	}
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // selectInstances applies InstanceId.N and the filters EC2 scripts use:
@@ -242,7 +234,7 @@ func (h *Handler) describeInstances(c *call) (any, error) {
 			i = len(res.Reservations)
 			byGroup[r.group.Name()] = i
 			res.Reservations = append(res.Reservations, ec2Reservation{
-				ReservationID: "r-" + strings.TrimPrefix(awsid.Volume(r.group.Name(), "reservation"), "vol-"), OwnerID: awsid.Account})
+				ReservationID: awsid.Reservation(r.group.Name()), OwnerID: awsid.Account})
 		}
 		res.Reservations[i].Instances = append(res.Reservations[i].Instances, ec2InstanceOf(r))
 	}

@@ -3,22 +3,24 @@ package awsapi
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/autoheal/autoheal/internal/api"
+	"github.com/autoheal/autoheal/internal/awsid"
 	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/event"
+	"github.com/autoheal/autoheal/internal/group"
 	"github.com/autoheal/autoheal/internal/store"
 )
 
@@ -150,18 +152,17 @@ func (h *Handler) Authenticate(w http.ResponseWriter, r *http.Request) (api.Call
 	if strings.HasPrefix(r.URL.Path, api.IMDSPrefix) {
 		return h.imdsCaller(w, r)
 	}
-	svc := serviceOf(r, "")
 	body, berr := readBody(r)
 	if berr != nil {
-		h.writeError(w, svc, berr)
+		h.writeError(w, serviceOf(r, "", nil), berr)
 		return api.Caller{}, false
 	}
 	a, aerr := parseAuthorization(r.Header.Get("Authorization"))
+	svc := serviceOf(r, a.Service, body)
 	if aerr != nil {
 		h.writeError(w, svc, &apiError{Status: http.StatusForbidden, Code: aerr.Code, Msg: aerr.Msg})
 		return api.Caller{}, false
 	}
-	svc = serviceOf(r, a.Service)
 	c, err := h.authenticate(r, a, body)
 	if err != nil {
 		h.writeError(w, svc, err)
@@ -219,7 +220,7 @@ func (h *Handler) instanceKey(keyID string) (id, secret, session string, ok bool
 // groupOf returns the group of a live instance.
 func (h *Handler) groupOf(id string) (api.Group, bool) {
 	for _, g := range h.groups {
-		if in, ok := g.Instance(id); ok && in.State != "Terminated" {
+		if in, ok := g.Instance(id); ok && in.State != group.Terminated {
 			return g, true
 		}
 	}
@@ -228,8 +229,10 @@ func (h *Handler) groupOf(id string) (api.Group, bool) {
 
 // serviceOf returns the service a request is for: the credential scope's
 // when given, else the one the request's protocol names (the leader
-// serving a follower's forwarded call sees no Authorization).
-func serviceOf(r *http.Request, scope string) *service {
+// serving a follower's forwarded call sees no Authorization): the JSON
+// protocol's X-Amz-Target, the Query protocol's Version in body (or the
+// URL's query).
+func serviceOf(r *http.Request, scope string, body []byte) *service {
 	if s, ok := serviceTable[scope]; ok {
 		return s
 	}
@@ -241,15 +244,13 @@ func serviceOf(r *http.Request, scope string) *service {
 			}
 		}
 	}
-	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/x-www-form-urlencoded") && r.Body != nil {
-		// The Version parameter, read without consuming the body.
-		if b, err := readBody(r); err == nil {
-			v, _ := url.ParseQuery(string(b))
-			for _, s := range serviceTable {
-				if s.version != "" && s.version == v.Get("Version") {
-					return s
-				}
-			}
+	version := r.URL.Query().Get("Version")
+	if v, err := url.ParseQuery(string(body)); err == nil && v.Get("Version") != "" {
+		version = v.Get("Version")
+	}
+	for _, s := range serviceTable {
+		if s.version != "" && s.version == version {
+			return s
 		}
 	}
 	return nil
@@ -261,12 +262,12 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, c api.Caller) {
 		h.serveIMDS(w, r, c)
 		return
 	}
-	svc := serviceOf(r, scopeService(r))
+	body, berr := readBody(r)
+	svc := serviceOf(r, scopeService(r), body)
 	if svc == nil {
 		h.writeError(w, nil, invalid("UnknownService", "the request names no service of this endpoint: sign it for ec2, autoscaling, elasticloadbalancing, monitoring or ssm"))
 		return
 	}
-	body, berr := readBody(r)
 	if berr != nil {
 		h.writeError(w, svc, berr)
 		return
@@ -331,22 +332,23 @@ func scopeService(r *http.Request) string {
 	return a.Service
 }
 
-// asAPIError maps autoheal's errors to AWS's.
+// asAPIError maps autoheal's errors to AWS's: an action's own, and
+// what any action may meet (a controller stopping, a state dir that takes
+// no writes: nothing was done, try again) as AWS's ServiceUnavailable.
 func asAPIError(err error) *apiError {
-	if e, ok := err.(*apiError); ok {
+	var e *apiError
+	switch {
+	case errors.As(err, &e):
 		return e
+	case errors.Is(err, context.Canceled):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Msg: "the controller is stopping: " + err.Error()}
+	case errors.Is(err, store.ErrNotWritable):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Msg: "nothing was done: " + err.Error()}
 	}
 	return &apiError{Status: http.StatusInternalServerError, Code: "InternalFailure", Msg: err.Error()}
 }
 
-func actionNames(s *service) []string {
-	var names []string
-	for n := range s.actions {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func actionNames(s *service) []string { return slices.Sorted(maps.Keys(s.actions)) }
 
 // ec2Result is embedded first in EC2's results: EC2 puts the request id
 // among the result's own fields, in the response element.
@@ -356,13 +358,8 @@ type ec2Result struct {
 
 func (r *ec2Result) setRequestID(id string) { r.RequestID = id }
 
-// requestID is a fresh request id, UUID-shaped like AWS's.
-func requestID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	x := hex.EncodeToString(b)
-	return x[:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:]
-}
+// requestID is a fresh request id, a UUID like AWS's.
+func requestID() string { return awsid.NewUUID() }
 
 // write answers a result in the service's protocol.
 func (h *Handler) write(w http.ResponseWriter, svc *service, action string, out any) {

@@ -134,3 +134,31 @@ func TestEndpointAuthentication(t *testing.T) {
 		})
 	}
 }
+
+// A follower's forwarded call reaches the leader without its
+// Authorization: the protocol names the service.
+func TestServiceOf(t *testing.T) {
+	cases := []struct {
+		name, scope, target, url, body, want string
+	}{
+		{"the scope", "monitoring", "", "/aws", "Action=DescribeInstances&Version=2016-11-15", "monitoring"},
+		{"JSON's target", "", "AmazonSSM.GetParameter", "/aws", `{"Name":"x"}`, "ssm"},
+		{"the body's Version", "", "", "/aws", "Action=DescribeAutoScalingGroups&Version=2011-01-01", "autoscaling"},
+		{"the URL's Version", "", "", "/aws?Action=DescribeTargetGroups&Version=2015-12-01", "", "elasticloadbalancing"},
+		{"nothing", "", "", "/aws", "Action=X", ""},
+		{"an unknown Version", "", "", "/aws", "Action=X&Version=1999-01-01", ""},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest(http.MethodPost, c.url, nil)
+		if c.target != "" {
+			r.Header.Set("X-Amz-Target", c.target)
+		}
+		got := ""
+		if s := serviceOf(r, c.scope, []byte(c.body)); s != nil {
+			got = s.name
+		}
+		if got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}

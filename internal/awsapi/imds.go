@@ -7,7 +7,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -158,7 +160,7 @@ func (h *Handler) metadata(c api.Caller, path string) (string, string, bool) {
 		"/latest/dynamic":                   {"instance-identity/"},
 		"/latest/dynamic/instance-identity": {"document"},
 	}
-	for _, k := range sortedKeys(cfg.Tags) {
+	for _, k := range slices.Sorted(maps.Keys(cfg.Tags)) {
 		text["/latest/meta-data/tags/instance/"+k] = cfg.Tags[k]
 		dirs["/latest/meta-data/tags/instance"] = append(dirs["/latest/meta-data/tags/instance"], k)
 	}

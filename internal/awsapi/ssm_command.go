@@ -2,8 +2,6 @@ package awsapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/awsid"
 	"github.com/autoheal/autoheal/internal/runbook"
 	"github.com/autoheal/autoheal/internal/store"
 )
@@ -87,14 +86,7 @@ type ssmCommand struct {
 }
 
 // newCommandID is a CommandId: a random UUID, as AWS's.
-func newCommandID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	x := hex.EncodeToString(b)
-	return x[:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:]
-}
+func newCommandID() string { return awsid.NewUUID() }
 
 var commandIDRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 

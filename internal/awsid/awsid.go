@@ -6,6 +6,7 @@
 package awsid
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -30,6 +31,17 @@ func digest(n int, parts ...string) string {
 // Volume is the id of a group's volume: vol- and 17 hex digits.
 func Volume(group, volume string) string { return "vol-" + digest(17, "volume", group, volume) }
 
+// Image is the image id (ami- and 17 hex digits) a group's instances show:
+// its launch template's.
+func Image(group string) string { return "ami-" + digest(17, "image", group) }
+
+// Reservation is the reservation id (r-) a group's instances are in, as
+// an Auto Scaling group's launches.
+func Reservation(group string) string { return "r-" + digest(17, "reservation", group) }
+
+// LaunchTemplate is a group's launch template id (lt-).
+func LaunchTemplate(group string) string { return "lt-" + digest(17, "launch-template", group) }
+
 // Allocation is the allocation id of a group's address: eipalloc- and
 // 17 hex digits.
 func Allocation(group, address string) string {
@@ -41,11 +53,28 @@ func Association(allocation, instance string) string {
 	return "eipassoc-" + digest(17, "association", allocation, instance)
 }
 
+// uuid formats 32 hex digits as a UUID (8-4-4-4-12).
+func uuid(x string) string {
+	return x[:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
+}
+
+// NewUUID is a random (version 4) UUID: AWS's request ids, command ids
+// and lifecycle action tokens.
+func NewUUID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return uuid(hex.EncodeToString(b))
+}
+
+// StableUUID is a UUID-shaped id derived from what names an object: the
+// same parts, the same id.
+func StableUUID(parts ...string) string { return uuid(digest(32, parts...)) }
+
 // GroupARN is an instance group's Auto Scaling group ARN.
 func GroupARN(group string) string {
-	d := digest(32, "group", group)
-	uuid := d[:8] + "-" + d[8:12] + "-" + d[12:16] + "-" + d[16:20] + "-" + d[20:32]
-	return fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:%s:autoScalingGroupName/%s", Region, Account, uuid, group)
+	return fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:%s:autoScalingGroupName/%s", Region, Account, StableUUID("group", group), group)
 }
 
 // TargetGroupARN is a target group's ARN.

@@ -2,13 +2,12 @@ package group
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/awsid"
 	"github.com/autoheal/autoheal/internal/provider"
 )
 
@@ -150,12 +149,7 @@ func (g *Group) runScript(ctx context.Context, id string, spec provider.Spec, s 
 	return res, "", err
 }
 
-func newToken() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	x := hex.EncodeToString(b)
-	return x[:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:]
-}
+func newToken() string { return awsid.NewUUID() }
 
 // resultName is the API's name of a completed action's ledger state.
 func resultName(state string) string {

@@ -18,6 +18,7 @@ import (
 	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/group"
 	"github.com/autoheal/autoheal/internal/lb"
+	"github.com/autoheal/autoheal/internal/maintenance"
 	"github.com/autoheal/autoheal/internal/store"
 )
 
@@ -37,14 +38,6 @@ var autoscalingActions = map[string]action{
 	"RecordLifecycleActionHeartbeat":      {need: config.RoleOperator, run: (*Handler).recordLifecycleActionHeartbeat},
 	"PutScheduledUpdateGroupAction":       {need: config.RoleOperator, run: (*Handler).putScheduledUpdateGroupAction},
 }
-
-// asgList is a Query protocol list: <Name><member>...</member></Name>,
-// written even when empty so that SDKs show an empty list, as AWS's.
-type asgList[T any] struct {
-	Member []T `xml:"member"`
-}
-
-func asgListOf[T any](v []T) asgList[T] { return asgList[T]{Member: v} }
 
 // asgTime is how Auto Scaling writes a time.
 func asgTime(t time.Time) string {
@@ -90,37 +83,37 @@ type asgTag struct {
 }
 
 type asgGroup struct {
-	AutoScalingGroupName             string               `xml:"AutoScalingGroupName"`
-	AutoScalingGroupARN              string               `xml:"AutoScalingGroupARN"`
-	LaunchTemplate                   *asgLaunchTemplate   `xml:"LaunchTemplate"`
-	MinSize                          int                  `xml:"MinSize"`
-	MaxSize                          int                  `xml:"MaxSize"`
-	DesiredCapacity                  int                  `xml:"DesiredCapacity"`
-	DefaultCooldown                  int                  `xml:"DefaultCooldown"`
-	AvailabilityZones                asgList[string]      `xml:"AvailabilityZones"`
-	LoadBalancerNames                asgList[string]      `xml:"LoadBalancerNames"`
-	TargetGroupARNs                  asgList[string]      `xml:"TargetGroupARNs"`
-	HealthCheckType                  string               `xml:"HealthCheckType"`
-	HealthCheckGracePeriod           int                  `xml:"HealthCheckGracePeriod"`
-	Instances                        asgList[asgInstance] `xml:"Instances"`
-	CreatedTime                      string               `xml:"CreatedTime,omitempty"`
-	SuspendedProcesses               asgList[string]      `xml:"SuspendedProcesses"`
-	VPCZoneIdentifier                string               `xml:"VPCZoneIdentifier"`
-	EnabledMetrics                   asgList[string]      `xml:"EnabledMetrics"`
-	Tags                             asgList[asgTag]      `xml:"Tags"`
-	TerminationPolicies              asgList[string]      `xml:"TerminationPolicies"`
-	NewInstancesProtectedFromScaleIn bool                 `xml:"NewInstancesProtectedFromScaleIn"`
-	CapacityRebalance                bool                 `xml:"CapacityRebalance"`
+	AutoScalingGroupName             string                 `xml:"AutoScalingGroupName"`
+	AutoScalingGroupARN              string                 `xml:"AutoScalingGroupARN"`
+	LaunchTemplate                   *asgLaunchTemplate     `xml:"LaunchTemplate"`
+	MinSize                          int                    `xml:"MinSize"`
+	MaxSize                          int                    `xml:"MaxSize"`
+	DesiredCapacity                  int                    `xml:"DesiredCapacity"`
+	DefaultCooldown                  int                    `xml:"DefaultCooldown"`
+	AvailabilityZones                queryList[string]      `xml:"AvailabilityZones"`
+	LoadBalancerNames                queryList[string]      `xml:"LoadBalancerNames"`
+	TargetGroupARNs                  queryList[string]      `xml:"TargetGroupARNs"`
+	HealthCheckType                  string                 `xml:"HealthCheckType"`
+	HealthCheckGracePeriod           int                    `xml:"HealthCheckGracePeriod"`
+	Instances                        queryList[asgInstance] `xml:"Instances"`
+	CreatedTime                      string                 `xml:"CreatedTime,omitempty"`
+	SuspendedProcesses               queryList[string]      `xml:"SuspendedProcesses"`
+	VPCZoneIdentifier                string                 `xml:"VPCZoneIdentifier"`
+	EnabledMetrics                   queryList[string]      `xml:"EnabledMetrics"`
+	Tags                             queryList[asgTag]      `xml:"Tags"`
+	TerminationPolicies              queryList[string]      `xml:"TerminationPolicies"`
+	NewInstancesProtectedFromScaleIn bool                   `xml:"NewInstancesProtectedFromScaleIn"`
+	CapacityRebalance                bool                   `xml:"CapacityRebalance"`
 }
 
 type describeAutoScalingGroupsResult struct {
-	AutoScalingGroups asgList[asgGroup] `xml:"AutoScalingGroups"`
-	NextToken         string            `xml:"NextToken,omitempty"`
+	AutoScalingGroups queryList[asgGroup] `xml:"AutoScalingGroups"`
+	NextToken         string              `xml:"NextToken,omitempty"`
 }
 
 type describeAutoScalingInstancesResult struct {
-	AutoScalingInstances asgList[asgInstance] `xml:"AutoScalingInstances"`
-	NextToken            string               `xml:"NextToken,omitempty"`
+	AutoScalingInstances queryList[asgInstance] `xml:"AutoScalingInstances"`
+	NextToken            string                 `xml:"NextToken,omitempty"`
 }
 
 // asgEmpty is the empty result of an action whose response has a result
@@ -189,12 +182,22 @@ func asgHealthCheckType(cfg config.Group) string {
 	return "EC2"
 }
 
-// asgTargetGroups are the target groups that register the group's
-// instances, as their ARNs. The load balancer's view is what tells them: a
-// target group is listed while it has one of the group's instances as a
-// target (registered, or draining).
+// asgTargetGroups are the target groups that take the group's instances,
+// as their ARNs: from the load balancers' config (target_groups[].groups),
+// or, from a balancer that does not tell it, those that have one of the
+// group's instances as a target.
 func (h *Handler) asgTargetGroups(name string) []string {
-	var out []string
+	out := []string{}
+	if src, ok := h.deps.Balancer.(loadBalancerConfigs); ok {
+		for _, l := range src.LoadBalancers() {
+			for _, tg := range l.TargetGroups {
+				if slices.ContainsFunc(tg.Groups, func(m config.TargetGroupMember) bool { return m.Group == name }) {
+					out = append(out, awsid.TargetGroupARN(tg.Name))
+				}
+			}
+		}
+		return out
+	}
 	if h.deps.Balancer == nil {
 		return out
 	}
@@ -225,11 +228,11 @@ func (h *Handler) asgGroupOf(ctx context.Context, g api.Group) asgGroup {
 		LaunchTemplate: asgLaunchTemplateOf(g.Name()),
 		MinSize:        snap.Min, MaxSize: snap.Max, DesiredCapacity: snap.Desired,
 		DefaultCooldown:     300,
-		AvailabilityZones:   asgListOf([]string{awsid.Zone}),
-		TargetGroupARNs:     asgListOf(h.asgTargetGroups(g.Name())),
+		AvailabilityZones:   listOf([]string{awsid.Zone}),
+		TargetGroupARNs:     listOf(h.asgTargetGroups(g.Name())),
 		HealthCheckType:     asgHealthCheckType(cfg),
 		CreatedTime:         asgTime(h.asgCreatedTime(ctx, g.Name())),
-		TerminationPolicies: asgListOf([]string{"Default"}),
+		TerminationPolicies: listOf([]string{"Default"}),
 	}
 	for _, in := range snap.Instances {
 		if ai, ok := asgInstanceOf(g, in, false); ok {
@@ -426,7 +429,7 @@ func (h *Handler) describeAutoScalingInstances(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &describeAutoScalingInstancesResult{AutoScalingInstances: asgListOf(ins), NextToken: next}, nil
+	return &describeAutoScalingInstancesResult{AutoScalingInstances: listOf(ins), NextToken: next}, nil
 }
 
 func (h *Handler) setDesiredCapacity(c *call) (any, error) {
@@ -705,10 +708,11 @@ func (h *Handler) recordLifecycleActionHeartbeat(c *call) (any, error) {
 }
 
 // putScheduledUpdateGroupAction checks a scheduled action as Auto Scaling
-// would, then refuses it: autoheal's scheduled actions are the config's
-// scheduled_actions, which the scheduler (package maintenance) loads at
-// start and keeps durable; it cannot take a new one at run time. The
-// error gives the config entry that does what was asked.
+// would and adds it to the scheduler (maintenance.Scheduler.PutAction):
+// durable, run beside the config's scheduled_actions, replaced when put
+// again. It recurs (Recurrence, cron); one-time actions and StartTime or
+// EndTime bounds are refused, as the config's actions have none. A
+// config's action of the same name cannot be replaced here.
 func (h *Handler) putScheduledUpdateGroupAction(c *call) (any, error) {
 	g, err := h.asgNamedGroup(c.params)
 	if err != nil {
@@ -743,19 +747,16 @@ func (h *Handler) putScheduledUpdateGroupAction(c *call) (any, error) {
 	if _, err := config.LoadLocation(tz); err != nil {
 		return nil, invalid("ValidationError", "TimeZone %q: %v", tz, err)
 	}
-	var entry strings.Builder
-	fmt.Fprintf(&entry, "scheduled_actions: [{name: %s, group: %s, schedule: %q, time_zone: %s", name, g.Name(), recurrence, tz)
-	for i, n := range []string{"min", "max", "desired"} {
-		if caps[i] != nil {
-			fmt.Fprintf(&entry, ", %s: %d", n, *caps[i])
-		}
-	}
-	entry.WriteString("}]")
-	bounds := ""
 	if c.params.Get("StartTime") != "" || c.params.Get("EndTime") != "" {
-		bounds = " (without its StartTime and EndTime: a scheduled action of the config recurs without bounds)"
+		return nil, invalid("ValidationError", "scheduled action %s: StartTime and EndTime are not supported with a Recurrence here: autoheal's scheduled actions recur without bounds", name)
 	}
-	return nil, invalid("UnsupportedOperation",
-		"scheduled action %s is valid but cannot be added at run time: autoheal's scheduled actions are the config's scheduled_actions, which the controller loads at start; add %s to the config%s and restart the controller",
-		name, entry.String(), bounds)
+	if h.actions == nil {
+		return nil, &apiError{Status: 503, Code: "ServiceUnavailable", Msg: "this controller runs no scheduler"}
+	}
+	err = h.actions.PutAction(config.ScheduledAction{Name: name, Group: g.Name(), Schedule: recurrence, TimeZone: tz,
+		Min: caps[0], Max: caps[1], Desired: caps[2]})
+	if errors.Is(err, maintenance.ErrConfigAction) {
+		return nil, invalid("ValidationError", "%v", err)
+	}
+	return nil, err
 }

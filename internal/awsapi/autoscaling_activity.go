@@ -35,8 +35,8 @@ type asgActivity struct {
 }
 
 type describeScalingActivitiesResult struct {
-	Activities asgList[asgActivity] `xml:"Activities"`
-	NextToken  string               `xml:"NextToken,omitempty"`
+	Activities queryList[asgActivity] `xml:"Activities"`
+	NextToken  string                 `xml:"NextToken,omitempty"`
 }
 
 // Activity kinds.
@@ -196,5 +196,5 @@ func (h *Handler) describeScalingActivities(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &describeScalingActivitiesResult{Activities: asgListOf(acts), NextToken: next}, nil
+	return &describeScalingActivitiesResult{Activities: listOf(acts), NextToken: next}, nil
 }

@@ -132,21 +132,61 @@ func (h *Handler) terminateInstances(c *call) (any, error) {
 	return res, nil
 }
 
-// stopInstances and startInstances: an instance of an Auto Scaling group
-// that is stopped is replaced, and every autoheal instance is one; a
-// stopped instance would keep nothing a new one does not get (volumes and
-// addresses follow the group). Scaling to zero is the way to turn a pet
-// off (seed 001's dev environment at night).
+// stopInstances does what stopping an Auto Scaling group's instance does
+// on AWS: the group's health check finds it not running and replaces it
+// (the desired capacity stays). autoheal does it at once: the instance is
+// terminated and replaced, its volumes and addresses going to the new one.
+// To turn a pet off and keep it off, set the group's capacity to 0 (seed
+// 001's night shutdown).
 func (h *Handler) stopInstances(c *call) (any, error) {
-	if _, err := h.namedInstances(c); err != nil {
+	refs, err := h.namedInstances(c)
+	if err != nil {
 		return nil, err
 	}
-	return nil, invalid("UnsupportedOperation", "autoheal's instances are not stopped and started in place: to turn a group off, "+
-		"set its capacity to 0 (aws autoscaling update-auto-scaling-group --min-size 0 --desired-capacity 0), and back to start it; "+
-		"to restart an instance, reboot it")
+	res := &stateChangeResult{}
+	for _, r := range refs {
+		if err := r.group.Terminate(c.ctx, r.in.ID, false); err != nil {
+			return nil, groupError(err, r.in.ID)
+		}
+		res.Instances = append(res.Instances, stateChange{InstanceID: r.in.ID, CurrentState: ec2State{64, "stopping"}, PreviousState: ec2StateOf(r.in.State)})
+	}
+	return res, nil
 }
 
-func (h *Handler) startInstances(c *call) (any, error) { return h.stopInstances(c) }
+// startInstances: a live instance is running (or pending) already, and
+// EC2 answers a start of a running instance with its state; a stopped one
+// was replaced (stopInstances), so there is none to start.
+func (h *Handler) startInstances(c *call) (any, error) {
+	ids := list(c.params, "InstanceId")
+	if len(ids) == 0 {
+		return nil, invalid("MissingParameter", "the request must contain the parameter InstanceId")
+	}
+	res := &stateChangeResult{}
+	for _, id := range ids {
+		g, ok := h.groupOf(id)
+		if !ok {
+			if h.knownInstance(c, id) {
+				return nil, invalid("IncorrectInstanceState", "the instance '%s' is not in a state from which it can be started: "+
+					"it was stopped or terminated, and its Auto Scaling group replaced it", id)
+			}
+			return nil, invalid("InvalidInstanceID.NotFound", "the instance ID '%s' does not exist", id)
+		}
+		in, _ := g.Instance(id)
+		st := ec2StateOf(in.State)
+		res.Instances = append(res.Instances, stateChange{InstanceID: id, CurrentState: st, PreviousState: st})
+	}
+	return res, nil
+}
+
+// knownInstance reports whether id was an instance (its record is kept
+// after it ended).
+func (h *Handler) knownInstance(c *call, id string) bool {
+	if h.deps.Journal == nil {
+		return false
+	}
+	_, err := h.deps.Journal.Instance(c.ctx, id)
+	return err == nil
+}
 
 // groupError maps a group's errors to EC2's.
 func groupError(err error, id string) error {

@@ -28,12 +28,6 @@ var elbv2Actions = map[string]action{
 	"DeregisterTargets":    {need: config.RoleOperator, run: (*Handler).elbDeregisterTargets},
 }
 
-// queryList is a Query protocol list: its members as <member> elements, and
-// an empty element when there are none, which the SDKs read as [].
-type queryList[T any] struct {
-	Member []T `xml:"member"`
-}
-
 // loadBalancerConfigs is what the balancer may tell besides its targets'
 // health: the configuration of its load balancers, for DescribeTargetGroups'
 // health check settings and load balancer ARNs. Without it (api.Balancer

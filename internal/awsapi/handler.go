@@ -28,11 +28,12 @@ import (
 // protocols on the API's listener, answered from autoheal's objects with
 // AWS's names and shapes. It implements api.AWSEndpoint.
 type Handler struct {
-	deps   api.Deps
-	groups map[string]api.Group
-	keys   map[string]Key
-	now    func() time.Time
-	log    *slog.Logger
+	deps    api.Deps
+	actions ScheduledActions
+	groups  map[string]api.Group
+	keys    map[string]Key
+	now     func() time.Time
+	log     *slog.Logger
 }
 
 var _ api.AWSEndpoint = (*Handler)(nil)
@@ -41,10 +42,17 @@ var _ api.AWSEndpoint = (*Handler)(nil)
 // is 1 MB.
 const MaxBody = 1 << 20
 
+// ScheduledActions are the scheduler's run-time scheduled actions
+// (*maintenance.Scheduler), for PutScheduledUpdateGroupAction.
+type ScheduledActions interface {
+	PutAction(a config.ScheduledAction) error
+}
+
 // New builds the endpoint over the API's components; keys are the access
-// keys of LoadKeys. Instances' keys come from deps.Credentials.
-func New(deps api.Deps, keys []Key) *Handler {
-	h := &Handler{deps: deps, groups: map[string]api.Group{}, keys: map[string]Key{}, now: time.Now, log: deps.Logger}
+// keys of LoadKeys. Instances' keys come from deps.Credentials. actions
+// may be nil (PutScheduledUpdateGroupAction is then unavailable).
+func New(deps api.Deps, keys []Key, actions ScheduledActions) *Handler {
+	h := &Handler{deps: deps, actions: actions, groups: map[string]api.Group{}, keys: map[string]Key{}, now: time.Now, log: deps.Logger}
 	if h.log == nil {
 		h.log = slog.Default()
 	}

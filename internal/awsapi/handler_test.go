@@ -28,7 +28,7 @@ func endpoint(t *testing.T, now time.Time) http.Handler {
 		t.Fatal(err)
 	}
 	deps := api.Deps{Credentials: creds}
-	h := New(deps, testKeys)
+	h := New(deps, testKeys, nil)
 	h.now = func() time.Time { return now }
 	deps.AWS = h
 	return api.New(deps)

@@ -11,6 +11,16 @@ import (
 // The Query protocol's parameters: lists are NAME.N (EC2) or
 // NAME.member.N (the others), structures NAME.member.N.FIELD.
 
+// queryList is a Query protocol list in a response: its members as
+// <member> elements, and an empty element when there are none, which the
+// SDKs read as [] (AWS writes it so).
+type queryList[T any] struct {
+	Member []T `xml:"member"`
+}
+
+// listOf makes a queryList.
+func listOf[T any](v []T) queryList[T] { return queryList[T]{Member: v} }
+
 // list returns the values of prefix.1, prefix.2, ... in order.
 func list(p url.Values, prefix string) []string {
 	var out []string

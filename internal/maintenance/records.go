@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/store"
 )
 
@@ -56,6 +57,8 @@ type state struct {
 	Windows map[string]time.Time `json:"windows,omitempty"`
 	// Actions is each scheduled action's last scheduled time begun.
 	Actions map[string]actionRecord `json:"actions,omitempty"`
+	// Added are the scheduled actions added at run time (added.go).
+	Added map[string]config.ScheduledAction `json:"added,omitempty"`
 }
 
 // runRecord is a run in progress.

@@ -158,6 +158,10 @@ type windowState struct {
 type actionState struct {
 	cfg   config.ScheduledAction
 	sched schedule
+	// added: put at run time (added.go); stop ends its loop when it is
+	// replaced (nil for the config's).
+	added bool
+	stop  chan struct{}
 }
 
 // New builds a scheduler for cfg's windows and actions. cfg must be
@@ -232,6 +236,7 @@ func (s *Scheduler) Run() {
 	if s.closed {
 		return
 	}
+	s.loadAdded()
 	for _, ws := range s.windows {
 		s.wg.Add(1)
 		go s.windowLoop(ws, s.state.Windows[ws.cfg.Name])
@@ -413,7 +418,7 @@ func (s *Scheduler) windowLoop(ws *windowState, last time.Time) {
 			return
 		}
 		win := occurrence(ws.cfg, next)
-		if !s.sleepUntil(win.Start) {
+		if !s.sleepUntil(win.Start, nil) {
 			return
 		}
 		now := s.deps.Now()
@@ -458,7 +463,7 @@ func (s *Scheduler) actionLoop(as *actionState, rec actionRecord) {
 			s.log.Warn("scheduled action will not run again", "action", as.cfg.Name, "err", err)
 			return
 		}
-		if !s.sleepUntil(next) {
+		if !s.sleepUntil(next, as.stop) {
 			return
 		}
 		now := s.deps.Now()
@@ -524,16 +529,24 @@ func capacities(a config.ScheduledAction) string {
 }
 
 // sleepUntil waits until the clock reads t or later; false when Close
-// came first.
-func (s *Scheduler) sleepUntil(t time.Time) bool {
+// or stop (nil: never) came first.
+func (s *Scheduler) sleepUntil(t time.Time, stop <-chan struct{}) bool {
 	for {
 		d := t.Sub(s.deps.Now())
 		if d <= 0 {
+			select {
+			case <-stop:
+				return false
+			default:
+			}
 			return s.ctx.Err() == nil
 		}
 		timer := time.NewTimer(min(d, maxSleep))
 		select {
 		case <-s.ctx.Done():
+			timer.Stop()
+			return false
+		case <-stop:
 			timer.Stop()
 			return false
 		case <-timer.C:

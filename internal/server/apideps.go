@@ -37,7 +37,8 @@ func apiDeps(cfg *config.Config, opts Options, creds *api.Credentials, st *store
 	for _, g := range groups {
 		d.Groups = append(d.Groups, g)
 	}
-	if sched != nil {
+	if len(cfg.MaintenanceWindows) > 0 || len(cfg.ScheduledActions) > 0 {
+		// Without either, the windows' endpoints say none are configured.
 		d.Windows = sched
 	}
 	if al.metrics != nil {

@@ -17,7 +17,7 @@ func (c *controller) buildAWS(deps *api.Deps) error {
 			return err
 		}
 	}
-	deps.AWS = awsapi.New(*deps, keys)
+	deps.AWS = awsapi.New(*deps, keys, c.sched)
 	return nil
 }
 

@@ -89,8 +89,29 @@ func TestAWSEC2(t *testing.T) {
 	if tgs, err := a.client.TargetGroups(context.Background()); err != nil || len(tgs) != 1 || tgs[0].ARN != awsid.TargetGroupARN("web") {
 		t.Errorf("target groups' ARNs: %+v %v", tgs, err)
 	}
-	if _, err := a.cli("operator", "ec2", "stop-instances", "--instance-ids", live[0].ID); err == nil || !strings.Contains(err.Error(), "UnsupportedOperation") {
-		t.Errorf("stop-instances: %v, want UnsupportedOperation", err)
+	// Stop: as AWS's Auto Scaling does with a stopped instance, the group
+	// replaces it; a start then finds nothing to start, and a start of a
+	// running instance answers its state.
+	cur := a.waitInService(2, 30*time.Second)
+	stop := a.mustCLI("operator", "ec2", "stop-instances", "--instance-ids", cur[0].ID)
+	if s := dig(stop, "StoppingInstances", 0, "CurrentState", "Name"); s != "stopping" {
+		t.Errorf("stop-instances: %v", stop)
+	}
+	waitFor(t, 30*time.Second, "the stopped instance replaced", func() bool {
+		n := 0
+		for _, in := range a.live() {
+			if in.State == "InService" && in.ID != cur[0].ID {
+				n++
+			}
+		}
+		return n == 2
+	})
+	if _, err := a.cli("operator", "ec2", "start-instances", "--instance-ids", cur[0].ID); err == nil || !strings.Contains(err.Error(), "IncorrectInstanceState") {
+		t.Errorf("starting a stopped (replaced) instance: %v, want IncorrectInstanceState", err)
+	}
+	start := a.mustCLI("operator", "ec2", "start-instances", "--instance-ids", cur[1].ID)
+	if s := dig(start, "StartingInstances", 0, "CurrentState", "Name"); s != "running" {
+		t.Errorf("starting a running instance: %v", start)
 	}
 	// The audit trail names the key's profile and the action.
 	if !strings.Contains(a.dumpEvents(), "operator aws ec2:RebootInstances -> 200") {

@@ -362,13 +362,13 @@ func (c *controller) runCommand(ctx context.Context, req runbook.CommandRequest)
 }
 
 // buildMaintenance makes the scheduler of maintenance windows and
-// scheduled actions, when the config has any. It stops before the engine,
+// scheduled actions (also without any: the AWS endpoint may add actions).
+// It stops before the engine,
 // leaving a window's run where it is for the next controller, as the
 // engine leaves executions.
 func (c *controller) buildMaintenance() error {
-	if len(c.cfg.MaintenanceWindows) == 0 && len(c.cfg.ScheduledActions) == 0 {
-		return nil
-	}
+	// Built without windows or actions too: the AWS endpoint adds
+	// scheduled actions at run time.
 	sched, err := maintenance.New(c.cfg, maintenance.Deps{
 		Runner:  c.eng,
 		Targets: c.windowTargets,

@@ -2,23 +2,36 @@ package server
 
 import (
 	"github.com/autoheal/autoheal/internal/api"
+	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/maintenance"
 	"github.com/autoheal/autoheal/internal/awsapi"
 	"github.com/autoheal/autoheal/internal/awsid"
 )
 
 // buildAWS adds the AWS-compatible endpoint and the instances' metadata
-// service to the API (docs/design.md §14), with the access keys of
-// api.aws_credentials_file.
+// service to the API (docs/design.md §14).
 func (c *controller) buildAWS(deps *api.Deps) error {
+	var err error
+	deps.AWS, err = awsEndpoint(c.cfg, *deps, c.sched)
+	return err
+}
+
+// awsEndpoint is the endpoint over deps with the access keys of
+// api.aws_credentials_file. A follower's (no groups, no scheduler) checks
+// the keys' signatures and forwards the calls to the leader.
+func awsEndpoint(cfg *config.Config, deps api.Deps, sched *maintenance.Scheduler) (api.AWSEndpoint, error) {
 	var keys []awsapi.Key
-	if path := c.cfg.API.AWSCredentialsFile; path != "" {
+	if path := cfg.API.AWSCredentialsFile; path != "" {
 		var err error
 		if keys, err = awsapi.LoadKeys(path); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	deps.AWS = awsapi.New(*deps, keys, c.sched)
-	return nil
+	if sched == nil {
+		// Not a nil *Scheduler in the interface, which would not be nil.
+		return awsapi.New(deps, keys, nil), nil
+	}
+	return awsapi.New(deps, keys, sched), nil
 }
 
 // awsEnv is what an instance gets to reach the endpoint and its metadata

@@ -322,7 +322,7 @@ func serveFollower(opts Options, cfg *config.Config, stateDir string, m *cluster
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	c := &cfg.Cluster
-	h := api.New(api.Deps{
+	deps := api.Deps{
 		Version: opts.Version, Logger: opts.Logger,
 		Tokens: cfg.Auth.Tokens, Credentials: creds, Hosts: apiHosts(cfg, opts.Listen, ln.Addr()),
 		Forward: &api.Forwarding{Host: m.Host(), Key: m.PeerKey(), Leader: func(ctx context.Context) (string, error) {
@@ -338,7 +338,12 @@ func serveFollower(opts Options, cfg *config.Config, stateDir string, m *cluster
 			}
 			return "http://" + net.JoinHostPort(lh.Address, strconv.Itoa(c.PeerPort)), nil
 		}},
-	})
+	}
+	if deps.AWS, err = awsEndpoint(cfg, deps, nil); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	h := api.New(deps)
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)}
 	go srv.Serve(ln)

@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -128,8 +130,18 @@ func TestClusterEtcdLostWithAHost(t *testing.T) {
 // leader's journal names the caller and the host it came through. A
 // follower's API without a credential refuses, as any API does.
 func TestClusterViewsFromAnyHost(t *testing.T) {
-	pc := startPetCluster(t)
+	needAWSClients(t)
+	keys := writeAWSKeys(t)
+	pc := startPetClusterWith(t, "2s", "", func(cfgPath string) {
+		f, err := os.OpenFile(cfgPath, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fmt.Fprintf(f, "api:\n  aws_credentials_file: %s\n", keys)
+	})
 	id := petInstance(t, pc.vip)
+	home := t.TempDir()
 	for _, ch := range pc.hosts {
 		if ch == pc.leader {
 			continue
@@ -163,6 +175,23 @@ func TestClusterViewsFromAnyHost(t *testing.T) {
 		}
 		if out := cli("events", "-o", "json"); !strings.Contains(out, "local-admin via "+ch.h.Name) {
 			t.Fatalf("the journal does not name the caller through %s:\n%s", ch.h.Name, lastBytes(out, 3<<10))
+		}
+		// The AWS endpoint too: a follower checks the signature and the
+		// leader answers (and journals the change as the key's profile).
+		aws := ch.h.Command(awsCLI, "--endpoint-url", "http://127.0.0.1:7070/aws", "--output", "json",
+			"autoscaling", "describe-auto-scaling-instances")
+		aws.Env = (&awsEnv{keysFile: keys, home: home}).clientEnv("viewer")
+		if out, err := aws.CombinedOutput(); err != nil || !strings.Contains(string(out), id) {
+			t.Fatalf("aws autoscaling describe-auto-scaling-instances on follower %s: %v\n%s", ch.h.Name, err, out)
+		}
+		aws = ch.h.Command(awsCLI, "--endpoint-url", "http://127.0.0.1:7070/aws", "autoscaling", "set-desired-capacity",
+			"--auto-scaling-group-name", "pet", "--desired-capacity", "1")
+		aws.Env = (&awsEnv{keysFile: keys, home: home}).clientEnv("operator")
+		if out, err := aws.CombinedOutput(); err != nil {
+			t.Fatalf("aws autoscaling set-desired-capacity on follower %s: %v\n%s", ch.h.Name, err, out)
+		}
+		if out := cli("events", "-o", "json"); !strings.Contains(out, "operator via "+ch.h.Name+" aws autoscaling:SetDesiredCapacity") {
+			t.Fatalf("the journal does not name the AWS caller through %s:\n%s", ch.h.Name, lastBytes(out, 3<<10))
 		}
 		out, err := ch.h.Command("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:7070/v1/status").Output()
 		if err != nil || string(out) != "401" {

@@ -2,10 +2,10 @@ package server
 
 import (
 	"github.com/autoheal/autoheal/internal/api"
-	"github.com/autoheal/autoheal/internal/config"
-	"github.com/autoheal/autoheal/internal/maintenance"
 	"github.com/autoheal/autoheal/internal/awsapi"
 	"github.com/autoheal/autoheal/internal/awsid"
+	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/maintenance"
 )
 
 // buildAWS adds the AWS-compatible endpoint and the instances' metadata

@@ -94,6 +94,7 @@ func New(deps Deps) *Handler {
 	h.route("POST /v1/metrics", h.putMetricData)
 	h.route("GET /v1/metrics", h.listMetrics)
 	h.route("GET /v1/metrics/statistics", h.metricStatistics)
+	h.route("POST /v1/admin/plan", h.plan)
 	// Prometheus text exposition, outside /v1/ where scrapers look for it.
 	h.patterns = append(h.patterns, "GET /metrics")
 	h.mux.Handle("GET /metrics", h.prometheusHandler())

@@ -35,6 +35,7 @@ var bodyEndpoints = []struct {
 	{"/v1/session", MaxBody},
 	{"/v1/metrics", MaxMetricsBody},
 	{"/v1/alertmanager", MaxAlertmanagerBody},
+	{"/v1/admin/plan", MaxBody},
 }
 
 // bodyHandler serves every body endpoint with what it needs to read its

@@ -108,6 +108,13 @@ func (c *Client) RunWindow(ctx context.Context, name string) (string, error) {
 	return out.RunID, err
 }
 
+// Plan asks what reloading the config file at path ("" for the
+// controller's own) would do.
+func (c *Client) Plan(ctx context.Context, path string) (wire.Plan, error) {
+	var out wire.Plan
+	return out, c.do(ctx, http.MethodPost, "/v1/admin/plan", wire.PlanRequest{Path: path}, &out)
+}
+
 // TargetGroups lists every target group with its targets and metrics.
 func (c *Client) TargetGroups(ctx context.Context) ([]wire.TargetGroup, error) {
 	var out []wire.TargetGroup

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/autoheal/autoheal/internal/alarm"
+	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/group"
 	"github.com/autoheal/autoheal/internal/lb"
@@ -189,6 +190,10 @@ type Deps struct {
 	// PeerKey, on a cluster's leader, lets followers forward requests
 	// signed with it.
 	PeerKey []byte
+	// Plan, when set, says what reloading the config file at path (""
+	// for the controller's own) would do; an error wrapping ErrBadConfig
+	// is the file's fault.
+	Plan func(ctx context.Context, path string) (wire.Plan, error)
 	// AWS, when set, serves the AWS-compatible endpoint and the
 	// instances' metadata service (aws.go).
 	AWS AWSEndpoint

@@ -450,6 +450,7 @@ func (c *controller) buildAPI() error {
 		// The followers' APIs forward here, through the peer endpoint.
 		deps.PeerKey = c.opts.lead.peerKey
 	}
+	deps.Plan = c.plan
 	if err := c.buildAWS(&deps); err != nil {
 		return err
 	}

@@ -1,0 +1,43 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/autoheal/autoheal/internal/api"
+	"github.com/autoheal/autoheal/internal/api/wire"
+	"github.com/autoheal/autoheal/internal/config"
+	"github.com/autoheal/autoheal/internal/group"
+	"github.com/autoheal/autoheal/internal/reload"
+)
+
+// plan says what reloading the config file at path ("" for the one this
+// controller runs) would do (docs/design.md §15): the file is loaded and
+// checked as at start, then compared with the running config and the live
+// instances.
+func (c *controller) plan(_ context.Context, path string) (wire.Plan, error) {
+	if path == "" {
+		path = c.opts.ConfigPath
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	next, err := config.Load(path)
+	if err != nil {
+		return wire.Plan{}, fmt.Errorf("%w: %w", api.ErrBadConfig, err)
+	}
+	live := map[string][]string{}
+	for _, g := range c.groups {
+		for _, in := range g.Snapshot().Instances {
+			if in.State != group.Terminated {
+				live[g.Name()] = append(live[g.Name()], in.ID)
+			}
+		}
+	}
+	p := wire.Plan{Path: path, Changes: []wire.PlanChange{}}
+	for _, ch := range reload.Plan(c.cfg, next, live) {
+		p.Changes = append(p.Changes, wire.PlanChange(ch))
+	}
+	return p, nil
+}

@@ -95,6 +95,9 @@ func New(deps Deps) *Handler {
 	h.route("GET /v1/metrics", h.listMetrics)
 	h.route("GET /v1/metrics/statistics", h.metricStatistics)
 	h.route("POST /v1/admin/plan", h.plan)
+	h.route("POST /v1/groups/{name}/refresh", h.startRefresh)
+	h.route("GET /v1/groups/{name}/refresh", h.getRefresh)
+	h.route("POST /v1/groups/{name}/refresh/cancel", h.cancelRefresh)
 	// Prometheus text exposition, outside /v1/ where scrapers look for it.
 	h.patterns = append(h.patterns, "GET /metrics")
 	h.mux.Handle("GET /metrics", h.prometheusHandler())

@@ -36,6 +36,8 @@ var bodyEndpoints = []struct {
 	{"/v1/metrics", MaxMetricsBody},
 	{"/v1/alertmanager", MaxAlertmanagerBody},
 	{"/v1/admin/plan", MaxBody},
+	{"/v1/groups/pet/refresh", MaxBody},
+	{"/v1/groups/pet/refresh/cancel", MaxBody},
 }
 
 // bodyHandler serves every body endpoint with what it needs to read its

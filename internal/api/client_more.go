@@ -115,6 +115,24 @@ func (c *Client) Plan(ctx context.Context, path string) (wire.Plan, error) {
 	return out, c.do(ctx, http.MethodPost, "/v1/admin/plan", wire.PlanRequest{Path: path}, &out)
 }
 
+// StartRefresh begins an instance refresh of a group.
+func (c *Client) StartRefresh(ctx context.Context, group string, req wire.RefreshRequest) (wire.Refresh, error) {
+	var out wire.Refresh
+	return out, c.do(ctx, http.MethodPost, "/v1/groups/"+url.PathEscape(group)+"/refresh", req, &out)
+}
+
+// Refresh returns a group's last instance refresh.
+func (c *Client) Refresh(ctx context.Context, group string) (wire.Refresh, error) {
+	var out wire.Refresh
+	return out, c.do(ctx, http.MethodGet, "/v1/groups/"+url.PathEscape(group)+"/refresh", nil, &out)
+}
+
+// CancelRefresh stops a group's instance refresh.
+func (c *Client) CancelRefresh(ctx context.Context, group string) (wire.Refresh, error) {
+	var out wire.Refresh
+	return out, c.do(ctx, http.MethodPost, "/v1/groups/"+url.PathEscape(group)+"/refresh/cancel", nil, &out)
+}
+
 // TargetGroups lists every target group with its targets and metrics.
 func (c *Client) TargetGroups(ctx context.Context) ([]wire.TargetGroup, error) {
 	var out []wire.TargetGroup

@@ -12,6 +12,7 @@ import (
 	"github.com/autoheal/autoheal/internal/lb"
 	"github.com/autoheal/autoheal/internal/maintenance"
 	"github.com/autoheal/autoheal/internal/metrics"
+	"github.com/autoheal/autoheal/internal/refresh"
 	"github.com/autoheal/autoheal/internal/remediation"
 	"github.com/autoheal/autoheal/internal/runbook"
 	"github.com/autoheal/autoheal/internal/store"
@@ -106,6 +107,13 @@ type StateDir interface {
 	Health() store.Health
 }
 
+// Refresher runs instance refreshes (*refresh.Refresher).
+type Refresher interface {
+	Start(ctx context.Context, group string, s refresh.Settings) (refresh.Status, error)
+	Get(ctx context.Context, group string) (refresh.Status, error)
+	Cancel(ctx context.Context, group string) (refresh.Status, error)
+}
+
 // Alarms are the alarm states (*alarm.Manager).
 type Alarms interface {
 	Statuses() []alarm.Status
@@ -121,6 +129,7 @@ var (
 	_ Metrics   = (*metrics.Store)(nil)
 	_ Incidents = (*remediation.Manager)(nil)
 	_ Alarms    = (*alarm.Manager)(nil)
+	_ Refresher = (*refresh.Refresher)(nil)
 )
 
 // TargetGroupsOf adapts the load balancer to Balancer; nil (no load
@@ -194,6 +203,8 @@ type Deps struct {
 	// for the controller's own) would do; an error wrapping ErrBadConfig
 	// is the file's fault.
 	Plan func(ctx context.Context, path string) (wire.Plan, error)
+	// Refresh runs instance refreshes (*refresh.Refresher). Optional.
+	Refresh Refresher
 	// AWS, when set, serves the AWS-compatible endpoint and the
 	// instances' metadata service (aws.go).
 	AWS AWSEndpoint

@@ -141,7 +141,7 @@ controller keeps in its state dir, when this user may read it.`,
 	}
 	root.AddCommand(
 		serveCmd(e), validateCmd(e), statusCmd(e), eventsCmd(e), logsCmd(e),
-		terminateCmd(e), scaleCmd(e), targetsCmd(e), runCmd(e), executionsCmd(e), documentsCmd(e), incidentsCmd(e), alarmsCmd(e), windowsCmd(e), metricsCmd(e), agentCmd(e), tokenCmd(e), hostsCmd(e), clusterCmd(e), diffCmd(e), versionCmd(e),
+		terminateCmd(e), scaleCmd(e), targetsCmd(e), runCmd(e), executionsCmd(e), documentsCmd(e), incidentsCmd(e), alarmsCmd(e), windowsCmd(e), metricsCmd(e), agentCmd(e), tokenCmd(e), hostsCmd(e), clusterCmd(e), diffCmd(e), refreshCmd(e), versionCmd(e),
 	)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{ExitConfig, err}

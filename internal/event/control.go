@@ -30,6 +30,7 @@ const (
 	KindTaskStart             Kind = "maintenance.task.start"
 	KindTaskEnd               Kind = "maintenance.task.end"
 	KindScheduledAction       Kind = "schedule.action"
+	KindGroupRefresh          Kind = "group.refresh"
 )
 
 // ControllerStart is a controller run's start.
@@ -75,6 +76,14 @@ type APIAudit struct {
 	Path   string `json:"path"`
 	Status int    `json:"status"`
 	Remote string `json:"remote"`
+}
+
+// GroupRefresh is a step of an instance refresh: begun, an instance
+// replaced, ended (Successful, Cancelled, Failed).
+type GroupRefresh struct {
+	Status   string `json:"status"`
+	Instance string `json:"instance,omitempty"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 // Delivery is a notification's delivery outcome.
@@ -292,8 +301,10 @@ func (WindowResume) Kind() Kind          { return KindWindowResume }
 func (TaskStart) Kind() Kind             { return KindTaskStart }
 func (TaskEnd) Kind() Kind               { return KindTaskEnd }
 func (ScheduledAction) Kind() Kind       { return KindScheduledAction }
+func (GroupRefresh) Kind() Kind          { return KindGroupRefresh }
 
 func init() {
+	register[GroupRefresh]()
 	register[ControllerStart]()
 	register[ControllerStop]()
 	register[ControllerSweep]()

@@ -53,6 +53,7 @@ var samples = []Data{
 	TaskStart{Task{Window: "w", RunID: "r", Task: 1, Document: "d", Execution: "e-1"}},
 	TaskEnd{Task: Task{Window: "w", Task: 1}, Status: "Failed", Error: "e"},
 	ScheduledAction{Action: "a", Schedule: "cron(0 8 * * ? *)", Time: time.Unix(10, 0).UTC(), Desired: new(int)},
+	GroupRefresh{Status: "InProgress", Instance: "i-1", Reason: "r"},
 }
 
 func TestEveryKindRoundTrips(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"github.com/autoheal/autoheal/internal/maintenance"
 	"github.com/autoheal/autoheal/internal/provider"
 	"github.com/autoheal/autoheal/internal/provider/local"
+	"github.com/autoheal/autoheal/internal/refresh"
 	"github.com/autoheal/autoheal/internal/runbook"
 	"github.com/autoheal/autoheal/internal/store"
 	"github.com/autoheal/autoheal/internal/volume"
@@ -54,6 +55,7 @@ type controller struct {
 	apiRef   *handlerRef
 	eng      *runbook.Engine
 	sched    *maintenance.Scheduler
+	refresh  *refresh.Refresher
 	al       *alerting
 	api      *api.Handler
 }
@@ -111,7 +113,7 @@ func build(ctx context.Context, opts Options) (_ *controller, err error) {
 	}()
 	for _, b := range []func() error{
 		c.buildStore, c.buildProvider, c.buildAPIListener, c.buildBalancer, c.buildGroups, c.buildStateWatch,
-		c.buildRunbooks, c.buildMaintenance, c.buildAlerting, c.buildRetention, c.buildAPI,
+		c.buildRunbooks, c.buildMaintenance, c.buildAlerting, c.buildRetention, c.buildRefresh, c.buildAPI,
 	} {
 		if err := b(); err != nil {
 			return nil, err
@@ -451,6 +453,7 @@ func (c *controller) buildAPI() error {
 		deps.PeerKey = c.opts.lead.peerKey
 	}
 	deps.Plan = c.plan
+	deps.Refresh = c.refresh
 	if err := c.buildAWS(&deps); err != nil {
 		return err
 	}

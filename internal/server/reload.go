@@ -9,6 +9,7 @@ import (
 	"github.com/autoheal/autoheal/internal/api/wire"
 	"github.com/autoheal/autoheal/internal/config"
 	"github.com/autoheal/autoheal/internal/group"
+	"github.com/autoheal/autoheal/internal/refresh"
 	"github.com/autoheal/autoheal/internal/reload"
 )
 
@@ -40,4 +41,32 @@ func (c *controller) plan(_ context.Context, path string) (wire.Plan, error) {
 		p.Changes = append(p.Changes, wire.PlanChange(ch))
 	}
 	return p, nil
+}
+
+// buildRefresh makes the instance refreshes' runner; it takes up the
+// recorded ones once the groups run.
+func (c *controller) buildRefresh() error {
+	deps := refresh.Deps{Records: c.st, Logger: c.log, TargetHealthy: c.targetHealthy}
+	for _, g := range c.groups {
+		deps.Groups = append(deps.Groups, g)
+	}
+	c.refresh = refresh.New(deps)
+	c.parts.add("instance refreshes", func(context.Context) error { c.refresh.Run(); return nil }, c.refresh.Close)
+	return nil
+}
+
+// targetHealthy reports whether an instance is healthy in every target
+// group that has it as a target.
+func (c *controller) targetHealthy(id string) bool {
+	if c.bal == nil {
+		return true
+	}
+	for _, tg := range c.bal.TargetGroups() {
+		for _, t := range tg.Targets {
+			if t.ID == id && t.State != "healthy" {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/autoheal/autoheal/internal/api/wire"
 )
@@ -76,4 +78,62 @@ func TestDiffCLI(t *testing.T) {
 	if now := e.live(); len(now) != 2 || now[0].ID != live[0].ID && now[0].ID != live[1].ID {
 		t.Errorf("instances changed: %+v", now)
 	}
+}
+
+// refreshUnderLoad refreshes the web group of n under load through the
+// load balancer, from the CLI, and returns the load and the env: every
+// old instance must be replaced, and no request may fail.
+func refreshUnderLoad(t *testing.T, n int, tgExtra string, flags ...string) (*loadGen, *env) {
+	e, base := startWeb(t, n, tgExtra)
+	old := instanceIDs(e.live())
+	load := startLoad(t, base, map[string]int{"/": 8})
+	load.waitRequests(100, 20*time.Second)
+	args := append([]string{"--addr", e.apiAddr, "refresh", "start", "web"}, flags...)
+	if out, err := exec.Command(bins.autoheal, args...).CombinedOutput(); err != nil {
+		t.Fatalf("refresh start: %v\n%s", err, out)
+	}
+	var r wire.Refresh
+	waitFor(t, 90*time.Second, "the refresh to end", func() bool {
+		var err error
+		r, err = e.client.Refresh(context.Background(), "web")
+		return err == nil && r.Status != "InProgress"
+	})
+	if r.Status != "Successful" || len(r.Replaced) != n || r.ToReplace != n {
+		t.Fatalf("refresh %+v\n%s", r, e.dumpEvents())
+	}
+	for _, in := range e.live() {
+		if slices.Contains(old, in.ID) {
+			t.Errorf("instance %s was not replaced", in.ID)
+		}
+	}
+	load.waitRequests(100, 10*time.Second)
+	load.check(e)
+	return load, e
+}
+
+// TestRefreshGroupOfThreeUnderLoad: a group of three is refreshed one
+// instance at a time (66 %), each drained by the load balancer first:
+// not one request fails.
+func TestRefreshGroupOfThreeUnderLoad(t *testing.T) {
+	t.Parallel()
+	_, e := refreshUnderLoad(t, 3, "", "--min-healthy-percentage", "66")
+	out, err := exec.Command(bins.autoheal, "--addr", e.apiAddr, "refresh", "status", "web").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "refresh Successful, 3 of 3 replaced") {
+		t.Errorf("refresh status: %v\n%s", err, out)
+	}
+	// A second refresh cannot start while one runs; a cancel of none is
+	// refused.
+	if out, err := exec.Command(bins.autoheal, "--addr", e.apiAddr, "refresh", "cancel", "web").CombinedOutput(); err == nil {
+		t.Errorf("cancelling no refresh: %s", out)
+	}
+}
+
+// TestRefreshGroupOfOneUnderLoad: a group of one is replaced as a heal:
+// requests wait (the load balancer holds them), none fails.
+func TestRefreshGroupOfOneUnderLoad(t *testing.T) {
+	t.Parallel()
+	load, _ := refreshUnderLoad(t, 1, "        hold_timeout: 10s\n")
+	load.mu.Lock()
+	defer load.mu.Unlock()
+	t.Logf("the longest request waited %s", load.maxLat.Round(time.Millisecond))
 }

@@ -115,6 +115,9 @@ type Group struct {
 	jobBusy   bool
 	notBefore time.Time // no capacity launch before this (a failed port allocation backs off)
 	timer     *time.Timer
+	// hooks are the hook scripts running now, as lifecycle actions
+	// (lifecycle_action.go).
+	hooks lifecycleTable
 }
 
 // instance is the in-memory state of one instance, owned by the loop.

@@ -61,7 +61,7 @@ type LifecycleAction struct {
 
 // lifecycleAction is a hook script being run.
 type lifecycleAction struct {
-	LifecycleAction // guarded by actionsMu, as the fields below
+	LifecycleAction // guarded by its group's hooks.mu, as the fields below
 	heartbeat       time.Duration
 	cancel          context.CancelFunc
 	timer           *time.Timer
@@ -71,18 +71,12 @@ type lifecycleAction struct {
 	startedAt       time.Time
 }
 
-// The running hooks of every group, by group and instance (an instance
-// runs at most one script at a time). Package-level rather than a field of
-// Group so that Group's state stays with its loop: the API reaches it
-// from its own goroutines, under actionsMu.
-var (
-	actionsMu sync.Mutex
-	actions   = map[actionKey]*lifecycleAction{}
-)
-
-type actionKey struct {
-	g  *Group
-	id string
+// lifecycleTable is a group's running hooks, by instance (an instance
+// runs at most one script at a time). It has its own lock, apart from the
+// group's loop: the API reaches it from its own goroutines.
+type lifecycleTable struct {
+	mu sync.Mutex
+	m  map[string]*lifecycleAction
 }
 
 // runScript runs a launch or terminate script through the provider. A
@@ -106,18 +100,20 @@ func (g *Group) runScript(ctx context.Context, id string, spec provider.Spec, s 
 			Deadline: now.Add(s.Timeout), GlobalDeadline: now.Add(globalTimeout(s.Timeout)),
 		},
 	}
-	key := actionKey{g, id}
-	actionsMu.Lock()
-	actions[key] = a
+	g.hooks.mu.Lock()
+	if g.hooks.m == nil {
+		g.hooks.m = map[string]*lifecycleAction{}
+	}
+	g.hooks.m[id] = a
 	a.timer = time.AfterFunc(s.Timeout, func() {
-		actionsMu.Lock()
+		g.hooks.mu.Lock()
 		if a.result == "" {
 			a.timedOut = true
 		}
-		actionsMu.Unlock()
+		g.hooks.mu.Unlock()
 		cancel()
 	})
-	actionsMu.Unlock()
+	g.hooks.mu.Unlock()
 	spec.Env = append(slices.Clip(spec.Env),
 		"AUTOHEAL_LIFECYCLE_HOOK_NAME="+s.Name, "AUTOHEAL_LIFECYCLE_ACTION_TOKEN="+a.Token)
 	// The provider's own bound is the global timeout: heartbeats cannot
@@ -126,13 +122,13 @@ func (g *Group) runScript(ctx context.Context, id string, spec provider.Spec, s 
 
 	// Read the result and forget the action at once: an API call either
 	// came before (its result stands) or finds no action.
-	actionsMu.Lock()
+	g.hooks.mu.Lock()
 	a.timer.Stop()
-	if actions[key] == a {
-		delete(actions, key)
+	if g.hooks.m[id] == a {
+		delete(g.hooks.m, id)
 	}
 	result, timedOut, completedAt := a.result, a.timedOut, a.completedAt
-	actionsMu.Unlock()
+	g.hooks.mu.Unlock()
 	switch {
 	case ctx.Err() != nil:
 		// Stopping: the caller leaves the script started.
@@ -162,14 +158,11 @@ func resultName(state string) string {
 // findAction returns the running hook of the group that matches: by
 // token when given (instance, if given too, must match), else by
 // instance. hook, when given, must be the hook's name. Called with
-// actionsMu held.
+// g.hooks.mu held.
 func (g *Group) findAction(instance, hook, token string) (*lifecycleAction, error) {
 	var found *lifecycleAction
-	for k, a := range actions {
-		if k.g != g {
-			continue
-		}
-		if (token != "" && a.Token == token) || (token == "" && k.id == instance) {
+	for id, a := range g.hooks.m {
+		if (token != "" && a.Token == token) || (token == "" && id == instance) {
 			found = a
 			break
 		}
@@ -195,11 +188,11 @@ func (g *Group) findAction(instance, hook, token string) (*lifecycleAction, erro
 
 // LifecycleActions returns the group's hooks running now.
 func (g *Group) LifecycleActions() []LifecycleAction {
-	actionsMu.Lock()
-	defer actionsMu.Unlock()
+	g.hooks.mu.Lock()
+	defer g.hooks.mu.Unlock()
 	var out []LifecycleAction
-	for k, a := range actions {
-		if k.g == g && a.result == "" {
+	for _, a := range g.hooks.m {
+		if a.result == "" {
 			out = append(out, a.LifecycleAction)
 		}
 	}
@@ -233,16 +226,16 @@ func (g *Group) CompleteLifecycleAction(ctx context.Context, instance, hook, tok
 	default:
 		return LifecycleAction{}, fmt.Errorf("%w: lifecycle action result %q is not %s or %s", ErrInvalid, result, ResultContinue, ResultAbandon)
 	}
-	actionsMu.Lock()
+	g.hooks.mu.Lock()
 	a, err := g.findAction(instance, hook, token)
 	if err != nil {
-		actionsMu.Unlock()
+		g.hooks.mu.Unlock()
 		return LifecycleAction{}, err
 	}
 	a.result, a.completedAt = state, time.Now()
 	a.timer.Stop()
 	out := a.LifecycleAction
-	actionsMu.Unlock()
+	g.hooks.mu.Unlock()
 	a.cancel()
 	return out, nil
 }
@@ -251,8 +244,8 @@ func (g *Group) CompleteLifecycleAction(ctx context.Context, instance, hook, tok
 // instance's running hook over, up to its global timeout, and returns the
 // action with its new deadline.
 func (g *Group) RecordLifecycleActionHeartbeat(ctx context.Context, instance, hook, token string) (LifecycleAction, error) {
-	actionsMu.Lock()
-	defer actionsMu.Unlock()
+	g.hooks.mu.Lock()
+	defer g.hooks.mu.Unlock()
 	a, err := g.findAction(instance, hook, token)
 	if err != nil {
 		return LifecycleAction{}, err

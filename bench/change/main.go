@@ -109,15 +109,26 @@ func measure(tmp string, n int, op string) (result, error) {
 	if err := srv.Start(); err != nil {
 		return result{}, err
 	}
-	defer func() {
-		srv.Process.Signal(syscall.SIGTERM)
-		srv.Wait()
-		// The instances outlive the controller by design: stop them.
-		exec.Command("pkill", "-f", filepath.Join(dir, "state")).Run()
-	}()
 	cli := func(args ...string) ([]byte, error) {
 		return exec.Command(*autoheal, append([]string{"--addr", api, "--state-dir", filepath.Join(dir, "state")}, args...)...).Output()
 	}
+	defer func() {
+		// The instances outlive the controller by design: stop them
+		// (their process groups), then the controller and the shims.
+		if out, err := cli("-o", "json", "status"); err == nil {
+			var st struct{ Instances []struct{ Pid int } }
+			json.Unmarshal(out, &st)
+			for _, in := range st.Instances {
+				if in.Pid > 0 {
+					syscall.Kill(-in.Pid, syscall.SIGKILL)
+					syscall.Kill(in.Pid, syscall.SIGKILL)
+				}
+			}
+		}
+		srv.Process.Signal(syscall.SIGTERM)
+		srv.Wait()
+		exec.Command("pkill", "-f", filepath.Join(dir, "state")).Run()
+	}()
 	old, err := waitHealthy(cli, n, nil, 30*time.Second)
 	if err != nil {
 		b, _ := os.ReadFile(filepath.Join(dir, "serve.log"))

@@ -64,6 +64,10 @@ func (e *env) printRefresh(r wire.Refresh, err error) error {
 	if e.json() {
 		return e.printJSON(r)
 	}
+	if r.Status == "" {
+		fmt.Fprintf(e.stdout, "group %s: no instance refresh yet\n", r.Group)
+		return nil
+	}
 	fmt.Fprintf(e.stdout, "group %s: refresh %s, %d of %d replaced (min healthy %d%%, max unavailable %d), started %s\n",
 		r.Group, r.Status, len(r.Replaced), r.ToReplace, r.Settings.MinHealthyPercentage, r.Settings.MaxUnavailable, r.StartedAt.Format(time.RFC3339))
 	if len(r.Replaced) > 0 {

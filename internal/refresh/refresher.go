@@ -132,7 +132,7 @@ func (r *Refresher) Close() {
 	r.wg.Wait()
 }
 
-// Get returns a group's last refresh.
+// Get returns a group's last refresh; Status is "" when it has had none.
 func (r *Refresher) Get(ctx context.Context, name string) (Status, error) {
 	if _, ok := r.groups[name]; !ok {
 		return Status{}, fmt.Errorf("group %s: %w", name, ErrNoGroup)
@@ -145,6 +145,10 @@ func (r *Refresher) Get(ctx context.Context, name string) (Status, error) {
 	}
 	r.mu.Unlock()
 	v, err := r.deps.Records.Get(ctx, recordKey(name))
+	if errors.Is(err, store.ErrNotFound) {
+		// Never refreshed: a status without one (Status "").
+		return Status{Group: name, Replaced: []string{}}, nil
+	}
 	if err != nil {
 		return Status{}, fmt.Errorf("group %s: %w", name, err)
 	}

@@ -182,6 +182,34 @@ func TestUI(t *testing.T) {
 		b.checkConsole(t, "terminate "+old)
 	})
 
+	// Refresh the web group from its page: the confirmation, then every
+	// instance replaced, and the page shows the refresh's outcome.
+	t.Run("Refresh", func(t *testing.T) {
+		b.load(t, "#/groups/web", `[data-testid=refresh-button]`)
+		before := map[string]bool{}
+		for _, in := range e.live() {
+			before[in.ID] = in.Group == "web"
+		}
+		b.wait(t, 10*time.Second, chromedp.SetValue(chromedp.CSS(`[data-testid=refresh-min-healthy]`), "50"))
+		b.wait(t, 10*time.Second, chromedp.Click(chromedp.CSS(`[data-testid=refresh-button]`)))
+		b.wait(t, 10*time.Second, chromedp.WaitVisible(chromedp.CSS(`[data-testid=confirm-dialog][open]`)))
+		b.screenshot(t, "refresh-confirm")
+		b.wait(t, 10*time.Second, chromedp.Click(chromedp.CSS(`[data-testid=confirm-button]`)))
+		waitFor(t, 60*time.Second, "the web group refreshed", func() bool {
+			r, err := e.client.Refresh(context.Background(), "web")
+			return err == nil && r.Status == "Successful"
+		})
+		for _, in := range e.live() {
+			if before[in.ID] {
+				t.Errorf("web instance %s was not replaced", in.ID)
+			}
+		}
+		b.load(t, "#/groups/web", `[data-testid=refresh-status]`)
+		b.waitJS(t, 10*time.Second, `document.querySelector("[data-testid=refresh-status]").textContent.includes("Successful")`)
+		b.screenshot(t, "refreshed")
+		b.checkConsole(t, "refresh web")
+	})
+
 	// The pet's process is killed: the open group page shows the exit and
 	// the heal decision as they happen.
 	t.Run("ScaleRunApprove", func(t *testing.T) {

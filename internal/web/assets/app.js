@@ -287,10 +287,44 @@ function healthOf(ev) {
   return m ? m[1] : 'unknown';
 }
 
+// refreshControls is a group's instance refresh: the last one's status,
+// and a form to start one (or a button to cancel the one in progress).
+function refreshControls(g, r) {
+  const running = r && r.status === 'InProgress';
+  const status = r && r.status
+    ? h('p', { 'data-testid': 'refresh-status' }, badge(r.status), ` ${(r.replaced || []).length} of ${r.to_replace} replaced, started ${time(r.started_at)}`,
+      r.waiting ? `; waiting for ${r.waiting}` : '', r.reason ? `; ${r.reason}` : '')
+    : h('p', { 'data-testid': 'refresh-status' }, 'No refresh yet.');
+  if (running) {
+    const cancel = h('button', { type: 'button', class: 'danger', 'data-testid': 'refresh-cancel-button' }, 'Cancel refresh…');
+    cancel.addEventListener('click', () => act({ title: `Cancel the refresh of ${g.name}?`, body: h('p', {}, 'Instances being replaced finish; no other is replaced.'), ok: 'Cancel refresh' },
+      () => api(`/v1/groups/${enc(g.name)}/refresh/cancel`, { method: 'POST' }), `${g.name}: refresh cancelled.`));
+    return section('Instance refresh', 'refresh-h', status, cancel);
+  }
+  const pct = h('input', { type: 'number', id: 'refresh-min-healthy', min: 0, max: 100, value: 90, required: true, 'data-testid': 'refresh-min-healthy' });
+  const form = h('form', { class: 'inline-form', 'data-testid': 'refresh-form', 'aria-label': 'Refresh the instances' },
+    h('label', { for: 'refresh-min-healthy' }, 'Minimum healthy %'), pct,
+    h('button', { type: 'submit', 'data-testid': 'refresh-button' }, 'Refresh instances…'));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const min = Number(pct.value);
+    if (!Number.isInteger(min) || min < 0 || min > 100) {
+      toast('Minimum healthy percentage must be a whole number from 0 to 100.', 'error');
+      pct.focus();
+      return;
+    }
+    act({ title: `Refresh ${g.name}?`, body: h('p', {}, `Replace every instance of ${g.name}, one at a time, keeping ${min}% of ${g.desired} healthy; each is drained first.`), ok: 'Refresh' },
+      () => api(`/v1/groups/${enc(g.name)}/refresh`, { method: 'POST', body: { min_healthy_percentage: min } }),
+      `${g.name}: refresh started.`);
+  });
+  return section('Instance refresh', 'refresh-h', status, form);
+}
+
 async function groupPage(name) {
-  const [g, events] = await Promise.all([
+  const [g, events, refresh] = await Promise.all([
     api(`/v1/groups/${enc(name)}`),
     api(`/v1/events?group=${enc(name)}&limit=300`),
+    api(`/v1/groups/${enc(name)}/refresh`),
   ]);
   const evs = (events || []).slice().reverse(); // newest first
   const history = new Map();
@@ -331,6 +365,7 @@ async function groupPage(name) {
   };
 
   const placed = instances.some((i) => i.host);
+  const refreshSection = refreshControls(g, refresh);
   return [
     h('nav', { 'aria-label': 'Breadcrumb', class: 'crumbs' }, h('a', { href: '#/' }, 'Overview'), ' › group'),
     h('h1', { tabindex: -1 }, `Group ${g.name} `, badge(g.status, { 'data-testid': 'group-status' })),
@@ -349,6 +384,7 @@ async function groupPage(name) {
             : h('button', { type: 'button', class: 'danger small', id: `terminate-${i.id}`, 'data-testid': 'terminate-button', 'data-id': i.id,
               'aria-label': `Terminate ${i.id}`, onclick: () => terminate(i) }, 'Terminate…')],
       })), 'No instances.')),
+    refreshSection,
     section('Volumes and addresses', 'attachments-h',
       table('!Attachments', ['Name', 'Kind', 'Holder', 'Fencing token', 'Updated'], (g.attachments || []).map((a) => ({
         attrs: { 'data-testid': 'attachment-row', 'data-kind': a.kind, 'data-name': a.name },
@@ -899,7 +935,7 @@ function schedulePolling() {
 const EVENT_TYPES = [
   'instance.state', 'instance.exit', 'instance.health', 'instance.heal', 'instance.hook', 'instance.user_data', 'instance.launch', 'instance.adopt',
   'volume.attach', 'volume.detach', 'volume.init', 'address.associate', 'address.disassociate',
-  'group.scale', 'group.impaired', 'group.active', 'group.error',
+  'group.scale', 'group.impaired', 'group.active', 'group.error', 'group.refresh',
   'alarm.state', 'incident.open', 'incident.attempt', 'incident.escalated', 'incident.resolved',
   'execution.start', 'execution.step', 'execution.approval', 'execution.end', 'execution.resume',
   'controller.start', 'controller.stop', 'controller.sweep', 'controller.orphan_group', 'controller.state_dir',
